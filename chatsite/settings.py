@@ -1,0 +1,229 @@
+"""Settings, read from the environment only (see README "Configuration" and .env.example).
+
+Nothing else in the project reads ``os.environ``. A malformed value stops the process with one
+line naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from chatsite.env import Env, EnvError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _local_secret_key() -> str:
+    """A key generated once into .data/ so local sessions survive restarts."""
+    path = DATA_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def _trusted_origins(env: Env, port: int) -> list[str]:
+    default = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    origins = env.items("CSRF_TRUSTED_ORIGINS", default)
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            raise EnvError(
+                f"CSRF_TRUSTED_ORIGINS entries must look like https://chat.example.com[:port], "
+                f"got {origin!r}"
+            )
+    return origins
+
+
+try:
+    env = Env()
+    # Local state of the embedded defaults (generated secret key, embedded database).
+    DATA_DIR: Path = Path(env.text("DATA_DIR", str(BASE_DIR / ".data")))
+    DEBUG: bool = env.flag("DEBUG", False)
+    PORT: int = env.integer("PORT", 8000, minimum=1)
+    SECRET_KEY: str = env.text("SECRET_KEY")
+    if not SECRET_KEY:
+        if not DEBUG:
+            raise EnvError("SECRET_KEY must be set when DEBUG is off")
+        SECRET_KEY = _local_secret_key()
+    ALLOWED_HOSTS: list[str] = env.items("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+    CSRF_TRUSTED_ORIGINS: list[str] = _trusted_origins(env, PORT)
+
+    _database_url = env.url("DATABASE_URL", ("postgres", "postgresql"))
+    if _database_url is None:
+        raise EnvError(
+            "DATABASE_URL is not set (`make run` and `make test` start an embedded PostgreSQL "
+            "and set it for you)"
+        )
+    REDIS_URL: str | None = env.url("REDIS_URL", ("redis", "rediss", "unix"))
+
+    DEEPSEEK_API_KEY: str = env.text("DEEPSEEK_API_KEY")
+    DEEPSEEK_BASE_URL: str | None = env.url(
+        "DEEPSEEK_BASE_URL", ("http", "https"), "https://api.deepseek.com"
+    )
+    # True when the upstream is the bundled simulator; the page header says so.
+    DEEPSEEK_SIMULATED: bool = env.flag("DEEPSEEK_SIMULATED", False)
+    # Upstream timeouts (seconds); see conversations/upstream/.
+    UPSTREAM_CONNECT_TIMEOUT: float = env.number("UPSTREAM_CONNECT_TIMEOUT", 10.0)
+    UPSTREAM_IDLE_TIMEOUT: float = env.number("UPSTREAM_IDLE_TIMEOUT", 180.0)
+    UPSTREAM_QUEUE_TIMEOUT: float = env.number("UPSTREAM_QUEUE_TIMEOUT", 600.0)
+    UPSTREAM_DEADLINE: float = env.number("UPSTREAM_DEADLINE", 900.0)
+    UPSTREAM_MAX_CONNECTIONS: int = env.integer("UPSTREAM_MAX_CONNECTIONS", 1000, minimum=1)
+
+    TIME_ZONE: str = env.text("TIME_ZONE", "UTC")
+    LOG_LEVEL: str = env.text("LOG_LEVEL", "INFO").upper()
+    if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise EnvError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
+        )
+    # Password of the superuser `make run` creates on first run (random and printed when unset).
+    ADMIN_PASSWORD: str = env.text("ADMIN_PASSWORD")
+    SHUTDOWN_GRACE_SECONDS: float = env.number("SHUTDOWN_GRACE_SECONDS", 20.0)
+except EnvError as error:
+    sys.exit(f"configuration error: {error}")
+
+DATABASES = {
+    "default": {
+        **dj_database_url.parse(_database_url, conn_max_age=0),
+        "CONN_MAX_AGE": 0,
+        # Django's built-in psycopg 3 pool; connections are returned after each request.
+        "OPTIONS": {"pool": {"min_size": 1, "max_size": 20, "timeout": 5}, "connect_timeout": 5},
+    }
+}
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "conversations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "chatsite.logs.RequestLogMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatsite.security.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+AUTH_USER_MODEL = "conversations.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "conversations.views.site_context",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "conversation-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# daphne bounds websocket frames; our own frames are checked again in the consumer.
+WEBSOCKET_MAX_FRAME_BYTES = 64 * 1024
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "chatsite.logs.ContextFilter"}},
+    "formatters": {
+        "line": {
+            "format": "%(asctime)s %(levelname)s %(name)s req=%(request_id)s "
+            "user=%(user_id)s %(message)s",
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": "line",
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our request log line replaces Django's; httpx would log upstream URLs per request.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,180 @@
+"""The data: users, the model registry, conversations and their message trees."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+
+class User(AbstractUser):
+    """Our own user model from the first migration, so later fields need no swap."""
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+
+class ModelConfig(models.Model):
+    """A model users can pick, mapped to whatever the upstream calls it today.
+
+    Upstream ids are data, not constants: DeepSeek renamed its models in 2026, and the admin
+    re-points ``upstream_model`` without breaking conversations that reference this row.
+    """
+
+    class ReasoningPassback(models.TextChoices):
+        SEND = "send", "Send back (thinking-mode models, V3.2 and later)"
+        STRIP = "strip", "Strip (legacy R1 reasoner)"
+
+    name = models.SlugField(
+        max_length=64, unique=True, help_text="What users and API clients ask for."
+    )
+    display_name = models.CharField(max_length=100)
+    upstream_model = models.CharField(max_length=100, help_text="The upstream's model id.")
+    thinking = models.BooleanField(default=False, help_text="Ask the upstream for thinking mode.")
+    reasoning_passback = models.CharField(
+        max_length=8, choices=ReasoningPassback.choices, default=ReasoningPassback.SEND
+    )
+    supports_tools = models.BooleanField(default=True)
+    supports_json = models.BooleanField(default=True)
+    supports_logprobs = models.BooleanField(default=True)
+    context_window = models.PositiveIntegerField(default=131072)
+    max_output_tokens = models.PositiveIntegerField(default=8192)
+    default_max_tokens = models.PositiveIntegerField(default=4096)
+    # Prices in USD per 1M tokens.
+    price_input_cache_hit = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    price_input_cache_miss = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal(0)
+    )
+    price_output = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    enabled = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def alive(self) -> ConversationQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+
+class Conversation(models.Model):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private"
+        TEAM = "team", "Shared with a team"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="conversations")
+    system_prompt = models.TextField(blank=True)
+    # Sampling and output parameters (temperature, top_p, max_tokens, ...), validated on write.
+    params = models.JSONField(default=dict, blank=True)
+    visibility = models.CharField(
+        max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            # The sidebar: a user's live conversations, newest first.
+            models.Index(
+                fields=["owner", "-updated_at"],
+                name="conv_owner_recent",
+                condition=Q(deleted_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or "New chat"
+
+
+class Message(models.Model):
+    """One node of a conversation's tree: edits and regenerations make siblings."""
+
+    class Role(models.TextChoices):
+        SYSTEM = "system", "System"
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+        TOOL = "tool", "Tool"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        STREAMING = "streaming", "Streaming"
+        COMPLETE = "complete", "Complete"
+        CANCELLED = "cancelled", "Cancelled"
+        INTERRUPTED = "interrupted", "Interrupted"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    model = models.ForeignKey(
+        ModelConfig, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    tool_calls = models.JSONField(null=True, blank=True)
+    tool_call_id = models.CharField(max_length=100, blank=True)
+    logprobs = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    usage = models.JSONField(null=True, blank=True)
+    # Per-message parameters the sender chose (override the conversation's).
+    params = models.JSONField(default=dict, blank=True)
+    # The client's idempotency id: the same id twice returns the same message.
+    client_id = models.CharField(max_length=64, blank=True)
+    # Stream sequence number reached, checkpointed with the text.
+    seq = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=~Q(client_id=""),
+                name="message_client_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="msg_conv_created"),
+            # The reaper: rows still streaming, by heartbeat age.
+            models.Index(
+                fields=["heartbeat_at"],
+                name="msg_streaming_heartbeat",
+                condition=Q(status__in=["pending", "streaming"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.id}"

@@ -1,0 +1,110 @@
+"""`make run` on a clean machine's defaults: it starts, lets the admin sign in, and stops clean."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sign_in(base: str, username: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, follow_redirects=False, timeout=10)
+    page = client.get("/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token is not None
+    response = client.post(
+        "/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": f"{base}/accounts/login/"},
+    )
+    assert response.status_code == 302, response.text
+    return client
+
+
+def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "make run exited early"
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail("make run never became ready")
+
+
+@pytest.mark.timeout(300)
+def test_make_run_starts_on_embedded_defaults_and_stops_everything() -> None:
+    data_dir = ROOT / ".data" / f"quickstart-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "DEEPSEEK_API_KEY",
+            "REDIS_URL",
+            "DEEPSEEK_BASE_URL",
+            "DEEPSEEK_SIMULATED",
+            "DEBUG",
+            "SECRET_KEY",
+        )
+    }
+    env.update(
+        {"DATA_DIR": str(data_dir), "PORT": str(port), "ADMIN_PASSWORD": "quick start passphrase"}
+    )
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_ready(base, process)
+        started = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "postgres" in names and "daphne" in names and "simulator" in names
+
+        client = sign_in(base, "admin", "quick start passphrase")
+        home = client.get("/")
+        assert home.status_code == 200
+        assert "Simulator" in home.text  # nobody mistakes the simulator for DeepSeek
+        assert client.get("/admin/").status_code == 200
+
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        output, _ = process.communicate(timeout=60)
+        assert "serving on http://127.0.0.1:" in output
+        assert "simulator" in output
+        _gone, alive = psutil.wait_procs(started, timeout=10)
+        assert alive == [], f"left running: {alive}"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/healthz", timeout=2)
+        assert (data_dir / "pg" / "PG_VERSION").exists()  # the data persists for the next run
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
