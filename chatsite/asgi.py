@@ -6,6 +6,7 @@ Websockets pass the trusted-origin check, then session authentication, then the 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -19,7 +20,22 @@ from django.conf import settings  # noqa: E402
 from chatsite.origins import TrustedOriginValidator  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+
+class StartServices:
+    """Start the process's background services (generation channel, heartbeat, reaper) on the
+    first connection, inside the server's event loop (daphne has no lifespan events)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        from conversations.generation import get_service
+
+        await get_service().ensure_started()
+        return await self.app(scope, receive, send)
+
+
+router = ProtocolTypeRouter(
     {
         "http": django_application,
         "websocket": TrustedOriginValidator(
@@ -28,3 +44,4 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+application = StartServices(router)

@@ -58,12 +58,15 @@ class RequestLogMiddleware:
             markcoroutinefunction(self)
 
     def _start(self, request: HttpRequest) -> float:
-        request_id = new_request_id(request.headers.get("X-Request-ID"))
-        user = getattr(request, "user", None)
-        bind(request_id, user.pk if user is not None and user.is_authenticated else "-")
+        bind(new_request_id(request.headers.get("X-Request-ID")), "-")
         return time.perf_counter()
 
     def _finish(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
+        # Only a user the view already loaded: touching request.user here would query the
+        # session synchronously inside the event loop.
+        user = getattr(request, "_cached_user", None)
+        if user is not None and user.is_authenticated:
+            bind(user_id=user.pk)
         response["X-Request-ID"] = request_id_var.get()
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info(

@@ -28,3 +28,13 @@ def access_conversation(user: User, conversation_id: uuid.UUID | str) -> Convers
     except (ValueError, TypeError, ValidationError, Conversation.DoesNotExist):
         # A malformed id is as missing as an unknown one.
         raise Conversation.DoesNotExist from None
+
+
+def access_conversation_for_posting(user: User, conversation_id: uuid.UUID | str) -> Conversation:
+    """The conversation if ``user`` may post in it (its owner); a ChatError otherwise."""
+    from conversations.errors import NotFound
+
+    try:
+        return access_conversation(user, conversation_id)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.") from None

@@ -1,16 +1,31 @@
-"""The conversation websocket. Thin: parse a frame, authorize, call one action, answer."""
+"""The conversation websocket (protocol in README "Websocket protocol").
+
+Thin: parse a frame, call one action (which authorizes), start a generation task, answer.
+It never awaits a stream: generation runs in tasks of its own, and the socket only relays
+their events, keeping each reply's sequence numbers continuous (no gap, no duplicate).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chatsite import logs
-from conversations import access
-from conversations.models import Conversation
+from conversations import access, actions
+from conversations.errors import ChatError, InternalError, InvalidParameter, ShuttingDown
+from conversations.frames import MessageFrame, message_frame
+from conversations.generation import SNAPSHOT_TIMEOUT, get_service, group_name
+from conversations.models import Conversation, Message
+
+logger = logging.getLogger("conversations.consumers")
+MAX_FRAME_CHARS = 200_000
 
 
 def _load_conversation(user: Any, conversation_id: uuid.UUID) -> Conversation | None:
@@ -20,12 +35,25 @@ def _load_conversation(user: Any, conversation_id: uuid.UUID) -> Conversation | 
         return None
 
 
-class ConversationConsumer(AsyncJsonWebsocketConsumer):
-    conversation: Conversation
+def _active_replies(conversation_id: uuid.UUID) -> list[Message]:
+    return list(
+        Message.objects.filter(conversation_id=conversation_id, status__in=actions.ACTIVE).only(
+            "id", "generation_channel", "seq", "status"
+        )
+    )
+
+
+def _turn_frames(turn: actions.Turn) -> list[MessageFrame]:
+    return [message_frame(m) for m in turn.new_messages]
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    conversation_id: uuid.UUID
+    group: str
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        logs.bind(user_id=getattr(user, "pk", None) or "-")
+        logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
@@ -34,5 +62,259 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         if conversation is None:
             await self.close(code=4404)
             return
-        self.conversation = conversation
+        self.conversation_id = conversation.id
+        self.group = group_name(conversation.id)
+        self.service = get_service()
+        await self.service.ensure_started()
+        # Per reply: the last sequence number this socket sent, and deltas held during a sync.
+        self.sent_seq: dict[str, int] = {}
+        self.syncing: dict[str, list[dict[str, Any]]] = {}
+        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        # Replies in progress are listed; the client syncs each from the sequence it holds.
+        active = await database_sync_to_async(_active_replies)(conversation.id)
+        await self.send_frame(
+            {
+                "type": "ready",
+                "conversation_id": str(conversation.id),
+                "active_replies": [
+                    {"reply_id": str(r.pk), "seq": r.seq, "status": r.status} for r in active
+                ],
+            }
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+
+    async def send_error(self, error: ChatError, request: dict[str, Any] | None = None) -> None:
+        frame: dict[str, Any] = {"type": "error", **error.as_dict()}
+        if request is not None:
+            frame["request_type"] = request.get("type")
+            if isinstance(request.get("client_id"), str):
+                frame["client_id"] = request["client_id"]
+        await self.send_frame(frame)
+
+    # -- client → server ---------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.send_error(InvalidParameter("Frames must be JSON text.", param="frame"))
+            return
+        if len(text_data) > MAX_FRAME_CHARS:
+            await self.send_error(
+                InvalidParameter(
+                    f"Frames may be at most {MAX_FRAME_CHARS} characters.", param="frame"
+                )
+            )
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_error(InvalidParameter("The frame is not valid JSON.", param="frame"))
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.send_error(
+                InvalidParameter('A frame is an object with a "type".', param="type")
+            )
+            return
+        handler = self.handlers().get(frame["type"])
+        if handler is None:
+            await self.send_error(
+                InvalidParameter(f"Unknown frame type {frame['type'][:40]!r}.", param="type"), frame
+            )
+            return
+        try:
+            await handler(frame)
+        except ChatError as error:
+            await self.send_error(error, frame)
+        except Exception:
+            logger.exception("frame %s failed", frame["type"][:40])
+            await self.send_error(InternalError(), frame)
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        return {
+            "message.send": self.on_send,
+            "message.edit": self.on_edit,
+            "reply.regenerate": self.on_regenerate,
+            "reply.continue": self.on_continue,
+            "reply.cancel": self.on_cancel,
+            "tool.answer": self.on_tool_answer,
+            "reply.sync": self.on_sync,
+        }
+
+    async def _run_turn(self, action: Callable[..., actions.Turn], **kwargs: Any) -> None:
+        if not self.service.accepting:
+            raise ShuttingDown()
+        user = self.scope["user"]
+        turn: actions.Turn = await database_sync_to_async(action)(
+            user, self.conversation_id, channel=self.service.channel, **kwargs
+        )
+        frames = await database_sync_to_async(_turn_frames)(turn)
+        if not turn.created:
+            # A retry of something already done: tell this socket, start nothing.
+            for frame in frames:
+                await self.send_frame(
+                    {"type": "message.created", "message": frame, "duplicate": True}
+                )
+            return
+        for frame in frames:
+            await self.channel_layer.group_send(
+                self.group, {"type": "message.created", "message": frame}
+            )
+        if turn.reply.role == Message.Role.ASSISTANT:
+            self.sent_seq[str(turn.reply.pk)] = turn.reply.seq
+            self.service.start(turn.reply.pk, self.conversation_id)
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        await self._run_turn(
+            actions.send_message,
+            client_id=frame.get("client_id"),
+            content=frame.get("content"),
+            parent_id=frame.get("parent_id"),
+            params=frame.get("params"),
+        )
+
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        await self._run_turn(
+            actions.edit_message,
+            message_id=frame.get("message_id"),
+            content=frame.get("content"),
+            client_id=frame.get("client_id"),
+            params=frame.get("params"),
+        )
+
+    async def on_regenerate(self, frame: dict[str, Any]) -> None:
+        await self._run_turn(
+            actions.regenerate_reply,
+            reply_id=frame.get("reply_id"),
+            client_id=frame.get("client_id"),
+            params=frame.get("params"),
+        )
+
+    async def on_continue(self, frame: dict[str, Any]) -> None:
+        await self._run_turn(actions.continue_reply, reply_id=frame.get("reply_id"))
+
+    async def on_tool_answer(self, frame: dict[str, Any]) -> None:
+        await self._run_turn(
+            actions.answer_tool_call,
+            reply_id=frame.get("reply_id"),
+            tool_call_id=frame.get("tool_call_id"),
+            content=frame.get("content"),
+            client_id=frame.get("client_id"),
+        )
+
+    async def on_cancel(self, frame: dict[str, Any]) -> None:
+        reply = await database_sync_to_async(actions.cancel_target)(
+            self.scope["user"], self.conversation_id, frame.get("reply_id")
+        )
+        if reply is not None:
+            await self.service.cancel(reply)
+
+    async def on_sync(self, frame: dict[str, Any]) -> None:
+        after_seq = frame.get("after_seq", 0)
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise InvalidParameter("after_seq must be a non-negative integer.", param="after_seq")
+        reply = await database_sync_to_async(actions.reply_state)(
+            self.scope["user"], self.conversation_id, frame.get("reply_id")
+        )
+        await self.start_sync(reply, after_seq=after_seq)
+
+    # -- resume: snapshot, then the deltas after it ----------------------------------------------
+
+    async def start_sync(self, reply: Message, *, after_seq: int) -> None:
+        reply_id = str(reply.pk)
+        self.syncing.setdefault(reply_id, [])
+        self.sent_seq[reply_id] = after_seq
+        if not await self.service.request_snapshot(reply, after_seq, self.channel_name):
+            await self.snapshot_from_database(reply_id)
+            return
+        asyncio.get_running_loop().call_later(SNAPSHOT_TIMEOUT, self._snapshot_timeout, reply_id)
+
+    def _snapshot_timeout(self, reply_id: str) -> None:
+        if reply_id in self.syncing:
+            # No task answered: its process is gone or busy; the row is the answer.
+            self.service.spawn(self.snapshot_from_database(reply_id))
+
+    async def snapshot_from_database(self, reply_id: str) -> None:
+        if reply_id not in self.syncing:
+            return
+        reply = await database_sync_to_async(actions.reply_state)(
+            self.scope["user"], self.conversation_id, reply_id
+        )
+        await self.reply_snapshot(
+            {
+                "type": "reply.snapshot",
+                "reply_id": reply_id,
+                "mode": "full",
+                "seq": reply.seq,
+                "status": reply.status,
+                "content": reply.content,
+                "reasoning": reply.reasoning,
+                "tool_calls": reply.tool_calls or [],
+                "logprobs": (reply.logprobs or {}).get("content", []),
+                "finish_reason": reply.finish_reason,
+                "usage": reply.usage,
+                "code": reply.error_code,
+                "message": reply.error_message,
+            }
+        )
+
+    # -- server events → client frames --------------------------------------------------------------
+
+    async def reply_snapshot(self, event: dict[str, Any]) -> None:
+        reply_id = event["reply_id"]
+        held = self.syncing.pop(reply_id, None)
+        if held is None:
+            return  # a late answer to a sync already served
+        await self.send_frame(event)
+        self.sent_seq[reply_id] = event["seq"]
+        for frame in held:
+            await self._relay(frame)
+
+    async def reply_gone(self, event: dict[str, Any]) -> None:
+        await self.snapshot_from_database(event["reply_id"])
+
+    async def _relay(self, event: dict[str, Any]) -> None:
+        reply_id = event["reply_id"]
+        if reply_id in self.syncing:
+            self.syncing[reply_id].append(event)
+            return
+        seq = event.get("seq", 0)
+        last = self.sent_seq.get(reply_id)
+        if event["type"] == "reply.delta":
+            if last is not None and seq <= last:
+                return  # already sent (in a snapshot or before)
+            if last is None or seq != last + 1:
+                # Joined mid-stream or missed a delta: hold it and resync from what we sent.
+                self.syncing[reply_id] = [event]
+                reply = await database_sync_to_async(actions.reply_state)(
+                    self.scope["user"], self.conversation_id, reply_id
+                )
+                await self.start_sync(reply, after_seq=last or 0)
+                return
+        self.sent_seq[reply_id] = max(seq, last or 0)
+        await self.send_frame(event)
+
+    async def reply_started(self, event: dict[str, Any]) -> None:
+        if event["reply_id"] not in self.syncing:
+            self.sent_seq[event["reply_id"]] = event["seq"]
+        await self._relay(event)
+
+    async def reply_delta(self, event: dict[str, Any]) -> None:
+        await self._relay(event)
+
+    async def reply_completed(self, event: dict[str, Any]) -> None:
+        await self._relay(event)
+
+    async def reply_failed(self, event: dict[str, Any]) -> None:
+        await self._relay(event)
+
+    async def message_created(self, event: dict[str, Any]) -> None:
+        await self.send_frame(event)
+
+    async def conversation_updated(self, event: dict[str, Any]) -> None:
+        await self.send_frame(event)

@@ -153,6 +153,8 @@ class Message(models.Model):
     client_id = models.CharField(max_length=64, blank=True)
     # Stream sequence number reached, checkpointed with the text.
     seq = models.PositiveIntegerField(default=0)
+    # The channel of the process whose generation task holds this reply (snapshots, cancel).
+    generation_channel = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -178,3 +180,60 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.id}"
+
+
+class UsageRecord(models.Model):
+    """The ledger: exactly one row per upstream call.
+
+    Admission inserts the row as ``reserved`` with the worst case it may cost; settlement turns
+    it into the provider's counts (or an estimate, flagged) once the call ends, whatever way
+    it ended. Every report and limit is a query over this table.
+    """
+
+    class Purpose(models.TextChoices):
+        CHAT = "chat", "Chat"
+        TITLE = "title", "Title"
+        API = "api", "API"
+
+    class State(models.TextChoices):
+        RESERVED = "reserved", "Reserved"
+        SETTLED = "settled", "Settled"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage"
+    )
+    model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="+")
+    purpose = models.CharField(max_length=8, choices=Purpose.choices)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"
+    )
+    state = models.CharField(max_length=8, choices=State.choices, default=State.RESERVED)
+    reserved_tokens = models.PositiveIntegerField(default=0)
+    # The outcome of the call: complete, cancelled, interrupted, failed.
+    outcome = models.CharField(max_length=12, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    cache_hit_tokens = models.PositiveIntegerField(default=0)
+    cache_miss_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    estimated = models.BooleanField(
+        default=False, help_text="Counts are our estimate, not the provider's."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="usage_user_time"),
+            models.Index(fields=["created_at"], name="usage_time"),
+            models.Index(fields=["state"], name="usage_reserved", condition=Q(state="reserved")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.total_tokens or self.reserved_tokens} tokens"

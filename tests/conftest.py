@@ -1,49 +1,58 @@
+"""Fixtures. Django is imported lazily so the simulator and client tests also run alone
+(``pytest -p no:django tests/test_simulator_*.py``)."""
+
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.test import Client
 
-from conversations.models import Conversation, ModelConfig, User
+if TYPE_CHECKING:
+    from conversations.models import Conversation, ModelConfig, User
 
 # A live-server browser test can hang after async tests with the default "fork".
 multiprocessing.set_start_method("spawn", force=True)
-
-PASSWORD = "correct horse battery staple"
-
-
-def make_user(username: str, **extra: object) -> User:
-    return User.objects.create_user(username, password=PASSWORD, **extra)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def alice(db: None) -> User:
     """Alice owns conversations."""
+    from tests.support import make_user
+
     return make_user("alice", first_name="Alice")
 
 
 @pytest.fixture
 def bob(db: None) -> User:
     """Bob is Alice's teammate."""
+    from tests.support import make_user
+
     return make_user("bob", first_name="Bob")
 
 
 @pytest.fixture
 def charlie(db: None) -> User:
     """Charlie is a stranger to Alice."""
+    from tests.support import make_user
+
     return make_user("charlie", first_name="Charlie")
 
 
 @pytest.fixture
 def staff(db: None) -> User:
+    from tests.support import make_user
+
     return make_user("sam", is_staff=True, is_superuser=True)
 
 
 def ensure_registry_seed() -> None:
     """Transactional tests flush the tables, seed rows included: put them back."""
     from django.apps import apps
+
+    from conversations.models import ModelConfig
 
     seed_migration = importlib.import_module("conversations.migrations.0002_seed_models")
     if ModelConfig.objects.filter(name__in=["deepseek-chat", "deepseek-reasoner"]).count() != 2:
@@ -52,22 +61,73 @@ def ensure_registry_seed() -> None:
 
 @pytest.fixture
 def chat_model(db: None) -> ModelConfig:
+    from conversations.models import ModelConfig
+
     ensure_registry_seed()
     return ModelConfig.objects.get(name="deepseek-chat")
 
 
 @pytest.fixture
 def reasoner_model(db: None) -> ModelConfig:
+    from conversations.models import ModelConfig
+
     ensure_registry_seed()
     return ModelConfig.objects.get(name="deepseek-reasoner")
 
 
 @pytest.fixture
 def alice_conversation(alice: User, chat_model: ModelConfig) -> Conversation:
+    from conversations.models import Conversation
+
     return Conversation.objects.create(owner=alice, model=chat_model, title="Deploy notes")
 
 
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's, plus: Django's pool keeps connections open, and the test database
+    cannot be dropped under them, so the pool is closed first."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if getattr(connection, "pool", None) is not None:
+                connection.close_pool()
+
+
+# --- the engine: simulator upstream, websocket clients --------------------------------------
+
+
+@pytest.fixture
+def simulator(settings: Any) -> Iterator[str]:
+    """A simulator on a real loopback port, configured as the app's upstream."""
+    from simulator.testing import running_simulator
+    from tests.support import SIM_KEY
+
+    with running_simulator(api_key=SIM_KEY, tokens_per_s=400, seed=7) as base_url:
+        settings.DEEPSEEK_BASE_URL = base_url
+        settings.DEEPSEEK_API_KEY = SIM_KEY
+        yield base_url
+
+
+@pytest.fixture
+def slow_simulator(settings: Any) -> Iterator[str]:
+    """A simulator pacing replies at 40 tokens/s, for tests that act mid-stream."""
+    from simulator.testing import running_simulator
+    from tests.support import SIM_KEY
+
+    with running_simulator(api_key=SIM_KEY, tokens_per_s=40, seed=7) as base_url:
+        settings.DEEPSEEK_BASE_URL = base_url
+        settings.DEEPSEEK_API_KEY = SIM_KEY
+        yield base_url
+
+
+@pytest.fixture
+async def generation_service() -> AsyncIterator[Any]:
+    """The loop's generation service, stopped cleanly at the end of the test."""
+    from conversations.generation import get_service
+
+    service = get_service()
+    await service.ensure_started()
+    yield service
+    await service.stop()

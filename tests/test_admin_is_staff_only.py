@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from conversations.models import User
-from tests.conftest import client_for
+from tests.support import client_for
 
 
 @pytest.mark.django_db

@@ -5,7 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from conversations.models import Conversation, User
-from tests.conftest import PASSWORD, client_for
+from tests.support import PASSWORD, client_for
 
 
 @pytest.mark.django_db

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from chatsite.asgi import application
 from chatsite.origins import normalize_origin
 from conversations.models import Conversation, User
-from tests.conftest import client_for
+from tests.support import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TRUSTED = "http://localhost:8000"  # the default CSRF_TRUSTED_ORIGINS (PORT 8000)

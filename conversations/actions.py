@@ -1,0 +1,618 @@
+"""Every write of the chat, one transaction each. Consumers and views call these and nothing else.
+
+Each turn-starting action (send, regenerate, edit, continue, answer a tool call) checks access,
+validates, admits the upstream call through ``quota`` and writes the rows in one transaction;
+the caller then starts the generation task for the returned reply. An action retried with the
+same client id returns the rows of the first attempt and starts nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from conversations import access, params, quota
+from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
+from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
+
+MAX_MESSAGE_CHARS = 100_000
+MAX_CLIENT_ID = 64
+RESUMABLE = (Message.Status.INTERRUPTED, Message.Status.CANCELLED)
+ACTIVE = (Message.Status.PENDING, Message.Status.STREAMING)
+
+
+@dataclass
+class Turn:
+    """The rows a turn-starting action created (or found, when ``created`` is False)."""
+
+    conversation: Conversation
+    reply: Message
+    new_messages: list[Message] = field(default_factory=list)
+    created: bool = True
+
+
+@dataclass
+class GenerationContext:
+    """Everything a generation task needs, loaded in one database call."""
+
+    reply_id: uuid.UUID
+    conversation_id: uuid.UUID
+    user_id: int
+    model: ModelConfig
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    record_id: int | None
+    # Continuing a cut-off reply: the upstream gets the partial as a prefix to extend.
+    prefix: bool
+    content: str
+    reasoning: str
+    seq: int
+    needs_title: bool
+    first_user_text: str
+
+
+# --- validation helpers -------------------------------------------------------------------
+
+
+def _check_client_id(client_id: Any) -> str:
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID:
+        raise InvalidParameter(
+            f"client_id must be a string of 1 to {MAX_CLIENT_ID} characters.", param="client_id"
+        )
+    return client_id
+
+
+def _check_content(content: Any, name: str = "content") -> str:
+    if not isinstance(content, str) or not content.strip():
+        raise InvalidParameter("The message is empty.", param=name)
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise InvalidParameter(
+            f"The message is longer than {MAX_MESSAGE_CHARS} characters.", param=name
+        )
+    return content
+
+
+def _message_in(conversation: Conversation, message_id: Any, role: str | None = None) -> Message:
+    try:
+        message = conversation.messages.get(pk=message_id)
+    except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise NotFound("No such message in this conversation.") from None
+    if role and message.role != role:
+        raise InvalidParameter(f"That message is not a {role} message.", param="message_id")
+    return message
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def path_to(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Message]:
+    """The branch from the root down to ``leaf_id`` (inclusive), oldest first."""
+    if leaf_id is None:
+        return []
+    rows = {m.id: m for m in conversation.messages.all()}
+    path: list[Message] = []
+    node = rows.get(leaf_id)
+    while node is not None:
+        path.append(node)
+        node = rows.get(node.parent_id) if node.parent_id else None
+    path.reverse()
+    return path
+
+
+def upstream_messages(conversation: Conversation, path: list[Message]) -> list[dict[str, Any]]:
+    """The conversation as the upstream's message list (replies without output are left out)."""
+    messages: list[dict[str, Any]] = []
+    if conversation.system_prompt.strip():
+        messages.append({"role": "system", "content": conversation.system_prompt})
+    for message in path:
+        if message.role == Message.Role.USER:
+            messages.append({"role": "user", "content": message.content})
+        elif message.role == Message.Role.ASSISTANT:
+            if not message.content and not message.tool_calls:
+                continue
+            entry: dict[str, Any] = {"role": "assistant", "content": message.content}
+            if message.reasoning:
+                entry["reasoning_content"] = message.reasoning
+            if message.tool_calls:
+                entry["tool_calls"] = message.tool_calls
+            messages.append(entry)
+        elif message.role == Message.Role.TOOL:
+            messages.append(
+                {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+            )
+    return messages
+
+
+def _latest_leaf(conversation: Conversation) -> Message | None:
+    return conversation.messages.order_by("-created_at").first()
+
+
+# --- the turn-starting actions ---------------------------------------------------------------
+
+
+def _effective_params(conversation: Conversation, overrides: Any) -> dict[str, Any]:
+    if overrides is not None and not isinstance(overrides, dict):
+        raise InvalidParameter("params must be an object.", param="params")
+    merged = {**conversation.params, **(overrides or {})}
+    return params.check_params(merged, conversation.model)
+
+
+def _start_reply(
+    user: User,
+    conversation: Conversation,
+    parent: Message,
+    effective: dict[str, Any],
+    *,
+    client_id: str = "",
+    channel: str,
+) -> Message:
+    """Admit the call and create the pending reply under ``parent`` (inside a transaction)."""
+    model = conversation.model
+    history = upstream_messages(conversation, path_to(conversation, parent.id))
+    params.check_json_prompt(
+        effective, [m.get("content") or "" for m in history if m["role"] in ("system", "user")]
+    )
+    reply = Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Message.Role.ASSISTANT,
+        model=model,
+        status=Message.Status.PENDING,
+        params=effective,
+        client_id=client_id,
+        generation_channel=channel,
+        heartbeat_at=timezone.now(),
+    )
+    quota.admit(
+        user,
+        model,
+        purpose=UsageRecord.Purpose.CHAT,
+        prompt_tokens=quota.estimate_prompt_tokens(history),
+        max_tokens=effective.get("max_tokens") or model.default_max_tokens,
+        conversation=conversation,
+        message=reply,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    return reply
+
+
+def _existing_turn(conversation: Conversation, client_id: str) -> Turn | None:
+    """The turn a previous attempt with this client id started, if any."""
+    first = conversation.messages.filter(client_id=client_id).first()
+    if first is None:
+        return None
+    if first.role == Message.Role.ASSISTANT:
+        return Turn(conversation, reply=first, new_messages=[first], created=False)
+    reply = first.children.filter(role=Message.Role.ASSISTANT).order_by("created_at").first()
+    if reply is None:  # a tool answer still waiting for its siblings
+        return Turn(conversation, reply=first, new_messages=[first], created=False)
+    return Turn(conversation, reply=reply, new_messages=[first, reply], created=False)
+
+
+def _idempotent(conversation: Conversation, client_id: str, create: Any) -> Turn:
+    existing = _existing_turn(conversation, client_id)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return create()
+    except IntegrityError:
+        # Another attempt with the same id won the race; return what it created.
+        existing = _existing_turn(conversation, client_id)
+        if existing is None:
+            raise
+        return existing
+
+
+def _check_parent_is_settled(parent: Message) -> None:
+    if parent.status in ACTIVE:
+        raise Conflict("Wait for the reply in progress to finish (or stop it) first.")
+
+
+def send_message(
+    user: User,
+    conversation_id: uuid.UUID | str,
+    *,
+    client_id: Any,
+    content: Any,
+    parent_id: Any = None,
+    params: Any = None,
+    channel: str = "",
+) -> Turn:
+    """Post a user message and start its reply."""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    existing = _existing_turn(conversation, client_id)
+    if existing is not None:
+        return existing
+    content = _check_content(content)
+    effective = _effective_params(conversation, params)
+
+    def create() -> Turn:
+        parent = _message_in(conversation, parent_id) if parent_id else _latest_leaf(conversation)
+        if parent is not None:
+            _check_parent_is_settled(parent)
+        message = Message.objects.create(
+            conversation=conversation,
+            parent=parent,
+            role=Message.Role.USER,
+            author=user,
+            content=content,
+            client_id=client_id,
+        )
+        reply = _start_reply(user, conversation, message, effective, channel=channel)
+        return Turn(conversation, reply=reply, new_messages=[message, reply])
+
+    return _idempotent(conversation, client_id, create)
+
+
+def regenerate_reply(
+    user: User,
+    conversation_id: uuid.UUID | str,
+    *,
+    reply_id: Any,
+    client_id: Any,
+    params: Any = None,
+    channel: str = "",
+) -> Turn:
+    """A new sibling of ``reply_id``: the same question answered again."""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    existing = _existing_turn(conversation, client_id)
+    if existing is not None:
+        return existing
+    old = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    parent = old.parent
+    if parent is None:
+        raise InvalidParameter("That reply has nothing to answer.", param="reply_id")
+    question: Message = parent
+    effective = _effective_params(conversation, params)
+
+    def create() -> Turn:
+        reply = _start_reply(
+            user, conversation, question, effective, client_id=client_id, channel=channel
+        )
+        return Turn(conversation, reply=reply, new_messages=[reply])
+
+    return _idempotent(conversation, client_id, create)
+
+
+def edit_message(
+    user: User,
+    conversation_id: uuid.UUID | str,
+    *,
+    message_id: Any,
+    content: Any,
+    client_id: Any,
+    params: Any = None,
+    channel: str = "",
+) -> Turn:
+    """A new branch: the edited user message becomes a sibling of the original, then a reply."""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    existing = _existing_turn(conversation, client_id)
+    if existing is not None:
+        return existing
+    original = _message_in(conversation, message_id, Message.Role.USER)
+    content = _check_content(content)
+    effective = _effective_params(conversation, params)
+
+    def create() -> Turn:
+        message = Message.objects.create(
+            conversation=conversation,
+            parent=original.parent,
+            role=Message.Role.USER,
+            author=user,
+            content=content,
+            client_id=client_id,
+        )
+        reply = _start_reply(user, conversation, message, effective, channel=channel)
+        return Turn(conversation, reply=reply, new_messages=[message, reply])
+
+    return _idempotent(conversation, client_id, create)
+
+
+def continue_reply(
+    user: User, conversation_id: uuid.UUID | str, *, reply_id: Any, channel: str = ""
+) -> Turn:
+    """Extend a reply that was cut off (length) or interrupted, in place.
+
+    Sending it again while the continuation runs returns the running reply: one generation.
+    """
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    with transaction.atomic():
+        reply = (
+            Message.objects.select_for_update()
+            .filter(
+                conversation=conversation,
+                pk=_message_in(conversation, reply_id, Message.Role.ASSISTANT).pk,
+            )
+            .get()
+        )
+        if reply.status in ACTIVE:
+            return Turn(conversation, reply=reply, created=False)
+        truncated = reply.status == Message.Status.COMPLETE and reply.finish_reason == "length"
+        if not (truncated or reply.status in RESUMABLE):
+            raise Conflict("Only a reply that was cut off or interrupted can be continued.")
+        if not reply.content:
+            raise Conflict("That reply has no text to continue; regenerate it instead.")
+        history = upstream_messages(conversation, path_to(conversation, reply.parent_id))
+        effective = params.check_params(reply.params, conversation.model)
+        reply.status = Message.Status.PENDING
+        reply.error_code = reply.error_message = reply.finish_reason = ""
+        reply.generation_channel = channel
+        reply.heartbeat_at = timezone.now()
+        reply.save(
+            update_fields=[
+                "status",
+                "error_code",
+                "error_message",
+                "finish_reason",
+                "generation_channel",
+                "heartbeat_at",
+                "updated_at",
+            ]
+        )
+        quota.admit(
+            user,
+            conversation.model,
+            purpose=UsageRecord.Purpose.CHAT,
+            prompt_tokens=quota.estimate_prompt_tokens(history)
+            + quota.estimate_tokens(reply.content),
+            max_tokens=effective.get("max_tokens") or conversation.model.default_max_tokens,
+            conversation=conversation,
+            message=reply,
+        )
+    return Turn(conversation, reply=reply, new_messages=[reply])
+
+
+def answer_tool_call(
+    user: User,
+    conversation_id: uuid.UUID | str,
+    *,
+    reply_id: Any,
+    tool_call_id: Any,
+    content: Any,
+    client_id: Any,
+    channel: str = "",
+) -> Turn:
+    """Record a tool's result; once every call of the reply is answered, the reply continues."""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    existing = _existing_turn(conversation, client_id)
+    if existing is not None:
+        return existing
+    if not isinstance(content, str) or len(content) > MAX_MESSAGE_CHARS:
+        raise InvalidParameter("The tool result must be text.", param="content")
+    reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    calls = {call.get("id"): call for call in reply.tool_calls or []}
+    if tool_call_id not in calls:
+        raise InvalidParameter("That reply made no such tool call.", param="tool_call_id")
+
+    def create() -> Turn:
+        # Tool answers hang in a chain under the reply, in the order they are given.
+        answered: list[Message] = []
+        node = reply
+        while True:
+            child = node.children.filter(role=Message.Role.TOOL).first()
+            if child is None:
+                break
+            answered.append(child)
+            node = child
+        if any(m.tool_call_id == tool_call_id for m in answered):
+            raise Conflict("That tool call is already answered.")
+        tool_message = Message.objects.create(
+            conversation=conversation,
+            parent=node,
+            role=Message.Role.TOOL,
+            author=user,
+            content=content,
+            tool_call_id=tool_call_id,
+            client_id=client_id,
+        )
+        if len(answered) + 1 < len(calls):
+            return Turn(conversation, reply=tool_message, new_messages=[tool_message])
+        effective = params.check_params(reply.params, conversation.model)
+        next_reply = _start_reply(user, conversation, tool_message, effective, channel=channel)
+        return Turn(conversation, reply=next_reply, new_messages=[tool_message, next_reply])
+
+    return _idempotent(conversation, client_id, create)
+
+
+# --- what the generation task reads and writes ------------------------------------------------
+
+
+def load_generation_context(reply_id: uuid.UUID) -> GenerationContext:
+    reply = Message.objects.select_related("conversation__model", "conversation__owner").get(
+        pk=reply_id
+    )
+    conversation = reply.conversation
+    path = path_to(conversation, reply.parent_id)
+    messages = upstream_messages(conversation, path)
+    prefix = bool(reply.content)
+    if prefix:
+        partial: dict[str, Any] = {"role": "assistant", "content": reply.content, "prefix": True}
+        if reply.reasoning:
+            partial["reasoning_content"] = reply.reasoning
+        messages.append(partial)
+    record = (
+        UsageRecord.objects.filter(quota.reserved_for_message(reply.id))
+        .order_by("-created_at")
+        .first()
+    )
+    first_user = next((m for m in path if m.role == Message.Role.USER), None)
+    return GenerationContext(
+        reply_id=reply.id,
+        conversation_id=conversation.id,
+        user_id=record.user_id if record else conversation.owner_id,
+        model=conversation.model,
+        messages=messages,
+        params=dict(reply.params),
+        record_id=record.pk if record else None,
+        prefix=prefix,
+        content=reply.content,
+        reasoning=reply.reasoning,
+        seq=reply.seq,
+        needs_title=not conversation.title,
+        first_user_text=first_user.content if first_user else "",
+    )
+
+
+def mark_streaming(reply_id: uuid.UUID) -> None:
+    Message.objects.filter(pk=reply_id, status=Message.Status.PENDING).update(
+        status=Message.Status.STREAMING, heartbeat_at=timezone.now()
+    )
+
+
+def checkpoint_reply(
+    reply_id: uuid.UUID,
+    *,
+    content: str,
+    reasoning: str,
+    tool_calls: list[dict[str, Any]] | None,
+    seq: int,
+) -> None:
+    """Save the text so far; only while the reply is still live (never after finalize)."""
+    Message.objects.filter(pk=reply_id, status__in=ACTIVE).update(
+        content=content,
+        reasoning=reasoning,
+        tool_calls=tool_calls or None,
+        seq=seq,
+        heartbeat_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+def finalize_reply(
+    reply_id: uuid.UUID,
+    *,
+    record_id: int | None,
+    status: str,
+    content: str,
+    reasoning: str,
+    tool_calls: list[dict[str, Any]] | None,
+    logprobs: dict[str, Any] | None,
+    seq: int,
+    finish_reason: str = "",
+    usage: dict[str, Any] | None = None,
+    error_code: str = "",
+    error_message: str = "",
+    new_output: str = "",
+) -> bool:
+    """Write the final state and settle the call, once; False if something else finalized it."""
+    with transaction.atomic():
+        updated = Message.objects.filter(pk=reply_id, status__in=ACTIVE).update(
+            status=status,
+            content=content,
+            reasoning=reasoning,
+            tool_calls=tool_calls or None,
+            logprobs=logprobs,
+            seq=seq,
+            finish_reason=finish_reason,
+            usage=usage,
+            error_code=error_code,
+            error_message=error_message[:500],
+            heartbeat_at=None,
+            updated_at=timezone.now(),
+        )
+        if record_id is not None:
+            quota.settle(record_id, outcome=status, usage=usage, output_text=new_output)
+    return bool(updated)
+
+
+def set_title(conversation_id: uuid.UUID, title: str) -> bool:
+    """Set the title unless someone named the conversation meanwhile."""
+    return bool(Conversation.objects.filter(pk=conversation_id, title="").update(title=title[:200]))
+
+
+def heartbeat(reply_ids: list[uuid.UUID]) -> None:
+    if reply_ids:
+        Message.objects.filter(pk__in=reply_ids, status__in=ACTIVE).update(
+            heartbeat_at=timezone.now()
+        )
+
+
+def reap_stale_replies(older_than_seconds: float) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Replies whose task stopped heartbeating (its process died) become ``interrupted``.
+
+    Returns (conversation id, reply id) of each reaped reply; their reservations are settled
+    to an estimate of the text that had been checkpointed.
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = Q(status__in=ACTIVE) & (Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
+    reaped: list[tuple[uuid.UUID, uuid.UUID]] = []
+    for reply in Message.objects.filter(stale).only(
+        "id", "conversation_id", "content", "reasoning"
+    ):
+        with transaction.atomic():
+            if not Message.objects.filter(pk=reply.pk, status__in=ACTIVE).update(
+                status=Message.Status.INTERRUPTED,
+                error_code="worker_lost",
+                error_message="The server handling this reply stopped; the text so far is kept.",
+                heartbeat_at=None,
+            ):
+                continue
+            for record_id in UsageRecord.objects.filter(
+                quota.reserved_for_message(reply.pk)
+            ).values_list("pk", flat=True):
+                quota.settle(
+                    record_id,
+                    outcome=Message.Status.INTERRUPTED,
+                    usage=None,
+                    output_text=reply.content + reply.reasoning,
+                )
+        reaped.append((reply.conversation_id, reply.pk))
+    return reaped
+
+
+def cancel_target(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message | None:
+    """The reply to stop, if the user may post here and it is still running."""
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    return reply if reply.status in ACTIVE else None
+
+
+def reply_state(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message:
+    """The stored state of a reply the user may see (the snapshot when no task holds it)."""
+    try:
+        conversation = access.access_conversation(user, conversation_id)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.") from None
+    return _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+
+
+def title_admission(
+    user_id: int,
+    model: ModelConfig,
+    conversation_id: uuid.UUID,
+    prompt_tokens: int,
+    max_tokens: int,
+) -> int | None:
+    """Admit the small title call (its own ledger row); None if the user may not spend now."""
+    user = User.objects.get(pk=user_id)
+    try:
+        with transaction.atomic():
+            record = quota.admit(
+                user,
+                model,
+                purpose=UsageRecord.Purpose.TITLE,
+                prompt_tokens=prompt_tokens,
+                max_tokens=max_tokens,
+                conversation=Conversation.objects.get(pk=conversation_id),
+            )
+    except ChatError:  # a refused title is not worth an error: the fallback title is used
+        return None
+    return record.pk
+
+
+def settle_call(
+    record_id: int, *, outcome: str, usage: dict[str, Any] | None, output_text: str = ""
+) -> None:
+    quota.settle(record_id, outcome=outcome, usage=usage, output_text=output_text)

@@ -1,0 +1,61 @@
+"""The JSON shapes the websocket sends, built from rows in one place."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from conversations.models import Message
+
+
+class MessageFrame(TypedDict):
+    id: str
+    parent_id: str | None
+    role: str
+    author: str
+    author_id: int | None
+    model: str | None
+    content: str
+    reasoning: str
+    tool_calls: list[dict[str, Any]] | None
+    tool_call_id: str
+    logprobs: list[dict[str, Any]]
+    status: str
+    finish_reason: str
+    error_code: str
+    error_message: str
+    usage: dict[str, Any] | None
+    seq: int
+    client_id: str
+    created_at: str
+
+
+def author_name(message: Message) -> str:
+    if message.role == Message.Role.ASSISTANT:
+        return message.model.display_name if message.model else "Assistant"
+    if message.role == Message.Role.TOOL:
+        return "Tool"
+    return str(message.author) if message.author else "Someone"
+
+
+def message_frame(message: Message) -> MessageFrame:
+    return {
+        "id": str(message.pk),
+        "parent_id": str(message.parent_id) if message.parent_id else None,
+        "role": message.role,
+        "author": author_name(message),
+        "author_id": message.author_id,
+        "model": message.model.name if message.model else None,
+        "content": message.content,
+        "reasoning": message.reasoning,
+        "tool_calls": message.tool_calls,
+        "tool_call_id": message.tool_call_id,
+        "logprobs": (message.logprobs or {}).get("content", []),
+        "status": message.status,
+        "finish_reason": message.finish_reason,
+        "error_code": message.error_code,
+        "error_message": message.error_message,
+        "usage": message.usage,
+        "seq": message.seq,
+        "client_id": message.client_id,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -1,0 +1,610 @@
+"""Generation tasks: one per reply, independent of the socket that asked for it.
+
+A task streams from the upstream, keeps the whole reply in memory, publishes coalesced deltas
+(the first at once, then at most every ``FLUSH_INTERVAL``) with a sequence number to the
+conversation's group, checkpoints text and sequence to the database about once a second, and
+finalizes exactly once. It knows nothing of websockets: it publishes channel-layer events.
+
+Each process runs one :class:`GenerationService` per event loop. It owns a channel on the layer
+so that any socket, on any worker, can ask it for a reply's snapshot or cancel it; it heartbeats
+the rows of its running replies and reaps the rows other (dead) processes left streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+
+from chatsite import logs
+from conversations import actions
+from conversations.models import Message
+from conversations.upstream import (
+    Completed,
+    ContentDelta,
+    Finish,
+    LogprobsDelta,
+    ModelTarget,
+    ReasoningDelta,
+    ToolCallDelta,
+    UpstreamClient,
+    UpstreamConfig,
+    UpstreamError,
+    Usage,
+)
+
+logger = logging.getLogger("conversations.generation")
+
+FLUSH_INTERVAL = 0.05
+CHECKPOINT_INTERVAL = 1.0
+SNAPSHOT_TIMEOUT = 2.0
+
+
+def group_name(conversation_id: uuid.UUID | str) -> str:
+    return f"conversation.{uuid.UUID(str(conversation_id)).hex}"
+
+
+def _db(function: Any) -> Any:
+    """Run ORM work off the event loop, on a pool thread (never the single shared ORM thread)."""
+    return database_sync_to_async(function, thread_sensitive=False)
+
+
+def upstream_client() -> UpstreamClient:
+    return UpstreamClient(
+        UpstreamConfig(
+            base_url=settings.DEEPSEEK_BASE_URL or "https://api.deepseek.com",
+            api_key=settings.DEEPSEEK_API_KEY,
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+            idle_timeout=settings.UPSTREAM_IDLE_TIMEOUT,
+            queue_timeout=settings.UPSTREAM_QUEUE_TIMEOUT,
+            deadline=settings.UPSTREAM_DEADLINE,
+            max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
+        )
+    )
+
+
+def target_of(model: Any, *, thinking: bool | None = None) -> ModelTarget:
+    return ModelTarget(
+        upstream_model=model.upstream_model,
+        thinking=model.thinking if thinking is None else thinking,
+        reasoning_passback=model.reasoning_passback,
+    )
+
+
+@dataclass
+class _Pending:
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.content or self.reasoning or self.tool_calls or self.logprobs)
+
+
+class GenerationTask:
+    """Streams one reply. Its state is the truth while it runs; the row is the truth after."""
+
+    def __init__(
+        self, service: GenerationService, reply_id: uuid.UUID, conversation_id: uuid.UUID
+    ) -> None:
+        self.service = service
+        self.reply_id = reply_id
+        self.conversation_id = conversation_id
+        self.group = group_name(conversation_id)
+        self.content = ""
+        self.reasoning = ""
+        self.new_output_len = 0
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.logprobs: list[dict[str, Any]] = []
+        self.seq = 0
+        self.status = Message.Status.PENDING.value
+        # (content length, reasoning length, logprobs count) after each sequence number, so a
+        # socket holding sequence n can be sent exactly what came after it.
+        self.offsets: dict[int, tuple[int, int, int]] = {}
+        self._pending = _Pending()
+        self._publish_lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._last_flush = 0.0
+        self._last_checkpoint = self._loop.time()
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._stop_reason: str | None = None  # "cancelled" or "shutdown"
+        self.task: asyncio.Task[None] | None = None
+
+    # -- control ---------------------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Cancel the upstream call; the task then finalizes with what it has."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def snapshot(self, after_seq: int = 0) -> dict[str, Any]:
+        """The reply up to the last published sequence number (text still pending is left to
+        the next delta), whole or only what came after ``after_seq`` when that is known."""
+        end_content, end_reasoning, end_logprobs = self.offsets.get(
+            self.seq, (len(self.content), len(self.reasoning), len(self.logprobs))
+        )
+        frame: dict[str, Any] = {
+            "type": "reply.snapshot",
+            "reply_id": str(self.reply_id),
+            "seq": self.seq,
+            "status": self.status,
+            "tool_calls": self._tool_calls_list(),
+        }
+        start = self.offsets.get(after_seq) if 0 < after_seq <= self.seq else None
+        if start is None:
+            frame.update(mode="full")
+            start = (0, 0, 0)
+        else:
+            frame.update(mode="append", after_seq=after_seq)
+        frame.update(
+            content=self.content[start[0] : end_content],
+            reasoning=self.reasoning[start[1] : end_reasoning],
+            logprobs=self.logprobs[start[2] : end_logprobs],
+        )
+        return frame
+
+    # -- the stream --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        logs.bind(request_id=f"gen-{self.reply_id.hex[:8]}")
+        try:
+            context = await _db(actions.load_generation_context)(self.reply_id)
+        except Message.DoesNotExist:
+            self.service.forget(self)
+            return
+        logs.bind(user_id=context.user_id)
+        self.content, self.reasoning, self.seq = context.content, context.reasoning, context.seq
+        self.offsets[self.seq] = (len(self.content), len(self.reasoning), 0)
+        base_len = len(self.content) + len(self.reasoning)
+        outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
+        try:
+            await _db(actions.mark_streaming)(self.reply_id)
+            self.status = Message.Status.STREAMING.value
+            await self._publish(
+                {"type": "reply.started", "reply_id": str(self.reply_id), "seq": self.seq}
+            )
+            # Continuing a cut-off reply uses the upstream's prefix completion (its beta path).
+            stream = self.service.client.stream_chat(
+                target_of(context.model), context.messages, context.params, beta=context.prefix
+            )
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if isinstance(event, ContentDelta):
+                        self.content += event.text
+                        self._pending.content.append(event.text)
+                    elif isinstance(event, ReasoningDelta):
+                        self.reasoning += event.text
+                        self._pending.reasoning.append(event.text)
+                    elif isinstance(event, ToolCallDelta):
+                        self._add_tool_fragment(event)
+                    elif isinstance(event, LogprobsDelta):
+                        self.logprobs.extend(event.content)
+                        self._pending.logprobs.extend(event.content)
+                    elif isinstance(event, Finish):
+                        outcome["finish_reason"] = event.reason
+                    elif isinstance(event, Usage):
+                        outcome["usage"] = event.usage
+                    elif isinstance(event, Completed):
+                        outcome.setdefault("usage", event.result.usage)
+                        outcome.setdefault("finish_reason", event.result.finish_reason or "")
+                        continue
+                    await self._delta_arrived()
+        except asyncio.CancelledError:
+            if self._stop_reason == "cancelled":
+                outcome = {
+                    "status": Message.Status.CANCELLED.value,
+                    "error_code": "cancelled",
+                    "error_message": "Stopped.",
+                }
+            else:
+                outcome = {
+                    "status": Message.Status.INTERRUPTED.value,
+                    "error_code": "server_restart",
+                    "error_message": "The server restarted while answering; the text so far is kept.",
+                }
+        except UpstreamError as error:
+            if error.partial is not None and error.partial.usage:
+                outcome["usage"] = error.partial.usage
+            started = len(self.content) + len(self.reasoning) > base_len or bool(self.tool_calls)
+            outcome.update(
+                status=(Message.Status.INTERRUPTED if started else Message.Status.FAILED).value,
+                error_code=error.code,
+                error_message=error.message,
+            )
+            logger.warning("reply %s %s: %s", self.reply_id, outcome["status"], error.code)
+        except Exception:
+            logger.exception("reply %s failed", self.reply_id)
+            outcome = {
+                "status": Message.Status.FAILED.value,
+                "error_code": "internal_error",
+                "error_message": "Something went wrong on our side.",
+            }
+        await asyncio.shield(self._finish(context, outcome, base_len))
+
+    async def _finish(
+        self, context: actions.GenerationContext, outcome: dict[str, Any], base_len: int
+    ) -> None:
+        try:
+            await self.flush()
+            self.status = outcome["status"]
+            new_output = (self.content + self.reasoning)[base_len:]
+            finalized = await _db(actions.finalize_reply)(
+                self.reply_id,
+                record_id=context.record_id,
+                status=self.status,
+                content=self.content,
+                reasoning=self.reasoning,
+                tool_calls=self._tool_calls_list(),
+                logprobs={"content": self.logprobs} if self.logprobs else None,
+                seq=self.seq,
+                finish_reason=outcome.get("finish_reason") or "",
+                usage=outcome.get("usage"),
+                error_code=outcome.get("error_code", ""),
+                error_message=outcome.get("error_message", ""),
+                new_output=new_output,
+            )
+            if finalized:
+                frame: dict[str, Any] = {
+                    "reply_id": str(self.reply_id),
+                    "seq": self.seq,
+                    "status": self.status,
+                }
+                if self.status == Message.Status.COMPLETE:
+                    frame.update(
+                        type="reply.completed",
+                        finish_reason=outcome.get("finish_reason") or "",
+                        usage=outcome.get("usage"),
+                    )
+                else:
+                    frame.update(
+                        type="reply.failed",
+                        code=outcome.get("error_code", ""),
+                        message=outcome.get("error_message", ""),
+                    )
+                await self._publish(frame)
+        finally:
+            self.service.forget(self)
+        if self.status == Message.Status.COMPLETE and context.needs_title:
+            self.service.spawn(generate_title(self.service, context, self.content))
+
+    # -- coalescing --------------------------------------------------------------------------
+
+    def _add_tool_fragment(self, event: ToolCallDelta) -> None:
+        call = self.tool_calls.setdefault(
+            event.index,
+            {
+                "index": event.index,
+                "id": "",
+                "type": "function",
+                "function": {"name": "", "arguments": ""},
+            },
+        )
+        if event.id:
+            call["id"] = event.id
+        if event.name:
+            call["function"]["name"] = event.name
+        call["function"]["arguments"] += event.arguments_fragment
+        fragment: dict[str, Any] = {"index": event.index, "arguments": event.arguments_fragment}
+        if event.id:
+            fragment["id"] = event.id
+        if event.name:
+            fragment["name"] = event.name
+        self._pending.tool_calls.append(fragment)
+
+    def _tool_calls_list(self) -> list[dict[str, Any]]:
+        return [
+            {"id": c["id"], "type": "function", "function": dict(c["function"])}
+            for _, c in sorted(self.tool_calls.items())
+        ]
+
+    async def _delta_arrived(self) -> None:
+        now = self._loop.time()
+        if now - self._last_flush >= FLUSH_INTERVAL:
+            await self.flush()
+        elif self._flush_handle is None:
+            delay = FLUSH_INTERVAL - (now - self._last_flush)
+            self._flush_handle = self._loop.call_later(delay, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_handle = None
+        self.service.spawn(self.flush())
+
+    async def flush(self) -> None:
+        """Publish what arrived since the last flush as one delta; checkpoint when due."""
+        async with self._publish_lock:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
+            pending, self._pending = self._pending, _Pending()
+            if not pending:
+                return
+            self.seq += 1
+            self._last_flush = self._loop.time()
+            self.offsets[self.seq] = (len(self.content), len(self.reasoning), len(self.logprobs))
+            frame: dict[str, Any] = {
+                "type": "reply.delta",
+                "reply_id": str(self.reply_id),
+                "seq": self.seq,
+            }
+            if pending.content:
+                frame["content"] = "".join(pending.content)
+            if pending.reasoning:
+                frame["reasoning"] = "".join(pending.reasoning)
+            if pending.tool_calls:
+                frame["tool_calls"] = pending.tool_calls
+            if pending.logprobs:
+                frame["logprobs"] = pending.logprobs
+            await self.service.layer.group_send(self.group, frame)
+            if self._last_flush - self._last_checkpoint >= CHECKPOINT_INTERVAL:
+                self._last_checkpoint = self._last_flush
+                await _db(actions.checkpoint_reply)(
+                    self.reply_id,
+                    content=self.content,
+                    reasoning=self.reasoning,
+                    tool_calls=self._tool_calls_list(),
+                    seq=self.seq,
+                )
+
+    async def _publish(self, frame: dict[str, Any]) -> None:
+        async with self._publish_lock:
+            await self.service.layer.group_send(self.group, frame)
+
+
+_TITLE_PROMPT = (
+    "Write a short title (at most six words) for a conversation that starts with the message "
+    "below. Answer with the title only, no quotes, no punctuation at the end."
+)
+
+
+def fallback_title(text: str) -> str:
+    words = re.sub(r"\s+", " ", re.sub(r"\[\[sim:[^\]]*\]\]", "", text)).strip().split(" ")
+    title = " ".join(words[:8])
+    return (title[:77] + "…") if len(title) > 80 else (title or "New chat")
+
+
+def clean_title(raw: str) -> str:
+    title = (
+        re.sub(r"\s+", " ", raw).strip().strip("\"'\u201c\u201d\u2018\u2019#*").strip().rstrip(".")
+    )
+    return title[:80]
+
+
+async def generate_title(
+    service: GenerationService, context: actions.GenerationContext, reply_text: str
+) -> None:
+    """A small upstream call names the conversation; its own ledger row (purpose ``title``)."""
+    from conversations.quota import estimate_prompt_tokens
+
+    messages = [
+        {"role": "system", "content": _TITLE_PROMPT},
+        {"role": "user", "content": context.first_user_text[:2000]},
+    ]
+    max_tokens = 24
+    title = ""
+    record_id = await _db(actions.title_admission)(
+        context.user_id,
+        context.model,
+        context.conversation_id,
+        estimate_prompt_tokens(messages),
+        max_tokens,
+    )
+    if record_id is not None:
+        usage = None
+        outcome = "failed"
+        try:
+            result = await service.client.complete_chat(
+                target_of(context.model, thinking=False),
+                messages,
+                {"max_tokens": max_tokens, "temperature": 0.3},
+            )
+            title, usage, outcome = clean_title(result.text), result.usage, "complete"
+        except UpstreamError as error:
+            logger.info("title call failed: %s", error.code)
+        await _db(actions.settle_call)(record_id, outcome=outcome, usage=usage, output_text=title)
+    title = title or fallback_title(context.first_user_text)
+    if await _db(actions.set_title)(context.conversation_id, title):
+        await service.layer.group_send(
+            group_name(context.conversation_id), {"type": "conversation.updated", "title": title}
+        )
+
+
+class GenerationService:
+    """The process's generation tasks, reachable from any worker through ``channel``."""
+
+    HEARTBEAT_INTERVAL = 10.0
+    REAP_INTERVAL = 15.0
+    STALE_AFTER = 35.0
+
+    def __init__(self) -> None:
+        layer = get_channel_layer()
+        assert layer is not None, "CHANNEL_LAYERS is not configured"
+        self.layer: BaseChannelLayer = layer
+        self.client = upstream_client()
+        self.tasks: dict[uuid.UUID, GenerationTask] = {}
+        self.background: set[asyncio.Task[Any]] = set()
+        self.accepting = True
+        self.channel = ""
+        self._started = False
+
+    async def ensure_started(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.channel = await self.layer.new_channel("generation.")
+        self.spawn(self._listen())
+        self.spawn(self._maintain())
+        _install_shutdown_hook(self)
+
+    def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    def start(self, reply_id: uuid.UUID, conversation_id: uuid.UUID) -> GenerationTask:
+        """Start streaming ``reply_id`` unless this process already is."""
+        existing = self.tasks.get(reply_id)
+        if existing is not None:
+            return existing
+        task = GenerationTask(self, reply_id, conversation_id)
+        self.tasks[reply_id] = task
+        task.task = asyncio.ensure_future(task.run())
+        return task
+
+    def forget(self, task: GenerationTask) -> None:
+        if self.tasks.get(task.reply_id) is task:
+            del self.tasks[task.reply_id]
+
+    async def request_snapshot(self, reply: Message, after_seq: int, reply_channel: str) -> bool:
+        """Ask the task holding ``reply`` (here or on another worker) for a snapshot.
+
+        True if a task answered (locally at once, remotely on ``reply_channel``); False if none
+        holds it: then the database row is the answer.
+        """
+        local = self.tasks.get(reply.pk)
+        if local is not None:
+            await self.layer.send(reply_channel, local.snapshot(after_seq))
+            return True
+        if not reply.generation_channel or reply.generation_channel == self.channel:
+            return False
+        await self.layer.send(
+            reply.generation_channel,
+            {
+                "type": "generation.snapshot",
+                "reply_id": str(reply.pk),
+                "after_seq": after_seq,
+                "reply_channel": reply_channel,
+            },
+        )
+        return True
+
+    async def cancel(self, reply: Message) -> None:
+        local = self.tasks.get(reply.pk)
+        if local is not None:
+            local.stop("cancelled")
+        elif reply.generation_channel and reply.generation_channel != self.channel:
+            await self.layer.send(
+                reply.generation_channel, {"type": "generation.cancel", "reply_id": str(reply.pk)}
+            )
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("generation channel receive failed")
+                await asyncio.sleep(1)
+                continue
+            try:
+                task = self.tasks.get(uuid.UUID(message.get("reply_id", "")))
+            except ValueError:
+                continue
+            if message.get("type") == "generation.cancel" and task is not None:
+                task.stop("cancelled")
+            elif message.get("type") == "generation.snapshot":
+                reply_channel = message.get("reply_channel", "")
+                if task is not None:
+                    await self.layer.send(
+                        reply_channel, task.snapshot(int(message.get("after_seq") or 0))
+                    )
+                else:
+                    await self.layer.send(
+                        reply_channel, {"type": "reply.gone", "reply_id": message.get("reply_id")}
+                    )
+
+    async def _maintain(self) -> None:
+        """Heartbeat our rows; reap rows whose process died."""
+        since_reap = 0.0
+        while True:
+            await asyncio.sleep(self.HEARTBEAT_INTERVAL)
+            since_reap += self.HEARTBEAT_INTERVAL
+            try:
+                await _db(actions.heartbeat)(list(self.tasks))
+                if since_reap >= self.REAP_INTERVAL:
+                    since_reap = 0.0
+                    await self.reap()
+            except Exception:
+                logger.exception("heartbeat/reaper pass failed")
+
+    async def reap(self, stale_after: float | None = None) -> int:
+        reaped = await _db(actions.reap_stale_replies)(stale_after or self.STALE_AFTER)
+        for conversation_id, reply_id in reaped:
+            logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
+            await self.layer.group_send(
+                group_name(conversation_id),
+                {
+                    "type": "reply.failed",
+                    "reply_id": str(reply_id),
+                    "status": Message.Status.INTERRUPTED.value,
+                    "code": "worker_lost",
+                    "message": "The server handling this reply stopped; the text so far is kept.",
+                },
+            )
+        return len(reaped)
+
+    async def stop(self) -> None:
+        """Stop everything this service runs (tests, and the end of a loop)."""
+        for task in list(self.tasks.values()):
+            task.stop("shutdown")
+        running = [t.task for t in self.tasks.values() if t.task is not None]
+        if running:
+            await asyncio.wait(running, timeout=10)
+        for background in list(self.background):
+            background.cancel()
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=5)
+        _services.pop(asyncio.get_running_loop(), None)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop accepting replies, let running ones finish for ``grace``, interrupt the rest."""
+        self.accepting = False
+        running = [t.task for t in self.tasks.values() if t.task is not None]
+        if running:
+            logger.info("shutdown: waiting up to %.0fs for %d replies", grace, len(running))
+            _done, still = await asyncio.wait(running, timeout=grace)
+            for task in list(self.tasks.values()):
+                task.stop("shutdown")
+            if still:
+                await asyncio.wait(still, timeout=10)
+
+
+_services: dict[asyncio.AbstractEventLoop, GenerationService] = {}
+
+
+def get_service() -> GenerationService:
+    """The generation service of the running event loop."""
+    loop = asyncio.get_running_loop()
+    service = _services.get(loop)
+    if service is None:
+        for stale in [other for other in _services if other.is_closed()]:
+            del _services[stale]
+        service = _services[loop] = GenerationService()
+    return service
+
+
+def _install_shutdown_hook(service: GenerationService) -> None:
+    """Under daphne, SIGTERM stops the Twisted reactor: drain our replies before it does."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import defer, reactor
+
+    def drain() -> Any:
+        return defer.Deferred.fromFuture(
+            asyncio.ensure_future(service.shutdown(settings.SHUTDOWN_GRACE_SECONDS))
+        )
+
+    reactor.addSystemEventTrigger("before", "shutdown", drain)  # type: ignore[attr-defined,arg-type]

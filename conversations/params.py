@@ -1,0 +1,226 @@
+"""Parameter rules of the API reference, checked against a model's capabilities.
+
+One place for every path (websocket, API): a wrong value raises :class:`InvalidParameter`
+naming the parameter, and nothing is sent upstream.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from conversations.errors import InvalidParameter, JSONPromptMissing
+from conversations.models import ModelConfig
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_TOOLS = 128
+MAX_STOP = 16
+KNOWN = (
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "max_tokens",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+    "tools",
+    "tool_choice",
+    "stop",
+)
+
+
+def _number(
+    params: Mapping[str, Any], name: str, low: float, high: float, *, low_open: bool = False
+) -> float | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidParameter(f"{name} must be a number.", param=name)
+    if value > high or value < low or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise InvalidParameter(f"{name} must be in {bracket}{low:g}, {high:g}].", param=name)
+    return float(value)
+
+
+def _check_tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise InvalidParameter("tools must be a list of function definitions.", param="tools")
+    if len(tools) > MAX_TOOLS:
+        raise InvalidParameter(f"tools may hold at most {MAX_TOOLS} functions.", param="tools")
+    names: set[str] = set()
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise InvalidParameter(f'{where}.type must be "function".', param="tools")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise InvalidParameter(f"{where}.function must be an object.", param="tools")
+        name = function.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise InvalidParameter(
+                f"{where}.function.name must match [A-Za-z0-9_-]{{1,64}}.", param="tools"
+            )
+        if name in names:
+            raise InvalidParameter(
+                f"{where}.function.name {name!r} is defined twice.", param="tools"
+            )
+        names.add(name)
+        if "description" in function and not isinstance(function["description"], str):
+            raise InvalidParameter(f"{where}.function.description must be a string.", param="tools")
+        if "parameters" in function and not isinstance(function["parameters"], dict):
+            raise InvalidParameter(
+                f"{where}.function.parameters must be a JSON Schema object.", param="tools"
+            )
+        unknown = set(function) - {"name", "description", "parameters", "strict"}
+        if unknown:
+            raise InvalidParameter(
+                f"{where}.function has unknown fields: {', '.join(sorted(unknown))}.", param="tools"
+            )
+    return tools
+
+
+def _check_tool_choice(choice: Any, tools: list[dict[str, Any]] | None, model: ModelConfig) -> None:
+    names = {t["function"]["name"] for t in tools or []}
+    if isinstance(choice, str):
+        if choice not in ("none", "auto", "required"):
+            raise InvalidParameter(
+                'tool_choice must be "none", "auto", "required" or a named function.',
+                param="tool_choice",
+            )
+        if choice == "required" and not names:
+            raise InvalidParameter('tool_choice "required" needs tools.', param="tool_choice")
+    elif isinstance(choice, dict):
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if choice.get("type") != "function" or not isinstance(name, str):
+            raise InvalidParameter(
+                'tool_choice must be {"type": "function", "function": {"name": ...}}.',
+                param="tool_choice",
+            )
+        if name not in names:
+            raise InvalidParameter(
+                f"tool_choice names {name!r}, which is not in tools.", param="tool_choice"
+            )
+    else:
+        raise InvalidParameter("tool_choice must be a string or an object.", param="tool_choice")
+    if model.thinking and (choice == "required" or isinstance(choice, dict)):
+        raise InvalidParameter(
+            f'{model.name} thinks before answering and accepts only tool_choice "none" or "auto".',
+            param="tool_choice",
+        )
+
+
+def check_params(
+    params: Mapping[str, Any], model: ModelConfig, *, max_tokens_cap: int | None = None
+) -> dict[str, Any]:
+    """The validated parameters (unset ones left out), or :class:`InvalidParameter`."""
+    if not isinstance(params, Mapping):
+        raise InvalidParameter("params must be an object.", param="params")
+    unknown = sorted(set(params) - set(KNOWN))
+    if unknown:
+        raise InvalidParameter(f"Unknown parameter: {unknown[0]}.", param=unknown[0])
+    clean: dict[str, Any] = {}
+    for name, low, high, low_open in [
+        ("temperature", 0, 2, False),
+        ("top_p", 0, 1, True),
+        ("frequency_penalty", -2, 2, False),
+        ("presence_penalty", -2, 2, False),
+    ]:
+        value = _number(params, name, low, high, low_open=low_open)
+        if value is not None:
+            clean[name] = value
+
+    max_tokens = params.get("max_tokens")
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise InvalidParameter("max_tokens must be an integer.", param="max_tokens")
+        if not 1 <= max_tokens <= model.max_output_tokens:
+            raise InvalidParameter(
+                f"max_tokens must be in [1, {model.max_output_tokens}] for {model.name}.",
+                param="max_tokens",
+            )
+        if max_tokens_cap is not None and max_tokens > max_tokens_cap:
+            raise InvalidParameter(
+                f"max_tokens may be at most {max_tokens_cap} under your limits.", param="max_tokens"
+            )
+        clean["max_tokens"] = max_tokens
+
+    response_format = params.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in ("text", "json_object") or set(response_format) != {"type"}:
+            raise InvalidParameter(
+                'response_format must be {"type": "text"} or {"type": "json_object"}.',
+                param="response_format",
+            )
+        if kind == "json_object" and not model.supports_json:
+            raise InvalidParameter(
+                f"{model.name} does not support JSON output.", param="response_format"
+            )
+        clean["response_format"] = {"type": kind}
+
+    logprobs = params.get("logprobs")
+    if logprobs is not None:
+        if not isinstance(logprobs, bool):
+            raise InvalidParameter("logprobs must be true or false.", param="logprobs")
+        if logprobs and not model.supports_logprobs:
+            raise InvalidParameter(f"{model.name} does not return logprobs.", param="logprobs")
+        clean["logprobs"] = logprobs
+    top_logprobs = params.get("top_logprobs")
+    if top_logprobs is not None:
+        if (
+            isinstance(top_logprobs, bool)
+            or not isinstance(top_logprobs, int)
+            or not 0 <= top_logprobs <= 20
+        ):
+            raise InvalidParameter(
+                "top_logprobs must be an integer in [0, 20].", param="top_logprobs"
+            )
+        if not clean.get("logprobs"):
+            raise InvalidParameter("top_logprobs needs logprobs set to true.", param="top_logprobs")
+        clean["top_logprobs"] = top_logprobs
+
+    tools = params.get("tools")
+    if tools is not None:
+        if not model.supports_tools:
+            raise InvalidParameter(f"{model.name} does not support tools.", param="tools")
+        clean["tools"] = _check_tools(tools) or None
+        if clean["tools"] is None:
+            del clean["tools"]
+    if params.get("tool_choice") is not None:
+        _check_tool_choice(params["tool_choice"], clean.get("tools"), model)
+        clean["tool_choice"] = params["tool_choice"]
+
+    stop = params.get("stop")
+    if stop is not None:
+        if isinstance(stop, str):
+            stop = [stop]
+        if (
+            not isinstance(stop, list)
+            or not all(isinstance(s, str) and s for s in stop)
+            or len(stop) > MAX_STOP
+        ):
+            raise InvalidParameter(
+                f"stop must be a string or a list of at most {MAX_STOP} non-empty strings.",
+                param="stop",
+            )
+        clean["stop"] = stop
+    return clean
+
+
+def check_json_prompt(params: Mapping[str, Any], texts: Iterable[str]) -> None:
+    """JSON mode without the word "json" in the prompt can stream whitespace until max_tokens."""
+    response_format = params.get("response_format") or {}
+    if response_format.get("type") != "json_object":
+        return
+    if any("json" in text.lower() for text in texts):
+        return
+    raise JSONPromptMissing(
+        'JSON mode needs the word "json" (and ideally an example of the shape) in the system '
+        "prompt or the message; otherwise the model may answer with blank space.",
+        param="response_format",
+    )

@@ -1,0 +1,111 @@
+"""Helpers for Django-side tests: named actors' clients and websocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from chatsite.asgi import application
+from conversations.models import Conversation, User
+
+PASSWORD = "correct horse battery staple"
+SIM_KEY = "sk-test-0123456789abcdef"
+TRUSTED_ORIGIN = "http://localhost:8000"
+
+
+def make_user(username: str, **extra: object) -> User:
+    return User.objects.create_user(username, password=PASSWORD, **extra)  # type: ignore[arg-type]
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+class Socket:
+    """A websocket client of the conversation endpoint, with helpers to read frames."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+        self.frames: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.communicator.send_json_to(frame)
+
+    async def send_raw(self, text: str) -> None:
+        await self.communicator.send_to(text_data=text)
+
+    async def receive(self, timeout: float = 10) -> dict[str, Any]:
+        frame = await self.communicator.receive_json_from(timeout=timeout)
+        self.frames.append(frame)
+        return frame
+
+    async def until(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20
+    ) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(
+                    f"no matching frame; got {[f['type'] for f in self.frames][-20:]}"
+                )
+            frame = await self.receive(timeout=left)
+            if predicate(frame):
+                return frame
+
+    async def until_type(self, kind: str, timeout: float = 20) -> dict[str, Any]:
+        return await self.until(lambda f: f["type"] == kind, timeout)
+
+    async def until_reply_ends(self, timeout: float = 30) -> dict[str, Any]:
+        return await self.until(lambda f: f["type"] in ("reply.completed", "reply.failed"), timeout)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f["type"] == kind]
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+async def open_socket(user: User, conversation: Conversation) -> Socket:
+    client = await sync_to_async(client_for)(user)
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/conversations/{conversation.id}/",
+        headers=[
+            (b"origin", TRUSTED_ORIGIN.encode()),
+            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+        ],
+    )
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    socket = Socket(communicator)
+    assert (await socket.receive())["type"] == "ready"
+    return socket
+
+
+def reply_text(frames: list[dict[str, Any]], reply_id: str) -> str:
+    """The reply as a client rebuilds it from snapshots and deltas, checking continuity."""
+    text = ""
+    seq: int | None = None
+    for frame in frames:
+        if frame.get("reply_id") != reply_id:
+            continue
+        if frame["type"] == "reply.snapshot":
+            text = text + frame["content"] if frame["mode"] == "append" else frame["content"]
+            seq = frame["seq"]
+        elif frame["type"] == "reply.started":
+            seq = frame["seq"]
+        elif frame["type"] == "reply.delta":
+            assert seq is not None and frame["seq"] == seq + 1, (
+                f"gap or duplicate: {seq} -> {frame['seq']}"
+            )
+            seq = frame["seq"]
+            text += frame.get("content", "")
+    return text
