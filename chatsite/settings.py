@@ -91,6 +91,12 @@ try:
     # Password of the superuser `make run` creates on first run (random and printed when unset).
     ADMIN_PASSWORD: str = env.text("ADMIN_PASSWORD")
     SHUTDOWN_GRACE_SECONDS: float = env.number("SHUTDOWN_GRACE_SECONDS", 20.0)
+    # Running replies' rows are heartbeated this often; a row silent for GENERATION_STALE_SECONDS
+    # belongs to a dead process and is reaped (marked interrupted) by any live one.
+    GENERATION_HEARTBEAT_SECONDS: float = env.number(
+        "GENERATION_HEARTBEAT_SECONDS", 10.0, minimum=0.1
+    )
+    GENERATION_STALE_SECONDS: float = env.number("GENERATION_STALE_SECONDS", 35.0, minimum=1.0)
 except EnvError as error:
     sys.exit(f"configuration error: {error}")
 

@@ -423,10 +423,6 @@ async def generate_title(
 class GenerationService:
     """The process's generation tasks, reachable from any worker through ``channel``."""
 
-    HEARTBEAT_INTERVAL = 10.0
-    REAP_INTERVAL = 15.0
-    STALE_AFTER = 35.0
-
     def __init__(self) -> None:
         layer = get_channel_layer()
         assert layer is not None, "CHANNEL_LAYERS is not configured"
@@ -528,20 +524,19 @@ class GenerationService:
 
     async def _maintain(self) -> None:
         """Heartbeat our rows; reap rows whose process died."""
-        since_reap = 0.0
+        interval = settings.GENERATION_HEARTBEAT_SECONDS
         while True:
-            await asyncio.sleep(self.HEARTBEAT_INTERVAL)
-            since_reap += self.HEARTBEAT_INTERVAL
+            await asyncio.sleep(interval)
             try:
                 await _db(actions.heartbeat)(list(self.tasks))
-                if since_reap >= self.REAP_INTERVAL:
-                    since_reap = 0.0
-                    await self.reap()
+                await self.reap()
             except Exception:
                 logger.exception("heartbeat/reaper pass failed")
 
     async def reap(self, stale_after: float | None = None) -> int:
-        reaped = await _db(actions.reap_stale_replies)(stale_after or self.STALE_AFTER)
+        reaped = await _db(actions.reap_stale_replies)(
+            stale_after or settings.GENERATION_STALE_SECONDS
+        )
         for conversation_id, reply_id in reaped:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
             await self.layer.group_send(

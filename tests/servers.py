@@ -1,0 +1,138 @@
+"""Real daphne workers for tests that need processes: several workers, kills, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for servers in other processes."""
+    db = settings.DATABASES["default"]
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db.get('USER') or 'postgres'}{password}@{host}:{port}/{db['NAME']}"
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def daphne_worker(upstream: str, api_key: str, **env_overrides: str) -> Iterator[str]:
+    """A daphne process serving the app; yields its base URL. Stopped with SIGTERM."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": test_database_url(),
+        "DEEPSEEK_BASE_URL": upstream,
+        "DEEPSEEK_API_KEY": api_key,
+        "PORT": str(port),
+        "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
+        "LOG_LEVEL": "WARNING",
+        **env_overrides,
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "chatsite.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "daphne exited"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "daphne never became ready"
+            time.sleep(0.2)
+        yield base
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def session_cookie(user: Any) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+class WorkerSocket:
+    """A websocket client of a real worker (the `websockets` library, over TCP)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.frames: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, base: str, conversation_id: Any, cookie: str) -> WorkerSocket:
+        import websockets
+
+        connection = await websockets.connect(
+            base.replace("http://", "ws://") + f"/ws/conversations/{conversation_id}/",
+            origin=base,  # type: ignore[arg-type]
+            additional_headers={"Cookie": f"sessionid={cookie}"},
+        )
+        socket = cls(connection)
+        assert (await socket.receive())["type"] == "ready"
+        return socket
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.connection.send(json.dumps(frame))
+
+    async def receive(self, timeout: float = 20) -> dict[str, Any]:
+        import asyncio
+
+        frame = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+        self.frames.append(frame)
+        return frame
+
+    async def until(self, kind: str | tuple[str, ...], timeout: float = 30) -> dict[str, Any]:
+        kinds = (kind,) if isinstance(kind, str) else kind
+        while True:
+            frame = await self.receive(timeout)
+            if frame["type"] in kinds:
+                return frame
+
+    async def close(self) -> None:
+        await self.connection.close()

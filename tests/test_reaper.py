@@ -1,0 +1,76 @@
+"""A reply whose process died is marked interrupted, its text kept, its reservation released."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from conversations import actions
+from conversations.models import Conversation, Message, UsageRecord, User
+from tests.support import open_socket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+def orphan_reply(user: User, conversation: Conversation, heartbeat_age: float) -> Message:
+    """What a process killed mid-stream leaves behind: a streaming row and a reservation."""
+    with transaction.atomic():
+        turn = actions.send_message(
+            user, conversation.id, client_id="c1", content="Hello", channel="generation.dead!x"
+        )
+        Message.objects.filter(pk=turn.reply.pk).update(
+            status=Message.Status.STREAMING,
+            content="The first half of an answer",
+            seq=7,
+            heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age),
+        )
+    return turn.reply
+
+
+async def test_the_reaper_interrupts_replies_whose_heartbeat_stopped(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    reply = await sync_to_async(orphan_reply)(alice, alice_conversation, heartbeat_age=120)
+    socket = await open_socket(alice, alice_conversation)
+    assert await generation_service.reap() == 1
+    failed = await socket.until_type("reply.failed")
+    assert failed["code"] == "worker_lost" and failed["status"] == "interrupted"
+    await socket.close()
+    await reply.arefresh_from_db()
+    assert reply.status == Message.Status.INTERRUPTED
+    assert reply.content == "The first half of an answer"
+    record = await UsageRecord.objects.aget(message=reply)
+    assert record.state == UsageRecord.State.SETTLED and record.reserved_tokens == 0
+    assert record.estimated and record.completion_tokens > 0
+
+
+async def test_the_reaper_leaves_live_replies_alone(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    reply = await sync_to_async(orphan_reply)(alice, alice_conversation, heartbeat_age=5)
+    assert await generation_service.reap() == 0
+    await reply.arefresh_from_db()
+    assert reply.status == Message.Status.STREAMING
+
+
+async def test_an_interrupted_reply_can_be_continued(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    reply = await sync_to_async(orphan_reply)(alice, alice_conversation, heartbeat_age=120)
+    await generation_service.reap()
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send({"type": "reply.continue", "reply_id": str(reply.pk)})
+    end = await socket.until_reply_ends()
+    await socket.close()
+    assert end["type"] == "reply.completed", end
+    await reply.arefresh_from_db()
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content.startswith("The first half of an answer")
+    assert len(reply.content) > len("The first half of an answer")
+    records = [r async for r in UsageRecord.objects.filter(message=reply).order_by("created_at")]
+    assert [r.outcome for r in records] == ["interrupted", "complete"]
