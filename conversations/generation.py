@@ -40,6 +40,7 @@ from conversations.upstream import (
     UpstreamConfig,
     UpstreamError,
     Usage,
+    aclose_shared_client,
 )
 
 logger = logging.getLogger("conversations.generation")
@@ -441,7 +442,26 @@ class GenerationService:
         self.channel = await self.layer.new_channel("generation.")
         self.spawn(self._listen())
         self.spawn(self._maintain())
+        self.spawn(self._check_upstream_models())
         _install_shutdown_hook(self)
+
+    async def _check_upstream_models(self) -> None:
+        """Warn when a registry entry names a model the upstream does not list (ids change)."""
+        from conversations.models import ModelConfig
+
+        try:
+            listed = await self.client.list_models()
+        except UpstreamError as error:
+            logger.warning("could not list the upstream's models: %s", error.code)
+            return
+        known = {item.get("id") for item in listed.get("data", [])}
+        configured = await _db(
+            lambda: set(
+                ModelConfig.objects.filter(enabled=True).values_list("upstream_model", flat=True)
+            )
+        )()
+        for missing in sorted(configured - known):
+            logger.warning("the upstream does not list model %r used by the registry", missing)
 
     def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
@@ -563,6 +583,7 @@ class GenerationService:
         if self.background:
             await asyncio.wait(list(self.background), timeout=5)
         _services.pop(asyncio.get_running_loop(), None)
+        await aclose_shared_client()
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting replies, let running ones finish for ``grace``, interrupt the rest."""
@@ -575,6 +596,7 @@ class GenerationService:
                 task.stop("shutdown")
             if still:
                 await asyncio.wait(still, timeout=10)
+        await aclose_shared_client()
 
 
 _services: dict[asyncio.AbstractEventLoop, GenerationService] = {}
