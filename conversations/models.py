@@ -85,6 +85,15 @@ class Conversation(models.Model):
     visibility = models.CharField(
         max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
     )
+    team = models.ForeignKey(
+        "Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
+    )
+    collaborators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="collaborations"
+    )
+    forked_from = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="forks"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -224,6 +233,13 @@ class UsageRecord(models.Model):
     estimated = models.BooleanField(
         default=False, help_text="Counts are our estimate, not the provider's."
     )
+    # The counters the reservation was taken from (released against the same ones).
+    day_start = models.DateTimeField(null=True, blank=True)
+    month_start = models.DateTimeField(null=True, blank=True)
+    holds_stream = models.BooleanField(default=False)
+    api_key = models.ForeignKey(
+        "ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)
 
@@ -237,3 +253,204 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.total_tokens or self.reserved_tokens} tokens"
+
+
+# --- usage limits ------------------------------------------------------------------------------
+
+
+class Policy(models.Model):
+    """A named set of limits. One is the default; others are assigned to groups or users.
+
+    Blank limits are unlimited. A user in several groups gets the most generous of their
+    groups' policies, field by field, unless the user has a policy or overrides of their own.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    is_default = models.BooleanField(
+        default=False, help_text="Applies to users with no other policy."
+    )
+    all_models = models.BooleanField(default=True, help_text="Every enabled model is allowed.")
+    allowed_models = models.ManyToManyField(ModelConfig, blank=True, related_name="+")
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="policies")
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
+    tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cap on max_tokens per request."
+    )
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
+    api_access = models.BooleanField(default=True, help_text="May use the DeepSeek-compatible API.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_policy"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name + (" (default)" if self.is_default else "")
+
+
+class UserLimits(models.Model):
+    """A user's own limits: suspension, a policy of their own, and per-field overrides."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
+    )
+    suspended = models.BooleanField(default=False, help_text="May sign in and read, but not send.")
+    policy = models.ForeignKey(
+        Policy,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Replaces the user's group policies.",
+    )
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
+    tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "limits"
+        verbose_name_plural = "limits"
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"
+
+
+class UsageCounter(models.Model):
+    """Counters kept in step with the ledger, for admission in one conditional UPDATE.
+
+    ``day``/``month``: tokens reserved or used in that period; ``minute``: requests admitted in
+    that minute; ``streams``: calls in flight (``start`` fixed).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=8)
+    start = models.DateTimeField()
+    used = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "period", "start"], name="usage_counter_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.period} {self.start:%Y-%m-%d %H:%M}: {self.used}"
+
+
+class ModelPrice(models.Model):
+    """Prices of a model from a date on (USD per 1M tokens); a call is costed at its day's price."""
+
+    model = models.ForeignKey(ModelConfig, on_delete=models.CASCADE, related_name="prices")
+    effective_from = models.DateField()
+    input_cache_hit = models.DecimalField(max_digits=10, decimal_places=4)
+    input_cache_miss = models.DecimalField(max_digits=10, decimal_places=4)
+    output = models.DecimalField(max_digits=10, decimal_places=4)
+
+    class Meta:
+        ordering = ["model", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "effective_from"], name="one_price_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} from {self.effective_from}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when, before and after: policies, limits, models, keys, shares."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=40)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "audit log"
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target_type} {self.target_repr}"
+
+
+# --- the API ---------------------------------------------------------------------------------------
+
+
+class ApiKey(models.Model):
+    """A personal key for the DeepSeek-compatible API: shown once, stored as a SHA-256 hash."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The first characters, to recognise a key.")
+    hashed = models.CharField(max_length=64, unique=True)
+    save_history = models.BooleanField(
+        default=False, help_text="Record API conversations in the user's chats."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+# --- teams and sharing ----------------------------------------------------------------------------
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ShareLink(models.Model):
+    """A read-only link to a conversation as it is now; the token is stored hashed."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="share_links"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    hashed = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Link to {self.conversation}"
+
+
+class ShareLinkOpen(models.Model):
+    link = models.ForeignKey(ShareLink, on_delete=models.CASCADE, related_name="opens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
