@@ -137,11 +137,21 @@ def _latest_leaf(conversation: Conversation) -> Message | None:
 # --- the turn-starting actions ---------------------------------------------------------------
 
 
-def _effective_params(conversation: Conversation, overrides: Any) -> dict[str, Any]:
+def _effective_params(user: User, conversation: Conversation, overrides: Any) -> dict[str, Any]:
+    """The conversation's parameters with the message's on top, checked against the model and
+    the user's limits; ``max_tokens`` is always set, so the upstream never exceeds what
+    admission reserved."""
     if overrides is not None and not isinstance(overrides, dict):
         raise InvalidParameter("params must be an object.", param="params")
+    limits = quota.check_may_use(user, conversation.model)
     merged = {**conversation.params, **(overrides or {})}
-    return params.check_params(merged, conversation.model)
+    effective = params.check_params(
+        merged, conversation.model, max_tokens_cap=limits.max_output_tokens
+    )
+    effective["max_tokens"] = quota.max_tokens_for(
+        conversation.model, effective.get("max_tokens"), limits
+    )
+    return effective
 
 
 def _start_reply(
@@ -175,7 +185,7 @@ def _start_reply(
         model,
         purpose=UsageRecord.Purpose.CHAT,
         prompt_tokens=quota.estimate_prompt_tokens(history),
-        max_tokens=effective.get("max_tokens") or model.default_max_tokens,
+        max_tokens=effective["max_tokens"],
         conversation=conversation,
         message=reply,
     )
@@ -233,7 +243,7 @@ def send_message(
     if existing is not None:
         return existing
     content = _check_content(content)
-    effective = _effective_params(conversation, params)
+    effective = _effective_params(user, conversation, params)
 
     def create() -> Turn:
         parent = _message_in(conversation, parent_id) if parent_id else _latest_leaf(conversation)
@@ -273,7 +283,7 @@ def regenerate_reply(
     if parent is None:
         raise InvalidParameter("That reply has nothing to answer.", param="reply_id")
     question: Message = parent
-    effective = _effective_params(conversation, params)
+    effective = _effective_params(user, conversation, params)
 
     def create() -> Turn:
         reply = _start_reply(
@@ -302,7 +312,7 @@ def edit_message(
         return existing
     original = _message_in(conversation, message_id, Message.Role.USER)
     content = _check_content(content)
-    effective = _effective_params(conversation, params)
+    effective = _effective_params(user, conversation, params)
 
     def create() -> Turn:
         message = Message.objects.create(
@@ -344,7 +354,7 @@ def continue_reply(
         if not reply.content:
             raise Conflict("That reply has no text to continue; regenerate it instead.")
         history = upstream_messages(conversation, path_to(conversation, reply.parent_id))
-        effective = params.check_params(reply.params, conversation.model)
+        effective = _effective_params(user, conversation, reply.params)
         reply.status = Message.Status.PENDING
         reply.error_code = reply.error_message = reply.finish_reason = ""
         reply.generation_channel = channel
@@ -366,7 +376,7 @@ def continue_reply(
             purpose=UsageRecord.Purpose.CHAT,
             prompt_tokens=quota.estimate_prompt_tokens(history)
             + quota.estimate_tokens(reply.content),
-            max_tokens=effective.get("max_tokens") or conversation.model.default_max_tokens,
+            max_tokens=effective["max_tokens"],
             conversation=conversation,
             message=reply,
         )
@@ -419,7 +429,7 @@ def answer_tool_call(
         )
         if len(answered) + 1 < len(calls):
             return Turn(conversation, reply=tool_message, new_messages=[tool_message])
-        effective = params.check_params(reply.params, conversation.model)
+        effective = _effective_params(user, conversation, reply.params)
         next_reply = _start_reply(user, conversation, tool_message, effective, channel=channel)
         return Turn(conversation, reply=next_reply, new_messages=[tool_message, next_reply])
 

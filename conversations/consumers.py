@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chatsite import logs
 from conversations import access, actions
+from conversations.asyncdb import in_db_thread
 from conversations.errors import ChatError, InternalError, InvalidParameter, ShuttingDown
 from conversations.frames import MessageFrame, message_frame
 from conversations.generation import SNAPSHOT_TIMEOUT, get_service, group_name
@@ -58,7 +59,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
-        conversation = await database_sync_to_async(_load_conversation)(user, conversation_id)
+        conversation = await in_db_thread(_load_conversation)(user, conversation_id)
         if conversation is None:
             await self.close(code=4404)
             return
@@ -72,7 +73,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         # Replies in progress are listed; the client syncs each from the sequence it holds.
-        active = await database_sync_to_async(_active_replies)(conversation.id)
+        active = await in_db_thread(_active_replies)(conversation.id)
         await self.send_frame(
             {
                 "type": "ready",
@@ -82,6 +83,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 ],
             }
         )
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, minus its per-message connection clean-up on the shared ORM
+        thread: every unit of ORM work here runs on an ORM thread that cleans up after itself,
+        and deltas (most messages) touch no database at all."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -150,10 +160,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not self.service.accepting:
             raise ShuttingDown()
         user = self.scope["user"]
-        turn: actions.Turn = await database_sync_to_async(action)(
+        turn: actions.Turn = await in_db_thread(action)(
             user, self.conversation_id, channel=self.service.channel, **kwargs
         )
-        frames = await database_sync_to_async(_turn_frames)(turn)
+        frames = await in_db_thread(_turn_frames)(turn)
         if not turn.created:
             # A retry of something already done: tell this socket, start nothing.
             for frame in frames:
@@ -208,7 +218,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_cancel(self, frame: dict[str, Any]) -> None:
-        reply = await database_sync_to_async(actions.cancel_target)(
+        reply = await in_db_thread(actions.cancel_target)(
             self.scope["user"], self.conversation_id, frame.get("reply_id")
         )
         if reply is not None:
@@ -218,7 +228,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         after_seq = frame.get("after_seq", 0)
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise InvalidParameter("after_seq must be a non-negative integer.", param="after_seq")
-        reply = await database_sync_to_async(actions.reply_state)(
+        reply = await in_db_thread(actions.reply_state)(
             self.scope["user"], self.conversation_id, frame.get("reply_id")
         )
         await self.start_sync(reply, after_seq=after_seq)
@@ -242,7 +252,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def snapshot_from_database(self, reply_id: str) -> None:
         if reply_id not in self.syncing:
             return
-        reply = await database_sync_to_async(actions.reply_state)(
+        reply = await in_db_thread(actions.reply_state)(
             self.scope["user"], self.conversation_id, reply_id
         )
         await self.reply_snapshot(
@@ -291,7 +301,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if last is None or seq != last + 1:
                 # Joined mid-stream or missed a delta: hold it and resync from what we sent.
                 self.syncing[reply_id] = [event]
-                reply = await database_sync_to_async(actions.reply_state)(
+                reply = await in_db_thread(actions.reply_state)(
                     self.scope["user"], self.conversation_id, reply_id
                 )
                 await self.start_sync(reply, after_seq=last or 0)

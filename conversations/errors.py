@@ -70,6 +70,10 @@ class RateLimited(ChatError):
     status = 429
 
 
+class TooManyStreams(RateLimited):
+    code = "concurrent_streams_limit"
+
+
 class Suspended(ChatError):
     code = "account_suspended"
     status = 403

@@ -21,12 +21,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from chatsite import logs
 from conversations import actions
+from conversations.asyncdb import in_db_thread
 from conversations.models import Message
 from conversations.upstream import (
     Completed,
@@ -54,9 +54,7 @@ def group_name(conversation_id: uuid.UUID | str) -> str:
     return f"conversation.{uuid.UUID(str(conversation_id)).hex}"
 
 
-def _db(function: Any) -> Any:
-    """Run ORM work off the event loop, on a pool thread (never the single shared ORM thread)."""
-    return database_sync_to_async(function, thread_sensitive=False)
+_db = in_db_thread
 
 
 def upstream_client() -> UpstreamClient:
@@ -439,7 +437,9 @@ class GenerationService:
         if self._started:
             return
         self._started = True
-        self.channel = await self.layer.new_channel("generation.")
+        # The default prefix: channels_redis serves every process-specific channel from one
+        # shared receive loop, which only sees channels of that one prefix.
+        self.channel = await self.layer.new_channel()
         self.spawn(self._listen())
         self.spawn(self._maintain())
         self.spawn(self._check_upstream_models())
@@ -521,9 +521,13 @@ class GenerationService:
                 message = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("generation channel receive failed")
-                await asyncio.sleep(1)
+            except Exception as error:
+                # channels_redis can fail one receive when another receiver of this process is
+                # cancelled mid-read; the messages stay queued, so listen again at once.
+                logger.warning(
+                    "generation channel receive failed (%s); listening again", type(error).__name__
+                )
+                await asyncio.sleep(0.05)
                 continue
             try:
                 task = self.tasks.get(uuid.UUID(message.get("reply_id", "")))

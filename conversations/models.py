@@ -454,3 +454,6 @@ class ShareLinkOpen(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.link} opened by {self.user or 'anonymous'} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,23 +1,46 @@
-"""Admission and settlement: the one seam every upstream call goes through.
+"""Admission and settlement: the one seam every upstream call goes through (browser, titles, API).
 
-``admit`` runs inside the caller's transaction and inserts the call's ledger row as
-``reserved`` with the worst case (estimated prompt + ``max_tokens``); ``settle`` turns that
-same row into the provider's counts, or an estimate flagged as such, exactly once.
-Limits (who may use which model, how many tokens) are enforced in ``admit``.
+``admit`` checks who may use what and reserves the worst case of the call (padded prompt
+estimate + ``max_tokens``) against the user's day and month allowance, requests per minute and
+concurrent streams, in one conditional statement, and inserts the call's ledger row as
+``reserved``. ``settle`` turns that same row into the provider's counts (or an estimate,
+flagged), exactly once, and gives back what was reserved and not used. Limits are never
+overshot: concurrent admissions queue on the counter rows and each re-checks its cap.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from conversations.errors import ModelNotAllowed, Suspended
-from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
+from conversations.errors import (
+    ChatError,
+    InvalidParameter,
+    ModelNotAllowed,
+    QuotaExceeded,
+    RateLimited,
+    Suspended,
+    TooManyStreams,
+)
+from conversations.models import (
+    ApiKey,
+    Conversation,
+    Message,
+    ModelConfig,
+    Policy,
+    UsageCounter,
+    UsageRecord,
+    User,
+    UserLimits,
+)
 
 MILLION = Decimal(1_000_000)
 
@@ -76,20 +99,200 @@ def counts_from_usage(usage: Mapping[str, Any]) -> Counts:
     )
 
 
-def cost_of(model: ModelConfig, counts: Counts) -> Decimal:
-    return (
-        counts.cache_hit * model.price_input_cache_hit
-        + counts.cache_miss * model.price_input_cache_miss
-        + counts.completion * model.price_output
-    ) / MILLION
+STREAMS_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# The prompt is estimated before the call; padded so that the provider's count, which
+# replaces it at settlement, stays within what was reserved.
+PROMPT_PADDING = 1.1
+PROMPT_SLACK = 16
+_LIMIT_FIELDS = (
+    "tokens_per_day",
+    "tokens_per_month",
+    "max_output_tokens",
+    "requests_per_minute",
+    "concurrent_streams",
+)
 
 
-def check_may_use(user: User, model: ModelConfig) -> None:
-    """Refuse a suspended user or a disabled model (limits per policy come with the usage issue)."""
-    if not user.is_active:
+@dataclass(frozen=True)
+class Limits:
+    """A user's effective limits; ``None`` is unlimited."""
+
+    suspended: bool = False
+    allowed_model_ids: frozenset[int] | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+    max_output_tokens: int | None = None
+    requests_per_minute: int | None = None
+    concurrent_streams: int | None = None
+    api_access: bool = True
+    source: str = "no policy"
+
+    def allows(self, model: ModelConfig) -> bool:
+        return model.enabled and (
+            self.allowed_model_ids is None or model.pk in self.allowed_model_ids
+        )
+
+
+def _from_policy(policy: Policy, source: str) -> Limits:
+    return Limits(
+        allowed_model_ids=None
+        if policy.all_models
+        else frozenset(m.pk for m in policy.allowed_models.all()),
+        api_access=policy.api_access,
+        source=source,
+        **{name: getattr(policy, name) for name in _LIMIT_FIELDS},
+    )
+
+
+def _most_generous(policies: list[Policy]) -> Limits:
+    """Field by field, the largest limit among the user's groups (unlimited beats any number)."""
+    merged: dict[str, Any] = {}
+    for name in _LIMIT_FIELDS:
+        values = [getattr(p, name) for p in policies]
+        merged[name] = None if any(v is None for v in values) else max(values)
+    models: frozenset[int] | None = None
+    if not any(p.all_models for p in policies):
+        models = frozenset(m.pk for p in policies for m in p.allowed_models.all())
+    return Limits(
+        allowed_model_ids=models,
+        api_access=any(p.api_access for p in policies),
+        source="groups: " + ", ".join(sorted(p.name for p in policies)),
+        **merged,
+    )
+
+
+def limits_for(user: User) -> Limits:
+    """The user's own policy, else the most generous of their groups' policies, else the
+    default policy; then the user's overrides, field by field."""
+    own = UserLimits.objects.filter(user=user).select_related("policy").first()
+    if own is not None and own.policy is not None:
+        limits = _from_policy(own.policy, f"policy {own.policy.name} (assigned to the user)")
+    else:
+        group_policies = list(
+            Policy.objects.filter(groups__user=user).distinct().prefetch_related("allowed_models")
+        )
+        if group_policies:
+            limits = _most_generous(group_policies)
+        else:
+            default = (
+                Policy.objects.filter(is_default=True).prefetch_related("allowed_models").first()
+            )
+            limits = (
+                _from_policy(default, f"policy {default.name} (default)") if default else Limits()
+            )
+    if own is None:
+        return limits
+    overrides = {
+        name: getattr(own, name) for name in _LIMIT_FIELDS if getattr(own, name) is not None
+    }
+    return replace(limits, suspended=own.suspended, **overrides)
+
+
+@dataclass(frozen=True)
+class Periods:
+    minute: datetime
+    day: datetime
+    month: datetime
+    next_day: datetime
+    next_month: datetime
+
+
+def _midnight(moment: datetime) -> datetime:
+    return timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def periods_at(moment: datetime) -> Periods:
+    """Minute, day and month starts in the deployment's time zone (settings.TIME_ZONE)."""
+    day = _midnight(moment)
+    month = day.replace(day=1)
+    return Periods(
+        minute=moment.replace(second=0, microsecond=0),
+        day=day,
+        month=month,
+        next_day=_midnight(day + timedelta(hours=26)),
+        next_month=_midnight((month + timedelta(days=32)).replace(day=1)),
+    )
+
+
+def _describe_reset(moment: datetime) -> str:
+    local = timezone.localtime(moment)
+    return f"{local:%H:%M on %d %b %Y} ({timezone.get_current_timezone_name()})"
+
+
+def check_may_use(user: User, model: ModelConfig, limits: Limits | None = None) -> Limits:
+    """Refuse a suspended user, or a model that is disabled or not allowed to the user."""
+    limits = limits or limits_for(user)
+    if not user.is_active or limits.suspended:
         raise Suspended()
-    if not model.enabled:
-        raise ModelNotAllowed(f"The model {model.name} is not available.", param="model")
+    if not limits.allows(model):
+        raise ModelNotAllowed(f"You may not use the model {model.name}.", param="model")
+    return limits
+
+
+def max_tokens_for(model: ModelConfig, requested: int | None, limits: Limits) -> int:
+    """The output budget of a call: what was asked, or the model's default within the cap."""
+    if requested is not None:
+        return requested
+    cap = limits.max_output_tokens
+    return min(model.default_max_tokens, cap) if cap else model.default_max_tokens
+
+
+def _reserve(user: User, amounts: list[tuple[str, datetime, int, int | None]]) -> set[str]:
+    """One conditional UPDATE over the user's counters: each row takes its amount only if it
+    stays within its cap. Concurrent admissions queue on the row locks and each re-checks its
+    condition against the committed value, so no interleaving overshoots. Returns the periods
+    that took their amount; the caller rolls back unless all did."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO conversations_usagecounter (user_id, period, start, used) VALUES "  # noqa: S608 - placeholders only
+            + ", ".join(["(%s, %s, %s, 0)"] * len(amounts))
+            + " ON CONFLICT (user_id, period, start) DO NOTHING",
+            [value for period, start, _, _ in amounts for value in (user.pk, period, start)],
+        )
+        cursor.execute(
+            "UPDATE conversations_usagecounter AS c SET used = c.used + v.amount FROM (VALUES "  # noqa: S608 - placeholders only
+            + ", ".join(["(%s, %s::timestamptz, %s::bigint, %s::bigint)"] * len(amounts))
+            + ") AS v(period, start, amount, cap) "
+            "WHERE c.user_id = %s AND c.period = v.period AND c.start = v.start "
+            "AND (v.cap IS NULL OR c.used + v.amount <= v.cap) RETURNING c.period",
+            [value for row in amounts for value in row] + [user.pk],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _counter_values(user: User, periods: Periods) -> dict[str, int]:
+    rows = UsageCounter.objects.filter(
+        user=user, period__in=["day", "month"], start__in=[periods.day, periods.month]
+    ).values_list("period", "used")
+    return {period: max(0, used) for period, used in rows}
+
+
+def _refusal(
+    user: User, limits: Limits, periods: Periods, failed: set[str], tokens: int
+) -> ChatError:
+    if "streams" in failed:
+        return TooManyStreams(
+            f"You may have at most {limits.concurrent_streams} replies running at once; "
+            "wait for one to finish or stop it."
+        )
+    if "minute" in failed:
+        wait = 60 - timezone.now().second
+        return RateLimited(
+            f"You may send at most {limits.requests_per_minute} requests per minute; try again in {wait} s.",
+            retry_after=wait,
+        )
+    used = _counter_values(user, periods)
+    if "day" in failed:
+        period, cap, resets = "day", limits.tokens_per_day, periods.next_day
+    else:
+        period, cap, resets = "month", limits.tokens_per_month, periods.next_month
+    name = "daily" if period == "day" else "monthly"
+    return QuotaExceeded(
+        f"This would exceed your {name} limit of {cap:,} tokens ({used.get(period, 0):,} used or "
+        f"reserved; this request may need up to {tokens:,}). It resets at {_describe_reset(resets)}.",
+        period=period,
+        resets_at=resets.isoformat(),
+    )
 
 
 def admit(
@@ -101,56 +304,100 @@ def admit(
     max_tokens: int,
     conversation: Conversation | None = None,
     message: Message | None = None,
+    api_key: ApiKey | None = None,
+    limits: Limits | None = None,
 ) -> UsageRecord:
-    """Reserve the worst case of one upstream call; call inside the caller's transaction."""
-    check_may_use(user, model)
+    """Reserve the worst case of one upstream call against every limit, or refuse.
+
+    The reservation is taken from the day and month counters, one request from the minute's,
+    one stream from the running ones — in one conditional statement — and the call's ledger
+    row is inserted as ``reserved``. Refused: a :class:`ChatError` saying what was exceeded
+    and when it resets, and nothing is kept. Call it inside the caller's transaction.
+    """
+    limits = check_may_use(user, model, limits)
+    if limits.max_output_tokens is not None and max_tokens > limits.max_output_tokens:
+        raise InvalidParameter(
+            f"max_tokens may be at most {limits.max_output_tokens} under your limits.",
+            param="max_tokens",
+        )
+    periods = periods_at(timezone.now())
+    reserved = math.ceil(prompt_tokens * PROMPT_PADDING) + PROMPT_SLACK + max_tokens
+    amounts: list[tuple[str, datetime, int, int | None]] = [
+        ("day", periods.day, reserved, limits.tokens_per_day),
+        ("month", periods.month, reserved, limits.tokens_per_month),
+        ("streams", STREAMS_EPOCH, 1, limits.concurrent_streams),
+    ]
+    if limits.requests_per_minute is not None:
+        amounts.append(("minute", periods.minute, 1, limits.requests_per_minute))
+    with transaction.atomic():
+        failed = {period for period, *_ in amounts} - _reserve(user, amounts)
+        if failed:
+            transaction.set_rollback(True)
+    if failed:
+        raise _refusal(user, limits, periods, failed, reserved)
     return UsageRecord.objects.create(
         user=user,
         model=model,
         purpose=purpose,
         conversation=conversation,
         message=message,
+        api_key=api_key,
         state=UsageRecord.State.RESERVED,
-        reserved_tokens=prompt_tokens + max_tokens,
+        reserved_tokens=reserved,
+        day_start=periods.day,
+        month_start=periods.month,
+        holds_stream=True,
         # Kept as the estimate until the provider's usage replaces it.
         prompt_tokens=prompt_tokens,
         cache_miss_tokens=prompt_tokens,
     )
 
 
-def settle(
-    record_id: int,
-    *,
-    outcome: str,
-    usage: Mapping[str, Any] | None,
-    output_text: str = "",
-) -> bool:
-    """Settle a reservation to what the call used; False if it was already settled.
+def price_on(model: ModelConfig, day: date) -> tuple[Decimal, Decimal, Decimal]:
+    """(cache hit, cache miss, output) USD per 1M tokens in force on ``day``."""
+    price = model.prices.filter(effective_from__lte=day).order_by("-effective_from").first()
+    if price is None:
+        return model.price_input_cache_hit, model.price_input_cache_miss, model.price_output
+    return price.input_cache_hit, price.input_cache_miss, price.output
 
-    Without the provider's usage (cancelled, cut off), the completion is estimated from the
-    text received and the row is flagged ``estimated``.
+
+def cost_of(model: ModelConfig, counts: Counts, day: date | None = None) -> Decimal:
+    hit, miss, output = price_on(model, day or timezone.localdate())
+    return (
+        counts.cache_hit * hit + counts.cache_miss * miss + counts.completion * output
+    ) / MILLION
+
+
+def settle(
+    record_id: int, *, outcome: str, usage: Mapping[str, Any] | None, output_text: str = ""
+) -> bool:
+    """Settle a reservation to what the call used, once; False if it was already settled.
+
+    Without the provider's usage (cancelled, cut off) the completion is estimated from the text
+    received and the row is flagged ``estimated``. The counters give back what was reserved
+    and not used, and the stream slot.
     """
-    record = (
-        UsageRecord.objects.select_related("model")
-        .filter(pk=record_id, state=UsageRecord.State.RESERVED)
-        .first()
-    )
-    if record is None:
-        return False
-    if usage:
-        counts = counts_from_usage(usage)
-    else:
-        counts = Counts(
-            prompt=record.prompt_tokens,
-            cache_hit=0,
-            cache_miss=record.prompt_tokens,
-            completion=estimate_tokens(output_text),
-            reasoning=0,
-            estimated=True,
+    with transaction.atomic():
+        record = (
+            UsageRecord.objects.select_for_update(of=("self",))
+            .select_related("model")
+            .filter(pk=record_id, state=UsageRecord.State.RESERVED)
+            .first()
         )
-    # Conditional on the state, so two settlers (task and reaper) never both charge.
-    return bool(
-        UsageRecord.objects.filter(pk=record_id, state=UsageRecord.State.RESERVED).update(
+        if record is None:
+            return False
+        if usage:
+            counts = counts_from_usage(usage)
+        else:
+            counts = Counts(
+                prompt=record.prompt_tokens,
+                cache_hit=0,
+                cache_miss=record.prompt_tokens,
+                completion=estimate_tokens(output_text),
+                reasoning=0,
+                estimated=True,
+            )
+        UsageRecord.objects.filter(pk=record_id).update(
             state=UsageRecord.State.SETTLED,
             outcome=outcome,
             reserved_tokens=0,
@@ -160,11 +407,64 @@ def settle(
             completion_tokens=counts.completion,
             reasoning_tokens=counts.reasoning,
             total_tokens=counts.total,
-            cost=cost_of(record.model, counts),
+            cost=cost_of(record.model, counts, timezone.localdate(record.created_at)),
             estimated=counts.estimated,
             settled_at=timezone.now(),
         )
-    )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE conversations_usagecounter SET used = used + CASE WHEN period = 'streams' "
+                "THEN -1 ELSE %s END WHERE user_id = %s AND ((period = 'day' AND start = %s) OR "
+                "(period = 'month' AND start = %s) OR (period = 'streams' AND %s))",
+                [
+                    counts.total - record.reserved_tokens,
+                    record.user_id,
+                    record.day_start,
+                    record.month_start,
+                    record.holds_stream,
+                ],
+            )
+    return True
+
+
+def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
+    """Today's and this month's tokens (used or reserved), the limits, and reset times."""
+    limits = limits or limits_for(user)
+    periods = periods_at(timezone.now())
+    used = _counter_values(user, periods)
+
+    def left(cap: int | None, spent: int) -> int | None:
+        return None if cap is None else max(0, cap - spent)
+
+    day_left = left(limits.tokens_per_day, used.get("day", 0))
+    month_left = left(limits.tokens_per_month, used.get("month", 0))
+    known = [value for value in (day_left, month_left) if value is not None]
+    return {
+        "today": {
+            "used": used.get("day", 0),
+            "limit": limits.tokens_per_day,
+            "left": day_left,
+            "resets_at": periods.next_day.isoformat(),
+        },
+        "month": {
+            "used": used.get("month", 0),
+            "limit": limits.tokens_per_month,
+            "left": month_left,
+            "resets_at": periods.next_month.isoformat(),
+        },
+        "remaining": min(known) if known else None,
+        "max_output_tokens": limits.max_output_tokens,
+        "requests_per_minute": limits.requests_per_minute,
+        "concurrent_streams": limits.concurrent_streams,
+        "suspended": limits.suspended,
+        "source": limits.source,
+    }
+
+
+def remaining_tokens(user: User) -> int | None:
+    """Tokens the user may still spend now (the tighter of day and month); None: unlimited."""
+    remaining: int | None = usage_summary(user)["remaining"]
+    return remaining
 
 
 def reserved_for_message(message_id: object) -> Q:

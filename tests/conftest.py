@@ -17,6 +17,22 @@ if TYPE_CHECKING:
 multiprocessing.set_start_method("spawn", force=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _in_process_channel_layer(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests inside this process use the in-memory layer (one event loop per test does not
+    suit a Redis connection pool); Redis is exercised between real worker processes
+    (tests/test_two_workers.py), which get REDIS_URL."""
+    if not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    from django.test.utils import override_settings
+
+    with override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": "chatsite.layers.ThrottledInMemoryChannelLayer"}}
+    ):
+        yield
+
+
 @pytest.fixture
 def alice(db: None) -> User:
     """Alice owns conversations."""
