@@ -6,188 +6,385 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('conversations', '0003_ledger'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("conversations", "0003_ledger"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='conversation',
-            name='collaborators',
-            field=models.ManyToManyField(blank=True, related_name='collaborations', to=settings.AUTH_USER_MODEL),
+            model_name="conversation",
+            name="collaborators",
+            field=models.ManyToManyField(
+                blank=True, related_name="collaborations", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='conversation',
-            name='forked_from',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='forks', to='conversations.message'),
+            model_name="conversation",
+            name="forked_from",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="forks",
+                to="conversations.message",
+            ),
         ),
         migrations.AddField(
-            model_name='usagerecord',
-            name='day_start',
+            model_name="usagerecord",
+            name="day_start",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='usagerecord',
-            name='holds_stream',
+            model_name="usagerecord",
+            name="holds_stream",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='usagerecord',
-            name='month_start',
+            model_name="usagerecord",
+            name="month_start",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(help_text='The first characters, to recognise a key.', max_length=16)),
-                ('hashed', models.CharField(max_length=64, unique=True)),
-                ('save_history', models.BooleanField(default=False, help_text="Record API conversations in the user's chats.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "prefix",
+                    models.CharField(
+                        help_text="The first characters, to recognise a key.", max_length=16
+                    ),
+                ),
+                ("hashed", models.CharField(max_length=64, unique=True)),
+                (
+                    "save_history",
+                    models.BooleanField(
+                        default=False, help_text="Record API conversations in the user's chats."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_keys",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API key',
-                'ordering': ['-created_at'],
+                "verbose_name": "API key",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddField(
-            model_name='usagerecord',
-            name='api_key',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='usage', to='conversations.apikey'),
+            model_name="usagerecord",
+            name="api_key",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="usage",
+                to="conversations.apikey",
+            ),
         ),
         migrations.CreateModel(
-            name='Policy',
+            name="Policy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('is_default', models.BooleanField(default=False, help_text='Applies to users with no other policy.')),
-                ('all_models', models.BooleanField(default=True, help_text='Every enabled model is allowed.')),
-                ('tokens_per_day', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('tokens_per_month', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('max_output_tokens', models.PositiveIntegerField(blank=True, help_text='Cap on max_tokens per request.', null=True)),
-                ('requests_per_minute', models.PositiveIntegerField(blank=True, null=True)),
-                ('concurrent_streams', models.PositiveIntegerField(blank=True, null=True)),
-                ('api_access', models.BooleanField(default=True, help_text='May use the DeepSeek-compatible API.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('allowed_models', models.ManyToManyField(blank=True, related_name='+', to='conversations.modelconfig')),
-                ('groups', models.ManyToManyField(blank=True, related_name='policies', to='auth.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "is_default",
+                    models.BooleanField(
+                        default=False, help_text="Applies to users with no other policy."
+                    ),
+                ),
+                (
+                    "all_models",
+                    models.BooleanField(default=True, help_text="Every enabled model is allowed."),
+                ),
+                ("tokens_per_day", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("tokens_per_month", models.PositiveBigIntegerField(blank=True, null=True)),
+                (
+                    "max_output_tokens",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Cap on max_tokens per request.", null=True
+                    ),
+                ),
+                ("requests_per_minute", models.PositiveIntegerField(blank=True, null=True)),
+                ("concurrent_streams", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "api_access",
+                    models.BooleanField(
+                        default=True, help_text="May use the DeepSeek-compatible API."
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "allowed_models",
+                    models.ManyToManyField(
+                        blank=True, related_name="+", to="conversations.modelconfig"
+                    ),
+                ),
+                (
+                    "groups",
+                    models.ManyToManyField(blank=True, related_name="policies", to="auth.group"),
+                ),
             ],
             options={
-                'verbose_name_plural': 'policies',
+                "verbose_name_plural": "policies",
             },
         ),
         migrations.CreateModel(
-            name='ShareLink',
+            name="ShareLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hashed', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='share_links', to='conversations.conversation')),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hashed", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="share_links",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ShareLinkOpen',
+            name="ShareLinkOpen",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('link', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='opens', to='conversations.sharelink')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "link",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="opens",
+                        to="conversations.sharelink",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('members', models.ManyToManyField(blank=True, related_name='teams', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True, related_name="teams", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='conversation',
-            name='team',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='conversations', to='conversations.team'),
+            model_name="conversation",
+            name="team",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="conversations",
+                to="conversations.team",
+            ),
         ),
         migrations.CreateModel(
-            name='UsageCounter',
+            name="UsageCounter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.CharField(max_length=8)),
-                ('start', models.DateTimeField()),
-                ('used', models.BigIntegerField(default=0)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period", models.CharField(max_length=8)),
+                ("start", models.DateTimeField()),
+                ("used", models.BigIntegerField(default=0)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='UserLimits',
+            name="UserLimits",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('suspended', models.BooleanField(default=False, help_text='May sign in and read, but not send.')),
-                ('tokens_per_day', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('tokens_per_month', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('max_output_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('requests_per_minute', models.PositiveIntegerField(blank=True, null=True)),
-                ('concurrent_streams', models.PositiveIntegerField(blank=True, null=True)),
-                ('policy', models.ForeignKey(blank=True, help_text="Replaces the user's group policies.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='conversations.policy')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='limits', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "suspended",
+                    models.BooleanField(
+                        default=False, help_text="May sign in and read, but not send."
+                    ),
+                ),
+                ("tokens_per_day", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("tokens_per_month", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("max_output_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("requests_per_minute", models.PositiveIntegerField(blank=True, null=True)),
+                ("concurrent_streams", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Replaces the user's group policies.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="conversations.policy",
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="limits",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'limits',
-                'verbose_name_plural': 'limits',
+                "verbose_name": "limits",
+                "verbose_name_plural": "limits",
             },
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(max_length=40)),
-                ('target_type', models.CharField(max_length=40)),
-                ('target_id', models.CharField(max_length=64)),
-                ('target_repr', models.CharField(blank=True, max_length=200)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("action", models.CharField(max_length=40)),
+                ("target_type", models.CharField(max_length=40)),
+                ("target_id", models.CharField(max_length=64)),
+                ("target_repr", models.CharField(blank=True, max_length=200)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'audit log',
-                'ordering': ['-at'],
-                'indexes': [models.Index(fields=['target_type', 'target_id'], name='audit_target')],
+                "verbose_name_plural": "audit log",
+                "ordering": ["-at"],
+                "indexes": [models.Index(fields=["target_type", "target_id"], name="audit_target")],
             },
         ),
         migrations.CreateModel(
-            name='ModelPrice',
+            name="ModelPrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('effective_from', models.DateField()),
-                ('input_cache_hit', models.DecimalField(decimal_places=4, max_digits=10)),
-                ('input_cache_miss', models.DecimalField(decimal_places=4, max_digits=10)),
-                ('output', models.DecimalField(decimal_places=4, max_digits=10)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='conversations.modelconfig')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("effective_from", models.DateField()),
+                ("input_cache_hit", models.DecimalField(decimal_places=4, max_digits=10)),
+                ("input_cache_miss", models.DecimalField(decimal_places=4, max_digits=10)),
+                ("output", models.DecimalField(decimal_places=4, max_digits=10)),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="prices",
+                        to="conversations.modelconfig",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model', '-effective_from'],
-                'constraints': [models.UniqueConstraint(fields=('model', 'effective_from'), name='one_price_per_day')],
+                "ordering": ["model", "-effective_from"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("model", "effective_from"), name="one_price_per_day"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='policy',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='one_default_policy'),
+            model_name="policy",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_default", True)),
+                fields=("is_default",),
+                name="one_default_policy",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='usagecounter',
-            constraint=models.UniqueConstraint(fields=('user', 'period', 'start'), name='usage_counter_unique'),
+            model_name="usagecounter",
+            constraint=models.UniqueConstraint(
+                fields=("user", "period", "start"), name="usage_counter_unique"
+            ),
         ),
     ]
