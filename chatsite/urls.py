@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from conversations import views
+from conversations import usage_views, views
 
 admin.site.site_header = "DeepSeek team chat — administration"
 admin.site.site_title = "DeepSeek team chat"
@@ -22,6 +22,12 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("admin/usage/", admin.site.admin_view(usage_views.dashboard), name="usage-dashboard"),
+    path(
+        "admin/usage/export.csv", admin.site.admin_view(usage_views.export_csv), name="usage-export"
+    ),
     path("admin/", admin.site.urls),
+    path("usage/", usage_views.my_usage, name="my-usage"),
+    path("usage/summary.json", usage_views.summary_json, name="usage-summary"),
     path("", include("conversations.urls")),
 ]

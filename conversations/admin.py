@@ -1,19 +1,125 @@
+"""The admin: the registry, limits, keys, teams, the ledger (read-only) and the audit log.
+
+Every change to a policy, a user's limits (suspension included), a model, a key or a share
+is written to the audit log with its before and after.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.http import HttpRequest
+import csv
+from typing import Any
 
-from conversations.models import Conversation, Message, ModelConfig, User
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from conversations import audit
+from conversations.models import (
+    ApiKey,
+    AuditEntry,
+    Conversation,
+    Message,
+    ModelConfig,
+    ModelPrice,
+    Policy,
+    ShareLink,
+    Team,
+    UsageRecord,
+    User,
+    UserLimits,
+)
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Records before/after of every save and delete, many-to-many fields included."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        old = type(obj).objects.filter(pk=obj.pk).first() if change else None
+        request._audit_before = audit.snapshot(old)  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        before = getattr(request, "_audit_before", None)
+        audit.record(
+            request.user, "change" if change else "create", obj, before, audit.snapshot(obj)
+        )  # type: ignore[arg-type]
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        before = audit.snapshot(obj)
+        super().delete_model(request, obj)
+        obj.pk = before["id"] if before else obj.pk
+        audit.record(request.user, "delete", obj, before, None)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+class UserLimitsInline(admin.StackedInline):
+    model = UserLimits
+    can_delete = False
+    verbose_name_plural = "Limits"
+    fields = [
+        "suspended",
+        "policy",
+        ("tokens_per_day", "tokens_per_month"),
+        ("max_output_tokens", "requests_per_minute", "concurrent_streams"),
+    ]
+    extra = 0
+    max_num = 1
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    pass
+    inlines = [UserLimitsInline]
+    list_display = [
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "is_staff",
+        "is_active",
+        "suspended",
+    ]
+
+    @admin.display(boolean=True)
+    def suspended(self, user: User) -> bool:
+        limits = getattr(user, "limits", None)
+        return bool(limits and limits.suspended)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not UserLimits:
+            super().save_formset(request, form, formset, change)
+            return
+        befores = {
+            f.instance.pk: audit.snapshot(UserLimits.objects.filter(pk=f.instance.pk).first())
+            for f in formset.forms
+            if f.instance.pk
+        }
+        super().save_formset(request, form, formset, change)
+        for inline_form in formset.forms:
+            obj = inline_form.instance
+            if obj.pk is None:
+                continue
+            before, after = befores.get(obj.pk), audit.snapshot(obj)
+            was = bool(before and before.get("suspended"))
+            action = "change"
+            if after and after.get("suspended") != was:
+                action = "suspend" if after.get("suspended") else "unsuspend"
+            audit.record(request.user, action, obj, before, after)  # type: ignore[arg-type]
+
+
+class ModelPriceInline(admin.TabularInline):
+    model = ModelPrice
+    extra = 0
+    fields = ["effective_from", "input_cache_hit", "input_cache_miss", "output"]
 
 
 @admin.register(ModelConfig)
-class ModelConfigAdmin(admin.ModelAdmin):
+class ModelConfigAdmin(AuditedAdmin):
     list_display = [
         "name",
         "display_name",
@@ -26,17 +132,97 @@ class ModelConfigAdmin(admin.ModelAdmin):
         "price_input_cache_miss",
         "price_output",
     ]
-    list_editable = ["enabled"]
+    inlines = [ModelPriceInline]
     fieldsets = [  # type: ignore[assignment]
         (None, {"fields": ["name", "display_name", "enabled", "sort_order"]}),
         ("Upstream", {"fields": ["upstream_model", "thinking", "reasoning_passback"]}),
         ("Capabilities", {"fields": ["supports_tools", "supports_json", "supports_logprobs"]}),
         ("Limits", {"fields": ["context_window", "max_output_tokens", "default_max_tokens"]}),
         (
-            "Prices (USD per 1M tokens)",
+            "Prices (USD per 1M tokens; dated prices below take precedence from their date)",
             {"fields": ["price_input_cache_hit", "price_input_cache_miss", "price_output"]},
         ),
     ]
+
+
+@admin.register(Policy)
+class PolicyAdmin(AuditedAdmin):
+    list_display = [
+        "name",
+        "is_default",
+        "tokens_per_day",
+        "tokens_per_month",
+        "max_output_tokens",
+        "requests_per_minute",
+        "concurrent_streams",
+        "api_access",
+    ]
+    filter_horizontal = ["allowed_models", "groups"]
+    fieldsets = [  # type: ignore[assignment]
+        (None, {"fields": ["name", "is_default", "groups"]}),
+        ("Models", {"fields": ["all_models", "allowed_models"]}),
+        (
+            "Tokens (blank: unlimited)",
+            {"fields": ["tokens_per_day", "tokens_per_month", "max_output_tokens"]},
+        ),
+        ("Rate", {"fields": ["requests_per_minute", "concurrent_streams", "api_access"]}),
+    ]
+
+
+@admin.register(Team)
+class TeamAdmin(AuditedAdmin):
+    list_display = ["name"]
+    filter_horizontal = ["members"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = [
+        "user",
+        "name",
+        "prefix",
+        "hashed",
+        "created_at",
+        "last_used_at",
+        "save_history",
+        "expires_at",
+        "revoked_at",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            before = audit.snapshot(key)
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+            audit.record(request.user, "revoke", key, before, audit.snapshot(key))  # type: ignore[arg-type]
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "created_by", "created_at", "expires_at", "revoked_at"]
+    readonly_fields = ["conversation", "created_by", "hashed", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 class MessageInline(admin.TabularInline):
@@ -56,20 +242,89 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "owner", "model", "visibility", "updated_at", "deleted_at"]
     list_filter = ["visibility", "model"]
     search_fields = ["title", "owner__username"]
-    raw_id_fields = ["owner"]
+    raw_id_fields = ["owner", "forked_from"]
     inlines = [MessageInline]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    """Read-mostly: messages are written by the chat, not edited by hand."""
+class MessageAdmin(ReadOnlyAdmin):
+    """Read-only: messages are written by the chat, not edited by hand."""
 
     list_display = ["id", "conversation", "role", "author", "status", "finish_reason", "created_at"]
     list_filter = ["status", "role"]
     search_fields = ["content", "client_id"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return [field.name for field in Message._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "model",
+        "purpose",
+        "state",
+        "outcome",
+        "prompt_tokens",
+        "cache_hit_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "cost",
+        "estimated",
+    ]
+    list_filter = ["purpose", "state", "outcome", "model", "estimated"]
+    search_fields = ["user__username"]
+    date_hierarchy = "created_at"
+
+
+def _csv_response(filename: str, header: list[str], rows: Any) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+    return response
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor", "action", "target_type", "target_repr", "changes"]
+    list_filter = ["action", "target_type"]
+    search_fields = ["target_repr", "actor__username"]
+    actions = ["export_csv"]
+
+    @admin.display(description="fields changed")
+    def changes(self, entry: AuditEntry) -> str:
+        return ", ".join(audit.changed_fields(entry.before, entry.after))
+
+    @admin.action(description="Export the selected entries as CSV")
+    def export_csv(self, request: HttpRequest, queryset: Any) -> HttpResponse:
+        rows = (
+            [
+                e.at.isoformat(),
+                e.actor.username if e.actor else "",
+                e.action,
+                e.target_type,
+                e.target_id,
+                e.target_repr,
+                e.before,
+                e.after,
+            ]
+            for e in queryset.select_related("actor")
+        )
+        return _csv_response(
+            "audit.csv",
+            ["at", "actor", "action", "target_type", "target_id", "target", "before", "after"],
+            rows,
+        )

@@ -1,0 +1,52 @@
+"""The audit log: who changed a policy, a user's limits, a model, a key or a share, and how."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.forms.models import model_to_dict
+
+from conversations.models import AuditEntry, User
+
+
+def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
+    """The instance's fields as JSON-safe data (many-to-many as sorted ids)."""
+    if instance is None or instance.pk is None:
+        return None
+    data = model_to_dict(instance)
+    for key, value in list(data.items()):
+        if isinstance(value, list):
+            data[key] = sorted(getattr(item, "pk", item) for item in value)
+        elif isinstance(value, models.Model):
+            data[key] = value.pk
+    result: dict[str, Any] = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    return result
+
+
+def record(
+    actor: User | None,
+    action: str,
+    instance: models.Model,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> AuditEntry | None:
+    """Write one entry; nothing when nothing changed."""
+    if before == after:
+        return None
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        target_type=instance._meta.model_name or "",
+        target_id=str(instance.pk),
+        target_repr=str(instance)[:200],
+        before=before,
+        after=after,
+    )
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    keys = set(before or {}) | set(after or {})
+    return sorted(k for k in keys if (before or {}).get(k) != (after or {}).get(k))

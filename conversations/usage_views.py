@@ -1,0 +1,269 @@
+"""Where the tokens went: the staff dashboard (inside the admin), its CSV export, and each
+user's own usage page. Reads only; every number is a query over the ledger or the counters."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from conversations import charts, quota
+from conversations.admin import _csv_response
+from conversations.models import ModelConfig, UsageRecord, User
+
+WARN_AT = 0.8
+
+
+def _days(count: int) -> list[date]:
+    today = timezone.localdate()
+    return [today - timedelta(days=count - 1 - i) for i in range(count)]
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _filtered(request: HttpRequest) -> tuple[QuerySet[UsageRecord], dict[str, Any]]:
+    span = 90 if request.GET.get("days") == "90" else 30
+    days = _days(span)
+    start = timezone.make_aware(timezone.datetime.combine(days[0], timezone.datetime.min.time()))
+    records = UsageRecord.objects.filter(created_at__gte=start)
+    chosen = {
+        "days": span,
+        "user": _int(request.GET.get("user")),
+        "group": _int(request.GET.get("group")),
+        "model": _int(request.GET.get("model")),
+        "purpose": request.GET.get("purpose")
+        if request.GET.get("purpose") in UsageRecord.Purpose.values
+        else "",
+    }
+    if chosen["user"]:
+        records = records.filter(user_id=chosen["user"])
+    if chosen["group"]:
+        records = records.filter(user__groups=chosen["group"])
+    if chosen["model"]:
+        records = records.filter(model_id=chosen["model"])
+    if chosen["purpose"]:
+        records = records.filter(purpose=chosen["purpose"])
+    return records, {**chosen, "day_list": days}
+
+
+def _tokens(record_sum: dict[str, Any], key: str) -> int:
+    return int(record_sum.get(key) or 0)
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Staff only (wrapped by admin_view in urls): charts, tables, filters."""
+    records, chosen = _filtered(request)
+    days: list[date] = chosen["day_list"]
+    index = {day: i for i, day in enumerate(days)}
+    per_day_model = (
+        records.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", "model__name")
+        .annotate(
+            tokens=Sum("total_tokens"),
+            reserved=Sum("reserved_tokens"),
+            hit=Sum("cache_hit_tokens"),
+            miss=Sum("cache_miss_tokens"),
+            out=Sum("completion_tokens"),
+            cost=Sum("cost"),
+        )
+    )
+    by_model: dict[str, list[int]] = {}
+    cache = {
+        "cache hit input": [0] * len(days),
+        "cache miss input": [0] * len(days),
+        "output": [0] * len(days),
+    }
+    cost_per_day = [0.0] * len(days)
+    for row in per_day_model:
+        i = index.get(row["day"])
+        if i is None:
+            continue
+        by_model.setdefault(row["model__name"], [0] * len(days))[i] += (row["tokens"] or 0) + (
+            row["reserved"] or 0
+        )
+        cache["cache hit input"][i] += row["hit"] or 0
+        cache["cache miss input"][i] += row["miss"] or 0
+        cache["output"][i] += row["out"] or 0
+        cost_per_day[i] += float(row["cost"] or 0)
+    totals = records.aggregate(
+        tokens=Sum("total_tokens"),
+        hit=Sum("cache_hit_tokens"),
+        miss=Sum("cache_miss_tokens"),
+        cost=Sum("cost"),
+        calls=Count("id"),
+    )
+    hit, miss = _tokens(totals, "hit"), _tokens(totals, "miss")
+    top_users = (
+        records.values("user_id", "user__username")
+        .annotate(tokens=Sum("total_tokens"), cost=Sum("cost"), calls=Count("id"))
+        .order_by("-tokens")[:20]
+    )
+    users = []
+    for row in top_users:
+        user = User.objects.get(pk=row["user_id"])
+        summary = quota.usage_summary(user)
+        users.append(
+            {
+                **row,
+                "today": summary["today"],
+                "month": summary["month"],
+                "remaining": summary["remaining"],
+                "source": summary["source"],
+            }
+        )
+    models = (
+        records.values("model__name")
+        .annotate(
+            tokens=Sum("total_tokens"),
+            hit=Sum("cache_hit_tokens"),
+            miss=Sum("cache_miss_tokens"),
+            cost=Sum("cost"),
+            calls=Count("id"),
+        )
+        .order_by("-tokens")
+    )
+    model_rows = [
+        {
+            **m,
+            "hit_ratio": (m["hit"] or 0) / ((m["hit"] or 0) + (m["miss"] or 0))
+            if (m["hit"] or 0) + (m["miss"] or 0)
+            else 0.0,
+        }
+        for m in models
+    ]
+    context = {
+        "title": "Usage",
+        "chosen": chosen,
+        "query": request.GET.urlencode(),
+        "tokens_chart": charts.stacked_bars(
+            days,
+            by_model or {"no usage": [0] * len(days)},
+            title=f"Tokens per day by model, last {len(days)} days",
+        ),
+        "cache_chart": charts.stacked_bars(
+            days,
+            cache,
+            title="Input tokens from cache (hit) and not (miss), and output tokens, per day",
+        ),
+        "totals": totals,
+        "cost_total": sum(cost_per_day),
+        "hit_ratio": hit / (hit + miss) if hit + miss else 0.0,
+        "users": users,
+        "models": model_rows,
+        "all_users": User.objects.order_by("username").only("id", "username"),
+        "all_groups": Group.objects.order_by("name"),
+        "all_models": ModelConfig.objects.order_by("name"),
+        "purposes": UsageRecord.Purpose.choices,
+    }
+    return render(request, "usage/dashboard.html", context)
+
+
+def export_csv(request: HttpRequest) -> HttpResponse:
+    """The ledger under the dashboard's filters, one row per upstream call."""
+    records, _ = _filtered(request)
+    header = [
+        "created_at",
+        "user",
+        "model",
+        "purpose",
+        "state",
+        "outcome",
+        "prompt_tokens",
+        "cache_hit_tokens",
+        "cache_miss_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "total_tokens",
+        "reserved_tokens",
+        "cost_usd",
+        "estimated",
+        "conversation",
+        "api_key",
+    ]
+    rows = (
+        [
+            r.created_at.isoformat(),
+            r.user.username,
+            r.model.name,
+            r.purpose,
+            r.state,
+            r.outcome,
+            r.prompt_tokens,
+            r.cache_hit_tokens,
+            r.cache_miss_tokens,
+            r.completion_tokens,
+            r.reasoning_tokens,
+            r.total_tokens,
+            r.reserved_tokens,
+            r.cost,
+            r.estimated,
+            r.conversation_id or "",
+            r.api_key.prefix if r.api_key else "",
+        ]
+        for r in records.select_related("user", "model", "api_key")
+        .order_by("created_at")
+        .iterator()
+    )
+    return _csv_response("usage.csv", header, rows)
+
+
+def _warning(summary: dict[str, Any]) -> str:
+    for period, label in (("today", "today's"), ("month", "this month's")):
+        part = summary[period]
+        if part["limit"]:
+            share = part["used"] / part["limit"]
+            if share >= 1:
+                return f"You have used all of {label} {part['limit']:,} tokens."
+            if share >= WARN_AT:
+                return f"You have used {share:.0%} of {label} {part['limit']:,} tokens."
+    return ""
+
+
+@login_required
+def my_usage(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    summary = quota.usage_summary(user)
+    days = _days(30)
+    index = {day: i for i, day in enumerate(days)}
+    series: dict[str, list[int]] = {}
+    start = timezone.make_aware(timezone.datetime.combine(days[0], timezone.datetime.min.time()))
+    rows = (
+        UsageRecord.objects.filter(user=user, created_at__gte=start)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", "model__name")
+        .annotate(tokens=Sum("total_tokens"), reserved=Sum("reserved_tokens"))
+    )
+    for row in rows:
+        if row["day"] in index:
+            series.setdefault(row["model__name"], [0] * len(days))[index[row["day"]]] += (
+                row["tokens"] or 0
+            ) + (row["reserved"] or 0)
+    return render(
+        request,
+        "usage/mine.html",
+        {
+            "summary": summary,
+            "warning": _warning(summary),
+            "chart": charts.stacked_bars(
+                days,
+                series or {"no usage yet": [0] * len(days)},
+                title="Your tokens per day, last 30 days",
+            ),
+        },
+    )
+
+
+@login_required
+def summary_json(request: HttpRequest) -> JsonResponse:
+    """For the composer: what is left, and a warning at 80% and 100%."""
+    summary = quota.usage_summary(request.user)  # type: ignore[arg-type]
+    return JsonResponse({**summary, "warning": _warning(summary)})
