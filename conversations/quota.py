@@ -249,13 +249,21 @@ def _reserve(user: User, amounts: list[tuple[str, datetime, int, int | None]]) -
             + " ON CONFLICT (user_id, period, start) DO NOTHING",
             [value for period, start, _, _ in amounts for value in (user.pk, period, start)],
         )
+        # Rows are locked in id order first (a materialized CTE), so concurrent admissions
+        # and settlements of one user queue instead of deadlocking on each other's rows.
         cursor.execute(
-            "UPDATE conversations_usagecounter AS c SET used = c.used + v.amount FROM (VALUES "  # noqa: S608 - placeholders only
+            "WITH locked AS MATERIALIZED (SELECT id FROM conversations_usagecounter "  # noqa: S608 - placeholders only
+            "WHERE user_id = %s AND (period, start) IN ("
+            + ", ".join(["(%s, %s::timestamptz)"] * len(amounts))
+            + ") ORDER BY id FOR UPDATE) "
+            "UPDATE conversations_usagecounter AS c SET used = c.used + v.amount FROM (VALUES "
             + ", ".join(["(%s, %s::timestamptz, %s::bigint, %s::bigint)"] * len(amounts))
             + ") AS v(period, start, amount, cap) "
-            "WHERE c.user_id = %s AND c.period = v.period AND c.start = v.start "
+            "WHERE c.id IN (SELECT id FROM locked) AND c.period = v.period AND c.start = v.start "
             "AND (v.cap IS NULL OR c.used + v.amount <= v.cap) RETURNING c.period",
-            [value for row in amounts for value in row] + [user.pk],
+            [user.pk]
+            + [value for period, start, _, _ in amounts for value in (period, start)]
+            + [value for row in amounts for value in row],
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -413,15 +421,18 @@ def settle(
         )
         with connection.cursor() as cursor:
             cursor.execute(
+                "WITH locked AS MATERIALIZED (SELECT id FROM conversations_usagecounter "
+                "WHERE user_id = %s AND ((period = 'day' AND start = %s) OR "
+                "(period = 'month' AND start = %s) OR (period = 'streams' AND %s)) "
+                "ORDER BY id FOR UPDATE) "
                 "UPDATE conversations_usagecounter SET used = used + CASE WHEN period = 'streams' "
-                "THEN -1 ELSE %s END WHERE user_id = %s AND ((period = 'day' AND start = %s) OR "
-                "(period = 'month' AND start = %s) OR (period = 'streams' AND %s))",
+                "THEN -1 ELSE %s END WHERE id IN (SELECT id FROM locked)",
                 [
-                    counts.total - record.reserved_tokens,
                     record.user_id,
                     record.day_start,
                     record.month_start,
                     record.holds_stream,
+                    counts.total - record.reserved_tokens,
                 ],
             )
     return True
