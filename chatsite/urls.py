@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from conversations import usage_views, views
+from conversations import sharing_views, usage_views, views
 
 admin.site.site_header = "DeepSeek team chat — administration"
 admin.site.site_title = "DeepSeek team chat"
@@ -28,6 +28,29 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("usage/", usage_views.my_usage, name="my-usage"),
+    path("team/", sharing_views.team_history, name="team-history"),
+    path("search/", sharing_views.search_page, name="search"),
+    path("s/<str:token>/", sharing_views.shared_link, name="shared-link"),
+    path(
+        "c/<uuid:conversation_id>/sharing/", sharing_views.sharing_page, name="conversation-sharing"
+    ),
+    path(
+        "c/<uuid:conversation_id>/sharing/visibility/",
+        sharing_views.change_visibility,
+        name="conversation-visibility",
+    ),
+    path(
+        "c/<uuid:conversation_id>/sharing/collaborators/",
+        sharing_views.change_collaborators,
+        name="conversation-collaborators",
+    ),
+    path(
+        "c/<uuid:conversation_id>/sharing/links/",
+        sharing_views.create_link,
+        name="conversation-links",
+    ),
+    path("c/<uuid:conversation_id>/fork/", sharing_views.fork, name="conversation-fork"),
+    path("links/<int:link_id>/revoke/", sharing_views.revoke_link, name="share-link-revoke"),
     path("usage/summary.json", usage_views.summary_json, name="usage-summary"),
     path("", include("conversations.urls")),
 ]

@@ -6,35 +6,113 @@ which views turn into a 404).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from conversations.models import Conversation, User
+from conversations.models import Conversation, ShareLink, Team, User
+
+
+def team_ids(user: User) -> list[int]:
+    return list(Team.objects.filter(members=user).values_list("id", flat=True))
+
+
+def _visibility(user: User) -> Q:
+    """Who sees what: the owner; collaborators; and, for a conversation shared with a team,
+    that team's members — or every active user while the deployment has no teams at all."""
+    shared = Q(visibility=Conversation.Visibility.TEAM)
+    if Team.objects.exists():
+        shared &= Q(team_id__in=team_ids(user))
+    return Q(owner=user) | Q(collaborators=user) | shared
 
 
 def visible_conversations(user: User) -> QuerySet[Conversation]:
-    """Conversations ``user`` may open."""
+    """Every live conversation ``user`` may open (own, shared with one of their teams, or
+    collaborated on)."""
+    if not user.is_authenticated or not user.is_active:
+        return Conversation.objects.none()
+    visible = Conversation.objects.alive().filter(_visibility(user)).values("pk")
+    return Conversation.objects.filter(pk__in=visible)
+
+
+def own_conversations(user: User) -> QuerySet[Conversation]:
     if not user.is_authenticated or not user.is_active:
         return Conversation.objects.none()
     return Conversation.objects.alive().filter(owner=user)
 
 
+def team_conversations(user: User) -> QuerySet[Conversation]:
+    """Conversations others share with ``user`` (the sidebar's "Team" section)."""
+    return visible_conversations(user).exclude(owner=user)
+
+
 def access_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
     """The conversation if ``user`` may see it; ``Conversation.DoesNotExist`` otherwise."""
     try:
-        return visible_conversations(user).select_related("model").get(pk=conversation_id)
+        return visible_conversations(user).select_related("model", "owner").get(pk=conversation_id)
     except (ValueError, TypeError, ValidationError, Conversation.DoesNotExist):
         # A malformed id is as missing as an unknown one.
         raise Conversation.DoesNotExist from None
 
 
+def can_post(user: User, conversation: Conversation) -> bool:
+    """The owner and named collaborators post; everyone else who can see it only reads."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return (
+        conversation.owner_id == user.pk or conversation.collaborators.filter(pk=user.pk).exists()
+    )
+
+
 def access_conversation_for_posting(user: User, conversation_id: uuid.UUID | str) -> Conversation:
-    """The conversation if ``user`` may post in it (its owner); a ChatError otherwise."""
-    from conversations.errors import NotFound
+    """The conversation if ``user`` may post in it; NotFound if they cannot see it,
+    PermissionDenied if they may only read it."""
+    from conversations.errors import NotFound, PermissionDenied
 
     try:
-        return access_conversation(user, conversation_id)
+        conversation = access_conversation(user, conversation_id)
     except Conversation.DoesNotExist:
         raise NotFound("No such conversation.") from None
+    if not can_post(user, conversation):
+        raise PermissionDenied(
+            "This conversation is shared with you to read; fork it to continue it."
+        )
+    return conversation
+
+
+def access_shared_link(token: str) -> ShareLink:
+    """A live share link by its token; ``ShareLink.DoesNotExist`` when unknown, revoked or expired."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        raise ShareLink.DoesNotExist
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    link = (
+        ShareLink.objects.select_related("conversation__model", "conversation__owner")
+        .filter(hashed=digest, revoked_at__isnull=True, conversation__deleted_at__isnull=True)
+        .first()
+    )
+    if link is None or (link.expires_at is not None and link.expires_at <= timezone.now()):
+        raise ShareLink.DoesNotExist
+    return link
+
+
+def access_owned_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
+    """The live conversation if ``user`` owns it (rename, settings, delete); else DoesNotExist."""
+    conversation = access_conversation(user, conversation_id)
+    if conversation.owner_id != user.pk:
+        raise Conversation.DoesNotExist
+    return conversation
+
+
+def access_deleted_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
+    """A conversation ``user`` owns and deleted (to undo the delete); else DoesNotExist."""
+    if not user.is_authenticated or not user.is_active:
+        raise Conversation.DoesNotExist
+    try:
+        return Conversation.objects.filter(owner=user, deleted_at__isnull=False).get(
+            pk=conversation_id
+        )
+    except (ValueError, TypeError, ValidationError, Conversation.DoesNotExist):
+        raise Conversation.DoesNotExist from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.forms.models import model_to_dict
@@ -27,7 +28,7 @@ def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
 
 
 def record(
-    actor: User | None,
+    actor: User | AnonymousUser | None,
     action: str,
     instance: models.Model,
     before: dict[str, Any] | None,
@@ -37,7 +38,7 @@ def record(
     if before == after:
         return None
     return AuditEntry.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=actor if isinstance(actor, User) else None,
         action=action,
         target_type=instance._meta.model_name or "",
         target_id=str(instance.pk),

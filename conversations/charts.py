@@ -28,7 +28,7 @@ def stacked_bars(
     ]
     for i, day in enumerate(days):
         x = left + i * slot + (slot - bar) / 2
-        y = top + plot_h
+        y: float = top + plot_h
         for n, (name, values) in enumerate(series.items()):
             value = values[i]
             if value <= 0:

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
 
@@ -109,6 +111,8 @@ class Conversation(models.Model):
                 name="conv_owner_recent",
                 condition=Q(deleted_at__isnull=True),
             ),
+            models.Index(fields=["visibility", "team", "-updated_at"], name="conv_shared_recent"),
+            GinIndex(SearchVector("title", config="english"), name="conv_title_search"),
         ]
 
     def __str__(self) -> str:
@@ -179,6 +183,8 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="msg_conv_created"),
+            # Full-text search over message text (conversations/search.py uses the same expression).
+            GinIndex(SearchVector("content", config="english"), name="msg_content_search"),
             # The reaper: rows still streaming, by heartbeat age.
             models.Index(
                 fields=["heartbeat_at"],

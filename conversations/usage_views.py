@@ -3,7 +3,7 @@ user's own usage page. Reads only; every number is a query over the ledger or th
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -33,9 +33,9 @@ def _int(value: str | None) -> int | None:
 def _filtered(request: HttpRequest) -> tuple[QuerySet[UsageRecord], dict[str, Any]]:
     span = 90 if request.GET.get("days") == "90" else 30
     days = _days(span)
-    start = timezone.make_aware(timezone.datetime.combine(days[0], timezone.datetime.min.time()))
+    start = timezone.make_aware(datetime.combine(days[0], time.min))
     records = UsageRecord.objects.filter(created_at__gte=start)
-    chosen = {
+    chosen: dict[str, Any] = {
         "days": span,
         "user": _int(request.GET.get("user")),
         "group": _int(request.GET.get("group")),
@@ -108,12 +108,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .order_by("-tokens")[:20]
     )
     users = []
-    for row in top_users:
-        user = User.objects.get(pk=row["user_id"])
+    for top in top_users:
+        entry: dict[str, Any] = dict(top)
+        user = User.objects.get(pk=entry["user_id"])
         summary = quota.usage_summary(user)
         users.append(
             {
-                **row,
+                **entry,
                 "today": summary["today"],
                 "month": summary["month"],
                 "remaining": summary["remaining"],
@@ -235,7 +236,7 @@ def my_usage(request: HttpRequest) -> HttpResponse:
     days = _days(30)
     index = {day: i for i, day in enumerate(days)}
     series: dict[str, list[int]] = {}
-    start = timezone.make_aware(timezone.datetime.combine(days[0], timezone.datetime.min.time()))
+    start = timezone.make_aware(datetime.combine(days[0], time.min))
     rows = (
         UsageRecord.objects.filter(user=user, created_at__gte=start)
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))

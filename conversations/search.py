@@ -1,0 +1,98 @@
+"""Full-text search (PostgreSQL) over the titles and message text a user may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.db.models import F, QuerySet
+
+from conversations import access
+from conversations.models import Conversation, Message, User
+
+CONFIG = "english"
+# Sentinels ts_headline puts around matches; the snippet is escaped, then they become <mark>.
+START, STOP = "\x02", "\x03"
+MESSAGE_VECTOR = SearchVector("content", config=CONFIG)
+TITLE_VECTOR = SearchVector("title", config=CONFIG)
+
+
+@dataclass(frozen=True)
+class Hit:
+    conversation_id: str
+    conversation_title: str
+    owner: str
+    message_id: str | None
+    snippet_html: str
+    rank: float
+
+
+def _snippet(raw: str) -> str:
+    return escape(raw).replace(START, "<mark>").replace(STOP, "</mark>")
+
+
+def _scope(user: User, scope: str) -> QuerySet[Conversation]:
+    if scope == "mine":
+        return access.own_conversations(user)
+    if scope == "team":
+        return access.team_conversations(user)
+    return access.visible_conversations(user)
+
+
+def search(user: User, text: str, scope: str = "all", limit: int = 30) -> list[Hit]:
+    """Ranked hits, best first: messages (with a highlighted snippet) and titles."""
+    text = (text or "").strip()[:200]
+    if not text:
+        return []
+    query = SearchQuery(text, config=CONFIG, search_type="websearch")
+    conversations = _scope(user, scope)
+
+    def headline(field: str) -> SearchHeadline:
+        return SearchHeadline(
+            field,
+            query,
+            config=CONFIG,
+            start_sel=START,
+            stop_sel=STOP,
+            max_words=30,
+            min_words=10,
+            max_fragments=2,
+        )
+
+    messages = (
+        Message.objects.annotate(vector=MESSAGE_VECTOR)
+        .filter(vector=query, conversation__in=conversations.values("pk"))
+        .annotate(
+            rank=SearchRank(F("vector"), query),
+            snippet=headline("content"),
+        )
+        .select_related("conversation__owner")
+        .order_by("-rank")[:limit]
+    )
+    titles = (
+        conversations.annotate(vector=TITLE_VECTOR)
+        .filter(vector=query)
+        .annotate(
+            rank=SearchRank(F("vector"), query),
+            snippet=headline("title"),
+        )
+        .select_related("owner")
+        .order_by("-rank")[:limit]
+    )
+    hits = [
+        Hit(
+            str(m.conversation_id),
+            m.conversation.title or "New chat",
+            m.conversation.owner.username,
+            str(m.pk),
+            _snippet(m.snippet),
+            float(m.rank),
+        )
+        for m in messages
+    ]
+    hits += [
+        Hit(str(c.pk), c.title, c.owner.username, None, _snippet(c.snippet), float(c.rank) + 0.5)
+        for c in titles
+    ]
+    return sorted(hits, key=lambda hit: -hit.rank)[:limit]

@@ -1,0 +1,208 @@
+"""Sharing, as actions: visibility, collaborators, forks and share links. Each checks access,
+writes in one transaction, audits the change, and tells live sockets after commit."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from conversations import access, audit
+from conversations.actions import path_to
+from conversations.errors import InvalidParameter, NotFound, PermissionDenied
+from conversations.models import Conversation, Message, ShareLink, ShareLinkOpen, Team, User
+
+
+def _owned(user: User, conversation_id: Any) -> Conversation:
+    try:
+        conversation = access.access_conversation(user, conversation_id)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.") from None
+    if conversation.owner_id != user.pk:
+        raise PermissionDenied("Only the owner can change how a conversation is shared.")
+    return conversation
+
+
+def _announce_access_change(conversation_id: uuid.UUID) -> None:
+    """After commit: every socket on the conversation re-checks whether it may stay."""
+    from conversations.generation import group_name
+
+    layer = get_channel_layer()
+    if layer is not None:
+        transaction.on_commit(
+            lambda: async_to_sync(layer.group_send)(
+                group_name(conversation_id), {"type": "conversation.access_changed"}
+            )
+        )
+
+
+def _sharing_state(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "visibility": conversation.visibility,
+        "team": conversation.team_id,
+        "collaborators": sorted(conversation.collaborators.values_list("pk", flat=True)),
+    }
+
+
+def set_visibility(
+    user: User, conversation_id: Any, visibility: str, team_id: Any = None
+) -> Conversation:
+    """Private, or shared with one of the owner's teams (any team-less deployment: everyone)."""
+    with transaction.atomic():
+        conversation = _owned(user, conversation_id)
+        before = _sharing_state(conversation)
+        if visibility == Conversation.Visibility.PRIVATE:
+            conversation.visibility, conversation.team = Conversation.Visibility.PRIVATE, None
+        elif visibility == Conversation.Visibility.TEAM:
+            teams = Team.objects.filter(members=user)
+            if Team.objects.exists():
+                try:
+                    team = teams.get(pk=int(team_id))
+                except (TypeError, ValueError, Team.DoesNotExist):
+                    raise InvalidParameter("Choose one of your teams.", param="team") from None
+            else:
+                team = None
+            conversation.visibility, conversation.team = Conversation.Visibility.TEAM, team
+        else:
+            raise InvalidParameter('visibility must be "private" or "team".', param="visibility")
+        conversation.save(update_fields=["visibility", "team", "updated_at"])
+        after = _sharing_state(conversation)
+        action = "share" if visibility == Conversation.Visibility.TEAM else "unshare"
+        audit.record(user, action, conversation, before, after)
+        _announce_access_change(conversation.id)
+    return conversation
+
+
+def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) -> list[User]:
+    """Named teammates who may post (each message keeps its author; their replies are charged
+    to them, under their limits)."""
+    with transaction.atomic():
+        conversation = _owned(user, conversation_id)
+        before = _sharing_state(conversation)
+        people = list(
+            User.objects.filter(username__in=usernames, is_active=True).exclude(pk=user.pk)
+        )
+        missing = sorted(set(usernames) - {p.username for p in people} - {user.username})
+        if missing:
+            raise InvalidParameter(f"No such user: {', '.join(missing)}.", param="collaborators")
+        if Team.objects.exists():
+            mine = set(access.team_ids(user))
+            strangers = [p.username for p in people if not mine & set(access.team_ids(p))]
+            if strangers:
+                raise InvalidParameter(
+                    f"Not in a team of yours: {', '.join(strangers)}.", param="collaborators"
+                )
+        conversation.collaborators.set(people)
+        audit.record(user, "collaborators", conversation, before, _sharing_state(conversation))
+        _announce_access_change(conversation.id)
+    return people
+
+
+def fork_conversation(user: User, conversation_id: Any, message_id: Any = None) -> Conversation:
+    """Copy the conversation up to ``message_id`` (default: its newest message) into a new
+    private conversation of ``user``'s, linked to its origin. Only finished messages are copied."""
+    try:
+        source = access.access_conversation(user, conversation_id)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.") from None
+    with transaction.atomic():
+        leaf: Message | None
+        if message_id:
+            try:
+                leaf = source.messages.get(pk=message_id)
+            except (Message.DoesNotExist, ValueError, TypeError, ValidationError):
+                raise NotFound("No such message in this conversation.") from None
+        else:
+            leaf = source.messages.order_by("-created_at").first()
+        fork = Conversation.objects.create(
+            owner=user,
+            title=(f"{source.title} (fork)" if source.title else ""),
+            model=source.model,
+            system_prompt=source.system_prompt,
+            params=source.params,
+            forked_from=leaf,
+        )
+        parent: Message | None = None
+        for message in path_to(source, leaf.pk if leaf else None):
+            if message.status in (Message.Status.PENDING, Message.Status.STREAMING):
+                break
+            parent = Message.objects.create(
+                conversation=fork,
+                parent=parent,
+                role=message.role,
+                author=message.author,
+                model=message.model,
+                content=message.content,
+                reasoning=message.reasoning,
+                tool_calls=message.tool_calls,
+                tool_call_id=message.tool_call_id,
+                status=message.status,
+                finish_reason=message.finish_reason,
+                usage=message.usage,
+            )
+    return fork
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_share_link(
+    user: User, conversation_id: Any, expires_in_days: Any = None
+) -> tuple[ShareLink, str]:
+    """A read-only link; the token is returned once and stored hashed."""
+    expires_at = None
+    if expires_in_days not in (None, ""):
+        try:
+            days = int(expires_in_days)
+        except (TypeError, ValueError):
+            raise InvalidParameter(
+                "Expiry must be a number of days.", param="expires_in_days"
+            ) from None
+        if not 1 <= days <= 365:
+            raise InvalidParameter(
+                "Expiry must be between 1 and 365 days.", param="expires_in_days"
+            )
+        expires_at = timezone.now() + timedelta(days=days)
+    with transaction.atomic():
+        conversation = _owned(user, conversation_id)
+        token = secrets.token_urlsafe(32)
+        link = ShareLink.objects.create(
+            conversation=conversation, created_by=user, hashed=_hash(token), expires_at=expires_at
+        )
+        audit.record(user, "link_create", link, None, audit.snapshot(link))
+    return link, token
+
+
+def revoke_share_link(user: User, link_id: Any) -> ShareLink:
+    with transaction.atomic():
+        try:
+            link = ShareLink.objects.select_related("conversation").get(
+                pk=int(link_id), conversation__owner=user
+            )
+        except (TypeError, ValueError, ShareLink.DoesNotExist):
+            raise NotFound("No such link.") from None
+        before = audit.snapshot(link)
+        if link.revoked_at is None:
+            link.revoked_at = timezone.now()
+            link.save(update_fields=["revoked_at"])
+            audit.record(user, "link_revoke", link, before, audit.snapshot(link))
+            _announce_access_change(link.conversation_id)
+    return link
+
+
+def open_share_link(token: str, user: User | None) -> ShareLink:
+    """The link's conversation as it is now; every opening is logged (who, or anonymous)."""
+    link = access.access_shared_link(token)
+    ShareLinkOpen.objects.create(
+        link=link, user=user if user is not None and user.is_authenticated else None
+    )
+    return link

@@ -1,0 +1,173 @@
+"""Pages for sharing: the owner's sharing settings, forks, share links, the team's history and
+search. Thin: parse, call one action (which authorizes), answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from conversations import access, search, sharing
+from conversations.actions import path_to
+from conversations.errors import ChatError
+from conversations.frames import author_name
+from conversations.models import Conversation, ShareLink, Team
+
+PAGE_SIZE = 30
+
+
+def _user(request: HttpRequest) -> Any:
+    return request.user
+
+
+def _conversation_or_404(request: HttpRequest, conversation_id: Any) -> Conversation:
+    try:
+        return access.access_conversation(_user(request), conversation_id)
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation") from None
+
+
+@login_required
+def sharing_page(
+    request: HttpRequest,
+    conversation_id: Any,
+    *,
+    error: ChatError | None = None,
+    new_link: str = "",
+) -> HttpResponse:
+    conversation = _conversation_or_404(request, conversation_id)
+    if conversation.owner_id != request.user.pk:
+        raise Http404("No such conversation")
+    links = ShareLink.objects.filter(conversation=conversation).order_by("-created_at")
+    context = {
+        "conversation": conversation,
+        "teams": Team.objects.filter(members=request.user),
+        "any_teams": Team.objects.exists(),
+        "collaborators": ", ".join(conversation.collaborators.values_list("username", flat=True)),
+        "links": [(link, link.opens.count()) for link in links],
+        "error": error,
+        "new_link": new_link,
+    }
+    return render(request, "sharing/settings.html", context, status=400 if error else 200)
+
+
+def _refusal(request: HttpRequest, conversation_id: Any, error: ChatError) -> HttpResponse:
+    if error.status == 404:
+        raise Http404("No such conversation")
+    if error.status == 403:
+        return HttpResponse(error.message, status=403, content_type="text/plain")
+    return sharing_page(request, conversation_id, error=error)
+
+
+@login_required
+@require_POST
+def change_visibility(request: HttpRequest, conversation_id: Any) -> HttpResponse:
+    try:
+        sharing.set_visibility(
+            _user(request),
+            conversation_id,
+            request.POST.get("visibility", ""),
+            request.POST.get("team"),
+        )
+    except ChatError as error:
+        return _refusal(request, conversation_id, error)
+    return redirect("conversation-sharing", conversation_id=conversation_id)
+
+
+@login_required
+@require_POST
+def change_collaborators(request: HttpRequest, conversation_id: Any) -> HttpResponse:
+    names = [
+        name.strip() for name in request.POST.get("collaborators", "").split(",") if name.strip()
+    ]
+    try:
+        sharing.set_collaborators(_user(request), conversation_id, names)
+    except ChatError as error:
+        return _refusal(request, conversation_id, error)
+    return redirect("conversation-sharing", conversation_id=conversation_id)
+
+
+@login_required
+@require_POST
+def create_link(request: HttpRequest, conversation_id: Any) -> HttpResponse:
+    try:
+        _, token = sharing.create_share_link(
+            _user(request), conversation_id, request.POST.get("expires_in_days")
+        )
+    except ChatError as error:
+        return _refusal(request, conversation_id, error)
+    return sharing_page(
+        request,
+        conversation_id,
+        new_link=request.build_absolute_uri(reverse("shared-link", args=[token])),
+    )
+
+
+@login_required
+@require_POST
+def revoke_link(request: HttpRequest, link_id: int) -> HttpResponse:
+    try:
+        link = sharing.revoke_share_link(_user(request), link_id)
+    except ChatError:
+        raise Http404 from None
+    return redirect("conversation-sharing", conversation_id=link.conversation_id)
+
+
+@login_required
+@require_POST
+def fork(request: HttpRequest, conversation_id: Any) -> HttpResponse:
+    try:
+        new = sharing.fork_conversation(
+            _user(request), conversation_id, request.POST.get("message_id") or None
+        )
+    except ChatError:
+        raise Http404 from None
+    return redirect("conversation-detail", conversation_id=new.id)
+
+
+def shared_link(request: HttpRequest, token: str) -> HttpResponse:
+    """Read-only, as the conversation is now. A revoked or expired link is a 404."""
+    if not request.user.is_authenticated and not settings.ALLOW_PUBLIC_SHARE_LINKS:
+        try:
+            access.access_shared_link(token)
+        except ShareLink.DoesNotExist:
+            raise Http404 from None
+        return redirect_to_login(request.get_full_path())
+    try:
+        link = sharing.open_share_link(token, _user(request))
+    except ShareLink.DoesNotExist:
+        raise Http404("No such link") from None
+    conversation = link.conversation
+    leaf = conversation.messages.order_by("-created_at").first()
+    messages = [(author_name(m), m) for m in path_to(conversation, leaf.pk if leaf else None)]
+    return render(
+        request, "sharing/shared.html", {"conversation": conversation, "messages": messages}
+    )
+
+
+@login_required
+def team_history(request: HttpRequest) -> HttpResponse:
+    conversations = (
+        access.team_conversations(_user(request)).select_related("owner").order_by("-updated_at")
+    )
+    query = request.GET.get("q", "").strip()
+    if query:
+        conversations = conversations.filter(title__icontains=query)
+    page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "sharing/team.html", {"page": page, "q": query})
+
+
+@login_required
+def search_page(request: HttpRequest) -> HttpResponse:
+    scope = request.GET.get("scope") or "all"
+    scope = scope if scope in ("mine", "team") else "all"
+    query = request.GET.get("q", "")
+    hits = search.search(_user(request), query, scope)
+    return render(request, "sharing/search.html", {"hits": hits, "q": query, "scope": scope})
