@@ -6,7 +6,10 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format lock manage clean
+.PHONY: run test lint format lock manage clean chromium
+
+# The browser tests drive the system Chromium (Playwright cannot download browsers here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +23,12 @@ run: $(STAMP)
 	@$(VPY) -m chatsite.launcher run
 
 ## The whole suite; uses DATABASE_URL / REDIS_URL when set, an embedded PostgreSQL otherwise.
-test: $(STAMP)
+test: $(STAMP) chromium
 	@$(VPY) -m chatsite.launcher test $(ARGS)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "[make] installing Chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

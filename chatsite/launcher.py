@@ -22,6 +22,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +204,14 @@ def start_embedded_postgres(supervisor: Supervisor, data_dir: Path, database: st
     return url
 
 
+def _cluster_in_use(data_dir: Path) -> bool:
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        return _pid_alive(int(pid_file.read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -278,6 +287,7 @@ def main(argv: list[str]) -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
 
     supervisor = Supervisor()
+    cleanup: list[Path] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if not supervisor.stopping:
@@ -289,6 +299,10 @@ def main(argv: list[str]) -> int:
     try:
         if not env.get("DATABASE_URL"):
             pg_dir = data_dir / ("pg-test" if command == "test" else "pg")
+            if command == "test" and _cluster_in_use(pg_dir):
+                # Another `make test` holds the shared test cluster: use a throwaway one.
+                pg_dir = data_dir / f"pg-test-{os.getpid()}"
+                cleanup.append(pg_dir)
             env["DATABASE_URL"] = start_embedded_postgres(
                 supervisor, pg_dir, "chat_test" if command == "test" else "chat"
             )
@@ -336,6 +350,8 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop_all()
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

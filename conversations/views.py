@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -13,12 +14,17 @@ from django.core.paginator import Paginator
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
 
-from conversations import access
+from conversations import access, ui_actions
+from conversations.errors import ChatError, InvalidParameter
 from conversations.models import Conversation, ModelConfig
 
 PAGE_SIZE = 30
+MAX_JSON_BODY = 5_000_000
 
 
 def site_context(request: HttpRequest) -> dict[str, Any]:
@@ -27,14 +33,57 @@ def site_context(request: HttpRequest) -> dict[str, Any]:
 
 
 def _sidebar(request: HttpRequest) -> dict[str, Any]:
-    conversations = access.visible_conversations(request.user).only("id", "title", "updated_at")  # type: ignore[arg-type]
+    query = request.GET.get("q", "").strip()[:100]
+    conversations = access.own_conversations(request.user).only("id", "title", "updated_at")  # type: ignore[arg-type]
+    shared = access.team_conversations(request.user).only("id", "title", "updated_at")  # type: ignore[arg-type]
+    if query:
+        conversations = conversations.filter(title__icontains=query)
+        shared = shared.filter(title__icontains=query)
     page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
-    return {"page": page, "models": ModelConfig.objects.filter(enabled=True)}
+    models = list(ui_actions.enabled_models())
+    return {"page": page, "shared": list(shared[:PAGE_SIZE]), "query": query, "models": models}
+
+
+def _model_choices(models: list[ModelConfig]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": m.name,
+            "display_name": m.display_name,
+            "thinking": m.thinking,
+            "supports_tools": m.supports_tools,
+            "supports_json": m.supports_json,
+            "supports_logprobs": m.supports_logprobs,
+            "max_output_tokens": m.max_output_tokens,
+            "default_max_tokens": m.default_max_tokens,
+        }
+        for m in models
+    ]
+
+
+def _owned(request: HttpRequest, conversation_id: uuid.UUID) -> Conversation:
+    try:
+        return access.access_owned_conversation(request.user, conversation_id)  # type: ignore[arg-type]
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation") from None
+
+
+def _json_body(request: HttpRequest) -> Any:
+    if len(request.body) > MAX_JSON_BODY:
+        raise InvalidParameter("The request is too large.", param="body")
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        raise InvalidParameter("The request is not valid JSON.", param="body") from None
+
+
+def _error(error: ChatError) -> JsonResponse:
+    return JsonResponse({"error": error.as_dict()}, status=error.status)
 
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "conversations/list.html", _sidebar(request))
+    context = _sidebar(request)
+    return render(request, "conversations/list.html", context)
 
 
 @login_required
@@ -43,11 +92,158 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         conversation = access.access_conversation(request.user, conversation_id)  # type: ignore[arg-type]
     except Conversation.DoesNotExist:
         raise Http404("No such conversation") from None
+    context = _sidebar(request)
+    may_post = access.can_post(request.user, conversation)  # type: ignore[arg-type]
+    if not conversation.model.enabled:
+        blocked = (
+            f"The model {conversation.model.display_name} is disabled; pick another in Settings."
+        )
+    elif not may_post:
+        blocked = "You can read this conversation; only its owner and collaborators post."
+    else:
+        blocked = ""
+    page_data = {
+        "conversation_id": str(conversation.id),
+        "title": str(conversation),
+        "user_id": request.user.pk,
+        "model": conversation.model.name,
+        "model_display_name": conversation.model.display_name,
+        "system_prompt": conversation.system_prompt,
+        "params": conversation.params,
+        "models": _model_choices(context["models"]),
+        "blocked": blocked,
+        "messages": ui_actions.message_tree(conversation),
+    }
     return render(
         request,
         "conversations/detail.html",
-        {**_sidebar(request), "conversation": conversation},
+        {
+            **context,
+            "conversation": conversation,
+            "page_data": page_data,
+            "blocked": blocked,
+            "is_owner": conversation.owner_id == request.user.pk,
+        },
     )
+
+
+@login_required
+@require_POST
+def conversation_create(request: HttpRequest) -> HttpResponse:
+    """New chat: a form post (redirects) or JSON {model} (answers {id, url})."""
+    wants_json = request.content_type == "application/json"
+    try:
+        if wants_json:
+            body = _json_body(request)
+            model_name = body.get("model") if isinstance(body, dict) else None
+        else:
+            model_name = request.POST.get("model")
+        conversation = ui_actions.create_conversation(request.user, model_name)  # type: ignore[arg-type]
+    except ChatError as error:
+        if wants_json:
+            return _error(error)
+        return redirect("conversation-list")
+    url = reverse("conversation-detail", args=[conversation.id])
+    if wants_json:
+        return JsonResponse({"id": str(conversation.id), "url": url}, status=201)
+    return redirect(url)
+
+
+@login_required
+@require_POST
+def conversation_rename(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
+    conversation = _owned(request, conversation_id)
+    try:
+        body = _json_body(request)
+        title = body.get("title") if isinstance(body, dict) else None
+        conversation = ui_actions.rename_conversation(conversation, title)
+    except ChatError as error:
+        return _error(error)
+    return JsonResponse({"title": conversation.title})
+
+
+@login_required
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
+    ui_actions.delete_conversation(_owned(request, conversation_id))
+    return JsonResponse({"deleted": True})
+
+
+@login_required
+@require_POST
+def conversation_restore(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
+    try:
+        conversation = access.access_deleted_conversation(request.user, conversation_id)  # type: ignore[arg-type]
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation") from None
+    ui_actions.restore_conversation(conversation)
+    return JsonResponse({"restored": True})
+
+
+@login_required
+@require_POST
+def conversation_settings(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
+    """Save model, system prompt and params; errors name their field: {errors: {field: msg}}."""
+    conversation = _owned(request, conversation_id)
+    try:
+        body = _json_body(request)
+        if not isinstance(body, dict):
+            raise InvalidParameter("The settings must be an object.", param="params")
+        conversation = ui_actions.update_settings(
+            conversation,
+            model_name=body.get("model"),
+            system_prompt=body.get("system_prompt", ""),
+            new_params=body.get("params", {}),
+        )
+    except ChatError as error:
+        return JsonResponse(
+            {"errors": {error.param or "__all__": error.message}, "error": error.as_dict()},
+            status=error.status,
+        )
+    return JsonResponse(
+        {
+            "model": conversation.model.name,
+            "model_display_name": conversation.model.display_name,
+            "system_prompt": conversation.system_prompt,
+            "params": conversation.params,
+        }
+    )
+
+
+@login_required
+def conversation_export(request: HttpRequest, conversation_id: uuid.UUID, fmt: str) -> HttpResponse:
+    """The branch ending at ?leaf= (default: the newest message) as JSON or Markdown."""
+    try:
+        conversation = access.access_conversation(request.user, conversation_id)  # type: ignore[arg-type]
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation") from None
+    if fmt not in ("json", "md"):
+        raise Http404("No such format")
+    try:
+        exported = ui_actions.export_branch(conversation, request.GET.get("leaf"))
+    except ChatError as error:
+        return _error(error)
+    filename = slugify(exported["title"]) or "conversation"
+    if fmt == "md":
+        response: HttpResponse = HttpResponse(
+            ui_actions.export_markdown(exported), content_type="text/markdown; charset=utf-8"
+        )
+    else:
+        response = JsonResponse(exported, json_dumps_params={"ensure_ascii": False, "indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response
+
+
+@login_required
+@require_POST
+def conversation_import(request: HttpRequest) -> JsonResponse:
+    """Create a conversation from an exported JSON body; answers {id, url}."""
+    try:
+        conversation = ui_actions.import_conversation(request.user, _json_body(request))  # type: ignore[arg-type]
+    except ChatError as error:
+        return _error(error)
+    url = reverse("conversation-detail", args=[conversation.id])
+    return JsonResponse({"id": str(conversation.id), "url": url}, status=201)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -73,7 +269,7 @@ async def _channel_layer_state() -> str:
     if layer is None:
         return "down"
     try:
-        channel = await layer.new_channel("readyz.")
+        channel = await layer.new_channel()
         await layer.send(channel, {"type": "readyz.ping"})
         message = await layer.receive(channel)
         return "ok" if message.get("type") == "readyz.ping" else "down"

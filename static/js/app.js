@@ -1,0 +1,223 @@
+// Every signed-in page: theme toggle, sidebar (search, rename, delete with undo, phone drawer),
+// new chat from the welcome screen, import, and the keyboard shortcuts.
+import { el, postJSON, toast } from "./util.js";
+
+// --- theme ---------------------------------------------------------------------------------------
+
+const themeButton = document.getElementById("theme-toggle");
+const darkQuery = window.matchMedia("(prefers-color-scheme: dark)");
+
+function effectiveTheme() {
+  return document.documentElement.dataset.theme || (darkQuery.matches ? "dark" : "light");
+}
+
+function labelThemeButton() {
+  if (!themeButton) return;
+  const next = effectiveTheme() === "dark" ? "light" : "dark";
+  themeButton.setAttribute("aria-label", `Switch to ${next} theme`);
+  themeButton.textContent = next === "dark" ? "☾" : "☀";
+  themeButton.title = `Switch to ${next} theme`;
+}
+
+themeButton?.addEventListener("click", () => {
+  const next = effectiveTheme() === "dark" ? "light" : "dark";
+  document.documentElement.dataset.theme = next;
+  try {
+    localStorage.setItem("theme", next);
+  } catch {
+    /* not persisted; still applied */
+  }
+  labelThemeButton();
+});
+darkQuery.addEventListener("change", labelThemeButton);
+labelThemeButton();
+
+// --- sidebar ----------------------------------------------------------------------------------------
+
+const sidebar = document.getElementById("sidebar");
+const drawerButton = document.getElementById("sidebar-toggle");
+
+function setDrawer(open) {
+  document.body.classList.toggle("drawer-open", open);
+  drawerButton?.setAttribute("aria-expanded", String(open));
+}
+
+drawerButton?.addEventListener("click", () => setDrawer(!document.body.classList.contains("drawer-open")));
+document.getElementById("drawer-scrim")?.addEventListener("click", () => setDrawer(false));
+
+const search = document.getElementById("conversation-search");
+search?.addEventListener("input", () => {
+  const needle = search.value.trim().toLowerCase();
+  for (const item of document.querySelectorAll(".conversation-list li[data-title]")) {
+    item.hidden = Boolean(needle) && !item.dataset.title.toLowerCase().includes(needle);
+  }
+});
+
+const currentId = document.querySelector(".conversation")?.dataset.conversationId;
+
+function startRename(item) {
+  const link = item.querySelector("a.conversation-link");
+  const id = item.dataset.id;
+  const field = el("input", { type: "text", class: "rename-input", "aria-label": "New title", maxlength: "200" });
+  field.value = link.textContent.trim();
+  link.hidden = true;
+  item.querySelector(".item-actions").hidden = true;
+  link.after(field);
+  field.focus();
+  field.select();
+  let finished = false;
+  const finish = async (save) => {
+    if (finished) return;
+    finished = true;
+    const title = field.value.trim();
+    field.remove();
+    link.hidden = false;
+    item.querySelector(".item-actions").hidden = false;
+    if (!save || !title || title === link.textContent.trim()) return;
+    const result = await postJSON(`/c/${id}/rename/`, { title });
+    if (!result.ok) {
+      toast(result.data?.error?.message || "Could not rename.");
+      return;
+    }
+    link.textContent = result.data.title;
+    item.dataset.title = result.data.title;
+    if (id === currentId) {
+      for (const heading of document.querySelectorAll("[data-conversation-title]")) {
+        heading.textContent = result.data.title;
+      }
+      document.title = `${result.data.title} — DeepSeek team chat`;
+    }
+  };
+  field.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      finish(true);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      finish(false);
+    }
+  });
+  field.addEventListener("blur", () => finish(true));
+}
+
+async function deleteConversation(item) {
+  const id = item.dataset.id;
+  const result = await postJSON(`/c/${id}/delete/`, {});
+  if (!result.ok) {
+    toast("Could not delete.");
+    return;
+  }
+  const placeholder = document.createComment("deleted");
+  item.replaceWith(placeholder);
+  toast(`Deleted “${item.dataset.title}”.`, {
+    timeout: 6000,
+    action: {
+      label: "Undo",
+      run: async () => {
+        const restored = await postJSON(`/c/${id}/restore/`, {});
+        if (restored.ok) placeholder.replaceWith(item);
+        else toast("Could not undo.");
+      },
+    },
+    onExpire: () => {
+      if (id === currentId) location.assign("/");
+    },
+  });
+}
+
+sidebar?.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const item = button.closest("li[data-id]");
+  if (button.dataset.action === "rename") startRename(item);
+  if (button.dataset.action === "delete") deleteConversation(item);
+});
+
+// --- new chat from the welcome screen; import ------------------------------------------------------
+
+const starter = document.getElementById("starter");
+starter?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = starter.querySelector("textarea").value;
+  const model = starter.querySelector("select").value;
+  const result = await postJSON("/c/new/", { model });
+  if (!result.ok) {
+    document.getElementById("starter-error").textContent =
+      result.data?.error?.message || "Could not start a conversation.";
+    return;
+  }
+  if (text.trim()) sessionStorage.setItem(`pending-message:${result.data.id}`, text);
+  location.assign(result.data.url);
+});
+starter?.querySelector("textarea")?.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    starter.requestSubmit();
+  }
+});
+
+const importInput = document.getElementById("import-file");
+importInput?.addEventListener("change", async () => {
+  const file = importInput.files[0];
+  if (!file) return;
+  let data;
+  try {
+    data = JSON.parse(await file.text());
+  } catch {
+    toast("That file is not JSON.");
+    return;
+  }
+  const result = await postJSON("/c/import/", data);
+  if (!result.ok) {
+    toast(result.data?.error?.message || "Could not import.");
+    return;
+  }
+  location.assign(result.data.url);
+});
+
+// --- keyboard shortcuts ----------------------------------------------------------------------------
+
+const shortcuts = document.getElementById("shortcuts-dialog");
+document.getElementById("shortcuts-open")?.addEventListener("click", () => shortcuts?.showModal());
+shortcuts?.querySelector("[data-close]")?.addEventListener("click", () => shortcuts.close());
+
+function typing(target) {
+  return target.closest("input, textarea, select, [contenteditable=true]");
+}
+
+function focusComposer() {
+  const field = document.getElementById("composer-input") || document.querySelector("#starter textarea");
+  field?.focus();
+}
+
+document.addEventListener("keydown", (event) => {
+  const mod = event.ctrlKey || event.metaKey;
+  if (mod && event.shiftKey && event.key.toLowerCase() === "o") {
+    event.preventDefault();
+    document.getElementById("new-chat-form")?.requestSubmit();
+  } else if (mod && event.shiftKey && (event.key === ";" || event.code === "Semicolon")) {
+    event.preventDefault();
+    document.dispatchEvent(new CustomEvent("chat:copy-last"));
+  } else if (event.shiftKey && event.key === "Escape") {
+    event.preventDefault();
+    focusComposer();
+  } else if (event.key === "Escape" && !document.querySelector("dialog[open]")) {
+    document.dispatchEvent(new CustomEvent("chat:stop"));
+  } else if (!typing(event.target) && !mod && !event.altKey) {
+    if (event.key === "?") {
+      event.preventDefault();
+      shortcuts?.showModal();
+    } else if (event.key === "/") {
+      event.preventDefault();
+      focusComposer();
+    }
+  }
+});
+
+// Menus (<details class="menu">) close after a choice and on a click elsewhere.
+document.addEventListener("click", (event) => {
+  for (const menu of document.querySelectorAll("details.menu[open]")) {
+    if (!menu.contains(event.target) || event.target.closest(".menu-items a")) menu.open = false;
+  }
+});

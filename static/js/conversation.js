@@ -1,0 +1,869 @@
+// The conversation page: the message tree, the websocket, streaming render and the composer.
+import { renderMarkdown, renderCode } from "./markdown.js";
+import { ReconnectingSocket } from "./socket.js";
+import { copyText, el, estimateTokens, formatDuration, toast } from "./util.js";
+import { initSettings } from "./settings.js";
+
+const ACTIVE = new Set(["pending", "streaming"]);
+const STATUS_TEXT = {
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+};
+
+const page = JSON.parse(document.getElementById("page-data").textContent);
+const root = document.querySelector(".conversation");
+const list = root.querySelector(".messages");
+const liveRegion = root.querySelector(".live-reply");
+const composer = document.getElementById("composer");
+const input = document.getElementById("composer-input");
+const sendButton = document.getElementById("send-button");
+const stopButton = document.getElementById("stop-button");
+const composerError = document.getElementById("composer-error");
+const estimate = document.getElementById("composer-estimate");
+const statusBadge = document.getElementById("connection-status");
+const confidenceToggle = document.getElementById("confidence-toggle");
+
+// --- state --------------------------------------------------------------------------------
+
+/** id → message (the MessageFrame shape, plus client-side bookkeeping). */
+const nodes = new Map();
+/** parent id ("" for roots) → child ids, oldest first. */
+const children = new Map();
+/** parent id → the child shown on the active branch. */
+const chosen = new Map();
+/** reply id → true while waiting for a reply.snapshot (deltas are then ignored). */
+const syncing = new Map();
+/** reply id → client-side timings of the thinking phase. */
+const timings = new Map();
+/** message id → rendered <article>. */
+const articles = new Map();
+const dirty = new Set();
+let frameRequested = false;
+let structureDirty = true;
+let showConfidence = false;
+let settings = { model: page.model, modelDisplayName: page.model_display_name, params: page.params };
+const pendingSends = new Map(); // client_id → text (to restore on error)
+
+function addNode(frame) {
+  const existing = nodes.get(frame.id);
+  if (existing) {
+    Object.assign(existing, frame);
+    return existing;
+  }
+  const node = { ...frame, tool_calls: frame.tool_calls || null, logprobs: frame.logprobs || [] };
+  nodes.set(node.id, node);
+  const key = node.parent_id || "";
+  if (!children.has(key)) children.set(key, []);
+  children.get(key).push(node.id);
+  structureDirty = true;
+  return node;
+}
+
+for (const frame of page.messages) addNode(frame);
+
+/** Select the branch that ends at `id` (every ancestor chooses the child on its way). */
+function chooseBranchTo(id) {
+  let node = nodes.get(id);
+  while (node) {
+    chosen.set(node.parent_id || "", node.id);
+    node = node.parent_id ? nodes.get(node.parent_id) : null;
+  }
+  structureDirty = true;
+}
+
+function newestMessage() {
+  let newest = null;
+  for (const node of nodes.values()) {
+    if (!newest || node.created_at > newest.created_at) newest = node;
+  }
+  return newest;
+}
+
+const initialLeaf = newestMessage();
+if (initialLeaf) chooseBranchTo(initialLeaf.id);
+
+function activePath() {
+  const path = [];
+  let key = "";
+  const seen = new Set();
+  while (children.has(key)) {
+    const ids = children.get(key);
+    let id = chosen.get(key);
+    if (!id || !ids.includes(id)) id = ids[ids.length - 1];
+    if (seen.has(id)) break;
+    seen.add(id);
+    path.push(nodes.get(id));
+    key = id;
+  }
+  return path;
+}
+
+function siblingsOf(node) {
+  return children.get(node.parent_id || "") || [node.id];
+}
+
+function lastOnPath() {
+  const path = activePath();
+  return path.length ? path[path.length - 1] : null;
+}
+
+function activeReplyOnPath() {
+  return activePath().find((node) => node.role === "assistant" && ACTIVE.has(node.status)) || null;
+}
+
+// --- rendering --------------------------------------------------------------------------------
+
+function authorLabel(node) {
+  if (node.role === "user") return node.author_id === page.user_id ? "You" : node.author;
+  return node.author;
+}
+
+function schedule(id) {
+  if (id) dirty.add(id);
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(flushRender);
+}
+
+function flushRender() {
+  frameRequested = false;
+  if (structureDirty) {
+    structureDirty = false;
+    renderStructure();
+  }
+  for (const id of dirty) {
+    const node = nodes.get(id);
+    const article = articles.get(id);
+    if (node && article) fillArticle(article, node);
+  }
+  dirty.clear();
+  updateComposer();
+}
+
+function renderStructure() {
+  const path = activePath();
+  const wanted = [];
+  for (const node of path) {
+    let article = articles.get(node.id);
+    if (!article) {
+      article = el("article", { class: `message message-${node.role}`, "data-id": node.id });
+      articles.set(node.id, article);
+    }
+    fillArticle(article, node);
+    wanted.push(article);
+  }
+  const stickToBottom = isNearBottom();
+  list.replaceChildren(...wanted);
+  list.classList.toggle("is-empty", wanted.length === 0);
+  if (stickToBottom) scrollToBottom();
+  updateExportLinks(path);
+}
+
+function isNearBottom() {
+  const scroller = document.scrollingElement;
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 160;
+}
+
+function scrollToBottom() {
+  const scroller = document.scrollingElement;
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+function fillArticle(article, node) {
+  const stick = isNearBottom();
+  const label = authorLabel(node);
+  article.setAttribute("aria-label", `${label}${node.role === "tool" ? " result" : ""}`);
+  article.classList.toggle("is-streaming", ACTIVE.has(node.status));
+  article.dataset.status = node.status;
+  const header = el(
+    "header",
+    { class: "message-head" },
+    el("span", { class: "message-author", text: label }),
+    node.role === "assistant" && ACTIVE.has(node.status)
+      ? el("span", { class: "message-state", text: node.status === "pending" ? "Waiting…" : "Writing…" })
+      : null,
+  );
+  const body = el("div", { class: "message-body" });
+  if (node.role === "assistant") fillAssistantBody(body, node);
+  else if (node.role === "tool") {
+    body.append(el("p", { class: "tool-result-label", text: `Result for ${node.tool_call_id}` }));
+    body.append(el("pre", { class: "tool-result" }, el("code", { text: node.content })));
+  } else {
+    body.append(el("div", { class: "user-text", text: node.content }));
+  }
+  const parts = [header, body];
+  if (node.editing) parts.splice(1, 1, editForm(node));
+  parts.push(controlsFor(node));
+  article.replaceChildren(...parts.filter(Boolean));
+  if (node.role === "assistant" && ACTIVE.has(node.status)) {
+    liveRegion.textContent = "";
+  }
+  if (stick) scrollToBottom();
+}
+
+function thinkingBlock(node) {
+  if (!node.reasoning) return null;
+  const timing = timings.get(node.id);
+  const thinkingNow = ACTIVE.has(node.status) && !node.content && !(node.tool_calls || []).length;
+  const tokens = node.usage?.completion_tokens_details?.reasoning_tokens || estimateTokens(node.reasoning);
+  let summary = thinkingNow ? "Thinking…" : "Thought";
+  const bits = [`~${tokens} tokens`];
+  if (timing && timing.start) {
+    const end = timing.end || performance.now();
+    bits.push(formatDuration(end - timing.start));
+  }
+  summary += ` (${bits.join(", ")})`;
+  const details = el(
+    "details",
+    { class: "thinking", "data-thinking": "" },
+    el("summary", { text: summary }),
+    el("div", { class: "thinking-body" }, renderMarkdown(node.reasoning)),
+  );
+  // Open while thinking; collapsed once the answer starts, unless the reader opened it.
+  details.open = node.thinkingOpen ?? thinkingNow;
+  details.addEventListener("toggle", () => {
+    node.thinkingOpen = details.open;
+  });
+  return details;
+}
+
+function fillAssistantBody(body, node) {
+  const thinking = thinkingBlock(node);
+  if (thinking) body.append(thinking);
+  const content = el("div", { class: "message-content" });
+  if (showConfidence && node.logprobs && node.logprobs.length) {
+    content.append(confidenceView(node));
+  } else if (isJsonMode() && node.content) {
+    content.append(jsonView(node));
+  } else if (node.content) {
+    content.append(renderMarkdown(node.content));
+  } else if (ACTIVE.has(node.status) && !node.reasoning && !(node.tool_calls || []).length) {
+    content.append(el("span", { class: "typing", "aria-label": "Waiting for the answer" }, "…"));
+  }
+  body.append(content);
+  if (node.tool_calls && node.tool_calls.length) body.append(toolCallsView(node));
+  if (node.status === "failed" || node.status === "interrupted" || node.status === "cancelled") {
+    const text = node.error_message || (node.status === "cancelled" ? "Stopped." : "The reply did not finish.");
+    body.append(el("p", { class: `message-error status-${node.status}`, role: "note", text }));
+  } else if (node.status === "complete" && node.finish_reason === "length") {
+    body.append(el("p", { class: "message-note", text: "The reply was cut off at the token limit." }));
+  }
+}
+
+function isJsonMode() {
+  return settings.params?.response_format?.type === "json_object";
+}
+
+function jsonView(node) {
+  const wrap = el("div", { class: "json-view" });
+  if (ACTIVE.has(node.status)) {
+    wrap.append(renderCode(node.content, "json"));
+    return wrap;
+  }
+  let pretty = node.content;
+  let verdict;
+  try {
+    pretty = JSON.stringify(JSON.parse(node.content), null, 2);
+    verdict = el("span", { class: "json-valid", text: "Valid JSON" });
+  } catch (error) {
+    verdict = el("span", { class: "json-invalid", text: `Invalid JSON: ${error.message}` });
+  }
+  wrap.append(
+    el(
+      "div",
+      { class: "json-head" },
+      verdict,
+      el("button", {
+        type: "button",
+        class: "small",
+        text: "Copy JSON",
+        onclick: () => copyAndTell(pretty),
+      }),
+    ),
+    renderCode(pretty, "json"),
+  );
+  return wrap;
+}
+
+function confidenceBucket(p) {
+  if (p >= 0.9) return "p-high";
+  if (p >= 0.6) return "p-mid";
+  if (p >= 0.3) return "p-low";
+  return "p-vlow";
+}
+
+function confidenceView(node) {
+  const wrap = el("div", { class: "confidence", role: "group", "aria-label": "Tokens by confidence" });
+  node.logprobs.forEach((entry, index) => {
+    const p = Math.exp(entry.logprob);
+    const alternatives = el("span", { class: "tok-alts", role: "tooltip", id: `tok-${node.id}-${index}` });
+    alternatives.append(el("span", { class: "tok-alt-head", text: `${(p * 100).toFixed(1)}%` }));
+    for (const alt of entry.top_logprobs || []) {
+      alternatives.append(
+        el(
+          "span",
+          { class: "tok-alt" },
+          el("code", { text: JSON.stringify(alt.token) }),
+          ` ${(Math.exp(alt.logprob) * 100).toFixed(1)}%`,
+        ),
+      );
+    }
+    wrap.append(
+      el(
+        "span",
+        {
+          class: `tok ${confidenceBucket(p)}`,
+          tabindex: "0",
+          "data-p": p.toFixed(4),
+          "aria-describedby": alternatives.id,
+        },
+        el("span", { class: "tok-text", text: entry.token }),
+        alternatives,
+      ),
+    );
+  });
+  return wrap;
+}
+
+function answeredToolCalls(reply) {
+  const answered = new Set();
+  let key = reply.id;
+  while (children.has(key)) {
+    const tools = children.get(key).map((id) => nodes.get(id)).filter((n) => n.role === "tool");
+    if (!tools.length) break;
+    for (const tool of tools) answered.add(tool.tool_call_id);
+    key = tools[0].id;
+  }
+  return answered;
+}
+
+function prettyArguments(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text || "";
+  }
+}
+
+function toolCallsView(node) {
+  const answered = answeredToolCalls(node);
+  const wrap = el("div", { class: "tool-calls" });
+  node.tool_calls.forEach((call, index) => {
+    const name = call.function?.name || "(unnamed)";
+    const box = el(
+      "section",
+      { class: "tool-call", "aria-label": `Tool call ${name}` },
+      el("h3", { class: "tool-call-name" }, "Tool call ", el("code", { text: name })),
+      el("pre", { class: "tool-call-args" }, el("code", { text: prettyArguments(call.function?.arguments) })),
+    );
+    const canAnswer = !page.blocked && node.status === "complete" && call.id && !answered.has(call.id);
+    if (answered.has(call.id)) box.append(el("p", { class: "muted", text: "Answered." }));
+    if (canAnswer) {
+      const fieldId = `tool-answer-${node.id}-${index}`;
+      const area = el("textarea", { id: fieldId, rows: "3", required: true });
+      const form = el(
+        "form",
+        { class: "tool-answer" },
+        el("label", { for: fieldId, text: `Result of ${name}` }),
+        area,
+        el("button", { type: "submit", class: "primary small", text: "Send result" }),
+      );
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        socket.send({
+          type: "tool.answer",
+          reply_id: node.id,
+          tool_call_id: call.id,
+          content: area.value,
+          client_id: crypto.randomUUID(),
+        });
+        form.querySelector("button").disabled = true;
+      });
+      box.append(form);
+    }
+    wrap.append(box);
+  });
+  return wrap;
+}
+
+function usageView(node) {
+  const usage = node.usage;
+  if (!usage) return null;
+  const hit = usage.prompt_cache_hit_tokens ?? usage.prompt_tokens_details?.cached_tokens ?? 0;
+  const reasoning = usage.completion_tokens_details?.reasoning_tokens ?? 0;
+  const rows = [
+    ["Prompt", usage.prompt_tokens ?? 0],
+    ["Cache hit", hit],
+    ["Completion", usage.completion_tokens ?? 0],
+    ["Reasoning", reasoning],
+  ];
+  const details = el(
+    "details",
+    { class: "usage" },
+    el("summary", { text: "Usage" }),
+    el(
+      "dl",
+      {},
+      rows.map(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]),
+    ),
+  );
+  // Re-renders rebuild the article; keep the reader's choice.
+  details.open = Boolean(node.usageOpen);
+  details.addEventListener("toggle", () => {
+    node.usageOpen = details.open;
+  });
+  return details;
+}
+
+function branchNav(node) {
+  const ids = siblingsOf(node);
+  if (ids.length < 2) return null;
+  const index = ids.indexOf(node.id);
+  const go = (delta) => {
+    const target = ids[index + delta];
+    if (!target) return;
+    chosen.set(node.parent_id || "", target);
+    structureDirty = true;
+    schedule();
+  };
+  return el(
+    "span",
+    { class: "branch-nav", role: "group", "aria-label": "Versions" },
+    el("button", {
+      type: "button",
+      class: "icon",
+      "aria-label": "Previous version",
+      disabled: index === 0,
+      text: "‹",
+      onclick: () => go(-1),
+    }),
+    el("span", { class: "branch-pos", text: `${index + 1} / ${ids.length}` }),
+    el("button", {
+      type: "button",
+      class: "icon",
+      "aria-label": "Next version",
+      disabled: index === ids.length - 1,
+      text: "›",
+      onclick: () => go(1),
+    }),
+  );
+}
+
+function controlsFor(node) {
+  const bar = el("div", { class: "message-controls" });
+  const nav = branchNav(node);
+  if (nav) bar.append(nav);
+  const active = ACTIVE.has(node.status);
+  if (node.role === "user" && !node.editing) {
+    bar.append(
+      el("button", { type: "button", class: "small", text: "Copy", onclick: () => copyAndTell(node.content) }),
+    );
+    if (!page.blocked && node.author_id === page.user_id) {
+      bar.append(
+        el("button", {
+          type: "button",
+          class: "small",
+          text: "Edit",
+          onclick: () => {
+            node.editing = true;
+            schedule(node.id);
+          },
+        }),
+      );
+    }
+  }
+  if (node.role === "assistant") {
+    if (!active) {
+      bar.append(
+        el("button", { type: "button", class: "small", text: "Copy", onclick: () => copyAndTell(node.content) }),
+      );
+    }
+    const cut = (node.status === "complete" && node.finish_reason === "length") ||
+      ((node.status === "interrupted" || node.status === "cancelled") && node.content);
+    if (!page.blocked && !active && cut) {
+      bar.append(
+        el("button", {
+          type: "button",
+          class: "small",
+          text: "Continue",
+          onclick: () => socket.send({ type: "reply.continue", reply_id: node.id }),
+        }),
+      );
+    }
+    if (!page.blocked && !active) {
+      bar.append(
+        el("button", {
+          type: "button",
+          class: "small",
+          text: "Regenerate",
+          onclick: () => regenerate(node),
+        }),
+      );
+    }
+    const usage = usageView(node);
+    if (usage && !active) bar.append(usage);
+  }
+  return bar;
+}
+
+function editForm(node) {
+  const area = el("textarea", { class: "edit-input", rows: "3", "aria-label": "Edit message" });
+  area.value = node.content;
+  const form = el(
+    "form",
+    { class: "edit-form" },
+    area,
+    el(
+      "div",
+      { class: "edit-actions" },
+      el("button", {
+        type: "button",
+        class: "small",
+        text: "Cancel",
+        onclick: () => {
+          node.editing = false;
+          schedule(node.id);
+        },
+      }),
+      el("button", { type: "submit", class: "primary small", text: "Save and send" }),
+    ),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const content = area.value;
+    if (!content.trim()) return;
+    node.editing = false;
+    const clientId = crypto.randomUUID();
+    pendingSends.set(clientId, null);
+    socket.send({ type: "message.edit", message_id: node.id, content, client_id: clientId });
+    schedule(node.id);
+  });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    } else if (event.key === "Escape") {
+      event.stopPropagation();
+      node.editing = false;
+      schedule(node.id);
+    }
+  });
+  setTimeout(() => {
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+  });
+  return form;
+}
+
+async function copyAndTell(text) {
+  const ok = await copyText(text || "");
+  toast(ok ? "Copied." : "Could not copy.", { timeout: 2000 });
+}
+
+function regenerate(node) {
+  socket.send({ type: "reply.regenerate", reply_id: node.id, client_id: crypto.randomUUID() });
+}
+
+function updateExportLinks(path) {
+  const leaf = path.length ? path[path.length - 1].id : "";
+  for (const link of document.querySelectorAll("a[data-export]")) {
+    const url = new URL(link.getAttribute("href"), location.href);
+    if (leaf) url.searchParams.set("leaf", leaf);
+    else url.searchParams.delete("leaf");
+    link.setAttribute("href", url.pathname + url.search);
+  }
+}
+
+// --- composer -----------------------------------------------------------------------------------
+
+function autoGrow() {
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, window.innerHeight * 0.4)}px`;
+}
+
+function updateEstimate() {
+  const tokens = estimateTokens(input.value);
+  estimate.textContent = `${settings.modelDisplayName} · ~${tokens} token${tokens === 1 ? "" : "s"}`;
+}
+
+function updateComposer() {
+  const streaming = Boolean(activeReplyOnPath());
+  stopButton.hidden = !streaming;
+  sendButton.hidden = streaming;
+  sendButton.disabled = Boolean(page.blocked) || !input.value.trim();
+}
+
+function sendMessage() {
+  if (page.blocked) return;
+  const content = input.value;
+  if (!content.trim() || activeReplyOnPath()) return;
+  const clientId = crypto.randomUUID();
+  const parent = lastOnPath();
+  const frame = { type: "message.send", client_id: clientId, content };
+  if (parent) frame.parent_id = parent.id;
+  pendingSends.set(clientId, content);
+  socket.send(frame);
+  input.value = "";
+  composerError.textContent = "";
+  autoGrow();
+  updateEstimate();
+  updateComposer();
+}
+
+function stopReply() {
+  const reply = activeReplyOnPath();
+  if (reply) socket.send({ type: "reply.cancel", reply_id: reply.id });
+}
+
+composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendMessage();
+});
+input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    sendMessage();
+  }
+});
+input.addEventListener("input", () => {
+  autoGrow();
+  updateEstimate();
+  updateComposer();
+});
+stopButton.addEventListener("click", stopReply);
+
+list.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-copy-code]");
+  if (!button) return;
+  const code = button.closest("pre")?.querySelector("code");
+  copyAndTell(code ? code.textContent : "");
+});
+
+confidenceToggle?.addEventListener("click", () => {
+  showConfidence = !showConfidence;
+  confidenceToggle.setAttribute("aria-pressed", String(showConfidence));
+  for (const id of nodes.keys()) dirty.add(id);
+  schedule();
+});
+
+// --- frames ---------------------------------------------------------------------------------------
+
+function requestSync(replyId, afterSeq) {
+  syncing.set(replyId, true);
+  socket.sendIfOpen({ type: "reply.sync", reply_id: replyId, after_seq: afterSeq });
+}
+
+function markTiming(node, frame) {
+  let timing = timings.get(node.id);
+  if (!timing) {
+    timing = {};
+    timings.set(node.id, timing);
+  }
+  if (frame.reasoning && !timing.start) timing.start = performance.now();
+  if ((frame.content || frame.tool_calls) && timing.start && !timing.end) {
+    timing.end = performance.now();
+    node.thinkingOpen = undefined;
+  }
+}
+
+function applyToolFragments(node, fragments) {
+  if (!node.tool_calls) node.tool_calls = [];
+  for (const fragment of fragments) {
+    let call = node.tool_calls[fragment.index];
+    if (!call) {
+      call = { id: "", type: "function", function: { name: "", arguments: "" } };
+      node.tool_calls[fragment.index] = call;
+    }
+    if (fragment.id) call.id = fragment.id;
+    if (fragment.name) call.function.name = fragment.name;
+    call.function.arguments += fragment.arguments || "";
+  }
+}
+
+const handlers = {
+  ready(frame) {
+    // Resume every reply in progress from the sequence number we hold; and ask about any we
+    // thought was running but the server no longer lists (it ended while we were away).
+    const listed = new Set();
+    for (const active of frame.active_replies) {
+      listed.add(active.reply_id);
+      const node = nodes.get(active.reply_id);
+      requestSync(active.reply_id, node ? node.seq || 0 : 0);
+    }
+    for (const node of nodes.values()) {
+      if (node.role === "assistant" && ACTIVE.has(node.status) && !listed.has(node.id)) {
+        requestSync(node.id, node.seq || 0);
+      }
+    }
+  },
+  "message.created"(frame) {
+    const existed = nodes.has(frame.message.id);
+    const node = addNode(frame.message);
+    if (frame.message.client_id) pendingSends.delete(frame.message.client_id);
+    if (!existed || !frame.duplicate) chooseBranchTo(node.id);
+    schedule(node.id);
+  },
+  "reply.started"(frame) {
+    const node = nodes.get(frame.reply_id);
+    if (!node) return;
+    node.status = "streaming";
+    if (!syncing.get(node.id)) node.seq = frame.seq;
+    schedule(node.id);
+  },
+  "reply.delta"(frame) {
+    const node = nodes.get(frame.reply_id);
+    if (!node || syncing.get(node.id)) return;
+    const held = node.seq || 0;
+    if (frame.seq <= held) return;
+    if (frame.seq !== held + 1) {
+      requestSync(node.id, held);
+      return;
+    }
+    node.seq = frame.seq;
+    node.status = "streaming";
+    markTiming(node, frame);
+    if (frame.content) node.content += frame.content;
+    if (frame.reasoning) node.reasoning += frame.reasoning;
+    if (frame.tool_calls) applyToolFragments(node, frame.tool_calls);
+    if (frame.logprobs) node.logprobs = (node.logprobs || []).concat(frame.logprobs);
+    schedule(node.id);
+  },
+  "reply.snapshot"(frame) {
+    const node = nodes.get(frame.reply_id);
+    if (!node) return;
+    syncing.delete(node.id);
+    if (frame.mode === "append") {
+      if ((frame.after_seq ?? 0) !== (node.seq || 0)) {
+        requestSync(node.id, 0);
+        return;
+      }
+      node.content += frame.content || "";
+      node.reasoning += frame.reasoning || "";
+      node.logprobs = (node.logprobs || []).concat(frame.logprobs || []);
+    } else {
+      node.content = frame.content || "";
+      node.reasoning = frame.reasoning || "";
+      node.logprobs = frame.logprobs || [];
+    }
+    if (frame.tool_calls) node.tool_calls = frame.tool_calls.length ? frame.tool_calls : node.tool_calls;
+    node.seq = frame.seq;
+    node.status = frame.status;
+    if (frame.finish_reason !== undefined) node.finish_reason = frame.finish_reason;
+    if (frame.usage !== undefined) node.usage = frame.usage;
+    if (frame.code) node.error_code = frame.code;
+    if (frame.message) node.error_message = frame.message;
+    schedule(node.id);
+  },
+  "reply.completed"(frame) {
+    const node = nodes.get(frame.reply_id);
+    if (!node) return;
+    if (syncing.get(node.id)) return; // the snapshot will carry the end state
+    node.status = frame.status || "complete";
+    node.finish_reason = frame.finish_reason || "";
+    node.usage = frame.usage || null;
+    node.seq = Math.max(node.seq || 0, frame.seq || 0);
+    const timing = timings.get(node.id);
+    if (timing && timing.start && !timing.end) timing.end = performance.now();
+    node.thinkingOpen = undefined;
+    liveRegion.textContent = `${node.author} finished answering.`;
+    schedule(node.id);
+  },
+  "reply.failed"(frame) {
+    const node = nodes.get(frame.reply_id);
+    if (!node) return;
+    if (syncing.get(node.id)) return;
+    node.status = frame.status;
+    node.error_code = frame.code || "";
+    node.error_message = frame.message || "";
+    if (frame.seq) node.seq = Math.max(node.seq || 0, frame.seq);
+    liveRegion.textContent = node.error_message;
+    schedule(node.id);
+  },
+  "conversation.updated"(frame) {
+    if (!frame.title) return;
+    page.title = frame.title;
+    for (const heading of document.querySelectorAll("[data-conversation-title]")) {
+      heading.textContent = frame.title;
+    }
+    const link = document.querySelector(`.conversation-list a[data-id="${page.conversation_id}"]`);
+    if (link) {
+      link.textContent = frame.title;
+      link.closest("li").dataset.title = frame.title;
+    }
+    document.title = `${frame.title} — DeepSeek team chat`;
+  },
+  error(frame) {
+    const message = frame.message || "Something went wrong.";
+    if (frame.client_id && pendingSends.has(frame.client_id)) {
+      const text = pendingSends.get(frame.client_id);
+      pendingSends.delete(frame.client_id);
+      if (text !== null && !input.value) {
+        input.value = text;
+        autoGrow();
+        updateEstimate();
+      }
+    }
+    composerError.textContent = message;
+    updateComposer();
+  },
+};
+
+function onFrame(frame) {
+  const handler = handlers[frame.type];
+  if (handler) handler(frame);
+}
+
+function onStatus(status, detail) {
+  statusBadge.textContent = detail || STATUS_TEXT[status] || status;
+  statusBadge.dataset.status = status;
+}
+
+const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+const socket = new ReconnectingSocket(`${scheme}//${location.host}/ws/conversations/${page.conversation_id}/`, {
+  onFrame,
+  onOpen: () => {},
+  onStatus,
+});
+// Exposed for debugging and the browser tests (e.g. to simulate a dropped connection).
+window.chatSocket = socket;
+socket.connect();
+
+// --- page-level actions used by the keyboard shortcuts ----------------------------------------
+
+document.addEventListener("chat:stop", stopReply);
+document.addEventListener("chat:copy-last", () => {
+  const last = [...activePath()].reverse().find((node) => node.role === "assistant");
+  if (last) copyAndTell(last.content);
+});
+
+initSettings(page, (saved) => {
+  settings = {
+    model: saved.model,
+    modelDisplayName: saved.model_display_name,
+    params: saved.params,
+  };
+  page.params = saved.params;
+  page.model = saved.model;
+  for (const node of document.querySelectorAll("[data-model-name]")) {
+    node.textContent = saved.model_display_name;
+  }
+  updateEstimate();
+  for (const id of nodes.keys()) dirty.add(id);
+  schedule();
+});
+
+// A first message typed on the "new chat" screen travels here through sessionStorage.
+const pendingKey = `pending-message:${page.conversation_id}`;
+const firstMessage = sessionStorage.getItem(pendingKey);
+if (firstMessage) {
+  sessionStorage.removeItem(pendingKey);
+  input.value = firstMessage;
+  sendMessage();
+}
+
+autoGrow();
+updateEstimate();
+schedule();
+if (!page.blocked) input.focus();

@@ -1,0 +1,126 @@
+// The conversation settings panel: model, system prompt and parameters, validated by the server.
+import { postJSON } from "./util.js";
+
+const NUMBER_FIELDS = ["temperature", "top_p", "frequency_penalty", "presence_penalty"];
+const INTEGER_FIELDS = ["max_tokens", "top_logprobs"];
+// Server-side parameter names → the form field that shows the error.
+const ERROR_FIELD = { response_format: "json_mode", tool_choice: "tools", params: "__all__" };
+
+export function initSettings(page, onSaved) {
+  const dialog = document.getElementById("settings-dialog");
+  const openButton = document.getElementById("settings-open");
+  if (!dialog || !openButton) return;
+  const form = dialog.querySelector("form");
+  const field = (name) => form.elements.namedItem(name);
+
+  function fill() {
+    const params = page.params || {};
+    field("model").value = page.model;
+    field("system_prompt").value = page.system_prompt || "";
+    for (const name of [...NUMBER_FIELDS, ...INTEGER_FIELDS]) {
+      field(name).value = params[name] ?? "";
+    }
+    field("json_mode").checked = params.response_format?.type === "json_object";
+    field("logprobs").checked = Boolean(params.logprobs);
+    field("tools").value = params.tools ? JSON.stringify(params.tools, null, 2) : "";
+    clearErrors();
+    updateCapabilities();
+  }
+
+  function updateCapabilities() {
+    const model = page.models.find((m) => m.name === field("model").value);
+    if (!model) return;
+    field("max_tokens").placeholder = `default ${model.default_max_tokens}, up to ${model.max_output_tokens}`;
+    field("max_tokens").max = String(model.max_output_tokens);
+    setHint("logprobs", model.supports_logprobs ? "" : `${model.display_name} does not return logprobs.`);
+    setHint("json_mode", model.supports_json ? "" : `${model.display_name} has no JSON mode.`);
+    setHint("tools", model.supports_tools ? "" : `${model.display_name} does not support tools.`);
+  }
+
+  function setHint(name, text) {
+    const hint = form.querySelector(`[data-hint-for="${name}"]`);
+    if (hint) hint.textContent = text;
+  }
+
+  function clearErrors() {
+    for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
+    for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  }
+
+  function showError(param, message) {
+    const name = ERROR_FIELD[param] || param;
+    let target = form.querySelector(`.field-error[data-error-for="${name}"]`);
+    if (!target) target = form.querySelector('.field-error[data-error-for="__all__"]');
+    target.textContent = message;
+    const control = field(name);
+    if (control && control.setAttribute) {
+      control.setAttribute("aria-invalid", "true");
+      control.focus();
+    }
+  }
+
+  function collect() {
+    const params = { ...(page.params || {}) };
+    for (const name of NUMBER_FIELDS) {
+      const raw = field(name).value.trim();
+      if (raw === "") delete params[name];
+      else params[name] = Number(raw);
+    }
+    for (const name of INTEGER_FIELDS) {
+      const raw = field(name).value.trim();
+      if (raw === "") delete params[name];
+      else params[name] = Number(raw);
+    }
+    if (field("json_mode").checked) params.response_format = { type: "json_object" };
+    else delete params.response_format;
+    if (field("logprobs").checked) params.logprobs = true;
+    else delete params.logprobs;
+    const toolsText = field("tools").value.trim();
+    if (toolsText === "") {
+      delete params.tools;
+      if (params.tool_choice && params.tool_choice !== "none" && params.tool_choice !== "auto") {
+        delete params.tool_choice;
+      }
+    } else {
+      try {
+        params.tools = JSON.parse(toolsText);
+      } catch (error) {
+        return { error: ["tools", `Not valid JSON: ${error.message}`] };
+      }
+    }
+    for (const [name, value] of Object.entries(params)) {
+      if (typeof value === "number" && Number.isNaN(value)) return { error: [name, `${name} must be a number.`] };
+    }
+    return {
+      body: { model: field("model").value, system_prompt: field("system_prompt").value, params },
+    };
+  }
+
+  openButton.addEventListener("click", () => {
+    fill();
+    dialog.showModal();
+  });
+  dialog.querySelector("[data-close]").addEventListener("click", () => dialog.close());
+  field("model").addEventListener("change", updateCapabilities);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    const collected = collect();
+    if (collected.error) {
+      showError(...collected.error);
+      return;
+    }
+    const saveButton = form.querySelector("button[type=submit]");
+    saveButton.disabled = true;
+    const result = await postJSON(`/c/${page.conversation_id}/settings/`, collected.body);
+    saveButton.disabled = false;
+    if (result.ok) {
+      page.system_prompt = result.data.system_prompt;
+      onSaved(result.data);
+      dialog.close();
+      return;
+    }
+    const errors = result.data?.errors || { __all__: result.data?.error?.message || "Could not save." };
+    for (const [param, message] of Object.entries(errors)) showError(param, message);
+  });
+}

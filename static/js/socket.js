@@ -1,0 +1,102 @@
+// A websocket that reconnects with exponential backoff and jitter, and reports its state.
+
+export class ReconnectingSocket {
+  constructor(url, { onFrame, onOpen, onStatus }) {
+    this.url = url;
+    this.onFrame = onFrame;
+    this.onOpen = onOpen;
+    this.onStatus = onStatus;
+    this.socket = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.queue = [];
+    this.closed = false;
+    this.ready = false;
+    window.addEventListener("online", () => this.reconnectNow());
+    window.addEventListener("offline", () => this.setStatus("offline"));
+  }
+
+  connect() {
+    this.closed = false;
+    clearTimeout(this.timer);
+    this.setStatus(this.attempt === 0 ? "connecting" : "reconnecting");
+    let socket;
+    try {
+      socket = new WebSocket(this.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.socket = socket;
+    socket.addEventListener("message", (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame.type === "ready") {
+        this.attempt = 0;
+        this.ready = true;
+        this.setStatus("connected");
+        this.onOpen(frame);
+        const queued = this.queue.splice(0);
+        for (const item of queued) this.send(item);
+      }
+      this.onFrame(frame);
+    });
+    socket.addEventListener("close", (event) => {
+      if (this.socket !== socket) return;
+      this.ready = false;
+      this.socket = null;
+      if (this.closed) return;
+      if (event.code === 4401 || event.code === 4404) {
+        this.setStatus("offline", event.code === 4401 ? "Signed out" : "Not found");
+        return;
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  scheduleReconnect() {
+    this.attempt += 1;
+    const base = Math.min(10_000, 500 * 2 ** (this.attempt - 1));
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.setStatus(navigator.onLine === false ? "offline" : "reconnecting");
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  reconnectNow() {
+    if (this.socket || this.closed) return;
+    this.attempt = Math.max(this.attempt, 1);
+    this.connect();
+  }
+
+  /** Send now if connected, otherwise queue until the next `ready`. */
+  send(frame) {
+    if (this.socket && this.ready && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(frame));
+      return true;
+    }
+    this.queue.push(frame);
+    return false;
+  }
+
+  /** Send only if connected (for syncs, which are redone on every reconnect anyway). */
+  sendIfOpen(frame) {
+    if (this.socket && this.ready && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(frame));
+    }
+  }
+
+  setStatus(status, detail = "") {
+    this.status = status;
+    this.onStatus(status, detail);
+  }
+
+  /** For tests and debugging: drop the connection as a network failure would. */
+  drop() {
+    if (this.socket) this.socket.close();
+  }
+}

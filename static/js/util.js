@@ -1,0 +1,117 @@
+// Small helpers shared by the page modules.
+
+/** DeepSeek's documented ratio (same as quota.estimate_tokens): ~0.3 per ASCII char, 0.6 other. */
+export function estimateTokens(text) {
+  if (!text) return 0;
+  let ascii = 0;
+  let other = 0;
+  for (const ch of text) {
+    if (ch.codePointAt(0) < 128) ascii += 1;
+    else other += 1;
+  }
+  return Math.max(1, Math.round(ascii * 0.3 + other * 0.6));
+}
+
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  if (match) return decodeURIComponent(match[1]);
+  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+  return input ? input.value : "";
+}
+
+/** POST JSON; resolves to {ok, status, data}. Never throws on HTTP errors. */
+export async function postJSON(url, body) {
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body ?? {}),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    return { ok: response.ok, status: response.status, data };
+  } catch {
+    return { ok: false, status: 0, data: { error: { message: "The server cannot be reached." } } };
+  }
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on") && typeof value === "function") {
+      node.addEventListener(key.slice(2), value);
+    } else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Clipboard API refused (insecure context, no permission): fall back to a selection copy.
+    const area = el("textarea", { class: "offscreen", "aria-hidden": "true" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}
+
+/** A short-lived status message; `action` = {label, run} adds a button (e.g. Undo). */
+export function toast(message, { action = null, timeout = 5000, onExpire = null } = {}) {
+  let region = document.getElementById("toasts");
+  if (!region) {
+    region = el("div", { id: "toasts", class: "toasts", role: "status", "aria-live": "polite" });
+    document.body.append(region);
+  }
+  const item = el("div", { class: "toast" }, el("span", { text: message }));
+  let done = false;
+  const finish = (expired) => {
+    if (done) return;
+    done = true;
+    item.remove();
+    if (expired && onExpire) onExpire();
+  };
+  if (action) {
+    item.append(
+      el("button", {
+        type: "button",
+        class: "toast-action",
+        text: action.label,
+        onclick: () => {
+          finish(false);
+          action.run();
+        },
+      }),
+    );
+  }
+  region.append(item);
+  setTimeout(() => finish(true), timeout);
+  return item;
+}
+
+export function formatDuration(ms) {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}

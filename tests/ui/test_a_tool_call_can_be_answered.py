@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from conversations.models import Conversation, Message
+from tests.ui.conftest import Session, send, wait_until_idle
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_a_tool_call_is_shown_and_answering_it_continues_the_reply(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    ui_conversation.params = {"tools": [WEATHER_TOOL]}
+    ui_conversation.save()
+    page = session.page
+    session.open(ui_conversation)
+    send(page, "What is the weather in Paris? [[sim: tool=get_weather]]")
+    wait_until_idle(page)
+    call = page.get_by_role("region", name="Tool call get_weather")
+    expect(call).to_contain_text('"city"')
+    call.get_by_label("Result of get_weather").fill("18C and sunny")
+    session.screenshot("tool-call")
+    call.get_by_role("button", name="Send result").click()
+
+    expect(page.get_by_role("article", name="Tool result")).to_contain_text("18C and sunny")
+    replies = page.get_by_role("article", name=re.compile("^DeepSeek Chat"))
+    expect(replies).to_have_count(2)
+    wait_until_idle(page)
+    expect(replies.nth(1).locator(".message-content")).to_contain_text("18C and sunny")
+    tool_row = Message.objects.get(conversation=ui_conversation, role="tool")
+    assert tool_row.content == "18C and sunny"
+    assert Message.objects.filter(conversation=ui_conversation, role="assistant").count() == 2

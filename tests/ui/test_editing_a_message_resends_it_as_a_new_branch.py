@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from conversations.models import Conversation, Message
+from tests.ui.conftest import Session, send, wait_until_idle
+
+
+def test_editing_a_message_resends_it_and_keeps_the_original(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    page = session.page
+    session.open(ui_conversation)
+    send(page, "First try [[sim: say=Alpha answer]]")
+    wait_until_idle(page)
+    mine = page.get_by_role("article", name="You")
+    reply = page.get_by_role("article", name=re.compile("^DeepSeek Chat"))
+    expect(reply.locator(".message-content")).to_have_text("Alpha answer")
+
+    mine.get_by_role("button", name="Edit", exact=True).click()
+    editor = mine.get_by_role("textbox", name="Edit message")
+    expect(editor).to_have_value("First try [[sim: say=Alpha answer]]")
+    editor.fill("Second try [[sim: say=Beta answer]]")
+    editor.press("Enter")
+
+    expect(mine.locator(".branch-pos")).to_have_text("2 / 2")
+    expect(mine).to_contain_text("Second try")
+    expect(reply.locator(".message-content")).to_have_text("Beta answer", timeout=20000)
+    wait_until_idle(page)
+    users = Message.objects.filter(conversation=ui_conversation, role="user").order_by("created_at")
+    assert [u.content.split(" [[")[0] for u in users] == ["First try", "Second try"]
+    assert users[0].parent_id == users[1].parent_id
+
+    mine.get_by_role("button", name="Previous version").click()
+    expect(mine).to_contain_text("First try")
+    expect(reply.locator(".message-content")).to_have_text("Alpha answer")

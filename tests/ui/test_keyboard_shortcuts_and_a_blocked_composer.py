@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from conversations.models import Conversation, ModelConfig
+from tests.ui.conftest import Session, send, wait_until_idle
+
+
+def test_the_shortcuts_list_and_keyboard_actions(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    page = session.page
+    session.open(ui_conversation)
+    page.locator("body").click()
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    session.screenshot("shortcuts")
+    dialog.get_by_role("button", name="Close").click()
+
+    page.keyboard.press("/")
+    composer = page.get_by_role("textbox", name="Message", exact=True)
+    expect(composer).to_be_focused()
+    composer.fill("line one")
+    composer.press("Shift+Enter")
+    composer.type("line two")
+    expect(composer).to_have_value("line one\nline two")
+    composer.fill("")
+
+    send(page, "[[sim: tokens_per_s=8 say=" + "slow " * 80 + "]]")
+    reply = page.get_by_role("article", name=re.compile("^DeepSeek Chat"))
+    expect(reply.locator(".message-content")).to_contain_text("slow")
+    page.keyboard.press("Escape")
+    wait_until_idle(page)
+    expect(reply).to_contain_text("Stopped.")
+
+
+def test_the_composer_says_why_it_is_disabled(
+    session: Session, ui_conversation: Conversation, ui_chat_model: ModelConfig
+) -> None:
+    ModelConfig.objects.filter(pk=ui_chat_model.pk).update(enabled=False)
+    page = session.page
+    session.open(ui_conversation)
+    composer = page.get_by_role("textbox", name="Message", exact=True)
+    expect(composer).to_be_disabled()
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_disabled()
+    expect(page.locator("#composer-blocked")).to_contain_text("DeepSeek Chat is disabled")
