@@ -52,5 +52,6 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/fork/", sharing_views.fork, name="conversation-fork"),
     path("links/<int:link_id>/revoke/", sharing_views.revoke_link, name="share-link-revoke"),
     path("usage/summary.json", usage_views.summary_json, name="usage-summary"),
+    path("", include("conversations.api_urls")),
     path("", include("conversations.urls")),
 ]

@@ -1,0 +1,486 @@
+"""DeepSeek's wire shapes for our own API: request validation, bodies, SSE chunks, errors.
+
+Pure functions, no database and no network. Request rules follow the API reference (§3):
+parameters go through :func:`conversations.params.check_params` like every other path, and
+the rest (messages, streaming options, unknown fields) is checked here. Responses are built
+exactly like DeepSeek's (§4, §5): UUID ids without a prefix, our registry name as ``model``,
+usage passed through as the upstream sent it (both cache-token spellings), usage on the finish
+chunk and then ``data: [DONE]``.
+
+Decisions where DeepSeek's behaviour is unknown or unsuitable (documented for clients):
+
+* Unknown top-level fields are refused with 400 naming the field (§3.1: "do not send them"),
+  except ``n: 1``, which some SDKs send by default. Unknown fields inside a message are
+  ignored (clients often echo the SDK's whole message objects back).
+* Every malformed body is a 400 (DeepSeek's current behaviour), never a 422.
+* ``prefix`` (chat prefix completion) is a beta feature we do not serve: 400, as upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from conversations import params as param_rules
+from conversations.errors import InvalidParameter
+from conversations.models import ModelConfig
+from conversations.upstream import ChatResult, ToolCallDelta
+
+ROLES = ("system", "user", "assistant", "tool")
+USER_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max", "ultra"})
+OUR_FIELDS = frozenset(
+    {"model", "messages", "stream", "stream_options", "thinking", "reasoning_effort", "user_id"}
+)
+KNOWN_FIELDS = OUR_FIELDS | frozenset(param_rules.KNOWN) | {"n"}
+
+DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class ErrorDetail(TypedDict):
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class ErrorEnvelope(TypedDict):
+    error: ErrorDetail
+
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_envelope(
+    status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> ErrorEnvelope:
+    """DeepSeek's envelope. ``code`` is its literal ``invalid_request_error`` for client errors
+    (§6: clients branch on the status); for limits and upstream failures it is our own code."""
+    kind = ERROR_TYPES.get(status, "api_error")
+    if code is None or status in (400, 401, 413):
+        code = "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# --- the request ----------------------------------------------------------------------------
+
+
+@dataclass
+class ChatRequest:
+    """A validated ``POST /chat/completions`` body."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]  # forwarded upstream: check_params' output plus max_tokens & co.
+    max_tokens: int
+    stream: bool = False
+    include_usage: bool = False
+    thinking: bool | None = None  # None: the model's own mode
+    logprobs: bool = False
+
+    def history_params(self) -> dict[str, Any]:
+        """The parameters worth keeping on a conversation saved from this call."""
+        return {k: v for k, v in self.params.items() if k in param_rules.KNOWN}
+
+
+def requested_model(body: Any) -> str:
+    if not isinstance(body, dict):
+        raise InvalidParameter("The request body must be a JSON object.")
+    model = body.get("model")
+    if model is None:
+        raise InvalidParameter("model is required.", param="model")
+    if not isinstance(model, str):
+        raise InvalidParameter("model must be a string.", param="model")
+    return model
+
+
+def parse_chat_request(
+    body: Mapping[str, Any], model: ModelConfig, *, max_tokens_cap: int | None
+) -> ChatRequest:
+    """The validated request, or :class:`InvalidParameter` naming the offending field."""
+    unknown = sorted(set(body) - KNOWN_FIELDS)
+    if unknown:
+        raise InvalidParameter(
+            f"Unknown field: {unknown[0]}. This API accepts only the documented "
+            "parameters of /chat/completions.",
+            param=unknown[0],
+        )
+    if "n" in body and (body["n"] != 1 or isinstance(body["n"], bool)):
+        raise InvalidParameter("n must be 1: one choice is always returned.", param="n")
+    messages = _check_messages(body.get("messages"))
+
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidParameter("stream must be true or false.", param="stream")
+    include_usage = False
+    stream_options = body.get("stream_options")
+    if stream_options is not None:
+        if not stream:
+            raise InvalidParameter(
+                "stream_options is only allowed when stream is true.", param="stream_options"
+            )
+        if not isinstance(stream_options, dict) or set(stream_options) - {"include_usage"}:
+            raise InvalidParameter(
+                'stream_options must be {"include_usage": true|false}.', param="stream_options"
+            )
+        include_usage = stream_options.get("include_usage", False)
+        if not isinstance(include_usage, bool):
+            raise InvalidParameter(
+                "stream_options.include_usage must be true or false.", param="stream_options"
+            )
+
+    cap = max_tokens_cap
+    checked = param_rules.check_params(
+        {k: v for k, v in body.items() if k in param_rules.KNOWN}, model, max_tokens_cap=cap
+    )
+    max_tokens = checked.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = min(model.default_max_tokens, model.max_output_tokens)
+        if cap is not None:
+            max_tokens = min(max_tokens, cap)
+        checked["max_tokens"] = max_tokens
+
+    thinking = _check_thinking(body.get("thinking"))
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if effort not in REASONING_EFFORTS:
+            raise InvalidParameter(
+                "reasoning_effort must be one of " + ", ".join(sorted(REASONING_EFFORTS)) + ".",
+                param="reasoning_effort",
+            )
+        checked["reasoning_effort"] = effort
+    user_id = body.get("user_id")
+    if user_id is not None:
+        if (
+            not isinstance(user_id, str)
+            or not USER_ID.match(user_id)
+            or len(user_id.encode()) > 512
+        ):
+            raise InvalidParameter(
+                "user_id must match [A-Za-z0-9_-] and be at most 512 bytes.", param="user_id"
+            )
+        checked["user_id"] = user_id
+
+    return ChatRequest(
+        model=model.name,
+        messages=messages,
+        params=checked,
+        max_tokens=max_tokens,
+        stream=stream,
+        include_usage=include_usage,
+        thinking=thinking,
+        logprobs=bool(checked.get("logprobs")),
+    )
+
+
+def _check_thinking(thinking: Any) -> bool | None:
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled") or set(thinking) != {"type"}:
+        raise InvalidParameter(
+            'thinking must be {"type": "enabled"} or {"type": "disabled"}.', param="thinking"
+        )
+    return kind == "enabled"
+
+
+def _string(message: Mapping[str, Any], name: str, where: str, *, required: bool) -> str | None:
+    value = message.get(name)
+    if value is None:
+        if required:
+            raise InvalidParameter(f"{where}.{name} is required.", param="messages")
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{where}.{name} must be a string.", param="messages")
+    return value
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if messages is None:
+        raise InvalidParameter("messages is required.", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidParameter("messages must be a non-empty list.", param="messages")
+    clean: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidParameter(f"{where} must be an object.", param="messages")
+        role = message.get("role")
+        if role not in ROLES:
+            raise InvalidParameter(
+                f"{where}.role must be one of system, user, assistant, tool.", param="messages"
+            )
+        entry: dict[str, Any] = {"role": role}
+        name = _string(message, "name", where, required=False)
+        if name is not None:
+            entry["name"] = name
+        if role in ("system", "user"):
+            entry["content"] = _string(message, "content", where, required=True)
+        elif role == "tool":
+            entry["content"] = _string(message, "content", where, required=True)
+            call_id = _string(message, "tool_call_id", where, required=True)
+            if not call_id:
+                raise InvalidParameter(f"{where}.tool_call_id is required.", param="messages")
+            entry["tool_call_id"] = call_id
+        else:
+            if message.get("prefix"):
+                raise InvalidParameter(
+                    f"{where}.prefix: chat prefix completion is a beta feature this API does "
+                    "not offer.",
+                    param="messages",
+                )
+            content = _string(message, "content", where, required=False)
+            tool_calls = _check_tool_calls(message.get("tool_calls"), where)
+            if content is None and not tool_calls:
+                raise InvalidParameter(
+                    f"{where}: content or tool_calls must be set.", param="messages"
+                )
+            entry["content"] = content
+            if tool_calls:
+                entry["tool_calls"] = tool_calls
+            reasoning = _string(message, "reasoning_content", where, required=False)
+            if reasoning is not None:
+                entry["reasoning_content"] = reasoning
+        clean.append(entry)
+    return clean
+
+
+def _check_tool_calls(tool_calls: Any, where: str) -> list[dict[str, Any]]:
+    if tool_calls is None:
+        return []
+    if not isinstance(tool_calls, list):
+        raise InvalidParameter(f"{where}.tool_calls must be a list.", param="messages")
+    clean = []
+    for j, call in enumerate(tool_calls):
+        at = f"{where}.tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(call, dict)
+            or call.get("type", "function") != "function"
+            or not isinstance(call.get("id"), str)
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not param_rules.TOOL_NAME.match(function["name"])
+            or not isinstance(function.get("arguments"), str)
+        ):
+            raise InvalidParameter(
+                f'{at} must be {{"id": str, "type": "function", "function": '
+                '{"name": str, "arguments": str}}.',
+                param="messages",
+            )
+        clean.append(
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": function["name"], "arguments": function["arguments"]},
+            }
+        )
+    return clean
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+def fingerprint_of(model: ModelConfig) -> str:
+    """32 hex characters, like DeepSeek's; changes when the admin re-points the model."""
+    seed = f"{model.name}:{model.upstream_model}:{model.thinking}"
+    return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
+
+
+def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """A usage object in DeepSeek's shape for when the upstream sent none (rare)."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_cache_hit_tokens": 0,
+        "prompt_cache_miss_tokens": prompt_tokens,
+    }
+
+
+def completion_body(
+    result: ChatResult,
+    *,
+    model_name: str,
+    fingerprint: str,
+    thinking: bool,
+    logprobs: bool,
+    usage: dict[str, Any],
+) -> bytes:
+    """A non-streaming ``chat.completion`` object (§4)."""
+    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if thinking:
+        message["reasoning_content"] = result.reasoning
+    if result.tool_calls:
+        message["tool_calls"] = [
+            {
+                "index": call.index,
+                "id": call.id,
+                "type": call.type,
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in result.tool_calls
+        ]
+    lp: dict[str, Any] | None = None
+    if logprobs:
+        lp = {"content": result.logprobs_content}
+        if thinking:
+            lp["reasoning_content"] = result.logprobs_reasoning
+    body = {
+        "id": str(uuid.uuid4()),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": lp, "finish_reason": result.finish_reason}
+        ],
+        "usage": usage,
+        "system_fingerprint": fingerprint,
+    }
+    return dumps(body).encode()
+
+
+class ChunkWriter:
+    """The ``data:`` events of one stream (§5). The constant head is rendered once."""
+
+    __slots__ = ("_head", "_pending_usage", "_tail", "thinking")
+
+    def __init__(
+        self, *, model_name: str, fingerprint: str, thinking: bool, include_usage: bool
+    ) -> None:
+        self.thinking = thinking
+        self._head = (
+            'data: {"id":"'
+            + str(uuid.uuid4())
+            + '","object":"chat.completion.chunk","created":'
+            + str(int(time.time()))
+            + ',"model":'
+            + dumps(model_name)
+            + ',"system_fingerprint":'
+            + dumps(fingerprint)
+            + ',"choices":[{"index":0,"delta":'
+        )
+        # Usage on earlier chunks: null with include_usage, absent without (§5.4).
+        self._pending_usage = ',"usage":null' if include_usage else ""
+        self._tail = ',"logprobs":null,"finish_reason":null}]' + self._pending_usage + "}\n\n"
+
+    def _chunk(self, delta: str, logprobs: str | None = None) -> bytes:
+        if logprobs is None:
+            return (self._head + delta + self._tail).encode()
+        return (
+            self._head
+            + delta
+            + ',"logprobs":'
+            + logprobs
+            + ',"finish_reason":null}]'
+            + self._pending_usage
+            + "}\n\n"
+        ).encode()
+
+    def role(self) -> bytes:
+        if self.thinking:
+            return self._chunk('{"role":"assistant","content":null,"reasoning_content":""}')
+        return self._chunk('{"role":"assistant","content":""}')
+
+    def reasoning(self, text: str, logprobs: list[dict[str, Any]] | None = None) -> bytes:
+        lp = None
+        if logprobs is not None:
+            lp = '{"content":null,"reasoning_content":' + dumps(logprobs) + "}"
+        return self._chunk('{"content":null,"reasoning_content":' + dumps(text) + "}", lp)
+
+    def content(self, text: str, logprobs: list[dict[str, Any]] | None = None) -> bytes:
+        suffix = ',"reasoning_content":null}' if self.thinking else "}"
+        lp = None if logprobs is None else '{"content":' + dumps(logprobs) + "}"
+        return self._chunk('{"content":' + dumps(text) + suffix, lp)
+
+    def tool_call(self, delta: ToolCallDelta) -> bytes:
+        call: dict[str, Any] = {"index": delta.index}
+        if delta.id is not None:
+            call["id"] = delta.id
+            call["type"] = "function"
+            call["function"] = {"name": delta.name or "", "arguments": delta.arguments_fragment}
+        else:
+            call["function"] = {"arguments": delta.arguments_fragment}
+        return self._chunk('{"tool_calls":[' + dumps(call) + "]}")
+
+    def logprobs_only(
+        self, content: list[dict[str, Any]], reasoning: list[dict[str, Any]]
+    ) -> bytes:
+        lp: dict[str, Any] = {"content": content or None}
+        if reasoning:
+            lp["reasoning_content"] = reasoning
+        return self._chunk("{}", dumps(lp))
+
+    def finish(self, reason: str | None, usage: dict[str, Any] | None) -> bytes:
+        delta = '{"content":"","reasoning_content":null}' if self.thinking else '{"content":""}'
+        usage_part = ',"usage":' + dumps(usage) if usage is not None else self._pending_usage
+        return (
+            self._head
+            + delta
+            + ',"logprobs":null,"finish_reason":'
+            + dumps(reason or "stop")
+            + "}]"
+            + usage_part
+            + "}\n\n"
+        ).encode()
+
+
+def error_event(envelope: ErrorEnvelope) -> bytes:
+    """A failure after the 200 went out: an error event, and the stream ends without [DONE]."""
+    return b"data: " + dumps(envelope).encode() + b"\n\n"
+
+
+# --- other endpoints ---------------------------------------------------------------------
+
+
+def models_body(names: list[str]) -> bytes:
+    return dumps(
+        {
+            "object": "list",
+            "data": [{"id": name, "object": "model", "owned_by": "deepseek"} for name in names],
+        }
+    ).encode()
+
+
+def balance_body(*, available: bool, remaining_tokens: int | None) -> bytes:
+    """DeepSeek's balance shape, counted in tokens (currency ``TOKENS``).
+
+    With no token limit there is no balance to report: ``balance_infos`` is empty.
+    """
+    infos = []
+    if remaining_tokens is not None:
+        amount = f"{max(0, remaining_tokens)}.00"
+        infos.append(
+            {
+                "currency": "TOKENS",
+                "total_balance": amount,
+                "granted_balance": amount,
+                "topped_up_balance": "0.00",
+            }
+        )
+    return dumps({"is_available": available, "balance_infos": infos}).encode()

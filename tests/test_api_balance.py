@@ -1,0 +1,68 @@
+"""``GET /user/balance`` reports the user's remaining token allowance in DeepSeek's shape,
+counted in tokens, and it goes down as the API is used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from conversations.models import ModelConfig, User, UserLimits
+from tests.test_api_support import api_server, bearer, chat, make_key
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def base(django_db_setup: None) -> Iterator[str]:
+    with api_server() as url:
+        yield url
+
+
+def _balance(base: str, key: str) -> dict[str, object]:
+    response = httpx.get(base + "/user/balance", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return dict(response.json())
+
+
+def test_the_balance_is_the_remaining_tokens_and_shrinks_with_use(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    UserLimits.objects.create(user=alice, tokens_per_day=10_000)
+    key = make_key(alice)
+    before = _balance(base, key)
+    assert before == {
+        "is_available": True,
+        "balance_infos": [
+            {
+                "currency": "TOKENS",
+                "total_balance": "10000.00",
+                "granted_balance": "10000.00",
+                "topped_up_balance": "0.00",
+            }
+        ],
+    }
+    used = chat(base, bearer(key), max_tokens=20).json()["usage"]["total_tokens"]
+    after = _balance(base, key)
+    assert after["balance_infos"][0]["total_balance"] == f"{10_000 - used}.00"  # type: ignore[index]
+
+
+def test_with_no_token_limit_there_is_no_balance_to_report(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    assert _balance(base, make_key(alice)) == {"is_available": True, "balance_infos": []}
+
+
+def test_an_exhausted_allowance_is_not_available(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    UserLimits.objects.create(user=alice, tokens_per_day=200)
+    key = make_key(alice)
+    while chat(base, bearer(key), max_tokens=1).status_code == 200:
+        pass
+    UserLimits.objects.filter(user=alice).update(tokens_per_day=1)
+    balance = _balance(base, key)
+    assert balance["is_available"] is False
+    assert balance["balance_infos"][0]["total_balance"] == "0.00"  # type: ignore[index]

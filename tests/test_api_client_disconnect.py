@@ -1,0 +1,86 @@
+"""A client that hangs up mid-stream stops the upstream call; the call is charged for what it
+used and nothing stays reserved."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from conversations.models import ModelConfig, UsageCounter, UsageRecord, User
+from tests.test_api_support import api_server, bearer, make_key
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def base(django_db_setup: None) -> Iterator[str]:
+    with api_server() as url:
+        yield url
+
+
+def _wait_for_settlement(user: User) -> UsageRecord:
+    deadline = time.monotonic() + 15
+    while True:
+        record = UsageRecord.objects.get(user=user)
+        if record.state == UsageRecord.State.SETTLED:
+            return record
+        assert time.monotonic() < deadline, "the call was never settled"
+        time.sleep(0.1)
+
+
+def _counters(user: User) -> dict[str, int]:
+    return {c.period: c.used for c in UsageCounter.objects.filter(user=user)}
+
+
+def test_hanging_up_mid_stream_charges_what_was_used_and_frees_the_rest(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    words = " ".join(f"word{i}" for i in range(400))
+    content = f"[[sim: tokens_per_s=40]][[sim: say={words}]]"
+    received = 0
+    with httpx.stream(
+        "POST",
+        base + "/v1/chat/completions",
+        headers=bearer(make_key(alice)),
+        json={
+            "model": "deepseek-chat",
+            "messages": [{"role": "user", "content": content}],
+            "stream": True,
+        },
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if '"content":"' in line:
+                received += 1
+            if received >= 5:
+                break  # leaving the block closes the connection mid-stream
+    record = _wait_for_settlement(alice)
+    assert record.outcome == "cancelled" and record.estimated
+    assert record.reserved_tokens == 0
+    # Charged for the prompt and the part of the answer that was produced, not the rest.
+    assert 0 < record.completion_tokens < 400
+    assert record.total_tokens == record.prompt_tokens + record.completion_tokens
+    counters = _counters(alice)
+    assert counters["day"] == record.total_tokens and counters["streams"] == 0
+    assert not UsageRecord.objects.filter(state=UsageRecord.State.RESERVED).exists()
+
+
+def test_hanging_up_on_a_non_streaming_call_frees_the_reservation(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    content = "[[sim: first_token_latency=3]] [[sim: say=late]]"
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            base + "/v1/chat/completions",
+            headers=bearer(make_key(alice)),
+            json={"model": "deepseek-chat", "messages": [{"role": "user", "content": content}]},
+            timeout=httpx.Timeout(5, read=1),
+        )
+    record = _wait_for_settlement(alice)
+    assert record.outcome == "cancelled" and record.reserved_tokens == 0
+    assert record.completion_tokens == 0 and record.total_tokens == record.prompt_tokens
+    assert _counters(alice)["streams"] == 0

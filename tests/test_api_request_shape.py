@@ -1,0 +1,125 @@
+"""What a body must look like: known fields only, valid messages, valid JSON, at most 2 MB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conversations.models import ModelConfig, UsageRecord, User
+from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def base(django_db_setup: None) -> Iterator[str]:
+    with api_server() as url:
+        yield url
+
+
+@pytest.fixture
+def headers(alice: User, chat_model: ModelConfig) -> dict[str, str]:
+    return bearer(make_key(alice))
+
+
+def test_an_unknown_field_is_refused_by_name(base: str, headers: dict[str, str]) -> None:
+    for field in ("seed", "logit_bias", "parallel_tool_calls", "modle"):
+        error = assert_envelope(chat(base, headers, {field: 1}), 400, "invalid_request_error")
+        assert error["param"] == field and field in error["message"]
+    assert not UsageRecord.objects.exists()
+
+
+BAD_MESSAGES: list[tuple[Any, str]] = [
+    (None, "messages is required"),
+    ([], "non-empty"),
+    ("hello", "non-empty list"),
+    ([{"role": "robot", "content": "hi"}], "messages[0].role"),
+    ([{"role": "user"}], "messages[0].content is required"),
+    ([{"role": "user", "content": ["parts"]}], "messages[0].content must be a string"),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant"}], "content or tool_calls"),
+    ([{"role": "tool", "content": "42"}], "tool_call_id"),
+    (
+        [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {}}]}],
+        "messages[0].tool_calls[0]",
+    ),
+    (
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", "prefix": True}],
+        "beta",
+    ),
+]
+
+
+@pytest.mark.parametrize(("messages", "says"), BAD_MESSAGES)
+def test_invalid_messages_are_refused_saying_which_and_why(
+    base: str, headers: dict[str, str], messages: Any, says: str
+) -> None:
+    body: dict[str, Any] = {"model": "deepseek-chat"}
+    if messages is not None:
+        body["messages"] = messages
+    response = httpx.post(base + "/v1/chat/completions", headers=headers, json=body)
+    error = assert_envelope(response, 400, "invalid_request_error")
+    assert error["param"] == "messages" and says in error["message"]
+
+
+def test_a_whole_conversation_with_tools_is_accepted(base: str, headers: dict[str, str]) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Look up OPS-17", "name": "alice"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": "{}"},
+                }
+            ],
+            "refusal": None,  # SDK message objects carry extra keys; they are ignored
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "in review"},
+    ]
+    response = chat(base, headers, messages=messages, tools=tools)
+    assert response.status_code == 200, response.text
+
+
+def test_a_body_that_is_not_json_is_a_400_and_a_bad_key_is_told_first(
+    base: str, headers: dict[str, str]
+) -> None:
+    url = base + "/v1/chat/completions"
+    response = httpx.post(
+        url, headers={**headers, "Content-Type": "application/json"}, content=b"{nope"
+    )
+    error = assert_envelope(response, 400, "invalid_request_error")
+    assert "JSON" in error["message"]
+    assert_envelope(
+        httpx.post(url, headers=headers, content=b"[1, 2]"), 400, "invalid_request_error"
+    )
+    assert_envelope(
+        httpx.post(url, headers=bearer("sk-team-" + "x" * 40), content=b"{nope"),
+        401,
+        "authentication_error",
+    )
+
+
+def test_a_body_over_two_megabytes_is_refused_with_413(base: str, headers: dict[str, str]) -> None:
+    big = "a" * (2 * 1024 * 1024)
+    response = chat(base, headers, messages=[{"role": "user", "content": big}])
+    error = assert_envelope(response, 413, "invalid_request_error")
+    assert "2 MB" in error["message"]
+    almost = "a" * (1024 * 1024)
+    response = chat(
+        base, headers, messages=[{"role": "user", "content": almost + " [[sim: say=fine]]"}]
+    )
+    assert response.status_code == 200, response.text[:300]
+
+
+def test_other_methods_are_refused_in_the_envelope(base: str, headers: dict[str, str]) -> None:
+    response = httpx.get(base + "/v1/chat/completions", headers=headers)
+    assert_envelope(response, 405, "invalid_request_error")
+    assert response.headers["allow"] == "POST"
+    assert_envelope(httpx.post(base + "/v1/models", headers=headers), 405, "invalid_request_error")

@@ -1,0 +1,86 @@
+"""Shared pieces of the API tests (no tests of its own): a real server with the simulator as
+its upstream, keys for the named actors, and SSE reading."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from conversations import api_keys
+from conversations.models import User
+from simulator.testing import running_simulator
+from tests.servers import daphne_worker
+from tests.support import SIM_KEY
+
+
+@contextmanager
+def api_server(**simulator_options: Any) -> Iterator[str]:
+    """A daphne worker serving the app against a simulator; yields the worker's base URL."""
+    options = {"api_key": SIM_KEY, "tokens_per_s": 0, "seed": 7, **simulator_options}
+    with running_simulator(**options) as upstream, daphne_worker(upstream, SIM_KEY) as base:
+        yield base
+
+
+def make_key(
+    user: User,
+    *,
+    name: str = "tests",
+    expires_at: datetime | None = None,
+    save_history: bool = False,
+) -> str:
+    return api_keys.create_key(
+        user, name=name, expires_at=expires_at, save_history=save_history
+    ).secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def chat(
+    base: str,
+    headers: dict[str, str],
+    body: dict[str, Any] | None = None,
+    *,
+    path: str = "/v1/chat/completions",
+    **extra: Any,
+) -> httpx.Response:
+    payload = {
+        "model": "deepseek-chat",
+        "messages": [{"role": "user", "content": "Hello"}],
+        **(body or {}),
+        **extra,
+    }
+    return httpx.post(base + path, headers=headers, json=payload, timeout=30)
+
+
+def sse_events(body: str) -> tuple[list[str], list[str]]:
+    """(data payloads, comment lines) of an SSE body, in order."""
+    data: list[str] = []
+    comments: list[str] = []
+    for block in body.split("\n\n"):
+        for line in block.split("\n"):
+            if line.startswith("data: "):
+                data.append(line[6:])
+            elif line.startswith(":"):
+                comments.append(line)
+    return data, comments
+
+
+def chunks_of(body: str) -> list[dict[str, Any]]:
+    data, _ = sse_events(body)
+    return [json.loads(d) for d in data if d != "[DONE]"]
+
+
+def assert_envelope(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == kind
+    return dict(error)
