@@ -12,7 +12,7 @@ import pytest
 from simulator.testing import running_simulator, sse_chunks
 
 AUTH = {"Authorization": "Bearer sk-alice"}
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "deepseek-captured"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "deepseek-captured"
 TOOL = {
     "type": "function",
     "function": {

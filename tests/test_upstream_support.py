@@ -18,7 +18,7 @@ from typing import Any
 
 from conversations.upstream import UpstreamClient, UpstreamConfig, create_http_client
 
-FIXTURES = Path("/work/shared/fixtures/deepseek-captured")
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "deepseek-captured"
 API_KEY = "sk-test0123456789abcdef0123456789abcdef"
 
 
