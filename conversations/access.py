@@ -116,3 +116,19 @@ def access_deleted_conversation(user: User, conversation_id: uuid.UUID | str) ->
         )
     except (ValueError, TypeError, ValidationError, Conversation.DoesNotExist):
         raise Conversation.DoesNotExist from None
+
+
+def may_view(user: User, conversation_id: uuid.UUID | str, link_token: str | None = None) -> bool:
+    """Whether a socket may stay on a conversation: by visibility, or by a live share link."""
+    try:
+        access_conversation(user, conversation_id)
+        return True
+    except Conversation.DoesNotExist:
+        pass
+    if not link_token:
+        return False
+    try:
+        link = access_shared_link(link_token)
+    except ShareLink.DoesNotExist:
+        return False
+    return str(link.conversation_id) == str(conversation_id)

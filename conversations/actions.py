@@ -8,6 +8,7 @@ same client id returns the rows of the first attempt and starts nothing.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -92,18 +93,28 @@ def _message_in(conversation: Conversation, message_id: Any, role: str | None = 
 # --- history --------------------------------------------------------------------------------
 
 
+_PATH_SQL = (
+    "WITH RECURSIVE path AS ("
+    " SELECT m.*, 0 AS depth FROM {table} m WHERE m.id = %s AND m.conversation_id = %s"
+    " UNION ALL"
+    " SELECT m.*, path.depth + 1 FROM {table} m JOIN path ON m.id = path.parent_id"
+    " WHERE m.conversation_id = %s"
+    ") SELECT * FROM path ORDER BY depth DESC"
+)
+
+
 def path_to(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Message]:
     """The branch from the root down to ``leaf_id`` (inclusive), oldest first."""
     if leaf_id is None:
         return []
-    rows = {m.id: m for m in conversation.messages.all()}
-    path: list[Message] = []
-    node = rows.get(leaf_id)
-    while node is not None:
-        path.append(node)
-        node = rows.get(node.parent_id) if node.parent_id else None
-    path.reverse()
-    return path
+    # Only the branch's rows, walked up in the database: a long conversation's other branches
+    # are never loaded.
+    return list(
+        Message.objects.raw(
+            _PATH_SQL.format(table=Message._meta.db_table),
+            [leaf_id, conversation.pk, conversation.pk],
+        )
+    )
 
 
 def upstream_messages(conversation: Conversation, path: list[Message]) -> list[dict[str, Any]]:
@@ -137,7 +148,9 @@ def _latest_leaf(conversation: Conversation) -> Message | None:
 # --- the turn-starting actions ---------------------------------------------------------------
 
 
-def _effective_params(user: User, conversation: Conversation, overrides: Any) -> dict[str, Any]:
+def _effective_params(
+    user: User, conversation: Conversation, overrides: Any
+) -> tuple[dict[str, Any], quota.Limits]:
     """The conversation's parameters with the message's on top, checked against the model and
     the user's limits; ``max_tokens`` is always set, so the upstream never exceeds what
     admission reserved."""
@@ -151,7 +164,7 @@ def _effective_params(user: User, conversation: Conversation, overrides: Any) ->
     effective["max_tokens"] = quota.max_tokens_for(
         conversation.model, effective.get("max_tokens"), limits
     )
-    return effective
+    return effective, limits
 
 
 def _start_reply(
@@ -159,13 +172,15 @@ def _start_reply(
     conversation: Conversation,
     parent: Message,
     effective: dict[str, Any],
+    limits: quota.Limits,
     *,
     client_id: str = "",
     channel: str,
 ) -> Message:
     """Admit the call and create the pending reply under ``parent`` (inside a transaction)."""
     model = conversation.model
-    history = upstream_messages(conversation, path_to(conversation, parent.id))
+    path = path_to(conversation, parent.id)
+    history = upstream_messages(conversation, path)
     params.check_json_prompt(
         effective, [m.get("content") or "" for m in history if m["role"] in ("system", "user")]
     )
@@ -180,9 +195,10 @@ def _start_reply(
         generation_channel=channel,
         heartbeat_at=timezone.now(),
     )
-    quota.admit(
+    record = quota.admit(
         user,
         model,
+        limits=limits,
         purpose=UsageRecord.Purpose.CHAT,
         prompt_tokens=quota.estimate_prompt_tokens(history),
         max_tokens=effective["max_tokens"],
@@ -190,7 +206,38 @@ def _start_reply(
         message=reply,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    # What load_generation_context would read back from these rows, kept once they commit.
+    first_user = next((m for m in path if m.role == Message.Role.USER), None)
+    context = GenerationContext(
+        reply_id=reply.id,
+        conversation_id=conversation.id,
+        user_id=record.user_id,
+        model=model,
+        messages=history,
+        params=json.loads(json.dumps(effective)),  # as the JSON column returns it
+        record_id=record.pk,
+        prefix=False,
+        content="",
+        reasoning="",
+        seq=reply.seq,
+        needs_title=not conversation.title,
+        first_user_text=first_user.content if first_user else "",
+    )
+    # Kept on this very instance (not a cache by id: a row loaded later, or changed since,
+    # never picks it up), for the caller that starts the reply right after commit.
+    reply.__dict__[_CONTEXT_KEY] = context
     return reply
+
+
+_CONTEXT_KEY = "_generation_context"
+
+
+def prepared_context(reply: Message) -> GenerationContext | None:
+    """What :func:`load_generation_context` would read for ``reply`` just after the action
+    that created it committed, built from the rows it wrote (None for any other instance):
+    the generation task started at once need not read them back."""
+    context: GenerationContext | None = reply.__dict__.get(_CONTEXT_KEY)
+    return context
 
 
 def _existing_turn(conversation: Conversation, client_id: str) -> Turn | None:
@@ -210,6 +257,11 @@ def _idempotent(conversation: Conversation, client_id: str, create: Any) -> Turn
     existing = _existing_turn(conversation, client_id)
     if existing is not None:
         return existing
+    return _create_once(conversation, client_id, create)
+
+
+def _create_once(conversation: Conversation, client_id: str, create: Any) -> Turn:
+    """``create()`` in a transaction, unless a concurrent attempt with the id got there first."""
     try:
         with transaction.atomic():
             return create()
@@ -243,7 +295,7 @@ def send_message(
     if existing is not None:
         return existing
     content = _check_content(content)
-    effective = _effective_params(user, conversation, params)
+    effective, limits = _effective_params(user, conversation, params)
 
     def create() -> Turn:
         parent = _message_in(conversation, parent_id) if parent_id else _latest_leaf(conversation)
@@ -257,10 +309,18 @@ def send_message(
             content=content,
             client_id=client_id,
         )
-        reply = _start_reply(user, conversation, message, effective, channel=channel)
+        reply = _start_reply(user, conversation, message, effective, limits, channel=channel)
         return Turn(conversation, reply=reply, new_messages=[message, reply])
 
-    return _idempotent(conversation, client_id, create)
+    # No earlier attempt was found above: only a concurrent one can still be in the way.
+    try:
+        return _create_once(conversation, client_id, create)
+    except Conflict:
+        # Perhaps the reply in the way is the one a concurrent attempt with this id started.
+        existing = _existing_turn(conversation, client_id)
+        if existing is None:
+            raise
+        return existing
 
 
 def regenerate_reply(
@@ -283,11 +343,11 @@ def regenerate_reply(
     if parent is None:
         raise InvalidParameter("That reply has nothing to answer.", param="reply_id")
     question: Message = parent
-    effective = _effective_params(user, conversation, params)
+    effective, limits = _effective_params(user, conversation, params)
 
     def create() -> Turn:
         reply = _start_reply(
-            user, conversation, question, effective, client_id=client_id, channel=channel
+            user, conversation, question, effective, limits, client_id=client_id, channel=channel
         )
         return Turn(conversation, reply=reply, new_messages=[reply])
 
@@ -312,7 +372,7 @@ def edit_message(
         return existing
     original = _message_in(conversation, message_id, Message.Role.USER)
     content = _check_content(content)
-    effective = _effective_params(user, conversation, params)
+    effective, limits = _effective_params(user, conversation, params)
 
     def create() -> Turn:
         message = Message.objects.create(
@@ -323,7 +383,7 @@ def edit_message(
             content=content,
             client_id=client_id,
         )
-        reply = _start_reply(user, conversation, message, effective, channel=channel)
+        reply = _start_reply(user, conversation, message, effective, limits, channel=channel)
         return Turn(conversation, reply=reply, new_messages=[message, reply])
 
     return _idempotent(conversation, client_id, create)
@@ -354,7 +414,7 @@ def continue_reply(
         if not reply.content:
             raise Conflict("That reply has no text to continue; regenerate it instead.")
         history = upstream_messages(conversation, path_to(conversation, reply.parent_id))
-        effective = _effective_params(user, conversation, reply.params)
+        effective, limits = _effective_params(user, conversation, reply.params)
         reply.status = Message.Status.PENDING
         reply.error_code = reply.error_message = reply.finish_reason = ""
         reply.generation_channel = channel
@@ -373,6 +433,7 @@ def continue_reply(
         quota.admit(
             user,
             conversation.model,
+            limits=limits,
             purpose=UsageRecord.Purpose.CHAT,
             prompt_tokens=quota.estimate_prompt_tokens(history)
             + quota.estimate_tokens(reply.content),
@@ -429,8 +490,10 @@ def answer_tool_call(
         )
         if len(answered) + 1 < len(calls):
             return Turn(conversation, reply=tool_message, new_messages=[tool_message])
-        effective = _effective_params(user, conversation, reply.params)
-        next_reply = _start_reply(user, conversation, tool_message, effective, channel=channel)
+        effective, limits = _effective_params(user, conversation, reply.params)
+        next_reply = _start_reply(
+            user, conversation, tool_message, effective, limits, channel=channel
+        )
         return Turn(conversation, reply=next_reply, new_messages=[tool_message, next_reply])
 
     return _idempotent(conversation, client_id, create)
@@ -489,8 +552,13 @@ def checkpoint_reply(
     tool_calls: list[dict[str, Any]] | None,
     seq: int,
 ) -> None:
-    """Save the text so far; only while the reply is still live (never after finalize)."""
+    """Save the text so far; only while the reply is still live (never after finalize).
+
+    A reply with text saved is streaming: the first checkpoint also moves a ``pending`` row to
+    ``streaming`` (its task has been streaming since it started; the row learns it here rather
+    than in a write of its own)."""
     Message.objects.filter(pk=reply_id, status__in=ACTIVE).update(
+        status=Message.Status.STREAMING,
         content=content,
         reasoning=reasoning,
         tool_calls=tool_calls or None,
@@ -589,12 +657,14 @@ def cancel_target(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -
     return reply if reply.status in ACTIVE else None
 
 
-def reply_state(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message:
-    """The stored state of a reply the user may see (the snapshot when no task holds it)."""
-    try:
-        conversation = access.access_conversation(user, conversation_id)
-    except Conversation.DoesNotExist:
-        raise NotFound("No such conversation.") from None
+def reply_state(
+    user: User, conversation_id: uuid.UUID | str, reply_id: Any, link_token: str | None = None
+) -> Message:
+    """The stored state of a reply the user may see (the snapshot when no task holds it),
+    by visibility or through a live share link."""
+    if not access.may_view(user, conversation_id, link_token):
+        raise NotFound("No such conversation.")
+    conversation = Conversation.objects.get(pk=conversation_id)
     return _message_in(conversation, reply_id, Message.Role.ASSISTANT)
 
 

@@ -13,15 +13,23 @@ import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from chatsite import logs
 from conversations import access, actions
 from conversations.asyncdb import in_db_thread
-from conversations.errors import ChatError, InternalError, InvalidParameter, ShuttingDown
-from conversations.frames import MessageFrame, message_frame
+from conversations.errors import (
+    ChatError,
+    InternalError,
+    InvalidParameter,
+    PermissionDenied,
+    ShuttingDown,
+)
+from conversations.frames import MessageFrame, encode, message_frame
 from conversations.generation import SNAPSHOT_TIMEOUT, get_service, group_name
 from conversations.models import Conversation, Message
 
@@ -29,11 +37,17 @@ logger = logging.getLogger("conversations.consumers")
 MAX_FRAME_CHARS = 200_000
 
 
-def _load_conversation(user: Any, conversation_id: uuid.UUID) -> Conversation | None:
+def _load_conversation(
+    user: Any, conversation_id: uuid.UUID, link_token: str | None = None
+) -> tuple[Conversation, bool] | None:
+    """The conversation and whether this socket sees it only through a share link."""
     try:
-        return access.access_conversation(user, conversation_id)
+        return access.access_conversation(user, conversation_id), False
     except Conversation.DoesNotExist:
+        pass
+    if not access.may_view(user, conversation_id, link_token):
         return None
+    return Conversation.objects.get(pk=conversation_id), True
 
 
 def _active_replies(conversation_id: uuid.UUID) -> list[Message]:
@@ -48,21 +62,47 @@ def _turn_frames(turn: actions.Turn) -> list[MessageFrame]:
     return [message_frame(m) for m in turn.new_messages]
 
 
+def _run_action(
+    action: Callable[..., actions.Turn], *args: Any, **kwargs: Any
+) -> tuple[actions.Turn, list[MessageFrame]]:
+    """The action and the frames of its rows: one trip to an ORM thread."""
+    turn = action(*args, **kwargs)
+    return turn, _turn_frames(turn)
+
+
+# Events the service hands a socket directly run at once (they are cheap and never wait on the
+# database); any other goes through the socket's channel, to run in turn as a layer event would.
+_DIRECT_HANDLERS = {
+    "reply.started": "reply_started",
+    "reply.delta": "reply_delta",
+    "reply.completed": "reply_completed",
+    "reply.failed": "reply_failed",
+    "message.created": "message_created",
+    "conversation.updated": "conversation_updated",
+}
+
+
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation_id: uuid.UUID
     group: str
+    link_only: bool = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
-        if user is None or not user.is_authenticated:
+        # A share link's viewers join read-only with ``?link=<token>``.
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.link_token: str | None = (query.get("link") or [None])[0]
+        signed_in = user is not None and user.is_authenticated
+        if not signed_in and not (self.link_token and settings.ALLOW_PUBLIC_SHARE_LINKS):
             await self.close(code=4401)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
-        conversation = await in_db_thread(_load_conversation)(user, conversation_id)
-        if conversation is None:
+        loaded = await in_db_thread(_load_conversation)(user, conversation_id, self.link_token)
+        if loaded is None:
             await self.close(code=4404)
             return
+        conversation, self.link_only = loaded
         self.conversation_id = conversation.id
         self.group = group_name(conversation.id)
         self.service = get_service()
@@ -70,7 +110,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Per reply: the last sequence number this socket sent, and deltas held during a sync.
         self.sent_seq: dict[str, int] = {}
         self.syncing: dict[str, list[dict[str, Any]]] = {}
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Events handed over before ``ready`` is sent wait here, then run in order.
+        self.early: list[dict[str, Any]] | None = []
+        await self.service.join(self.group, self)
         await self.accept()
         # Replies in progress are listed; the client syncs each from the sequence it holds.
         active = await in_db_thread(_active_replies)(conversation.id)
@@ -83,6 +125,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 ],
             }
         )
+        while self.early:
+            await self._handle(self.early.pop(0))
+        self.early = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, minus its per-message connection clean-up on the shared ORM
@@ -93,12 +138,43 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def conversation_access_changed(self, event: dict[str, Any]) -> None:
+        """Sharing changed (unshared, a link revoked, collaborators edited): leave at once if
+        this socket may no longer see the conversation."""
+        allowed = await in_db_thread(access.may_view)(
+            self.scope.get("user"), self.conversation_id, self.link_token
+        )
+        if not allowed:
+            await self.send_frame(
+                {
+                    "type": "error",
+                    "code": "access_revoked",
+                    "message": "This conversation is no longer shared with you.",
+                }
+            )
+            await self.close(code=4403)
+
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.service.leave(self.group, self)
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """An event of the conversation, handed over by the service (read-only: it may be
+        shared with other sockets)."""
+        if self.early is not None:
+            self.early.append(event)
+            return
+        await self._handle(event)
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        name = _DIRECT_HANDLERS.get(event["type"])
+        if name is None:
+            await self.channel_layer.send(self.channel_name, dict(event))
+            return
+        await getattr(self, name)(event)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+        await self.send(text_data=encode(frame))
 
     async def send_error(self, error: ChatError, request: dict[str, Any] | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", **error.as_dict()}
@@ -156,14 +232,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             "reply.sync": self.on_sync,
         }
 
+    def _check_not_link_only(self) -> None:
+        if self.link_only:
+            raise PermissionDenied("This conversation is shared with you by a read-only link.")
+
     async def _run_turn(self, action: Callable[..., actions.Turn], **kwargs: Any) -> None:
+        self._check_not_link_only()
         if not self.service.accepting:
             raise ShuttingDown()
         user = self.scope["user"]
-        turn: actions.Turn = await in_db_thread(action)(
-            user, self.conversation_id, channel=self.service.channel, **kwargs
+        turn, frames = await in_db_thread(_run_action)(
+            action, user, self.conversation_id, channel=self.service.channel, **kwargs
         )
-        frames = await in_db_thread(_turn_frames)(turn)
         if not turn.created:
             # A retry of something already done: tell this socket, start nothing.
             for frame in frames:
@@ -172,12 +252,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 )
             return
         for frame in frames:
-            await self.channel_layer.group_send(
-                self.group, {"type": "message.created", "message": frame}
-            )
+            await self.service.publish(self.group, {"type": "message.created", "message": frame})
         if turn.reply.role == Message.Role.ASSISTANT:
             self.sent_seq[str(turn.reply.pk)] = turn.reply.seq
-            self.service.start(turn.reply.pk, self.conversation_id)
+            self.service.start(
+                turn.reply.pk, self.conversation_id, actions.prepared_context(turn.reply)
+            )
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         await self._run_turn(
@@ -218,6 +298,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_cancel(self, frame: dict[str, Any]) -> None:
+        self._check_not_link_only()
         reply = await in_db_thread(actions.cancel_target)(
             self.scope["user"], self.conversation_id, frame.get("reply_id")
         )
@@ -229,7 +310,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise InvalidParameter("after_seq must be a non-negative integer.", param="after_seq")
         reply = await in_db_thread(actions.reply_state)(
-            self.scope["user"], self.conversation_id, frame.get("reply_id")
+            self.scope["user"], self.conversation_id, frame.get("reply_id"), self.link_token
         )
         await self.start_sync(reply, after_seq=after_seq)
 
@@ -253,7 +334,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if reply_id not in self.syncing:
             return
         reply = await in_db_thread(actions.reply_state)(
-            self.scope["user"], self.conversation_id, reply_id
+            self.scope["user"], self.conversation_id, reply_id, self.link_token
         )
         await self.reply_snapshot(
             {
@@ -299,15 +380,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if last is not None and seq <= last:
                 return  # already sent (in a snapshot or before)
             if last is None or seq != last + 1:
-                # Joined mid-stream or missed a delta: hold it and resync from what we sent.
+                # Joined mid-stream or missed a delta: hold it and resync from what we sent,
+                # in a task of its own (the publisher hands frames to other sockets meanwhile).
                 self.syncing[reply_id] = [event]
-                reply = await in_db_thread(actions.reply_state)(
-                    self.scope["user"], self.conversation_id, reply_id
-                )
-                await self.start_sync(reply, after_seq=last or 0)
+                self.service.spawn(self._resync(reply_id, last or 0))
                 return
         self.sent_seq[reply_id] = max(seq, last or 0)
         await self.send_frame(event)
+
+    async def _resync(self, reply_id: str, after_seq: int) -> None:
+        try:
+            reply = await in_db_thread(actions.reply_state)(
+                self.scope["user"], self.conversation_id, reply_id, self.link_token
+            )
+        except ChatError:
+            self.syncing.pop(reply_id, None)  # no longer visible to this socket
+            return
+        await self.start_sync(reply, after_seq=after_seq)
 
     async def reply_started(self, event: dict[str, Any]) -> None:
         if event["reply_id"] not in self.syncing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypedDict
 
 from conversations.models import Message
@@ -59,3 +60,31 @@ def message_frame(message: Message) -> MessageFrame:
         "client_id": message.client_id,
         "created_at": message.created_at.isoformat(),
     }
+
+
+class SharedFrame(dict[str, Any]):
+    """A frame handed to several sockets of this process: encoded to JSON once, not per socket.
+
+    Receivers must treat it as read-only (the cached text would go stale)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        super().__init__(frame)
+        self._text: str | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = _dumps(self)
+        return self._text
+
+
+def _dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """A frame as the compact JSON text the socket sends."""
+    if type(frame) is SharedFrame:
+        return frame.text()
+    return _dumps(frame)

@@ -3,11 +3,21 @@
 A task streams from the upstream, keeps the whole reply in memory, publishes coalesced deltas
 (the first at once, then at most every ``FLUSH_INTERVAL``) with a sequence number to the
 conversation's group, checkpoints text and sequence to the database about once a second, and
-finalizes exactly once. It knows nothing of websockets: it publishes channel-layer events.
+finalizes exactly once. It knows nothing of websockets: it publishes events to a conversation
+through the service.
 
 Each process runs one :class:`GenerationService` per event loop. It owns a channel on the layer
 so that any socket, on any worker, can ask it for a reply's snapshot or cancel it; it heartbeats
 the rows of its running replies and reaps the rows other (dead) processes left streaming.
+
+Fan-out: a group_send per frame to every socket's channel costs a walk of the in-memory layer or
+a Redis round trip per socket. So the service keeps, per conversation, the sockets of this
+process (a "room"): an event is handed to them directly, and goes through the channel layer
+only to reach other processes — to the conversation's group, where each process with sockets in
+the conversation has one relay channel (not one per socket) that hands what it hears to its own
+sockets. An event carries the channel of the process that published it, so a process skips its
+own events on its relay (its sockets had them already). Every socket thus gets every event once,
+in the publisher's order.
 """
 
 from __future__ import annotations
@@ -19,14 +29,15 @@ import re
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 from chatsite import logs
 from conversations import actions
 from conversations.asyncdb import in_db_thread
+from conversations.frames import SharedFrame
 from conversations.models import Message
 from conversations.upstream import (
     Completed,
@@ -48,6 +59,8 @@ logger = logging.getLogger("conversations.generation")
 FLUSH_INTERVAL = 0.05
 CHECKPOINT_INTERVAL = 1.0
 SNAPSHOT_TIMEOUT = 2.0
+# The key under which a layer event names the generation channel of the process that sent it.
+PUBLISHER = "publisher"
 
 
 def group_name(conversation_id: uuid.UUID | str) -> str:
@@ -94,9 +107,14 @@ class GenerationTask:
     """Streams one reply. Its state is the truth while it runs; the row is the truth after."""
 
     def __init__(
-        self, service: GenerationService, reply_id: uuid.UUID, conversation_id: uuid.UUID
+        self,
+        service: GenerationService,
+        reply_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        context: actions.GenerationContext | None = None,
     ) -> None:
         self.service = service
+        self._context = context
         self.reply_id = reply_id
         self.conversation_id = conversation_id
         self.group = group_name(conversation_id)
@@ -115,6 +133,9 @@ class GenerationTask:
         self._loop = asyncio.get_running_loop()
         self._last_flush = 0.0
         self._last_checkpoint = self._loop.time()
+        # When the row was last written (created or continued just now): the heartbeat skips
+        # rows that checkpoints keep fresh.
+        self.last_write = self._last_checkpoint
         self._flush_handle: asyncio.TimerHandle | None = None
         self._stop_reason: str | None = None  # "cancelled" or "shutdown"
         self.task: asyncio.Task[None] | None = None
@@ -159,7 +180,7 @@ class GenerationTask:
     async def run(self) -> None:
         logs.bind(request_id=f"gen-{self.reply_id.hex[:8]}")
         try:
-            context = await _db(actions.load_generation_context)(self.reply_id)
+            context = self._context or await _db(actions.load_generation_context)(self.reply_id)
         except Message.DoesNotExist:
             self.service.forget(self)
             return
@@ -169,7 +190,6 @@ class GenerationTask:
         base_len = len(self.content) + len(self.reasoning)
         outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
         try:
-            await _db(actions.mark_streaming)(self.reply_id)
             self.status = Message.Status.STREAMING.value
             await self._publish(
                 {"type": "reply.started", "reply_id": str(self.reply_id), "seq": self.seq}
@@ -345,9 +365,9 @@ class GenerationTask:
                 frame["tool_calls"] = pending.tool_calls
             if pending.logprobs:
                 frame["logprobs"] = pending.logprobs
-            await self.service.layer.group_send(self.group, frame)
+            await self.service.publish(self.group, frame)
             if self._last_flush - self._last_checkpoint >= CHECKPOINT_INTERVAL:
-                self._last_checkpoint = self._last_flush
+                self._last_checkpoint = self.last_write = self._last_flush
                 await _db(actions.checkpoint_reply)(
                     self.reply_id,
                     content=self.content,
@@ -358,7 +378,7 @@ class GenerationTask:
 
     async def _publish(self, frame: dict[str, Any]) -> None:
         async with self._publish_lock:
-            await self.service.layer.group_send(self.group, frame)
+            await self.service.publish(self.group, frame)
 
 
 _TITLE_PROMPT = (
@@ -414,18 +434,41 @@ async def generate_title(
         await _db(actions.settle_call)(record_id, outcome=outcome, usage=usage, output_text=title)
     title = title or fallback_title(context.first_user_text)
     if await _db(actions.set_title)(context.conversation_id, title):
-        await service.layer.group_send(
+        await service.publish(
             group_name(context.conversation_id), {"type": "conversation.updated", "title": title}
         )
 
 
+class LocalSocket(Protocol):
+    """A socket of this process in a conversation (the consumer)."""
+
+    async def deliver(self, event: dict[str, Any]) -> None: ...
+
+
+class _Room:
+    """The sockets of one conversation in this process, and the relay channel through which
+    this process hears the conversation's events from others."""
+
+    __slots__ = ("channel", "ready", "relay", "sockets")
+
+    def __init__(self) -> None:
+        self.sockets: dict[LocalSocket, None] = {}  # an ordered set
+        self.channel = ""
+        self.ready = asyncio.Event()
+        self.relay: asyncio.Task[None] | None = None
+
+
 class GenerationService:
-    """The process's generation tasks, reachable from any worker through ``channel``."""
+    """The process's generation tasks, reachable from any worker through ``channel``, and the
+    process's sockets per conversation, to which events are handed directly."""
 
     def __init__(self) -> None:
         layer = get_channel_layer()
         assert layer is not None, "CHANNEL_LAYERS is not configured"
         self.layer: BaseChannelLayer = layer
+        # The in-memory layer cannot reach another process: nothing to send through it.
+        self.single_process = isinstance(layer, InMemoryChannelLayer)
+        self.rooms: dict[str, _Room] = {}
         self.client = upstream_client()
         self.tasks: dict[uuid.UUID, GenerationTask] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -463,18 +506,98 @@ class GenerationService:
         for missing in sorted(configured - known):
             logger.warning("the upstream does not list model %r used by the registry", missing)
 
+    # -- fan-out ---------------------------------------------------------------------------------
+
+    async def join(self, group: str, socket: LocalSocket) -> None:
+        """Hand ``socket`` every event of ``group`` from now on (before this returns, events
+        may already arrive: the socket holds them until it is ready)."""
+        room = self.rooms.get(group)
+        if room is None:
+            room = self.rooms[group] = _Room()
+            room.sockets[socket] = None
+            try:
+                room.channel = await self.layer.new_channel()
+                await self.layer.group_add(group, room.channel)
+            except BaseException:
+                if self.rooms.get(group) is room:
+                    del self.rooms[group]
+                raise
+            finally:
+                room.ready.set()
+            if self.rooms.get(group) is room:
+                room.relay = self.spawn(self._relay(room))
+            return
+        room.sockets[socket] = None
+        await room.ready.wait()
+
+    async def leave(self, group: str, socket: LocalSocket) -> None:
+        room = self.rooms.get(group)
+        if room is None or socket not in room.sockets:
+            return
+        del room.sockets[socket]
+        if room.sockets:
+            return
+        del self.rooms[group]
+        if room.relay is not None:
+            room.relay.cancel()
+        await room.ready.wait()
+        if room.channel:
+            await self.layer.group_discard(group, room.channel)
+
+    async def publish(self, group: str, event: dict[str, Any]) -> None:
+        """Hand ``event`` to this process's sockets in ``group``, then to other processes'."""
+        room = self.rooms.get(group)
+        if room is not None and room.sockets:
+            await self._hand_out(room, SharedFrame(event))
+        if not self.single_process:
+            await self.layer.group_send(group, {**event, PUBLISHER: self.channel})
+
+    async def _hand_out(self, room: _Room, event: SharedFrame) -> None:
+        for socket in list(room.sockets):
+            try:
+                await socket.deliver(event)
+            except Exception:
+                logger.exception("handing %s to a socket failed", event.get("type"))
+
+    async def _relay(self, room: _Room) -> None:
+        """Hand the sockets of ``room`` what other processes (or views) sent to its group."""
+        while True:
+            try:
+                event = await self.layer.receive(room.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # As in _listen: a failed receive leaves the messages queued.
+                logger.warning("relay receive failed (%s); listening again", type(error).__name__)
+                await asyncio.sleep(0.05)
+                continue
+            if event.pop(PUBLISHER, None) == self.channel:
+                continue  # our own: our sockets had it directly
+            if room.sockets:
+                await self._hand_out(room, SharedFrame(event))
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
     def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         return task
 
-    def start(self, reply_id: uuid.UUID, conversation_id: uuid.UUID) -> GenerationTask:
-        """Start streaming ``reply_id`` unless this process already is."""
+    def start(
+        self,
+        reply_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        context: actions.GenerationContext | None = None,
+    ) -> GenerationTask:
+        """Start streaming ``reply_id`` unless this process already is (``context``: what the
+        action that just created it knows, instead of reading it back)."""
         existing = self.tasks.get(reply_id)
         if existing is not None:
             return existing
-        task = GenerationTask(self, reply_id, conversation_id)
+        task = GenerationTask(self, reply_id, conversation_id, context)
         self.tasks[reply_id] = task
         task.task = asyncio.ensure_future(task.run())
         return task
@@ -551,8 +674,12 @@ class GenerationService:
         interval = settings.GENERATION_HEARTBEAT_SECONDS
         while True:
             await asyncio.sleep(interval)
+            # A checkpoint refreshes the heartbeat too: rows written in the last half interval
+            # are left alone (no row goes unwritten for more than 1.5 intervals).
+            fresh_since = self._loop_time() - interval / 2
+            due = [r for r, task in self.tasks.items() if task.last_write < fresh_since]
             try:
-                await _db(actions.heartbeat)(list(self.tasks))
+                await _db(actions.heartbeat)(due)
                 await self.reap()
             except Exception:
                 logger.exception("heartbeat/reaper pass failed")
@@ -563,7 +690,7 @@ class GenerationService:
         )
         for conversation_id, reply_id in reaped:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
-            await self.layer.group_send(
+            await self.publish(
                 group_name(conversation_id),
                 {
                     "type": "reply.failed",

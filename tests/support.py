@@ -73,11 +73,12 @@ class Socket:
         await self.communicator.disconnect()
 
 
-async def open_socket(user: User, conversation: Conversation) -> Socket:
+async def open_socket(user: User, conversation: Conversation, link: str | None = None) -> Socket:
     client = await sync_to_async(client_for)(user)
+    query = f"?link={link}" if link else ""
     communicator = WebsocketCommunicator(
         application,
-        f"/ws/conversations/{conversation.id}/",
+        f"/ws/conversations/{conversation.id}/{query}",
         headers=[
             (b"origin", TRUSTED_ORIGIN.encode()),
             (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),

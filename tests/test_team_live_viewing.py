@@ -1,0 +1,92 @@
+"""Bob watches Alice's reply being written; he cannot act on it; unsharing or revoking closes
+his view at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import sharing
+from conversations.models import Conversation, Team, User
+from tests.support import open_socket, reply_text
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+ANSWER = " ".join(f"step{i}" for i in range(80))
+
+
+async def share_with_team(alice: User, bob: User, conversation: Conversation) -> None:
+    team = await Team.objects.acreate(name="ops")
+    await team.members.aset([alice, bob])
+    await sync_to_async(sharing.set_visibility)(alice, conversation.id, "team", team.id)
+
+
+async def test_bob_watches_a_live_reply_but_cannot_act_on_it(
+    alice: User,
+    bob: User,
+    alice_conversation: Conversation,
+    slow_simulator: str,
+    generation_service: Any,
+) -> None:
+    await share_with_team(alice, bob, alice_conversation)
+    author = await open_socket(alice, alice_conversation)
+    viewer = await open_socket(bob, alice_conversation)
+    await author.send(
+        {"type": "message.send", "client_id": "a1", "content": f"[[sim: say={ANSWER}]]"}
+    )
+    first = await viewer.until_type("reply.delta")
+    for frame in [
+        {"type": "reply.cancel", "reply_id": first["reply_id"]},
+        {"type": "message.send", "client_id": "b1", "content": "me too"},
+        {"type": "reply.regenerate", "reply_id": first["reply_id"], "client_id": "b2"},
+    ]:
+        await viewer.send(frame)
+        error = await viewer.until_type("error")
+        assert error["code"] == "permission_denied", error
+    end = await viewer.until_reply_ends()
+    assert end["type"] == "reply.completed"
+    assert reply_text(viewer.frames, first["reply_id"]) == ANSWER
+    await author.close()
+    await viewer.close()
+
+
+async def test_unsharing_closes_bobs_live_view(
+    alice: User,
+    bob: User,
+    alice_conversation: Conversation,
+    simulator: str,
+    generation_service: Any,
+) -> None:
+    await share_with_team(alice, bob, alice_conversation)
+    viewer = await open_socket(bob, alice_conversation)
+    owner_socket = await open_socket(alice, alice_conversation)
+    await sync_to_async(sharing.set_visibility)(alice, alice_conversation.id, "private")
+    closed = await viewer.communicator.receive_output(timeout=10)
+    while closed["type"] != "websocket.close":
+        closed = await viewer.communicator.receive_output(timeout=10)
+    assert closed["code"] == 4403
+    # The owner stays connected and can still send.
+    await owner_socket.send(
+        {"type": "message.send", "client_id": "a1", "content": "[[sim: say=still mine]]"}
+    )
+    assert (await owner_socket.until_reply_ends())["type"] == "reply.completed"
+    await owner_socket.close()
+
+
+async def test_a_share_link_socket_is_closed_when_the_link_is_revoked(
+    alice: User,
+    charlie: User,
+    alice_conversation: Conversation,
+    simulator: str,
+    generation_service: Any,
+) -> None:
+    link, token = await sync_to_async(sharing.create_share_link)(alice, alice_conversation.id)
+    viewer = await open_socket(charlie, alice_conversation, link=token)
+    await viewer.send({"type": "message.send", "client_id": "c1", "content": "hello"})
+    assert (await viewer.until_type("error"))["code"] == "permission_denied"
+    await sync_to_async(sharing.revoke_share_link)(alice, link.pk)
+    closed = await viewer.communicator.receive_output(timeout=10)
+    while closed["type"] != "websocket.close":
+        closed = await viewer.communicator.receive_output(timeout=10)
+    assert closed["code"] == 4403
