@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from conversations import access, ui_actions
+from conversations import access, quota, ui_actions
 from conversations.errors import ChatError, InvalidParameter
 from conversations.models import Conversation, ModelConfig
 
@@ -40,7 +40,9 @@ def _sidebar(request: HttpRequest) -> dict[str, Any]:
         conversations = conversations.filter(title__icontains=query)
         shared = shared.filter(title__icontains=query)
     page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
-    models = list(ui_actions.enabled_models())
+    # Only the models this user may use are offered.
+    limits = quota.limits_for(request.user)  # type: ignore[arg-type]
+    models = [m for m in ui_actions.enabled_models() if limits.allows(m)]
     return {"page": page, "shared": list(shared[:PAGE_SIZE]), "query": query, "models": models}
 
 
@@ -94,12 +96,23 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         raise Http404("No such conversation") from None
     context = _sidebar(request)
     may_post = access.can_post(request.user, conversation)  # type: ignore[arg-type]
-    if not conversation.model.enabled:
+    limits = quota.limits_for(request.user)  # type: ignore[arg-type]
+    usage = quota.usage_summary(request.user, limits)  # type: ignore[arg-type]
+    if not may_post:
+        blocked = "You can read this conversation; only its owner and collaborators post."
+    elif limits.suspended:
+        blocked = "Your account is suspended: you can read, but not send."
+    elif not conversation.model.enabled:
         blocked = (
             f"The model {conversation.model.display_name} is disabled; pick another in Settings."
         )
-    elif not may_post:
-        blocked = "You can read this conversation; only its owner and collaborators post."
+    elif not limits.allows(conversation.model):
+        blocked = (
+            f"You may not use {conversation.model.display_name}; pick another model in Settings."
+        )
+    elif usage["remaining"] == 0:
+        which = "today's" if usage["today"]["left"] == 0 else "this month's"
+        blocked = f"You have used all of {which} tokens; see Usage for when it resets."
     else:
         blocked = ""
     page_data = {
@@ -112,6 +125,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "params": conversation.params,
         "models": _model_choices(context["models"]),
         "blocked": blocked,
+        "usage_url": reverse("usage-summary"),
         "messages": ui_actions.message_tree(conversation),
     }
     return render(

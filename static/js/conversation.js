@@ -583,9 +583,32 @@ function autoGrow() {
   input.style.height = `${Math.min(input.scrollHeight, window.innerHeight * 0.4)}px`;
 }
 
+// What the user has left today, from /usage/summary.json (refreshed after each reply).
+let allowance = null;
+
+async function refreshAllowance() {
+  if (!page.usage_url) return;
+  try {
+    const response = await fetch(page.usage_url, { credentials: "same-origin" });
+    if (response.ok) allowance = await response.json();
+  } catch {
+    allowance = null;
+  }
+  updateEstimate();
+}
+
 function updateEstimate() {
   const tokens = estimateTokens(input.value);
-  estimate.textContent = `${settings.modelDisplayName} · ~${tokens} token${tokens === 1 ? "" : "s"}`;
+  let text = `${settings.modelDisplayName} · ~${tokens} token${tokens === 1 ? "" : "s"}`;
+  if (allowance && allowance.today && allowance.today.left !== null) {
+    text += `; ${allowance.today.left.toLocaleString()} left today`;
+  }
+  estimate.textContent = text;
+  const warning = document.getElementById("usage-warning");
+  if (warning) {
+    warning.textContent = allowance?.warning || "";
+    warning.hidden = !allowance?.warning;
+  }
 }
 
 function updateComposer() {
@@ -757,6 +780,7 @@ const handlers = {
     schedule(node.id);
   },
   "reply.completed"(frame) {
+    refreshAllowance();
     const node = nodes.get(frame.reply_id);
     if (!node) return;
     if (syncing.get(node.id)) return; // the snapshot will carry the end state
@@ -865,5 +889,6 @@ if (firstMessage) {
 
 autoGrow();
 updateEstimate();
+refreshAllowance();
 schedule();
 if (!page.blocked) input.focus();
