@@ -57,6 +57,8 @@ def _model_choices(models: list[ModelConfig]) -> list[dict[str, Any]]:
             "supports_logprobs": m.supports_logprobs,
             "max_output_tokens": m.max_output_tokens,
             "default_max_tokens": m.default_max_tokens,
+            # USD per 1M input tokens not served from cache: the composer's cost estimate.
+            "price_input_per_million": float(m.price_input_cache_miss),
         }
         for m in models
     ]

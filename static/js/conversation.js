@@ -600,6 +600,11 @@ async function refreshAllowance() {
 function updateEstimate() {
   const tokens = estimateTokens(input.value);
   let text = `${settings.modelDisplayName} · ~${tokens} token${tokens === 1 ? "" : "s"}`;
+  const model = (page.models || []).find((m) => m.name === settings.model);
+  if (model && tokens > 0) {
+    const cost = (tokens * model.price_input_per_million) / 1e6;
+    text += cost < 0.0001 ? " (< $0.0001)" : ` (≈ $${cost.toFixed(4)})`;
+  }
   if (allowance && allowance.today && allowance.today.left !== null) {
     text += `; ${allowance.today.left.toLocaleString()} left today`;
   }

@@ -19,7 +19,7 @@ def test_signing_in_sending_and_watching_the_reply_stream_in(
     expect(composer).to_be_focused()
     composer.fill(f"Plan the deploy [[sim: tokens_per_s=25 say={ANSWER}]]")
     expect(page.locator("#composer-estimate")).to_contain_text(
-        re.compile(r"DeepSeek Chat · ~\d+ tokens")
+        re.compile(r"DeepSeek Chat · ~\d+ tokens \((< \$0\.0001|≈ \$\d+\.\d{4})\)")
     )
     composer.press("Enter")
 
