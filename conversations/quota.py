@@ -11,7 +11,7 @@ overshot: concurrent admissions queue on the counter rows and each re-checks its
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -144,7 +144,7 @@ def _from_policy(policy: Policy, source: str) -> Limits:
     )
 
 
-def _most_generous(policies: list[Policy]) -> Limits:
+def _most_generous(policies: Sequence[Policy]) -> Limits:
     """Field by field, the largest limit among the user's groups (unlimited beats any number)."""
     merged: dict[str, Any] = {}
     for name in _LIMIT_FIELDS:
@@ -168,18 +168,16 @@ def limits_for(user: User) -> Limits:
     if own is not None and own.policy is not None:
         limits = _from_policy(own.policy, f"policy {own.policy.name} (assigned to the user)")
     else:
-        group_policies = list(
-            Policy.objects.filter(groups__user=user).distinct().prefetch_related("allowed_models")
-        )
+        # Allowed models are read only for policies that restrict them (most allow every
+        # model), so no prefetch here.
+        group_policies = list(Policy.objects.filter(groups__user=user).distinct())
+        default = None if group_policies else Policy.objects.filter(is_default=True).first()
         if group_policies:
             limits = _most_generous(group_policies)
+        elif default is not None:
+            limits = _from_policy(default, f"policy {default.name} (default)")
         else:
-            default = (
-                Policy.objects.filter(is_default=True).prefetch_related("allowed_models").first()
-            )
-            limits = (
-                _from_policy(default, f"policy {default.name} (default)") if default else Limits()
-            )
+            limits = Limits()
     if own is None:
         return limits
     overrides = {
