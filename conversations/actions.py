@@ -273,6 +273,16 @@ def _create_once(conversation: Conversation, client_id: str, create: Any) -> Tur
         return existing
 
 
+def _begin_turn(
+    user: User, conversation_id: Any, client_id: Any
+) -> tuple[str, Conversation, Turn | None]:
+    """Every turn starts alike: a valid client id, a conversation the user may post in, and
+    the turn an earlier attempt with that id already started (if any)."""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    return client_id, conversation, _existing_turn(conversation, client_id)
+
+
 def _check_parent_is_settled(parent: Message) -> None:
     if parent.status in ACTIVE:
         raise Conflict("Wait for the reply in progress to finish (or stop it) first.")
@@ -289,9 +299,7 @@ def send_message(
     channel: str = "",
 ) -> Turn:
     """Post a user message and start its reply."""
-    client_id = _check_client_id(client_id)
-    conversation = access.access_conversation_for_posting(user, conversation_id)
-    existing = _existing_turn(conversation, client_id)
+    client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
     content = _check_content(content)
@@ -333,9 +341,7 @@ def regenerate_reply(
     channel: str = "",
 ) -> Turn:
     """A new sibling of ``reply_id``: the same question answered again."""
-    client_id = _check_client_id(client_id)
-    conversation = access.access_conversation_for_posting(user, conversation_id)
-    existing = _existing_turn(conversation, client_id)
+    client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
     old = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
@@ -365,9 +371,7 @@ def edit_message(
     channel: str = "",
 ) -> Turn:
     """A new branch: the edited user message becomes a sibling of the original, then a reply."""
-    client_id = _check_client_id(client_id)
-    conversation = access.access_conversation_for_posting(user, conversation_id)
-    existing = _existing_turn(conversation, client_id)
+    client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
     original = _message_in(conversation, message_id, Message.Role.USER)
@@ -455,9 +459,7 @@ def answer_tool_call(
     channel: str = "",
 ) -> Turn:
     """Record a tool's result; once every call of the reply is answered, the reply continues."""
-    client_id = _check_client_id(client_id)
-    conversation = access.access_conversation_for_posting(user, conversation_id)
-    existing = _existing_turn(conversation, client_id)
+    client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
     if not isinstance(content, str) or len(content) > MAX_MESSAGE_CHARS:
