@@ -10,7 +10,7 @@ import hashlib
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, ShareLink, Team, User
@@ -22,10 +22,12 @@ def team_ids(user: User) -> list[int]:
 
 def _visibility(user: User) -> Q:
     """Who sees what: the owner; collaborators; and, for a conversation shared with a team,
-    that team's members — or every active user while the deployment has no teams at all."""
-    shared = Q(visibility=Conversation.Visibility.TEAM)
-    if Team.objects.exists():
-        shared &= Q(team_id__in=team_ids(user))
+    that team's members — or every active user while the deployment has no teams at all
+    (decided in the same query: no round trip of its own)."""
+    members_of = Team.objects.filter(members=user).values("id")
+    shared = Q(visibility=Conversation.Visibility.TEAM) & (
+        Q(team_id__in=members_of) | ~Exists(Team.objects.all())
+    )
     return Q(owner=user) | Q(collaborators=user) | shared
 
 

@@ -117,6 +117,38 @@ def path_to(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Messa
     )
 
 
+_LATEST_PATH_SQL = (
+    "WITH RECURSIVE path AS ("
+    " SELECT m.*, 0 AS depth FROM {table} m WHERE m.conversation_id = %s AND m.id = ("
+    "  SELECT id FROM {table} WHERE conversation_id = %s ORDER BY created_at DESC LIMIT 1)"
+    " UNION ALL"
+    " SELECT m.*, path.depth + 1 FROM {table} m JOIN path ON m.id = path.parent_id"
+    " WHERE m.conversation_id = %s"
+    ") SELECT * FROM path ORDER BY depth DESC"
+)
+
+
+def branch_to(conversation: Conversation, message_id: Any = None) -> list[Message]:
+    """The branch down to ``message_id`` (inclusive), or to the conversation's latest message
+    when it is None: the parent of a new message and its history, in one query. NotFound for
+    an id that is not a message of the conversation."""
+    if message_id is None:
+        return list(
+            Message.objects.raw(
+                _LATEST_PATH_SQL.format(table=Message._meta.db_table),
+                [conversation.pk] * 3,
+            )
+        )
+    try:
+        leaf_id = uuid.UUID(str(message_id))
+    except ValueError:
+        raise NotFound("No such message in this conversation.") from None
+    path = path_to(conversation, leaf_id)
+    if not path:
+        raise NotFound("No such message in this conversation.")
+    return path
+
+
 def upstream_messages(conversation: Conversation, path: list[Message]) -> list[dict[str, Any]]:
     """The conversation as the upstream's message list (replies without output are left out)."""
     messages: list[dict[str, Any]] = []
@@ -139,10 +171,6 @@ def upstream_messages(conversation: Conversation, path: list[Message]) -> list[d
                 {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
             )
     return messages
-
-
-def _latest_leaf(conversation: Conversation) -> Message | None:
-    return conversation.messages.order_by("-created_at").first()
 
 
 # --- the turn-starting actions ---------------------------------------------------------------
@@ -176,15 +204,22 @@ def _start_reply(
     *,
     client_id: str = "",
     channel: str,
+    path: list[Message] | None = None,
+    with_parent: bool = False,
 ) -> Message:
-    """Admit the call and create the pending reply under ``parent`` (inside a transaction)."""
+    """Admit the call and create the pending reply under ``parent`` (inside a transaction).
+
+    ``path``: the branch down to ``parent`` inclusive when the caller has it already;
+    ``with_parent``: ``parent`` is new and unsaved, and is inserted with the reply (one
+    INSERT for both)."""
     model = conversation.model
-    path = path_to(conversation, parent.id)
+    if path is None:
+        path = path_to(conversation, parent.id)
     history = upstream_messages(conversation, path)
     params.check_json_prompt(
         effective, [m.get("content") or "" for m in history if m["role"] in ("system", "user")]
     )
-    reply = Message.objects.create(
+    reply = Message(
         conversation=conversation,
         parent=parent,
         role=Message.Role.ASSISTANT,
@@ -195,6 +230,7 @@ def _start_reply(
         generation_channel=channel,
         heartbeat_at=timezone.now(),
     )
+    Message.objects.bulk_create([parent, reply] if with_parent else [reply])
     record = quota.admit(
         user,
         model,
@@ -306,10 +342,11 @@ def send_message(
     effective, limits = _effective_params(user, conversation, params)
 
     def create() -> Turn:
-        parent = _message_in(conversation, parent_id) if parent_id else _latest_leaf(conversation)
+        branch = branch_to(conversation, parent_id)
+        parent = branch[-1] if branch else None
         if parent is not None:
             _check_parent_is_settled(parent)
-        message = Message.objects.create(
+        message = Message(
             conversation=conversation,
             parent=parent,
             role=Message.Role.USER,
@@ -317,7 +354,16 @@ def send_message(
             content=content,
             client_id=client_id,
         )
-        reply = _start_reply(user, conversation, message, effective, limits, channel=channel)
+        reply = _start_reply(
+            user,
+            conversation,
+            message,
+            effective,
+            limits,
+            channel=channel,
+            path=[*branch, message],
+            with_parent=True,
+        )
         return Turn(conversation, reply=reply, new_messages=[message, reply])
 
     # No earlier attempt was found above: only a concurrent one can still be in the way.
