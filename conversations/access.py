@@ -69,11 +69,30 @@ def can_post(user: User, conversation: Conversation) -> bool:
     )
 
 
+def _own_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation | None:
+    """The live conversation if ``user`` owns it, by the simplest query (most posts are to
+    one's own conversations); None otherwise — including when it is only shared with them."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    try:
+        return (
+            Conversation.objects.alive()
+            .select_related("model", "owner")
+            .filter(pk=conversation_id, owner=user)
+            .first()
+        )
+    except (ValueError, TypeError, ValidationError):
+        return None
+
+
 def access_conversation_for_posting(user: User, conversation_id: uuid.UUID | str) -> Conversation:
     """The conversation if ``user`` may post in it; NotFound if they cannot see it,
     PermissionDenied if they may only read it."""
     from conversations.errors import NotFound, PermissionDenied
 
+    own = _own_conversation(user, conversation_id)
+    if own is not None:
+        return own
     try:
         conversation = access_conversation(user, conversation_id)
     except Conversation.DoesNotExist:

@@ -82,12 +82,20 @@ _DIRECT_HANDLERS = {
 }
 
 
+def _server_send(send: Callable[..., Any]) -> Callable[..., Any]:
+    """The server's own send under Channels' session middleware, whose wrapper acts only on
+    HTTP responses: every delta to every socket would otherwise pass through it."""
+    real: Callable[..., Any] = getattr(getattr(send, "__self__", None), "real_send", send)
+    return real
+
+
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation_id: uuid.UUID
     group: str
     link_only: bool = False
 
     async def connect(self) -> None:
+        self.server_send = _server_send(self.base_send)
         user = self.scope.get("user")
         logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
         # A share link's viewers join read-only with ``?link=<token>``.
@@ -174,7 +182,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await getattr(self, name)(event)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=encode(frame))
+        await self.server_send({"type": "websocket.send", "text": encode(frame)})
 
     async def send_error(self, error: ChatError, request: dict[str, Any] | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", **error.as_dict()}

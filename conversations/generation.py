@@ -116,6 +116,7 @@ class GenerationTask:
         self.service = service
         self._context = context
         self.reply_id = reply_id
+        self.reply_key = str(reply_id)  # as frames carry it
         self.conversation_id = conversation_id
         self.group = group_name(conversation_id)
         self.content = ""
@@ -157,7 +158,7 @@ class GenerationTask:
         )
         frame: dict[str, Any] = {
             "type": "reply.snapshot",
-            "reply_id": str(self.reply_id),
+            "reply_id": self.reply_key,
             "seq": self.seq,
             "status": self.status,
             "tool_calls": self._tool_calls_list(),
@@ -192,7 +193,7 @@ class GenerationTask:
         try:
             self.status = Message.Status.STREAMING.value
             await self._publish(
-                {"type": "reply.started", "reply_id": str(self.reply_id), "seq": self.seq}
+                {"type": "reply.started", "reply_id": self.reply_key, "seq": self.seq}
             )
             # Continuing a cut-off reply uses the upstream's prefix completion (its beta path).
             stream = self.service.client.stream_chat(
@@ -276,7 +277,7 @@ class GenerationTask:
             )
             if finalized:
                 frame: dict[str, Any] = {
-                    "reply_id": str(self.reply_id),
+                    "reply_id": self.reply_key,
                     "seq": self.seq,
                     "status": self.status,
                 }
@@ -354,7 +355,7 @@ class GenerationTask:
             self.offsets[self.seq] = (len(self.content), len(self.reasoning), len(self.logprobs))
             frame: dict[str, Any] = {
                 "type": "reply.delta",
-                "reply_id": str(self.reply_id),
+                "reply_id": self.reply_key,
                 "seq": self.seq,
             }
             if pending.content:
