@@ -1,5 +1,8 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels.
+"""ASGI entry point: the DeepSeek-compatible API, Django for the rest of HTTP, Channels for
+websockets.
 
+HTTP requests for the API's paths (``conversations.api_asgi.PATHS``) go to its own small ASGI
+application, which never enters Django's request path; every other HTTP request is Django's.
 Websockets pass the trusted-origin check, then session authentication, then the URL router.
 """
 
@@ -18,6 +21,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from chatsite.origins import TrustedOriginValidator  # noqa: E402
+from conversations.api_asgi import PATHS as API_PATHS  # noqa: E402
+from conversations.api_asgi import ApiApplication  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -35,9 +40,22 @@ class StartServices:
         return await self.app(scope, receive, send)
 
 
+class HttpRouter:
+    """The API's paths to the API application, everything else to Django."""
+
+    def __init__(self, api: Any, django: Any) -> None:
+        self.api = api
+        self.django = django
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["path"] in API_PATHS:
+            return await self.api(scope, receive, send)
+        return await self.django(scope, receive, send)
+
+
 router = ProtocolTypeRouter(
     {
-        "http": django_application,
+        "http": HttpRouter(ApiApplication(), django_application),
         "websocket": TrustedOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
             settings.CSRF_TRUSTED_ORIGINS,

@@ -4,35 +4,32 @@ A key is ``sk-team-`` plus 40 URL-safe random characters, shown once and stored 
 of the whole key: keys carry ~240 bits of entropy, so a fast hash is right (a slow KDF would
 only add latency to every call) and the lookup by hash is constant-time by construction.
 
-A call made with a key is three steps, each one database unit of work:
-:func:`start_call` (authenticate, resolve the model, validate, admit through ``quota``),
-the upstream call (in ``api``), and :func:`finish_call` (settle through ``quota`` exactly once,
-and record the exchange as a conversation when the key has ``save_history``).
+The calls made with a key are served by ``api_asgi`` with the async units of work of
+``api_calls`` (authentication, limits and admission in raw SQL); what stays here is the ORM
+side: managing keys, and :func:`settle_and_save`, the rarer path that settles a call and records
+it as a conversation in one transaction, when the key has ``save_history``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations import api_wire, quota
-from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed, NotFound
+from conversations.errors import ChatError, InvalidParameter, NotFound
 from conversations.models import (
     ApiKey,
     AuditEntry,
     Conversation,
     Message,
-    ModelConfig,
     UsageRecord,
     User,
 )
@@ -43,8 +40,6 @@ KEY_RANDOM_CHARS = 40
 KEY_PATTERN = re.compile(r"^sk-team-[A-Za-z0-9_-]{40}$")
 SHOWN_PREFIX_CHARS = 12  # "sk-team-" and four random characters: enough to recognise a key
 MAX_NAME_CHARS = 100
-# last_used_at is a hint for people, not an audit trail: one write a minute per key at most.
-LAST_USED_GRANULARITY = timedelta(minutes=1)
 HISTORY_TITLE_CHARS = 60
 
 
@@ -171,79 +166,6 @@ def _audit(
     )
 
 
-def authenticate(secret: str) -> ApiKey:
-    """The live key behind ``secret`` with its user loaded, or :class:`InvalidKey`.
-
-    Unknown, revoked and expired keys and inactive or suspended users all get the same
-    answer, which echoes only the key's last four characters (as DeepSeek does).
-    """
-    refused = InvalidKey(f"Authentication Fails, Your api key: ****{secret[-4:]} is invalid")
-    if not KEY_PATTERN.match(secret):
-        raise refused
-    hashed = hash_key(secret)
-    key = ApiKey.objects.select_related("user", "user__limits").filter(hashed=hashed).first()
-    if key is None or not hmac.compare_digest(key.hashed, hashed):
-        raise refused
-    now = timezone.now()
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        raise refused
-    user = key.user
-    if not user.is_active or _is_suspended(user):
-        raise refused
-    if key.last_used_at is None or key.last_used_at < now - LAST_USED_GRANULARITY:
-        # Conditional, so concurrent calls of one key write at most once a minute between them.
-        ApiKey.objects.filter(pk=key.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_GRANULARITY)
-        ).update(last_used_at=now)
-        key.last_used_at = now
-    return key
-
-
-def _is_suspended(user: User) -> bool:
-    try:
-        return bool(user.limits.suspended)  # type: ignore[attr-defined]
-    except ObjectDoesNotExist:
-        return False
-
-
-# --- what a key's user may do ------------------------------------------------------------------
-
-
-def _check_api_access(limits: quota.Limits) -> None:
-    if not limits.api_access:
-        raise ApiAccessDenied()
-
-
-def usable_models(limits: quota.Limits) -> list[ModelConfig]:
-    models = ModelConfig.objects.filter(enabled=True).order_by("sort_order", "name")
-    if limits.allowed_model_ids is not None:
-        models = models.filter(pk__in=limits.allowed_model_ids)
-    return list(models)
-
-
-def list_models(secret: str) -> list[str]:
-    """The registry names the key's user may call."""
-    key = authenticate(secret)
-    limits = quota.limits_for(key.user)
-    _check_api_access(limits)
-    return [model.name for model in usable_models(limits)]
-
-
-@dataclass(frozen=True)
-class Balance:
-    available: bool
-    remaining_tokens: int | None  # None: no token limit applies
-
-
-def balance_of(secret: str) -> Balance:
-    """The user's remaining token allowance (the tightest of their day and month limits)."""
-    key = authenticate(secret)
-    limits = quota.limits_for(key.user)
-    remaining = quota.remaining_tokens(key.user)
-    available = limits.api_access and (remaining is None or remaining > 0)
-    return Balance(available=available, remaining_tokens=remaining)
-
-
 # --- one call --------------------------------------------------------------------------------
 
 
@@ -263,78 +185,16 @@ class Call:
     settled: bool = field(default=False)
 
 
-def start_call(secret: str, body: Any) -> Call:
-    """Authenticate, resolve the model, validate the request and admit it, or raise.
-
-    ``body`` is the parsed JSON, or the :class:`ChatError` parsing it raised: a caller with a
-    bad key hears about the key first, whatever the body.
-    """
-    key = authenticate(secret)
-    if isinstance(body, ChatError):
-        raise body
-    user = key.user
-    limits = quota.limits_for(user)
-    _check_api_access(limits)
-    model = _resolve_model(api_wire.requested_model(body), limits)
-    request = api_wire.parse_chat_request(body, model, max_tokens_cap=limits.max_output_tokens)
+def settle_and_save(call: Call, *, outcome: str, result: ChatResult) -> None:
+    """Settle a call that completed and record it as a conversation, in one transaction
+    (for keys with ``save_history``; every other call is settled by ``api_calls``)."""
     with transaction.atomic():
-        record = quota.admit(
-            user,
-            model,
-            purpose=UsageRecord.Purpose.API,
-            prompt_tokens=quota.estimate_prompt_tokens(request.messages),
-            max_tokens=request.max_tokens,
-            api_key=key,
-            limits=limits,
+        quota.settle(
+            call.record_id,
+            outcome=outcome,
+            usage=result.usage,
+            output_text=result.text + result.reasoning,
         )
-    thinking = model.thinking if request.thinking is None else request.thinking
-    return Call(
-        record_id=record.pk,
-        user_id=user.pk,
-        key_id=key.pk,
-        model_id=model.pk,
-        model_name=model.name,
-        fingerprint=api_wire.fingerprint_of(model),
-        target=ModelTarget(
-            upstream_model=model.upstream_model,
-            thinking=thinking,
-            reasoning_passback=model.reasoning_passback,  # type: ignore[arg-type]
-        ),
-        request=request,
-        save_history=key.save_history,
-    )
-
-
-def _resolve_model(name: str, limits: quota.Limits) -> ModelConfig:
-    model = ModelConfig.objects.filter(name=name, enabled=True).first()
-    if model is None:
-        # DeepSeek's own words for an unknown id; a disabled model is as unknown to callers.
-        raise InvalidParameter("Model Not Exist", param="model")
-    if limits.allowed_model_ids is not None and model.pk not in limits.allowed_model_ids:
-        raise ModelNotAllowed(
-            f"Your account may not use the model {model.name}; GET /models lists the ones "
-            "you may use.",
-            param="model",
-        )
-    return model
-
-
-def finish_call(call: Call, *, outcome: str, result: ChatResult | None) -> None:
-    """Settle the call's reservation exactly once, and save the exchange if the key asks to.
-
-    ``result`` is what the upstream produced (complete or partial); without its usage the
-    completion is estimated from the text received.
-    """
-    if call.settled:
-        return
-    call.settled = True
-    usage = result.usage if result is not None else None
-    text = (result.text + result.reasoning) if result is not None else ""
-    if not (call.save_history and result is not None and outcome == "complete"):
-        quota.settle(call.record_id, outcome=outcome, usage=usage, output_text=text)
-        return
-    with transaction.atomic():
-        quota.settle(call.record_id, outcome=outcome, usage=usage, output_text=text)
         _save_history(call, result)
 
 

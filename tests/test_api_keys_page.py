@@ -94,6 +94,7 @@ def test_the_command_prints_a_working_key(alice: User) -> None:
     call_command("create_api_key", "alice", "--name", "ci", stdout=out)
     secret = out.getvalue().strip()
     assert KEY.fullmatch(secret)
-    assert api_keys.authenticate(secret).name == "ci"
+    key = ApiKey.objects.get(hashed=api_keys.hash_key(secret))
+    assert key.name == "ci" and key.user_id == alice.pk and key.revoked_at is None
     with pytest.raises(CommandError, match="No user"):
         call_command("create_api_key", "nobody", stdout=io.StringIO())

@@ -1,0 +1,560 @@
+"""The DeepSeek-compatible HTTP API as a small ASGI application, in front of Django.
+
+``chatsite/asgi.py`` sends the paths in :data:`PATHS` here and everything else to Django:
+
+* ``POST /v1/chat/completions`` and ``POST /chat/completions`` — DeepSeek's chat completions,
+  streamed or not, against our registry names (``deepseek-chat``, ``deepseek-reasoner``);
+* ``GET /v1/models`` and ``GET /models`` — the models the key's user may call;
+* ``GET /user/balance`` (and ``/v1/user/balance``) — the user's remaining token allowance, in
+  DeepSeek's balance shape with ``currency: "TOKENS"``.
+
+Why not a Django view: a call is a few milliseconds of our own work around the upstream's, and
+Django's request path (a sync middleware chain run in a thread, the async view through
+``async_to_sync``, the ORM on a thread) cost several times that. Here a request never leaves
+the event loop: the units of database work are raw statements on an asyncio pool
+(``api_calls``, ``pgpool``), the upstream call goes through the shared upstream client, and
+``api_wire`` builds the JSON and SSE. No session, no cookies, no CSRF: a personal key instead.
+
+The key goes in ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (the API reference's
+two formats), exactly one of them. Errors use DeepSeek's envelope.
+
+Streaming: we wait up to :data:`KEEPALIVE_INTERVAL_S` for the upstream's first delta before
+answering, so that a request the upstream refuses at once still gets its real status. After
+that the 200 goes out, ``: keep-alive`` comments follow every few seconds until the first
+delta, and a later failure ends the stream with a ``data: {"error": …}`` event and no
+``[DONE]``. A client that leaves (mid-stream or while waiting for a non-streamed answer)
+cancels the upstream call, and the call is settled as ``cancelled`` with what it used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from chatsite import logs
+from conversations import api_calls, api_wire, quota
+from conversations.api_keys import Call, InvalidKey
+from conversations.errors import ChatError, InvalidParameter
+from conversations.generation import upstream_client
+from conversations.upstream import (
+    ChatResult,
+    Completed,
+    ContentDelta,
+    Finish,
+    LogprobsDelta,
+    ReasoningDelta,
+    StreamEvent,
+    ToolCallDelta,
+    UpstreamError,
+    Usage,
+)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger("conversations.api")
+request_logger = logging.getLogger("chatsite.request")
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+KEEPALIVE_INTERVAL_S = 5.0
+# Statuses of upstream failures as our callers see them; anything else is a bad gateway.
+UPSTREAM_STATUSES = {400: 400, 422: 400, 429: 429, 503: 503, 504: 504}
+
+CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+MODELS_PATHS = frozenset({"/v1/models", "/models"})
+BALANCE_PATHS = frozenset({"/v1/user/balance", "/user/balance"})
+PATHS = CHAT_PATHS | MODELS_PATHS | BALANCE_PATHS
+
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+class _Request:
+    """What the API reads of a request: a few headers, parsed once."""
+
+    __slots__ = ("api_key", "authorization", "content_length", "host", "request_id")
+
+    def __init__(self, scope: Scope) -> None:
+        self.authorization: str | None = None
+        self.api_key: str | None = None
+        self.content_length: bytes | None = None
+        self.host: bytes | None = None
+        request_id: bytes | None = None
+        for name, value in scope["headers"]:
+            # ASGI servers give lower-case names.
+            if name == b"authorization":
+                self.authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                self.api_key = value.decode("latin-1")
+            elif name == b"content-length":
+                self.content_length = value
+            elif name == b"host":
+                self.host = value
+            elif name == b"x-request-id":
+                request_id = value
+        self.request_id = logs.new_request_id(
+            request_id.decode("latin-1") if request_id is not None else None
+        )
+
+    def secret(self) -> str:
+        """The key from exactly one of the two headers the reference allows."""
+        authorization, api_key = self.authorization, self.api_key
+        if authorization is not None and api_key is not None:
+            raise InvalidParameter(
+                "Send the key in either 'Authorization: Bearer <key>' or 'X-API-Key: <key>', "
+                "not both."
+            )
+        if api_key is not None:
+            secret = api_key.strip()
+        elif authorization is not None and authorization[:7].lower() == "bearer ":
+            secret = authorization[7:].strip()
+        else:
+            raise InvalidKey()
+        if not secret:
+            raise InvalidKey()
+        return secret
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+class _Response:
+    """Sends one response; remembers its status for the log line."""
+
+    __slots__ = ("request_id", "send", "status")
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self.send = send
+        self.request_id = request_id.encode()
+        self.status = 0
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"x-request-id", self.request_id)],
+            }
+        )
+
+    async def json(
+        self, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        if extra:
+            headers += extra
+        await self.start(status, headers)
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def envelope(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        body = api_wire.error_envelope(status, message, param=param, code=code)
+        await self.json(status, api_wire.dumps(body).encode(), extra)
+
+    async def error(self, error: ChatError) -> None:
+        extra = None
+        retry_after = error.extra.get("retry_after")
+        if isinstance(retry_after, int | float):
+            extra = [(b"retry-after", str(max(1, round(retry_after))).encode())]
+        await self.envelope(
+            error.status, error.message, param=error.param, code=error.code, extra=extra
+        )
+
+    async def upstream_error(self, error: UpstreamError) -> None:
+        status = _upstream_status(error)
+        await self.json(status, api_wire.dumps(_upstream_envelope(error)).encode())
+
+    async def internal_error(self) -> None:
+        logger.exception("API request failed")
+        await self.envelope(500, "Something went wrong on our side.", code="internal_error")
+
+
+def _upstream_status(error: UpstreamError) -> int:
+    return UPSTREAM_STATUSES.get(error.http_status, 502)
+
+
+def _upstream_envelope(error: UpstreamError) -> api_wire.ErrorEnvelope:
+    # error.message is safe by contract (no key, no upstream internals); detail is for the log.
+    return api_wire.error_envelope(_upstream_status(error), error.message, code=error.code)
+
+
+# --- the application --------------------------------------------------------------------------
+
+_host_checks: dict[bytes, bool] = {}
+
+
+def _host_allowed(host: bytes | None) -> bool:
+    """Django's ALLOWED_HOSTS rule (the API does not go through Django's request)."""
+    if host is None:
+        return True
+    allowed = _host_checks.get(host)
+    if allowed is None:
+        domain, _ = split_domain_port(host.decode("latin-1"))
+        patterns = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not patterns:
+            patterns = [".localhost", "127.0.0.1", "[::1]"]
+        allowed = bool(domain) and validate_host(domain, patterns)
+        if len(_host_checks) < 1024:
+            _host_checks[host] = allowed
+    return allowed
+
+
+class ApiApplication:
+    """The ASGI application behind :data:`PATHS` (HTTP only)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = _Request(scope)
+        logs.bind(request.request_id, "-")
+        response = _Response(send, request.request_id)
+        path = scope["path"]
+        try:
+            if not _host_allowed(request.host):
+                await response.envelope(400, "Invalid Host header.")
+            elif path in CHAT_PATHS:
+                await self._chat(scope, receive, request, response)
+            elif path in MODELS_PATHS:
+                await self._models(scope, request, response)
+            else:
+                await self._balance(scope, request, response)
+        except Exception:
+            if response.status:
+                logger.exception("API request failed after the response started")
+            else:
+                await response.internal_error()
+        if request_logger.isEnabledFor(logging.INFO):
+            request_logger.info(
+                "%s %s %s %.1fms",
+                scope["method"],
+                path,
+                response.status or 499,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    # -- the endpoints -------------------------------------------------------------------------
+
+    async def _models(self, scope: Scope, request: _Request, response: _Response) -> None:
+        if scope["method"] != "GET":
+            await _method_not_allowed(response, "GET")
+            return
+        try:
+            names = await api_calls.usable_models(request.secret())
+        except ChatError as error:
+            await response.error(error)
+            return
+        await response.json(200, api_wire.models_body(names))
+
+    async def _balance(self, scope: Scope, request: _Request, response: _Response) -> None:
+        if scope["method"] != "GET":
+            await _method_not_allowed(response, "GET")
+            return
+        try:
+            balance = await api_calls.balance_of(request.secret())
+        except ChatError as error:
+            await response.error(error)
+            return
+        body = api_wire.balance_body(
+            available=balance.available, remaining_tokens=balance.remaining_tokens
+        )
+        await response.json(200, body)
+
+    async def _chat(
+        self, scope: Scope, receive: Receive, request: _Request, response: _Response
+    ) -> None:
+        if scope["method"] != "POST":
+            await _method_not_allowed(response, "POST")
+            return
+        try:
+            secret = request.secret()
+            declared = request.content_length
+            if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise _TooLarge()
+            raw = await _read_body(receive)
+            call = await api_calls.start_call(secret, _parse_json(raw))
+        except _TooLarge:
+            await response.envelope(
+                413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB."
+            )
+            return
+        except _ClientGone:
+            return
+        except ChatError as error:
+            await response.error(error)
+            return
+        logs.bind(user_id=call.user_id)
+        # From here on a client that hangs up cancels this task: the upstream call stops and
+        # the call is settled with what it used (see _complete and _stream).
+        task = asyncio.current_task()
+        assert task is not None
+        left = asyncio.Event()
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, task, left))
+        try:
+            if call.request.stream:
+                await _stream(call, response)
+            else:
+                await _complete(call, response)
+        except asyncio.CancelledError:
+            if not left.is_set():
+                raise
+            task.uncancel()
+        finally:
+            watcher.cancel()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _ClientGone()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > MAX_BODY_BYTES:
+            raise _TooLarge()
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone()
+        body = message.get("body", b"")
+        size += len(body)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge()
+        chunks.append(body)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The parsed body, or the InvalidParameter to answer once the key is known to be good."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return InvalidParameter("The request body is not valid JSON.")
+
+
+async def _method_not_allowed(response: _Response, allowed: str) -> None:
+    await response.envelope(
+        405, f"Method not allowed; use {allowed}.", extra=[(b"allow", allowed.encode())]
+    )
+
+
+async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any], left: asyncio.Event) -> None:
+    """Cancel ``task`` when the client hangs up (the body has been read: nothing else comes)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            left.set()
+            task.cancel()
+            return
+
+
+# --- one call ---------------------------------------------------------------------------------
+
+
+def _estimated_usage(call: Call, result: ChatResult) -> dict[str, Any]:
+    """Only for an upstream that sent no usage at all (DeepSeek always does)."""
+    return api_wire.estimated_usage(
+        quota.estimate_prompt_tokens(call.request.messages),
+        quota.estimate_tokens(result.text + result.reasoning),
+    )
+
+
+async def _settle(call: Call, outcome: str, result: ChatResult | None) -> None:
+    # Shielded: a client that leaves while we settle must not leave the reservation behind.
+    if not call.settled:
+        await asyncio.shield(api_calls.finish_call(call, outcome=outcome, result=result))
+
+
+async def _complete(call: Call, response: _Response) -> None:
+    """A non-streaming completion; settled exactly once, also when the client leaves."""
+    outcome = "cancelled"
+    result: ChatResult | None = None
+    request = call.request
+    try:
+        result = await upstream_client().complete_chat(
+            call.target, request.messages, request.params
+        )
+        outcome = "complete"
+    except UpstreamError as error:
+        outcome = "failed"
+        await _settle(call, outcome, error.partial)
+        await response.upstream_error(error)
+        return
+    except Exception:
+        outcome = "failed"
+        await _settle(call, outcome, None)
+        await response.internal_error()
+        return
+    finally:
+        # Reached first by a cancellation (the client left): settle what was used.
+        await _settle(call, outcome, result)
+    usage = result.usage or _estimated_usage(call, result)
+    body = api_wire.completion_body(
+        result,
+        model_name=call.model_name,
+        fingerprint=call.fingerprint,
+        thinking=call.target.thinking,
+        logprobs=request.logprobs,
+        usage=usage,
+    )
+    await response.json(200, body)
+
+
+async def _stream(call: Call, response: _Response) -> None:
+    """A streamed completion: upstream events in, DeepSeek chunks out, settled exactly once."""
+    request = call.request
+    events: AsyncGenerator[StreamEvent, None] = upstream_client().stream_chat(
+        call.target, request.messages, request.params
+    )
+    first = asyncio.ensure_future(_next_event(events))
+    outcome = "cancelled"  # leaving by any other way than those below: the client left
+    result: ChatResult | None = None
+    text: list[str] = []
+    reasoning: list[str] = []
+    output_started = False
+
+    def partial() -> ChatResult:
+        return ChatResult(text="".join(text), reasoning="".join(reasoning))
+
+    try:
+        await asyncio.wait((first,), timeout=KEEPALIVE_INTERVAL_S)
+        if first.done() and (error := first.exception()) is not None:
+            if not isinstance(error, UpstreamError):
+                outcome = "failed"
+                raise error
+            # Refused before any output: the upstream's status, not a 200.
+            outcome, result = "failed", error.partial
+            await _settle(call, outcome, result)
+            await response.upstream_error(error)
+            return
+        await response.start(200, _SSE_HEADERS)
+        send = response.send
+        # Still waiting after the interval: the headers go out with a keep-alive.
+        while not first.done():
+            await send(
+                {"type": "http.response.body", "body": api_wire.KEEPALIVE, "more_body": True}
+            )
+            await asyncio.wait((first,), timeout=KEEPALIVE_INTERVAL_S)
+        writer = api_wire.ChunkWriter(
+            model_name=call.model_name,
+            fingerprint=call.fingerprint,
+            thinking=call.target.thinking,
+            include_usage=request.include_usage,
+        )
+        want_logprobs = request.logprobs
+        usage: dict[str, Any] | None = None
+        finish: str | None = None
+        event: StreamEvent | None = first.result()
+        out = [writer.role()]
+        try:
+            while event is not None:
+                following: StreamEvent | None = None
+                if isinstance(event, ContentDelta | ReasoningDelta):
+                    output_started = True
+                    logprobs = None
+                    if want_logprobs:
+                        # Logprobs of a chunk come as the event right after its text.
+                        following = await anext(events)
+                        if isinstance(following, LogprobsDelta):
+                            is_text = isinstance(event, ContentDelta)
+                            logprobs = following.content if is_text else following.reasoning
+                            following = None
+                    if isinstance(event, ContentDelta):
+                        text.append(event.text)
+                        out.append(writer.content(event.text, logprobs))
+                    else:
+                        reasoning.append(event.text)
+                        out.append(writer.reasoning(event.text, logprobs))
+                elif isinstance(event, ToolCallDelta):
+                    output_started = True
+                    out.append(writer.tool_call(event))
+                elif isinstance(event, LogprobsDelta):
+                    out.append(writer.logprobs_only(event.content, event.reasoning))
+                elif isinstance(event, Finish):
+                    finish = event.reason
+                elif isinstance(event, Usage):
+                    usage = event.usage
+                elif isinstance(event, Completed):
+                    result = event.result
+                    if usage is None:
+                        usage = result.usage or _estimated_usage(call, result)
+                    outcome = "complete"
+                    out.append(writer.finish(finish or result.finish_reason, usage))
+                    await send(
+                        {"type": "http.response.body", "body": b"".join(out), "more_body": True}
+                    )
+                    # Settled before [DONE]: a client that checks its balance after the
+                    # stream sees this call charged.
+                    await _settle(call, outcome, result)
+                    await send({"type": "http.response.body", "body": api_wire.DONE})
+                    return
+                if out:
+                    body = b"".join(out) if len(out) > 1 else out[0]
+                    out = []
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                event = following if following is not None else await anext(events)
+        except UpstreamError as error:
+            outcome = "interrupted" if output_started else "failed"
+            result = error.partial or partial()
+            envelope = _upstream_envelope(error)
+        except Exception:
+            outcome = "failed"
+            result = partial()
+            logger.exception("API stream failed")
+            envelope = api_wire.error_envelope(500, "Something went wrong on our side.")
+        # Failed after the 200: settled first (as at [DONE]), then the error event ends it.
+        await _stop_upstream(first, events)
+        await _settle(call, outcome, result)
+        await send({"type": "http.response.body", "body": api_wire.error_event(envelope)})
+    finally:
+        await _stop_upstream(first, events)
+        await _settle(call, outcome, result or partial())
+
+
+async def _next_event(events: AsyncGenerator[StreamEvent, None]) -> StreamEvent:
+    return await anext(events)
+
+
+async def _stop_upstream(
+    first: asyncio.Future[StreamEvent], events: AsyncGenerator[StreamEvent, None]
+) -> None:
+    """Close the upstream call (a no-op once it has ended); the upstream sees the hang-up."""
+    if not first.done():
+        first.cancel()
+        # Swallowed even if it is our own cancellation: settlement must still run.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await first
+    with contextlib.suppress(Exception):
+        await events.aclose()

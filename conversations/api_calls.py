@@ -1,0 +1,321 @@
+"""The API's units of database work, async and in raw SQL: one round trip each on the hot path.
+
+A chat completion made with a key is:
+
+1. :func:`start_call` — one statement authenticates the key (and refreshes its ``last_used_at``
+   at most once a minute, in the same statement), resolves the user's effective limits exactly
+   as :func:`conversations.quota.limits_for` does, and looks up the requested model; then the
+   request is validated (``api_wire``) and admitted through :func:`admit`;
+2. the upstream call (``api_asgi``);
+3. :func:`finish_call` — settled through ``quota`` exactly once, also when the client left.
+
+:func:`admit` and :func:`settle_call` are the seam to ``quota``: today they run ``quota.admit``
+and ``quota.settle`` on an ORM thread; they are the only places to change when ``quota``
+exposes its statements for async callers.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from conversations import api_keys, api_wire, pgpool, quota
+from conversations.api_keys import ApiAccessDenied, Call, InvalidKey
+from conversations.asyncdb import in_db_thread
+from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed
+from conversations.models import ApiKey, ModelConfig, UsageRecord, User
+from conversations.upstream import ChatResult, ModelTarget
+
+# The key (live, its user active and not suspended), the user's effective limits, and the
+# requested model (NULL columns when it does not exist or is disabled), in one statement.
+# The limits follow quota.limits_for: the user's own policy, else the most generous of their
+# groups' policies field by field, else the default policy; then the user's own overrides.
+# No row at all: the key is unknown, revoked or expired, or its user may not use it.
+AUTHORIZE_SQL = """
+WITH key AS (
+    SELECT k.id, k.user_id, k.hashed, k.save_history
+    FROM conversations_apikey k
+    JOIN conversations_user u ON u.id = k.user_id
+    LEFT JOIN conversations_userlimits l ON l.user_id = k.user_id
+    WHERE k.hashed = %(hashed)s AND k.revoked_at IS NULL
+        AND (k.expires_at IS NULL OR k.expires_at > now())
+        AND u.is_active AND NOT coalesce(l.suspended, false)
+),
+touched AS (
+    UPDATE conversations_apikey SET last_used_at = now()
+    WHERE id = (SELECT id FROM key)
+        AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+),
+own AS (
+    SELECT l.* FROM conversations_userlimits l WHERE l.user_id = (SELECT user_id FROM key)
+),
+group_policies AS (
+    SELECT DISTINCT pg.policy_id AS id
+    FROM conversations_policy_groups pg
+    JOIN conversations_user_groups ug ON ug.group_id = pg.group_id
+    WHERE ug.user_id = (SELECT user_id FROM key)
+),
+policies AS (
+    SELECT p.* FROM conversations_policy p WHERE p.id = (SELECT policy_id FROM own)
+    UNION ALL
+    SELECT p.* FROM conversations_policy p
+    WHERE p.id IN (SELECT id FROM group_policies)
+        AND NOT EXISTS (SELECT 1 FROM own WHERE policy_id IS NOT NULL)
+    UNION ALL
+    (SELECT p.* FROM conversations_policy p
+    WHERE p.is_default
+        AND NOT EXISTS (SELECT 1 FROM own WHERE policy_id IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM group_policies)
+    ORDER BY p.id LIMIT 1)
+),
+merged AS (
+    SELECT
+        count(*) > 0 AND NOT bool_or(all_models) AS restricted,
+        coalesce(bool_or(api_access), true) AS api_access,
+        CASE WHEN bool_or(tokens_per_day IS NULL) THEN NULL
+            ELSE max(tokens_per_day) END AS tokens_per_day,
+        CASE WHEN bool_or(tokens_per_month IS NULL) THEN NULL
+            ELSE max(tokens_per_month) END AS tokens_per_month,
+        CASE WHEN bool_or(max_output_tokens IS NULL) THEN NULL
+            ELSE max(max_output_tokens) END AS max_output_tokens,
+        CASE WHEN bool_or(requests_per_minute IS NULL) THEN NULL
+            ELSE max(requests_per_minute) END AS requests_per_minute,
+        CASE WHEN bool_or(concurrent_streams IS NULL) THEN NULL
+            ELSE max(concurrent_streams) END AS concurrent_streams
+    FROM policies
+)
+SELECT
+    key.id, key.user_id, key.hashed, key.save_history,
+    merged.api_access,
+    CASE WHEN merged.restricted THEN ARRAY(
+        SELECT DISTINCT am.modelconfig_id FROM conversations_policy_allowed_models am
+        WHERE am.policy_id IN (SELECT id FROM policies)
+    ) END,
+    coalesce(own.tokens_per_day, merged.tokens_per_day),
+    coalesce(own.tokens_per_month, merged.tokens_per_month),
+    coalesce(own.max_output_tokens, merged.max_output_tokens),
+    coalesce(own.requests_per_minute, merged.requests_per_minute),
+    coalesce(own.concurrent_streams, merged.concurrent_streams),
+    m.id, m.name, m.upstream_model, m.thinking, m.reasoning_passback, m.supports_tools,
+    m.supports_json, m.supports_logprobs, m.context_window, m.max_output_tokens,
+    m.default_max_tokens, m.sort_order
+FROM key
+CROSS JOIN merged
+LEFT JOIN own ON true
+LEFT JOIN conversations_modelconfig m ON m.name = %(model)s AND m.enabled
+"""
+
+USABLE_MODELS_SQL = """
+SELECT name FROM conversations_modelconfig
+WHERE enabled AND (%(allowed)s::bigint[] IS NULL OR id = ANY(%(allowed)s::bigint[]))
+ORDER BY sort_order, name
+"""
+
+_MODEL_FIELDS = (
+    "id",
+    "name",
+    "upstream_model",
+    "thinking",
+    "reasoning_passback",
+    "supports_tools",
+    "supports_json",
+    "supports_logprobs",
+    "context_window",
+    "max_output_tokens",
+    "default_max_tokens",
+    "sort_order",
+)
+_LIMIT_COLUMNS = 11  # the columns before the model's
+
+
+@dataclass(frozen=True, slots=True)
+class Authorized:
+    """A live key, its user's effective limits, and the model the request named (if any)."""
+
+    key_id: int
+    user_id: int
+    save_history: bool
+    limits: quota.Limits
+    model: ModelConfig | None
+
+
+# Registry rows as model instances, built once per distinct row (the registry is small).
+_model_cache: dict[tuple[Any, ...], ModelConfig] = {}
+
+
+def _model_of(values: tuple[Any, ...]) -> ModelConfig | None:
+    if values[0] is None:
+        return None
+    model = _model_cache.get(values)
+    if model is None:
+        if len(_model_cache) > 256:
+            _model_cache.clear()
+        model = ModelConfig(enabled=True, **dict(zip(_MODEL_FIELDS, values, strict=True)))
+        _model_cache[values] = model
+    return model
+
+
+def _refused(secret: str) -> InvalidKey:
+    return InvalidKey(f"Authentication Fails, Your api key: ****{secret[-4:]} is invalid")
+
+
+async def authorize(secret: str, model_name: str | None = None) -> Authorized:
+    """The live key behind ``secret`` with its user's limits, or :class:`InvalidKey`.
+
+    Unknown, revoked and expired keys and inactive or suspended users all get the same
+    answer, which echoes only the key's last four characters (as DeepSeek does).
+    """
+    if not api_keys.KEY_PATTERN.match(secret):
+        raise _refused(secret)
+    hashed = api_keys.hash_key(secret)
+    row = await pgpool.fetch_one(AUTHORIZE_SQL, {"hashed": hashed, "model": model_name})
+    # The lookup is by hash (no timing signal about the secret); compared again in constant
+    # time all the same.
+    if row is None or not hmac.compare_digest(row[2], hashed):
+        raise _refused(secret)
+    allowed = row[5]
+    limits = quota.Limits(
+        allowed_model_ids=None if allowed is None else frozenset(allowed),
+        tokens_per_day=row[6],
+        tokens_per_month=row[7],
+        max_output_tokens=row[8],
+        requests_per_minute=row[9],
+        concurrent_streams=row[10],
+        api_access=row[4],
+        source="api",
+    )
+    return Authorized(
+        key_id=row[0],
+        user_id=row[1],
+        save_history=row[3],
+        limits=limits,
+        model=_model_of(row[_LIMIT_COLUMNS:]),
+    )
+
+
+def _check_api_access(limits: quota.Limits) -> None:
+    if not limits.api_access:
+        raise ApiAccessDenied()
+
+
+async def usable_models(secret: str) -> list[str]:
+    """The registry names the key's user may call."""
+    key = await authorize(secret)
+    _check_api_access(key.limits)
+    allowed = key.limits.allowed_model_ids
+    rows = await pgpool.fetch_all(
+        USABLE_MODELS_SQL, {"allowed": None if allowed is None else sorted(allowed)}
+    )
+    return [row[0] for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available: bool
+    remaining_tokens: int | None  # None: no token limit applies
+
+
+async def balance_of(secret: str) -> Balance:
+    """The user's remaining token allowance (the tightest of their day and month limits)."""
+    key = await authorize(secret)
+    summary = await in_db_thread(quota.usage_summary)(User(pk=key.user_id), key.limits)
+    remaining: int | None = summary["remaining"]
+    available = key.limits.api_access and (remaining is None or remaining > 0)
+    return Balance(available=available, remaining_tokens=remaining)
+
+
+def _requested_model_name(body: Any) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+async def start_call(secret: str, body: Any) -> Call:
+    """Authenticate, resolve the model, validate the request and admit it, or raise.
+
+    ``body`` is the parsed JSON, or the :class:`ChatError` parsing it raised: a caller with a
+    bad key hears about the key first, whatever the body.
+    """
+    key = await authorize(secret, _requested_model_name(body))
+    if isinstance(body, ChatError):
+        raise body
+    limits = key.limits
+    _check_api_access(limits)
+    api_wire.requested_model(body)  # the body's shape and its model field
+    model = key.model
+    if model is None:
+        # DeepSeek's own words for an unknown id; a disabled model is as unknown to callers.
+        raise InvalidParameter("Model Not Exist", param="model")
+    if limits.allowed_model_ids is not None and model.pk not in limits.allowed_model_ids:
+        raise ModelNotAllowed(
+            f"Your account may not use the model {model.name}; GET /models lists the ones "
+            "you may use.",
+            param="model",
+        )
+    request = api_wire.parse_chat_request(body, model, max_tokens_cap=limits.max_output_tokens)
+    record_id = await admit(key, model, request)
+    thinking = model.thinking if request.thinking is None else request.thinking
+    return Call(
+        record_id=record_id,
+        user_id=key.user_id,
+        key_id=key.key_id,
+        model_id=model.pk,
+        model_name=model.name,
+        fingerprint=api_wire.fingerprint_of(model),
+        target=ModelTarget(
+            upstream_model=model.upstream_model,
+            thinking=thinking,
+            reasoning_passback=model.reasoning_passback,  # type: ignore[arg-type]
+        ),
+        request=request,
+        save_history=key.save_history,
+    )
+
+
+# --- the seam to quota ---------------------------------------------------------------------------
+
+
+def _admit_sync(key: Authorized, model: ModelConfig, prompt_tokens: int, max_tokens: int) -> int:
+    with transaction.atomic():
+        record = quota.admit(
+            User(pk=key.user_id, is_active=True),
+            model,
+            purpose=UsageRecord.Purpose.API,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            api_key=ApiKey(pk=key.key_id),
+            limits=key.limits,
+        )
+    return record.pk
+
+
+_admit_in_thread = in_db_thread(_admit_sync)
+
+
+async def admit(key: Authorized, model: ModelConfig, request: api_wire.ChatRequest) -> int:
+    """Reserve the call's worst case through ``quota``; the ledger row's id, or a ChatError."""
+    prompt_tokens = quota.estimate_prompt_tokens(request.messages)
+    return await _admit_in_thread(key, model, prompt_tokens, request.max_tokens)
+
+
+_settle_in_thread = in_db_thread(quota.settle)
+_settle_and_save = in_db_thread(api_keys.settle_and_save)
+
+
+async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) -> None:
+    """Settle the call exactly once (and save it as a conversation if its key asks to).
+
+    ``result`` is what the upstream produced (complete or partial); without its usage the
+    completion is estimated from the text received.
+    """
+    if call.settled:
+        return
+    call.settled = True
+    if call.save_history and result is not None and outcome == "complete":
+        await _settle_and_save(call, outcome=outcome, result=result)
+        return
+    usage = result.usage if result is not None else None
+    text = (result.text + result.reasoning) if result is not None else ""
+    await _settle_in_thread(call.record_id, outcome=outcome, usage=usage, output_text=text)

@@ -1,0 +1,113 @@
+"""An asyncio PostgreSQL pool for the API's hot path: raw statements, no ORM, no thread hop.
+
+The API (``conversations/api_asgi.py``) runs a handful of fixed statements per call. Going
+through the ORM would mean a thread per unit of work and query compilation per statement;
+here each statement is one round trip on a pooled psycopg 3 connection in autocommit mode,
+prepared server-side after its first use on that connection. The pool reads the same
+database settings as Django (``settings.DATABASES["default"]``).
+
+A database that cannot be reached is reported as :class:`DatabaseUnavailable` after at most
+:data:`ACQUIRE_TIMEOUT_S` — callers answer 503, they never hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from conversations.errors import ChatError
+
+# Enough for a worker at full load: each call holds a connection for one statement at a time.
+POOL_MIN_SIZE = 2
+POOL_MAX_SIZE = 10
+ACQUIRE_TIMEOUT_S = 5.0
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class DatabaseUnavailable(ChatError):
+    code = "database_unavailable"
+    status = 503
+    default_message = "The service is temporarily unavailable; try again in a moment."
+
+
+def conninfo() -> str:
+    """Django's default database as a libpq connection string (never logged: it may hold the
+    password)."""
+    db: dict[str, Any] = settings.DATABASES["default"]
+    options: dict[str, Any] = db.get("OPTIONS") or {}
+    params: dict[str, Any] = {
+        "dbname": db.get("NAME") or None,
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "host": db.get("HOST") or None,
+        "port": str(db["PORT"]) if db.get("PORT") else None,
+        "connect_timeout": options.get("connect_timeout", 5),
+        "sslmode": options.get("sslmode"),
+        "application_name": "chat-api",
+    }
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+async def get_pool() -> AsyncConnectionPool:
+    """The running loop's pool, created and opened on first use (without waiting for its
+    first connections: a caller waits for one only when it needs it)."""
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = AsyncConnectionPool(
+            conninfo(),
+            # Autocommit: every statement is its own transaction, so no BEGIN/COMMIT trips;
+            # prepare_threshold=0: each fixed statement is prepared on its first use.
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            min_size=POOL_MIN_SIZE,
+            max_size=POOL_MAX_SIZE,
+            timeout=ACQUIRE_TIMEOUT_S,
+            name="api",
+            open=False,
+        )
+        _pools[loop] = pool
+        # A server that is down is retried in the background; callers time out meanwhile.
+        await pool.open(wait=False)
+    return pool
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection, or :class:`DatabaseUnavailable` within ``ACQUIRE_TIMEOUT_S``."""
+    pool = await get_pool()
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as error:
+        raise DatabaseUnavailable() from error
+
+
+async def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:
+    """One statement, its first row (or None)."""
+    async with connection() as conn:
+        cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+        return await cursor.fetchone()
+
+
+async def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
+    async with connection() as conn:
+        cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+        return await cursor.fetchall()
+
+
+async def aclose_pool() -> None:
+    """Close the running loop's pool (tests, shutdown)."""
+    pool = _pools.pop(asyncio.get_running_loop(), None)
+    if pool is not None:
+        await pool.close()
