@@ -1,12 +1,22 @@
 """Admission + settlement cost per request, against a bare `SELECT 1` round trip in the same run.
 
-    .venv/bin/python bench/admission.py [--requests 2000] [--concurrency 1,50]
+    .venv/bin/python bench/admission.py [--requests 2000] [--concurrency 1,50] [--prepared]
 
-Each request is what a chat message costs the quota seam: `quota.admit` inside a transaction
-(policy resolution, counter upsert, the conditional reservation UPDATE, the ledger INSERT), then
-`quota.settle` (SELECT FOR UPDATE, ledger UPDATE, counter UPDATE). Concurrency is threads, each
-with its own pooled connection, all charging ONE user (the worst case: they queue on the same
-counter rows). Uses DATABASE_URL, or an embedded PostgreSQL like `make test`.
+Each request is what a chat message costs the quota seam: `quota.admit` (one statement,
+`usage_admit`: limits resolution, counter upsert, the locked conditional reservation, the
+ledger INSERT), then `quota.settle` (one statement, `usage_settle`). Both run in autocommit, so
+each is one round trip that includes its COMMIT (a WAL flush: fsync). Concurrency is threads,
+each holding its own connection (the pool is raised to fit, so N threads are N concurrent
+sessions); the connection is checked out before timing. Each level runs twice: every request
+charging ONE user (they queue on that user's counter rows, by design), then requests spread
+over 50 users. Also reported, at concurrency 1: a durable COMMIT of a one-row INSERT and the
+admission statement inside an open transaction (its cost without the COMMIT).
+
+``--prepared`` runs the same statements through a psycopg server-binding cursor with
+``prepare=True`` (what a caller holding its own psycopg connection can do; Django's backend
+disables prepared statements, ``prepare_threshold=None``). ``--async-commit`` sets
+``synchronous_commit = off`` on the sessions, to show what durability costs (not what the app
+does). Uses DATABASE_URL, or an embedded PostgreSQL like `make test`.
 """
 
 from __future__ import annotations
@@ -15,9 +25,12 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -28,11 +41,19 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def ms(value: float) -> str:
+    return f"{value * 1e3:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", default="1,50")
+    parser.add_argument("--users", type=int, default=50, help="users of the spread run")
+    parser.add_argument("--prepared", action="store_true")
+    parser.add_argument("--async-commit", action="store_true")
     args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
 
     from chatsite.launcher import Supervisor, start_embedded_postgres
 
@@ -46,23 +67,20 @@ def main() -> None:
         os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)
         os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
         import django
+        from django.conf import settings
 
         django.setup()
+        # One session per thread (the app's pool is 20).
+        settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = max(levels) + 5
+        import psycopg
         from django.core.management import call_command
         from django.db import connection, transaction
+        from django.utils import timezone
 
         call_command("migrate", verbosity=0)
         from conversations import quota
-        from conversations.models import (
-            ModelConfig,
-            Policy,
-            UsageCounter,
-            UsageRecord,
-            User,
-            UserLimits,
-        )
+        from conversations.models import ModelConfig, UsageCounter, UsageRecord, User, UserLimits
 
-        user, _ = User.objects.get_or_create(username="bench")
         # Every limit is checked (none unlimited), none is reached.
         limits = {
             "tokens_per_day": 10**12,
@@ -70,11 +88,14 @@ def main() -> None:
             "requests_per_minute": 10**9,
             "concurrent_streams": 10**6,
         }
-        UserLimits.objects.update_or_create(user=user, defaults=limits)
-        UsageRecord.objects.filter(user=user).delete()
-        UsageCounter.objects.filter(user=user).delete()
+        users = []
+        for i in range(max(1, args.users)):
+            user, _ = User.objects.get_or_create(username=f"bench{i}")
+            UserLimits.objects.update_or_create(user=user, defaults=limits)
+            users.append(user)
+        UsageRecord.objects.filter(user__in=users).delete()
+        UsageCounter.objects.filter(user__in=users).delete()
         model = ModelConfig.objects.get(name="deepseek-chat")
-        assert Policy.objects.filter(is_default=True).exists()
         usage = {
             "prompt_tokens": 120,
             "completion_tokens": 300,
@@ -82,50 +103,146 @@ def main() -> None:
             "prompt_cache_hit_tokens": 64,
             "prompt_cache_miss_tokens": 56,
         }
+        local = threading.local()
 
-        def select_one() -> float:
+        def session() -> Any:
+            """This thread's connection, checked out and configured once."""
+            if not getattr(local, "ready", False):
+                connection.ensure_connection()
+                if args.async_commit:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET synchronous_commit = off")
+                raw = connection.connection
+                local.cursor = psycopg.Cursor(raw)  # server-side binding
+                raw.prepare_threshold = 5  # psycopg's default; Django sets None
+                local.ready = True
+            return local.cursor
+
+        def close_sessions(pool: ThreadPoolExecutor, threads: int) -> None:
+            """Give every thread's connection back to the pool (one task per thread)."""
+            barrier = threading.Barrier(threads)
+
+            def close() -> None:
+                barrier.wait()
+                connection.close()
+                local.ready = False
+
+            list(pool.map(lambda _: close(), range(threads)))
+
+        def timed(fn: Callable[[], object]) -> float:
+            session()
             started = time.perf_counter()
+            fn()
+            return time.perf_counter() - started
+
+        def select_one() -> None:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
                 cursor.fetchone()
-            elapsed = time.perf_counter() - started
-            connection.close()
+
+        def admit(user: User) -> int:
+            if not args.prepared:
+                return quota.admit(
+                    user, model, purpose="chat", prompt_tokens=120, max_tokens=1000
+                ).pk
+            params = quota.admission_params(
+                user.pk, model.pk, purpose="chat", prompt_tokens=120, max_tokens=1000
+            )
+            row = local.cursor.execute(quota.ADMIT_SQL, params, prepare=True).fetchone()
+            return quota.admission_result(row, params).pk
+
+        def settle(record_id: int) -> None:
+            if not args.prepared:
+                quota.settle(record_id, outcome="complete", usage=usage)
+                return
+            params = quota.settlement_params(record_id, outcome="complete", usage=usage)
+            assert local.cursor.execute(quota.SETTLE_SQL, params, prepare=True).fetchone()[0]
+
+        def admit_and_settle(index: int, spread: bool) -> tuple[float, float]:
+            user = users[index % len(users)] if spread else users[0]
+            session()
+            started = time.perf_counter()
+            record_id = admit(user)
+            admitted = time.perf_counter()
+            settle(record_id)
+            return admitted - started, time.perf_counter() - admitted
+
+        def commit_probe() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO bench_commit_probe (v) VALUES (1)")
+
+        def admit_without_commit() -> float:
+            session()
+            with transaction.atomic():
+                select_one()  # BEGIN is sent with the first statement
+                started = time.perf_counter()
+                admit(users[0])
+                elapsed = time.perf_counter() - started
+                transaction.set_rollback(True)
             return elapsed
 
-        def admit_and_settle() -> tuple[float, float]:
-            started = time.perf_counter()
-            with transaction.atomic():
-                record = quota.admit(
-                    user, model, purpose="chat", prompt_tokens=120, max_tokens=1000
-                )
-            admitted = time.perf_counter()
-            quota.settle(record.pk, outcome="complete", usage=usage)
-            settled = time.perf_counter()
-            connection.close()
-            return admitted - started, settled - admitted
-
+        mode = "prepared (psycopg, server-side binding)" if args.prepared else "quota.admit/settle"
+        print(f"# {mode}; synchronous_commit {'off' if args.async_commit else 'on'}")
         print(
-            f"{'concurrency':>11} {'SELECT 1 p50':>13} {'admit p50':>10} {'admit p99':>10} {'settle p50':>11} {'settle p99':>11} {'admit/SELECT1 p50':>18}"
+            "| concurrency | users | SELECT 1 p50 | admit p50 | admit p99 | settle p50 | "
+            "settle p99 | admit / SELECT 1 | settle / SELECT 1 |"
         )
-        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for concurrency in levels:
             with ThreadPoolExecutor(concurrency) as pool:
-                baseline = list(pool.map(lambda _: select_one(), range(args.requests)))
-                results = list(pool.map(lambda _: admit_and_settle(), range(args.requests)))
-            admits = [a for a, _ in results]
-            settles = [s for _, s in results]
-            base = statistics.median(baseline)
-            print(
-                f"{concurrency:>11} {base * 1e3:>11.3f}ms {statistics.median(admits) * 1e3:>8.3f}ms {percentile(admits, 0.99) * 1e3:>8.3f}ms "
-                f"{statistics.median(settles) * 1e3:>9.3f}ms {percentile(settles, 0.99) * 1e3:>9.3f}ms {statistics.median(admits) / base:>17.1f}x"
+                list(pool.map(lambda _: timed(select_one), range(concurrency * 4)))  # warm up
+                for spread in (False, True):
+                    baseline = list(pool.map(lambda _: timed(select_one), range(args.requests)))
+                    results = list(
+                        pool.map(lambda i, s=spread: admit_and_settle(i, s), range(args.requests))
+                    )
+                    admits = [a for a, _ in results]
+                    settles = [s for _, s in results]
+                    base = statistics.median(baseline)
+                    print(
+                        f"| {concurrency} | {len(users) if spread else 1} | {ms(base)} ms | "
+                        f"{ms(statistics.median(admits))} ms | {ms(percentile(admits, 0.99))} ms | "
+                        f"{ms(statistics.median(settles))} ms | {ms(percentile(settles, 0.99))} ms | "
+                        f"{statistics.median(admits) / base:.1f}x | "
+                        f"{statistics.median(settles) / base:.1f}x |",
+                        flush=True,
+                    )
+                close_sessions(pool, concurrency)
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, v int)"
             )
-        day = UsageCounter.objects.get(
-            user=user, period="day", start=quota.periods_at(django.utils.timezone.now()).day
-        )
-        assert (
-            day.used == UsageRecord.objects.filter(user=user, day_start=day.start).count() * 420
-        ), "counters out of step"
-        UsageRecord.objects.filter(user=user).delete()
-        UsageCounter.objects.filter(user=user).delete()
+        with ThreadPoolExecutor(1) as pool:
+            baseline = list(pool.map(lambda _: timed(select_one), range(args.requests)))
+            commits = list(pool.map(lambda _: timed(commit_probe), range(args.requests)))
+            inside = list(pool.map(lambda _: admit_without_commit(), range(args.requests)))
+            close_sessions(pool, 1)
+        base = statistics.median(baseline)
+        print()
+        print("| concurrency 1 | p50 | p99 | / SELECT 1 |")
+        print("| --- | --- | --- | --- |")
+        for name, values in (
+            ("SELECT 1", baseline),
+            ("INSERT one row, autocommit (its COMMIT)", commits),
+            ("admission statement in an open transaction (no COMMIT)", inside),
+        ):
+            print(
+                f"| {name} | {ms(statistics.median(values))} ms | {ms(percentile(values, 0.99))} ms "
+                f"| {statistics.median(values) / base:.1f}x |"
+            )
+
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE bench_commit_probe")
+        # Every admission was settled to 420 tokens: the counters must say so, per user.
+        day = quota.periods_at(timezone.now()).day
+        for user in users:
+            records = UsageRecord.objects.filter(user=user, day_start=day)
+            counter = UsageCounter.objects.filter(user=user, period="day", start=day).first()
+            assert records.filter(state="reserved").count() == 0, "a reservation left over"
+            assert (counter.used if counter else 0) == records.count() * 420, "out of step"
+        UsageRecord.objects.filter(user__in=users).delete()
+        UsageCounter.objects.filter(user__in=users).delete()
     finally:
         supervisor.stop_all()
 

@@ -11,13 +11,14 @@ overshot: concurrent admissions queue on the counter rows and each re-checks its
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -235,35 +236,171 @@ def max_tokens_for(model: ModelConfig, requested: int | None, limits: Limits) ->
     return min(model.default_max_tokens, cap) if cap else model.default_max_tokens
 
 
-def _reserve(user: User, amounts: list[tuple[str, datetime, int, int | None]]) -> set[str]:
-    """One conditional UPDATE over the user's counters: each row takes its amount only if it
-    stays within its cap. Concurrent admissions queue on the row locks and each re-checks its
-    condition against the committed value, so no interleaving overshoots. Returns the periods
-    that took their amount; the caller rolls back unless all did."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO conversations_usagecounter (user_id, period, start, used) VALUES "  # noqa: S608 - placeholders only
-            + ", ".join(["(%s, %s, %s, 0)"] * len(amounts))
-            + " ON CONFLICT (user_id, period, start) DO NOTHING",
-            [value for period, start, _, _ in amounts for value in (user.pk, period, start)],
+# --- admission and settlement: one statement each ------------------------------------------
+
+ADMIT_SQL = (
+    "SELECT * FROM usage_admit(%s::bigint, %s::bigint, %s::text, %s::integer, %s::integer, "
+    "%s::integer, %s::uuid, %s::uuid, %s::bigint, %s::boolean, %s::timestamptz, "
+    "%s::timestamptz, %s::timestamptz, %s::timestamptz, %s::timestamptz)"
+)
+"""One admission in one round trip (``conversations/migrations/0007_usage_admit_settle_functions.py``).
+
+Run it with the parameters of :func:`admission_params` on any connection, the Django one or a
+psycopg (async) connection of your own (``%s`` placeholders, client- or server-side binding),
+and hand its one row and the parameters to :func:`admission_result`. In autocommit it is its
+own transaction; inside a caller's transaction the reservation commits or rolls back with it.
+"""
+
+SETTLE_SQL = (
+    "SELECT usage_settle(%s::bigint, %s::text, %s::boolean, %s::integer, %s::integer, "
+    "%s::integer, %s::integer, %s::integer, %s::text)"
+)
+"""One settlement in one round trip: run it with :func:`settlement_params`; its one row's one
+column is True if this call settled the record, False if it was already settled."""
+
+
+AdmissionParams = tuple[
+    int,
+    int,
+    str,
+    int,
+    int,
+    int | None,
+    uuid.UUID | None,
+    uuid.UUID | None,
+    int | None,
+    bool,
+    datetime,
+    datetime,
+    datetime,
+    datetime,
+    datetime,
+]
+
+
+def admission_params(
+    user_id: int,
+    model_id: int,
+    *,
+    purpose: str,
+    prompt_tokens: int,
+    max_tokens: int | None,
+    conversation_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
+    api_key_id: int | None = None,
+    check_api_access: bool = False,
+    now: datetime | None = None,
+) -> AdmissionParams:
+    """The parameters of :data:`ADMIT_SQL`, in order.
+
+    ``max_tokens=None`` takes the model's default within the user's cap. With
+    ``check_api_access`` a user whose policy has no API access is refused
+    (``api_keys.ApiAccessDenied``). Day and month start at midnight in the current time zone
+    (settings.TIME_ZONE unless overridden), as :func:`periods_at` says.
+    """
+    now = now or timezone.now()
+    periods = periods_at(now)
+    return (
+        user_id,
+        model_id,
+        purpose,
+        prompt_tokens,
+        math.ceil(prompt_tokens * PROMPT_PADDING) + PROMPT_SLACK,
+        max_tokens,
+        conversation_id,
+        message_id,
+        api_key_id,
+        check_api_access,
+        now,
+        periods.minute,
+        periods.day,
+        periods.month,
+        STREAMS_EPOCH,
+    )
+
+
+def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord:
+    """The ledger row :data:`ADMIT_SQL` inserted, built without another query; or the refusal
+    as a :class:`ChatError` saying what was exceeded and when it resets."""
+    outcome, record_id, _, reserved, cap, used, model_name = row
+    (user_id, model_id, purpose, prompt_tokens, _, _, conversation_id, message_id, api_key_id,
+     _, now, _, day, month, _) = params  # fmt: skip
+    if outcome == "admitted":
+        record = UsageRecord(
+            pk=record_id,
+            user_id=user_id,
+            model_id=model_id,
+            purpose=purpose,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            api_key_id=api_key_id,
+            state=UsageRecord.State.RESERVED,
+            reserved_tokens=reserved,
+            day_start=day,
+            month_start=month,
+            holds_stream=True,
+            # Kept as the estimate until the provider's usage replaces it.
+            prompt_tokens=prompt_tokens,
+            cache_miss_tokens=prompt_tokens,
+            created_at=now,
         )
-        # Rows are locked in id order first (a materialized CTE), so concurrent admissions
-        # and settlements of one user queue instead of deadlocking on each other's rows.
-        cursor.execute(
-            "WITH locked AS MATERIALIZED (SELECT id FROM conversations_usagecounter "  # noqa: S608 - placeholders only
-            "WHERE user_id = %s AND (period, start) IN ("
-            + ", ".join(["(%s, %s::timestamptz)"] * len(amounts))
-            + ") ORDER BY id FOR UPDATE) "
-            "UPDATE conversations_usagecounter AS c SET used = c.used + v.amount FROM (VALUES "
-            + ", ".join(["(%s, %s::timestamptz, %s::bigint, %s::bigint)"] * len(amounts))
-            + ") AS v(period, start, amount, cap) "
-            "WHERE c.id IN (SELECT id FROM locked) AND c.period = v.period AND c.start = v.start "
-            "AND (v.cap IS NULL OR c.used + v.amount <= v.cap) RETURNING c.period",
-            [user.pk]
-            + [value for period, start, _, _ in amounts for value in (period, start)]
-            + [value for row in amounts for value in row],
+        record._state.adding = False
+        record._state.db = "default"
+        return record
+    raise _refusal(
+        outcome, cap=cap, used=used, tokens=reserved, model_name=model_name, day=day, month=month
+    )
+
+
+def output_budget(record: UsageRecord) -> int:
+    """The ``max_tokens`` an admitted call was reserved for (what to send upstream when
+    admission was asked with ``max_tokens=None``)."""
+    return record.reserved_tokens - math.ceil(record.prompt_tokens * PROMPT_PADDING) - PROMPT_SLACK
+
+
+def _refusal(
+    outcome: str,
+    *,
+    cap: int | None,
+    used: int | None,
+    tokens: int | None,
+    model_name: str | None,
+    day: datetime,
+    month: datetime,
+) -> ChatError:
+    if outcome == "suspended":
+        return Suspended()
+    if outcome == "api_access":
+        from conversations.api_keys import ApiAccessDenied  # api_keys imports this module
+
+        return ApiAccessDenied()
+    if outcome == "model":
+        return ModelNotAllowed(f"You may not use the model {model_name}.", param="model")
+    if outcome == "max_tokens":
+        return InvalidParameter(
+            f"max_tokens may be at most {cap} under your limits.", param="max_tokens"
         )
-        return {row[0] for row in cursor.fetchall()}
+    if outcome == "streams":
+        return TooManyStreams(
+            f"You may have at most {cap} replies running at once; "
+            "wait for one to finish or stop it."
+        )
+    if outcome == "minute":
+        wait = 60 - timezone.now().second
+        return RateLimited(
+            f"You may send at most {cap} requests per minute; try again in {wait} s.",
+            retry_after=wait,
+        )
+    if outcome == "day":
+        name, resets = "daily", _midnight(day + timedelta(hours=26))
+    else:
+        name, resets = "monthly", _midnight((month + timedelta(days=32)).replace(day=1))
+    return QuotaExceeded(
+        f"This would exceed your {name} limit of {cap:,} tokens ({used:,} used or "
+        f"reserved; this request may need up to {tokens:,}). It resets at {_describe_reset(resets)}.",
+        period="day" if outcome == "day" else "month",
+        resets_at=resets.isoformat(),
+    )
 
 
 def _counter_values(user: User, periods: Periods) -> dict[str, int]:
@@ -273,90 +410,55 @@ def _counter_values(user: User, periods: Periods) -> dict[str, int]:
     return {period: max(0, used) for period, used in rows}
 
 
-def _refusal(
-    user: User, limits: Limits, periods: Periods, failed: set[str], tokens: int
-) -> ChatError:
-    if "streams" in failed:
-        return TooManyStreams(
-            f"You may have at most {limits.concurrent_streams} replies running at once; "
-            "wait for one to finish or stop it."
-        )
-    if "minute" in failed:
-        wait = 60 - timezone.now().second
-        return RateLimited(
-            f"You may send at most {limits.requests_per_minute} requests per minute; try again in {wait} s.",
-            retry_after=wait,
-        )
-    used = _counter_values(user, periods)
-    if "day" in failed:
-        period, cap, resets = "day", limits.tokens_per_day, periods.next_day
-    else:
-        period, cap, resets = "month", limits.tokens_per_month, periods.next_month
-    name = "daily" if period == "day" else "monthly"
-    return QuotaExceeded(
-        f"This would exceed your {name} limit of {cap:,} tokens ({used.get(period, 0):,} used or "
-        f"reserved; this request may need up to {tokens:,}). It resets at {_describe_reset(resets)}.",
-        period=period,
-        resets_at=resets.isoformat(),
-    )
-
-
 def admit(
     user: User,
     model: ModelConfig,
     *,
     purpose: str,
     prompt_tokens: int,
-    max_tokens: int,
+    max_tokens: int | None,
     conversation: Conversation | None = None,
     message: Message | None = None,
     api_key: ApiKey | None = None,
     limits: Limits | None = None,
+    check_api_access: bool = False,
 ) -> UsageRecord:
     """Reserve the worst case of one upstream call against every limit, or refuse.
 
-    The reservation is taken from the day and month counters, one request from the minute's,
-    one stream from the running ones — in one conditional statement — and the call's ledger
-    row is inserted as ``reserved``. Refused: a :class:`ChatError` saying what was exceeded
-    and when it resets, and nothing is kept. Call it inside the caller's transaction.
+    One statement (:data:`ADMIT_SQL`): the user's limits are resolved in the database as
+    :func:`limits_for` resolves them (``limits`` is accepted for compatibility and not used:
+    the database's view at this instant decides), the account, the model and ``max_tokens``
+    (None: the model's default within the cap) are checked, the reservation is taken from the
+    day and month counters, one request from the minute's and one stream from the running
+    ones, and the call's ledger row is inserted as ``reserved``. Refused: a :class:`ChatError`
+    saying what was exceeded and when it resets, and nothing is reserved. Inside a caller's
+    transaction the reservation commits with it; in autocommit it is committed at once.
     """
-    limits = check_may_use(user, model, limits)
-    if limits.max_output_tokens is not None and max_tokens > limits.max_output_tokens:
-        raise InvalidParameter(
-            f"max_tokens may be at most {limits.max_output_tokens} under your limits.",
-            param="max_tokens",
-        )
-    periods = periods_at(timezone.now())
-    reserved = math.ceil(prompt_tokens * PROMPT_PADDING) + PROMPT_SLACK + max_tokens
-    amounts: list[tuple[str, datetime, int, int | None]] = [
-        ("day", periods.day, reserved, limits.tokens_per_day),
-        ("month", periods.month, reserved, limits.tokens_per_month),
-        ("streams", STREAMS_EPOCH, 1, limits.concurrent_streams),
-    ]
-    if limits.requests_per_minute is not None:
-        amounts.append(("minute", periods.minute, 1, limits.requests_per_minute))
-    with transaction.atomic():
-        failed = {period for period, *_ in amounts} - _reserve(user, amounts)
-        if failed:
-            transaction.set_rollback(True)
-    if failed:
-        raise _refusal(user, limits, periods, failed, reserved)
-    return UsageRecord.objects.create(
-        user=user,
-        model=model,
+    params = admission_params(
+        user.pk,
+        model.pk,
         purpose=purpose,
-        conversation=conversation,
-        message=message,
-        api_key=api_key,
-        state=UsageRecord.State.RESERVED,
-        reserved_tokens=reserved,
-        day_start=periods.day,
-        month_start=periods.month,
-        holds_stream=True,
-        # Kept as the estimate until the provider's usage replaces it.
         prompt_tokens=prompt_tokens,
-        cache_miss_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        conversation_id=conversation.pk if conversation is not None else None,
+        message_id=message.pk if message is not None else None,
+        api_key_id=api_key.pk if api_key is not None else None,
+        check_api_access=check_api_access,
     )
+    with connection.cursor() as cursor:
+        cursor.execute(ADMIT_SQL, params)
+        row = cursor.fetchone()
+    record = admission_result(row, params)
+    # The objects the caller holds, so that record.user etc. need no query.
+    record.user = user
+    record.model = model
+    if conversation is not None:
+        record.conversation = conversation
+    if message is not None:
+        record.message = message
+    if api_key is not None:
+        record.api_key = api_key
+    return record
 
 
 def price_on(model: ModelConfig, day: date) -> tuple[Decimal, Decimal, Decimal]:
@@ -368,10 +470,37 @@ def price_on(model: ModelConfig, day: date) -> tuple[Decimal, Decimal, Decimal]:
 
 
 def cost_of(model: ModelConfig, counts: Counts, day: date | None = None) -> Decimal:
+    """What ``counts`` cost at the prices of ``day`` (settlement does the same in SQL)."""
     hit, miss, output = price_on(model, day or timezone.localdate())
     return (
         counts.cache_hit * hit + counts.cache_miss * miss + counts.completion * output
     ) / MILLION
+
+
+SettlementParams = tuple[int, str, bool, int, int, int, int, int, str]
+
+
+def settlement_params(
+    record_id: int, *, outcome: str, usage: Mapping[str, Any] | None, output_text: str = ""
+) -> SettlementParams:
+    """The parameters of :data:`SETTLE_SQL`, in order: the provider's counts, or (no usage)
+    the completion estimated from ``output_text`` and the prompt as admitted, flagged
+    ``estimated``. Costed at the prices of the record's creation day in the current time zone."""
+    if usage:
+        counts = counts_from_usage(usage)
+        values = (counts.prompt, counts.cache_hit, counts.cache_miss, counts.completion)
+        reasoning = counts.reasoning
+    else:
+        values = (0, 0, 0, estimate_tokens(output_text))
+        reasoning = 0
+    return (
+        record_id,
+        outcome,
+        bool(usage),
+        *values,
+        reasoning,
+        timezone.get_current_timezone_name(),
+    )
 
 
 def settle(
@@ -379,61 +508,17 @@ def settle(
 ) -> bool:
     """Settle a reservation to what the call used, once; False if it was already settled.
 
-    Without the provider's usage (cancelled, cut off) the completion is estimated from the text
-    received and the row is flagged ``estimated``. The counters give back what was reserved
-    and not used, and the stream slot.
+    One statement (:data:`SETTLE_SQL`). Without the provider's usage (cancelled, cut off) the
+    completion is estimated from the text received and the row is flagged ``estimated``. The
+    counters give back what was reserved and not used, and the stream slot.
     """
-    with transaction.atomic():
-        record = (
-            UsageRecord.objects.select_for_update(of=("self",))
-            .select_related("model")
-            .filter(pk=record_id, state=UsageRecord.State.RESERVED)
-            .first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            SETTLE_SQL,
+            settlement_params(record_id, outcome=outcome, usage=usage, output_text=output_text),
         )
-        if record is None:
-            return False
-        if usage:
-            counts = counts_from_usage(usage)
-        else:
-            counts = Counts(
-                prompt=record.prompt_tokens,
-                cache_hit=0,
-                cache_miss=record.prompt_tokens,
-                completion=estimate_tokens(output_text),
-                reasoning=0,
-                estimated=True,
-            )
-        UsageRecord.objects.filter(pk=record_id).update(
-            state=UsageRecord.State.SETTLED,
-            outcome=outcome,
-            reserved_tokens=0,
-            prompt_tokens=counts.prompt,
-            cache_hit_tokens=counts.cache_hit,
-            cache_miss_tokens=counts.cache_miss,
-            completion_tokens=counts.completion,
-            reasoning_tokens=counts.reasoning,
-            total_tokens=counts.total,
-            cost=cost_of(record.model, counts, timezone.localdate(record.created_at)),
-            estimated=counts.estimated,
-            settled_at=timezone.now(),
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "WITH locked AS MATERIALIZED (SELECT id FROM conversations_usagecounter "
-                "WHERE user_id = %s AND ((period = 'day' AND start = %s) OR "
-                "(period = 'month' AND start = %s) OR (period = 'streams' AND %s)) "
-                "ORDER BY id FOR UPDATE) "
-                "UPDATE conversations_usagecounter SET used = used + CASE WHEN period = 'streams' "
-                "THEN -1 ELSE %s END WHERE id IN (SELECT id FROM locked)",
-                [
-                    record.user_id,
-                    record.day_start,
-                    record.month_start,
-                    record.holds_stream,
-                    counts.total - record.reserved_tokens,
-                ],
-            )
-    return True
+        row = cursor.fetchone()
+    return bool(row[0])
 
 
 def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
