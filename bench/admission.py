@@ -1,6 +1,7 @@
 """Admission + settlement cost per request, against a bare `SELECT 1` round trip in the same run.
 
-    .venv/bin/python bench/admission.py [--requests 2000] [--concurrency 1,50] [--prepared]
+    .venv/bin/python bench/admission.py [--requests 2000] [--concurrency 1,50]
+        [--no-prepare] [--raw] [--async-commit]
 
 Each request is what a chat message costs the quota seam: `quota.admit` (one statement,
 `usage_admit`: limits resolution, counter upsert, the locked conditional reservation, the
@@ -12,11 +13,12 @@ charging ONE user (they queue on that user's counter rows, by design), then requ
 over 50 users. Also reported, at concurrency 1: a durable COMMIT of a one-row INSERT and the
 admission statement inside an open transaction (its cost without the COMMIT).
 
-``--prepared`` runs the same statements through a psycopg server-binding cursor with
-``prepare=True`` (what a caller holding its own psycopg connection can do; Django's backend
-disables prepared statements, ``prepare_threshold=None``). ``--async-commit`` sets
-``synchronous_commit = off`` on the sessions, to show what durability costs (not what the app
-does). Uses DATABASE_URL, or an embedded PostgreSQL like `make test`.
+`quota` runs both statements as prepared statements (server-side binding, prepared on their
+first run on each connection); ``--no-prepare`` turns that off, to measure what it saves.
+``--raw`` runs `quota.ADMIT_SQL`/`SETTLE_SQL` on a plain psycopg cursor (what a caller holding
+its own psycopg connection does: no Django cursor wrapper). ``--async-commit`` sets
+``synchronous_commit = off`` on the sessions, to show what durability costs (the app does not).
+Uses DATABASE_URL, or an embedded PostgreSQL like `make test`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", default="1,50")
     parser.add_argument("--users", type=int, default=50, help="users of the spread run")
-    parser.add_argument("--prepared", action="store_true")
+    parser.add_argument("--no-prepare", action="store_true")
+    parser.add_argument("--raw", action="store_true")
     parser.add_argument("--async-commit", action="store_true")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -71,7 +74,8 @@ def main() -> None:
 
         django.setup()
         # One session per thread (the app's pool is 20).
-        settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = max(levels) + 5
+        options: Any = settings.DATABASES["default"]["OPTIONS"]
+        options["pool"]["max_size"] = max(levels) + 5
         import psycopg
         from django.core.management import call_command
         from django.db import connection, transaction
@@ -113,8 +117,9 @@ def main() -> None:
                     with connection.cursor() as cursor:
                         cursor.execute("SET synchronous_commit = off")
                 raw = connection.connection
+                # quota sets 0 (prepare at once) where Django left None (never).
+                raw.prepare_threshold = 10**9 if args.no_prepare else 0
                 local.cursor = psycopg.Cursor(raw)  # server-side binding
-                raw.prepare_threshold = 5  # psycopg's default; Django sets None
                 local.ready = True
             return local.cursor
 
@@ -141,22 +146,22 @@ def main() -> None:
                 cursor.fetchone()
 
         def admit(user: User) -> int:
-            if not args.prepared:
+            if not args.raw:
                 return quota.admit(
                     user, model, purpose="chat", prompt_tokens=120, max_tokens=1000
                 ).pk
             params = quota.admission_params(
                 user.pk, model.pk, purpose="chat", prompt_tokens=120, max_tokens=1000
             )
-            row = local.cursor.execute(quota.ADMIT_SQL, params, prepare=True).fetchone()
+            row = local.cursor.execute(quota.ADMIT_SQL, params).fetchone()
             return quota.admission_result(row, params).pk
 
         def settle(record_id: int) -> None:
-            if not args.prepared:
+            if not args.raw:
                 quota.settle(record_id, outcome="complete", usage=usage)
                 return
             params = quota.settlement_params(record_id, outcome="complete", usage=usage)
-            assert local.cursor.execute(quota.SETTLE_SQL, params, prepare=True).fetchone()[0]
+            assert local.cursor.execute(quota.SETTLE_SQL, params).fetchone()[0]
 
         def admit_and_settle(index: int, spread: bool) -> tuple[float, float]:
             user = users[index % len(users)] if spread else users[0]
@@ -181,8 +186,13 @@ def main() -> None:
                 transaction.set_rollback(True)
             return elapsed
 
-        mode = "prepared (psycopg, server-side binding)" if args.prepared else "quota.admit/settle"
-        print(f"# {mode}; synchronous_commit {'off' if args.async_commit else 'on'}")
+        mode = (
+            "ADMIT_SQL/SETTLE_SQL on a plain psycopg cursor" if args.raw else "quota.admit/settle"
+        )
+        print(
+            f"# {mode}; prepared statements {'off' if args.no_prepare else 'on'}; "
+            f"synchronous_commit {'off' if args.async_commit else 'on'}"
+        )
         print(
             "| concurrency | users | SELECT 1 p50 | admit p50 | admit p99 | settle p50 | "
             "settle p99 | admit / SELECT 1 | settle / SELECT 1 |"

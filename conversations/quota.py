@@ -18,9 +18,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Q
 from django.utils import timezone
+from psycopg.types.numeric import Int4, Int8
 
 from conversations.errors import (
     ChatError,
@@ -213,6 +216,21 @@ def periods_at(moment: datetime) -> Periods:
     )
 
 
+_minute_periods: tuple[tuple[int, object], Periods] | None = None
+
+
+def _periods_of_minute(moment: datetime) -> Periods:
+    """:func:`periods_at`, computed once per minute and time zone (admission's hot path)."""
+    global _minute_periods
+    key = (int(moment.timestamp()) // 60, timezone.get_current_timezone())
+    cached = _minute_periods  # one read: another thread may replace it, never half-way
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    periods = periods_at(moment)
+    _minute_periods = (key, periods)
+    return periods
+
+
 def _describe_reset(moment: datetime) -> str:
     local = timezone.localtime(moment)
     return f"{local:%H:%M on %d %b %Y} ({timezone.get_current_timezone_name()})"
@@ -299,17 +317,19 @@ def admission_params(
     (settings.TIME_ZONE unless overridden), as :func:`periods_at` says.
     """
     now = now or timezone.now()
-    periods = periods_at(now)
+    periods = _periods_of_minute(now)
+    # Integers typed as the columns: psycopg would pick int2/int4/int8 by value, and each
+    # combination would be a prepared statement of its own.
     return (
-        user_id,
-        model_id,
+        Int8(user_id),
+        Int8(model_id),
         purpose,
-        prompt_tokens,
-        math.ceil(prompt_tokens * PROMPT_PADDING) + PROMPT_SLACK,
-        max_tokens,
+        Int4(prompt_tokens),
+        Int4(math.ceil(prompt_tokens * PROMPT_PADDING) + PROMPT_SLACK),
+        None if max_tokens is None else Int4(max_tokens),
         conversation_id,
         message_id,
-        api_key_id,
+        None if api_key_id is None else Int8(api_key_id),
         check_api_access,
         now,
         periods.minute,
@@ -319,6 +339,12 @@ def admission_params(
     )
 
 
+_RECORD_FIELDS = [field.attname for field in UsageRecord._meta.concrete_fields]
+_RECORD_DEFAULTS = {
+    field.attname: field.get_default() for field in UsageRecord._meta.concrete_fields
+}
+
+
 def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord:
     """The ledger row :data:`ADMIT_SQL` inserted, built without another query; or the refusal
     as a :class:`ChatError` saying what was exceeded and when it resets."""
@@ -326,27 +352,29 @@ def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord
     (user_id, model_id, purpose, prompt_tokens, _, _, conversation_id, message_id, api_key_id,
      _, now, _, day, month, _) = params  # fmt: skip
     if outcome == "admitted":
-        record = UsageRecord(
-            pk=record_id,
-            user_id=user_id,
-            model_id=model_id,
-            purpose=purpose,
-            conversation_id=conversation_id,
-            message_id=message_id,
-            api_key_id=api_key_id,
-            state=UsageRecord.State.RESERVED,
-            reserved_tokens=reserved,
-            day_start=day,
-            month_start=month,
-            holds_stream=True,
+        values = {
+            **_RECORD_DEFAULTS,
+            "id": record_id,
+            "user_id": int(user_id),
+            "model_id": int(model_id),
+            "purpose": purpose,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "api_key_id": None if api_key_id is None else int(api_key_id),
+            "state": UsageRecord.State.RESERVED,
+            "reserved_tokens": reserved,
+            "day_start": day,
+            "month_start": month,
+            "holds_stream": True,
             # Kept as the estimate until the provider's usage replaces it.
-            prompt_tokens=prompt_tokens,
-            cache_miss_tokens=prompt_tokens,
-            created_at=now,
+            "prompt_tokens": int(prompt_tokens),
+            "cache_miss_tokens": int(prompt_tokens),
+            "created_at": now,
+        }
+        # As if read from the database (positional: no keyword handling per field).
+        return UsageRecord.from_db(
+            "default", _RECORD_FIELDS, [values[name] for name in _RECORD_FIELDS]
         )
-        record._state.adding = False
-        record._state.db = "default"
-        return record
     raise _refusal(
         outcome, cap=cap, used=used, tokens=reserved, model_name=model_name, day=day, month=month
     )
@@ -410,6 +438,28 @@ def _counter_values(user: User, periods: Periods) -> dict[str, int]:
     return {period: max(0, used) for period, used in rows}
 
 
+def _prepared_cursor() -> CursorWrapper:
+    """Django's cursor (its errors, thread checks and query log) over a psycopg cursor with
+    server-side binding, whose statements are prepared on their first run on each connection.
+
+    Django turns psycopg's prepared statements off (``prepare_threshold=None``, for
+    transaction-mode poolers such as PgBouncer; this deployment has none). Its own cursors
+    bind client-side and are never prepared whatever the threshold, so setting it on the
+    connection changes nothing but these two statements: planning the call is skipped.
+    """
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = 0
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = psycopg.Cursor(raw)
+    if connection.queries_logged:
+        return CursorDebugWrapper(cursor, connection)
+    return CursorWrapper(cursor, connection)
+
+
 def admit(
     user: User,
     model: ModelConfig,
@@ -445,7 +495,7 @@ def admit(
         api_key_id=api_key.pk if api_key is not None else None,
         check_api_access=check_api_access,
     )
-    with connection.cursor() as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(ADMIT_SQL, params)
         row = cursor.fetchone()
     record = admission_result(row, params)
@@ -493,12 +543,16 @@ def settlement_params(
     else:
         values = (0, 0, 0, estimate_tokens(output_text))
         reasoning = 0
+    prompt, cache_hit, cache_miss, completion = values
     return (
-        record_id,
+        Int8(record_id),
         outcome,
         bool(usage),
-        *values,
-        reasoning,
+        Int4(prompt),
+        Int4(cache_hit),
+        Int4(cache_miss),
+        Int4(completion),
+        Int4(reasoning),
         timezone.get_current_timezone_name(),
     )
 
@@ -512,7 +566,7 @@ def settle(
     completion is estimated from the text received and the row is flagged ``estimated``. The
     counters give back what was reserved and not used, and the stream slot.
     """
-    with connection.cursor() as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(
             SETTLE_SQL,
             settlement_params(record_id, outcome=outcome, usage=usage, output_text=output_text),
