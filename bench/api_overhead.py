@@ -264,7 +264,12 @@ def report(phases: list[Phase], options: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def run(options: argparse.Namespace) -> None:
+    print(f"load average at start: {load_average()}", flush=True)
     supervisor = Supervisor()
     simulator: subprocess.Popen[str] | None = None
     daphne: Child | None = None
@@ -360,6 +365,7 @@ def run(options: argparse.Namespace) -> None:
     table = report(phases, options)
     print()
     print(table)
+    print(f"load average at end: {load_average()}")
     for stream in (False, True):
         top = max(p.rps for p in phases if p.mode == "api" and p.stream == stream)
         print(

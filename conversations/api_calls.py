@@ -9,9 +9,10 @@ A chat completion made with a key is:
 2. the upstream call (``api_asgi``);
 3. :func:`finish_call` — settled through ``quota`` exactly once, also when the client left.
 
-:func:`admit` and :func:`settle_call` are the seam to ``quota``: today they run ``quota.admit``
-and ``quota.settle`` on an ORM thread; they are the only places to change when ``quota``
-exposes its statements for async callers.
+:func:`admit` and :func:`finish_call` are the seam to ``quota``: they run its own statements
+(``quota.ADMIT_SQL``, ``quota.SETTLE_SQL``, one round trip each) on the API's asyncio pool, so
+the API and the chat share one accounting path. Only a call whose key saves history is
+settled through the ORM, with its conversation, in one transaction on a thread.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-
 from conversations import api_keys, api_wire, pgpool, quota
 from conversations.api_keys import ApiAccessDenied, Call, InvalidKey
 from conversations.asyncdb import in_db_thread
 from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed
-from conversations.models import ApiKey, ModelConfig, UsageRecord, User
+from conversations.models import ModelConfig, UsageRecord, User
 from conversations.upstream import ChatResult, ModelTarget
 
 # The key (live, its user active and not suspended), the user's effective limits, and the
@@ -277,30 +276,24 @@ async def start_call(secret: str, body: Any) -> Call:
 # --- the seam to quota ---------------------------------------------------------------------------
 
 
-def _admit_sync(key: Authorized, model: ModelConfig, prompt_tokens: int, max_tokens: int) -> int:
-    with transaction.atomic():
-        record = quota.admit(
-            User(pk=key.user_id, is_active=True),
-            model,
-            purpose=UsageRecord.Purpose.API,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            api_key=ApiKey(pk=key.key_id),
-            limits=key.limits,
-        )
-    return record.pk
-
-
-_admit_in_thread = in_db_thread(_admit_sync)
-
-
 async def admit(key: Authorized, model: ModelConfig, request: api_wire.ChatRequest) -> int:
-    """Reserve the call's worst case through ``quota``; the ledger row's id, or a ChatError."""
-    prompt_tokens = quota.estimate_prompt_tokens(request.messages)
-    return await _admit_in_thread(key, model, prompt_tokens, request.max_tokens)
+    """Reserve the call's worst case through ``quota`` (one statement); the ledger row's id,
+    or the ChatError saying what was exceeded."""
+    params = quota.admission_params(
+        key.user_id,
+        model.pk,
+        purpose=UsageRecord.Purpose.API,
+        prompt_tokens=quota.estimate_prompt_tokens(request.messages),
+        max_tokens=request.max_tokens,
+        api_key_id=key.key_id,
+        check_api_access=True,
+    )
+    row = await pgpool.fetch_one(quota.ADMIT_SQL, params)
+    assert row is not None
+    record_id: int = quota.admission_result(row, params).pk
+    return record_id
 
 
-_settle_in_thread = in_db_thread(quota.settle)
 _settle_and_save = in_db_thread(api_keys.settle_and_save)
 
 
@@ -314,8 +307,13 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
         return
     call.settled = True
     if call.save_history and result is not None and outcome == "complete":
+        # The rare path: settlement and the conversation's rows in one ORM transaction.
         await _settle_and_save(call, outcome=outcome, result=result)
         return
-    usage = result.usage if result is not None else None
-    text = (result.text + result.reasoning) if result is not None else ""
-    await _settle_in_thread(call.record_id, outcome=outcome, usage=usage, output_text=text)
+    params = quota.settlement_params(
+        call.record_id,
+        outcome=outcome,
+        usage=result.usage if result is not None else None,
+        output_text=(result.text + result.reasoning) if result is not None else "",
+    )
+    await pgpool.fetch_one(quota.SETTLE_SQL, params)
