@@ -2,10 +2,18 @@
 
 ``admit`` checks who may use what and reserves the worst case of the call (padded prompt
 estimate + ``max_tokens``) against the user's day and month allowance, requests per minute and
-concurrent streams, in one conditional statement, and inserts the call's ledger row as
-``reserved``. ``settle`` turns that same row into the provider's counts (or an estimate,
-flagged), exactly once, and gives back what was reserved and not used. Limits are never
-overshot: concurrent admissions queue on the counter rows and each re-checks its cap.
+concurrent streams, and inserts the call's ledger row as ``reserved``. ``settle`` turns that
+same row into the provider's counts (or an estimate, flagged), exactly once, and gives back
+what was reserved and not used. Limits are never overshot: concurrent admissions queue on the
+counter rows and each re-checks its cap.
+
+Each is ONE statement, one round trip: the SQL functions ``usage_admit`` and ``usage_settle``
+(migration 0007) resolve the limits, lock, check, write and answer; Python only computes the
+periods, words refusals and builds the returned record. Callers with a psycopg connection of
+their own (the async API) run :data:`ADMIT_SQL` / :data:`SETTLE_SQL` themselves with
+:func:`admission_params` / :func:`admission_result` / :func:`settlement_params`.
+:func:`limits_for` (pages, the composer) resolves the same limits through the ORM; the SQL
+twin is ``usage_limits``, and tests/test_quota_limits_in_sql_agree.py keeps them equal.
 """
 
 from __future__ import annotations
