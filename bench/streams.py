@@ -123,6 +123,7 @@ class Stream:
     seq_errors: int = 0
     error: str = ""
     wire_bytes: int = 0
+    started_at: float = 0.0  # ws: when reply.started arrived (the turn is set up)
     delta_bytes: int = 0
 
     @property
@@ -148,6 +149,7 @@ class Phase:
     rss_sockets: int = 0
     rss_peak: int = 0
     compression: str = ""
+    idle_cores: float = 0.0  # daphne CPU with the sockets open and nothing streaming
     # (perf_counter, daphne CPU seconds) every 0.25 s during the phase.
     cpu_samples: list[tuple[float, float]] = field(default_factory=list)
 
@@ -305,6 +307,7 @@ async def ws_turn(socket: CountingConnection, prompt: str, stream: Stream) -> No
         kind = frame.get("type")
         if kind == "reply.started":
             seq = frame["seq"]
+            stream.started_at = now
         elif kind == "reply.delta":
             stream.events += 1
             stream.delta_bytes += len(raw.encode())
@@ -352,7 +355,9 @@ async def ws_phase(
     response = sockets[0].response
     extensions = response.headers.get("Sec-WebSocket-Extensions", "") if response else ""
     phase.compression = extensions or "none"
-    await asyncio.sleep(1.0)
+    idle_from = _cpu(server)
+    await asyncio.sleep(2.0)
+    phase.idle_cores = (_cpu(server) - idle_from) / 2.0
     phase.rss_sockets = server.memory_info().rss
     loop = asyncio.get_running_loop()
     t0 = loop.time() + 0.2
@@ -577,6 +582,8 @@ class Row:
     raw_gap: tuple[float, float]
     cpu_us: float
     steady_cpu_us: float
+    turn_set_up: tuple[float, float]
+    idle_cores: float
     postgres_us: float
     bench_cpu_ws: float
     rss_per_socket_kib: float
@@ -652,6 +659,7 @@ def analyse(
         errors=errors,
         ttft_raw=ms([t for s in raw_ok if (t := s.ttft) is not None]),
         ttft_ws=ms([t for s in ws_ok if (t := s.ttft) is not None]),
+        turn_set_up=ms([s.started_at - s.start for s in ws_ok if s.started_at]),
         added_first=ms(added_first),
         added_start=ms(added_start),
         raw_floor=ms(floor),
@@ -659,6 +667,7 @@ def analyse(
         raw_gap=ms(gaps(raw_ok)),
         cpu_us=ws.server_cpu / max(1.0, len(ws_done) * upstream_per_stream) * 1e6,
         steady_cpu_us=steady_cpu_per_chunk(ws),
+        idle_cores=ws.idle_cores,
         postgres_us=ws.postgres_cpu / max(1.0, len(ws_done) * upstream_per_stream) * 1e6,
         bench_cpu_ws=ws.cpu_self / ws.wall if ws.wall else float("nan"),
         rss_per_socket_kib=(ws.rss_sockets - ws.rss_before) / n / 1024,
@@ -732,12 +741,21 @@ def report(rows: list[Row], options: argparse.Namespace, answer: str) -> None:
             for name, v in sorted(r.breakdown.items())
             if any(v)
         )
-        print(f"N={r.n} rows per stream: {breakdown}; ws compression: {r.compression}")
+        print(
+            f"N={r.n} rows per stream: {breakdown}; ws compression: {r.compression}; "
+            f"daphne idle with the sockets open: {r.idle_cores:.3f} cores"
+        )
         if r.errors or r.seq_errors or r.text_mismatch:
             print(
                 f"N={r.n} seq errors {r.seq_errors}, text mismatches {r.text_mismatch}, "
                 f"errors: {r.errors[:5]}"
             )
+    print()
+    for r in rows:
+        print(
+            f"N={r.n} turn set-up (message.send → reply.started) p50/p99: "
+            f"{r.turn_set_up[0]:.1f} / {r.turn_set_up[1]:.1f} ms"
+        )
     print()
     print("Targets:")
     for r in rows:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from functools import cache
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
-from conversations.models import Conversation, ShareLink, Team, User
+from conversations import rows
+from conversations.models import Conversation, ModelConfig, ShareLink, Team, User
 
 
 def team_ids(user: User) -> list[int]:
@@ -70,19 +73,34 @@ def can_post(user: User, conversation: Conversation) -> bool:
 
 
 def _own_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation | None:
-    """The live conversation if ``user`` owns it, by the simplest query (most posts are to
-    one's own conversations); None otherwise — including when it is only shared with them."""
+    """The live conversation if ``user`` owns it, with its model, by one fixed statement (most
+    posts are to one's own conversations); None otherwise — including when it is only shared
+    with them."""
     if not user.is_authenticated or not user.is_active:
         return None
     try:
-        return (
-            Conversation.objects.alive()
-            .select_related("model", "owner")
-            .filter(pk=conversation_id, owner=user)
-            .first()
-        )
-    except (ValueError, TypeError, ValidationError):
+        key = uuid.UUID(str(conversation_id))
+    except ValueError:
         return None
+    with connection.cursor() as cursor:
+        cursor.execute(_own_sql(), [key, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    conversation, model = rows.split(row, Conversation, ModelConfig)
+    assert isinstance(conversation, Conversation) and isinstance(model, ModelConfig)
+    conversation.model = model
+    conversation.owner = user
+    return conversation
+
+
+@cache
+def _own_sql() -> str:
+    return (
+        f"SELECT {rows.columns(Conversation, 'c')}, {rows.columns(ModelConfig, 'm')}"  # noqa: S608 - names from _meta
+        " FROM conversations_conversation c JOIN conversations_modelconfig m ON m.id = c.model_id"
+        " WHERE c.id = %s AND c.owner_id = %s AND c.deleted_at IS NULL"
+    )
 
 
 def access_conversation_for_posting(user: User, conversation_id: uuid.UUID | str) -> Conversation:

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
-from conversations import access, params, quota
+from conversations import access, params, quota, rows
 from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
 
@@ -176,23 +178,78 @@ def upstream_messages(conversation: Conversation, path: list[Message]) -> list[d
 # --- the turn-starting actions ---------------------------------------------------------------
 
 
-def _effective_params(
-    user: User, conversation: Conversation, overrides: Any
-) -> tuple[dict[str, Any], quota.Limits]:
-    """The conversation's parameters with the message's on top, checked against the model and
-    the user's limits; ``max_tokens`` is always set, so the upstream never exceeds what
-    admission reserved."""
+def _effective_params(conversation: Conversation, overrides: Any) -> dict[str, Any]:
+    """The conversation's parameters with the message's on top, checked against the model.
+
+    The user's limits (the model allowed, the ``max_tokens`` cap, and ``max_tokens`` when none
+    is given: the model's default within the cap) are applied by admission, in the same
+    statement that reserves the tokens: see :func:`_admit`."""
     if overrides is not None and not isinstance(overrides, dict):
         raise InvalidParameter("params must be an object.", param="params")
-    limits = quota.check_may_use(user, conversation.model)
     merged = {**conversation.params, **(overrides or {})}
-    effective = params.check_params(
-        merged, conversation.model, max_tokens_cap=limits.max_output_tokens
+    return params.check_params(merged, conversation.model)
+
+
+def _admit(
+    user: User,
+    conversation: Conversation,
+    reply: Message,
+    effective: dict[str, Any],
+    prompt_tokens: int,
+) -> UsageRecord:
+    """Admit the reply's upstream call; ``effective["max_tokens"]`` is then always set to what
+    was reserved, so the upstream never exceeds it."""
+    record = quota.admit(
+        user,
+        conversation.model,
+        purpose=UsageRecord.Purpose.CHAT,
+        prompt_tokens=prompt_tokens,
+        max_tokens=effective.get("max_tokens"),
+        conversation=conversation,
+        message=reply,
     )
-    effective["max_tokens"] = quota.max_tokens_for(
-        conversation.model, effective.get("max_tokens"), limits
+    effective["max_tokens"] = quota.output_budget(record)
+    return record
+
+
+_ADMITTED = "(SELECT outcome FROM admission) = 'admitted'"
+
+
+def _admit_and_insert(
+    user: User,
+    conversation: Conversation,
+    new: list[Message],
+    reply: Message,
+    effective: dict[str, Any],
+    prompt_tokens: int,
+) -> UsageRecord:
+    """Admit the reply's upstream call and, only if it is admitted, insert the turn's new
+    messages and touch the conversation: ONE statement (outside a transaction it is its own,
+    so nothing of a refused or failed turn stays, and no BEGIN/COMMIT round trips are paid).
+    ``effective["max_tokens"]`` is then set to what was reserved, so the upstream never
+    exceeds it (the row keeps the parameters as asked)."""
+    admission = quota.admission_params(
+        user.pk,
+        conversation.model_id,
+        purpose=UsageRecord.Purpose.CHAT,
+        prompt_tokens=prompt_tokens,
+        max_tokens=effective.get("max_tokens"),
+        conversation_id=conversation.pk,
+        message_id=reply.pk,
     )
-    return effective, limits
+    insert, values = rows.insert_sql(new, where=_ADMITTED)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH admission AS MATERIALIZED ({quota.ADMIT_SQL}),"  # noqa: S608 - fixed SQL
+            " touched AS (UPDATE conversations_conversation SET updated_at = %s"
+            f" WHERE id = %s AND {_ADMITTED}),"
+            f" inserted AS ({insert}) SELECT * FROM admission",
+            [*admission, timezone.now(), conversation.pk, *values],
+        )
+        row = cursor.fetchone()
+    record = quota.admission_result(row, admission)
+    effective["max_tokens"] = quota.output_budget(record)
+    return record
 
 
 def _start_reply(
@@ -200,18 +257,17 @@ def _start_reply(
     conversation: Conversation,
     parent: Message,
     effective: dict[str, Any],
-    limits: quota.Limits,
     *,
     client_id: str = "",
     channel: str,
     path: list[Message] | None = None,
     with_parent: bool = False,
 ) -> Message:
-    """Admit the call and create the pending reply under ``parent`` (inside a transaction).
+    """Admit the call and create the pending reply under ``parent`` (see
+    :func:`_admit_and_insert`).
 
     ``path``: the branch down to ``parent`` inclusive when the caller has it already;
-    ``with_parent``: ``parent`` is new and unsaved, and is inserted with the reply (one
-    INSERT for both)."""
+    ``with_parent``: ``parent`` is new and unsaved, and is inserted with the reply."""
     model = conversation.model
     if path is None:
         path = path_to(conversation, parent.id)
@@ -230,18 +286,14 @@ def _start_reply(
         generation_channel=channel,
         heartbeat_at=timezone.now(),
     )
-    Message.objects.bulk_create([parent, reply] if with_parent else [reply])
-    record = quota.admit(
+    record = _admit_and_insert(
         user,
-        model,
-        limits=limits,
-        purpose=UsageRecord.Purpose.CHAT,
-        prompt_tokens=quota.estimate_prompt_tokens(history),
-        max_tokens=effective["max_tokens"],
-        conversation=conversation,
-        message=reply,
+        conversation,
+        [parent, reply] if with_parent else [reply],
+        reply,
+        effective,
+        quota.estimate_prompt_tokens(history),
     )
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     # What load_generation_context would read back from these rows, kept once they commit.
     first_user = next((m for m in path if m.role == Message.Role.USER), None)
     context = GenerationContext(
@@ -276,8 +328,19 @@ def prepared_context(reply: Message) -> GenerationContext | None:
     return context
 
 
+_CLIENT_ID_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM conversations_message WHERE conversation_id = %s"
+    " AND client_id = %s)"
+)
+
+
 def _existing_turn(conversation: Conversation, client_id: str) -> Turn | None:
     """The turn a previous attempt with this client id started, if any."""
+    with connection.cursor() as cursor:  # one fixed statement: most client ids are new
+        cursor.execute(_CLIENT_ID_SQL, [conversation.pk, client_id])
+        (seen,) = cursor.fetchone()
+    if not seen:
+        return None
     first = conversation.messages.filter(client_id=client_id).first()
     if first is None:
         return None
@@ -296,11 +359,18 @@ def _idempotent(conversation: Conversation, client_id: str, create: Any) -> Turn
     return _create_once(conversation, client_id, create)
 
 
-def _create_once(conversation: Conversation, client_id: str, create: Any) -> Turn:
-    """``create()`` in a transaction, unless a concurrent attempt with the id got there first."""
+def _create_once(
+    conversation: Conversation, client_id: str, create: Any, *, one_statement: bool = False
+) -> Turn:
+    """``create()`` in a transaction, unless a concurrent attempt with the id got there first.
+
+    ``one_statement``: ``create`` writes in a single statement, atomic on its own; no
+    transaction is opened around it (two round trips fewer)."""
     try:
+        if one_statement:
+            return create()  # type: ignore[no-any-return]
         with transaction.atomic():
-            return create()
+            return create()  # type: ignore[no-any-return]
     except IntegrityError:
         # Another attempt with the same id won the race; return what it created.
         existing = _existing_turn(conversation, client_id)
@@ -339,7 +409,7 @@ def send_message(
     if existing is not None:
         return existing
     content = _check_content(content)
-    effective, limits = _effective_params(user, conversation, params)
+    effective = _effective_params(conversation, params)
 
     def create() -> Turn:
         branch = branch_to(conversation, parent_id)
@@ -359,7 +429,6 @@ def send_message(
             conversation,
             message,
             effective,
-            limits,
             channel=channel,
             path=[*branch, message],
             with_parent=True,
@@ -368,7 +437,7 @@ def send_message(
 
     # No earlier attempt was found above: only a concurrent one can still be in the way.
     try:
-        return _create_once(conversation, client_id, create)
+        return _create_once(conversation, client_id, create, one_statement=True)
     except Conflict:
         # Perhaps the reply in the way is the one a concurrent attempt with this id started.
         existing = _existing_turn(conversation, client_id)
@@ -395,11 +464,11 @@ def regenerate_reply(
     if parent is None:
         raise InvalidParameter("That reply has nothing to answer.", param="reply_id")
     question: Message = parent
-    effective, limits = _effective_params(user, conversation, params)
+    effective = _effective_params(conversation, params)
 
     def create() -> Turn:
         reply = _start_reply(
-            user, conversation, question, effective, limits, client_id=client_id, channel=channel
+            user, conversation, question, effective, client_id=client_id, channel=channel
         )
         return Turn(conversation, reply=reply, new_messages=[reply])
 
@@ -422,7 +491,7 @@ def edit_message(
         return existing
     original = _message_in(conversation, message_id, Message.Role.USER)
     content = _check_content(content)
-    effective, limits = _effective_params(user, conversation, params)
+    effective = _effective_params(conversation, params)
 
     def create() -> Turn:
         message = Message.objects.create(
@@ -433,7 +502,7 @@ def edit_message(
             content=content,
             client_id=client_id,
         )
-        reply = _start_reply(user, conversation, message, effective, limits, channel=channel)
+        reply = _start_reply(user, conversation, message, effective, channel=channel)
         return Turn(conversation, reply=reply, new_messages=[message, reply])
 
     return _idempotent(conversation, client_id, create)
@@ -464,13 +533,22 @@ def continue_reply(
         if not reply.content:
             raise Conflict("That reply has no text to continue; regenerate it instead.")
         history = upstream_messages(conversation, path_to(conversation, reply.parent_id))
-        effective, limits = _effective_params(user, conversation, reply.params)
+        effective = _effective_params(conversation, reply.params)
+        _admit(
+            user,
+            conversation,
+            reply,
+            effective,
+            quota.estimate_prompt_tokens(history) + quota.estimate_tokens(reply.content),
+        )
+        reply.params = effective
         reply.status = Message.Status.PENDING
         reply.error_code = reply.error_message = reply.finish_reason = ""
         reply.generation_channel = channel
         reply.heartbeat_at = timezone.now()
         reply.save(
             update_fields=[
+                "params",
                 "status",
                 "error_code",
                 "error_message",
@@ -479,17 +557,6 @@ def continue_reply(
                 "heartbeat_at",
                 "updated_at",
             ]
-        )
-        quota.admit(
-            user,
-            conversation.model,
-            limits=limits,
-            purpose=UsageRecord.Purpose.CHAT,
-            prompt_tokens=quota.estimate_prompt_tokens(history)
-            + quota.estimate_tokens(reply.content),
-            max_tokens=effective["max_tokens"],
-            conversation=conversation,
-            message=reply,
         )
     return Turn(conversation, reply=reply, new_messages=[reply])
 
@@ -538,10 +605,8 @@ def answer_tool_call(
         )
         if len(answered) + 1 < len(calls):
             return Turn(conversation, reply=tool_message, new_messages=[tool_message])
-        effective, limits = _effective_params(user, conversation, reply.params)
-        next_reply = _start_reply(
-            user, conversation, tool_message, effective, limits, channel=channel
-        )
+        effective = _effective_params(conversation, reply.params)
+        next_reply = _start_reply(user, conversation, tool_message, effective, channel=channel)
         return Turn(conversation, reply=next_reply, new_messages=[tool_message, next_reply])
 
     return _idempotent(conversation, client_id, create)
@@ -592,6 +657,28 @@ def mark_streaming(reply_id: uuid.UUID) -> None:
     )
 
 
+def _execute_bound(sql: str, params: list[Any]) -> int:
+    """Run one statement with its parameters bound on the server (not quoted into the SQL text
+    in Python, as Django's cursors do): the reply's whole text goes out as one value, without
+    escaping it character by character. Returns the rows affected. Inside the caller's
+    transaction, if any."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+_CHECKPOINT_SQL = (
+    "UPDATE conversations_message SET status = 'streaming', content = %s, reasoning = %s,"
+    " tool_calls = %s, seq = %s, heartbeat_at = now(), updated_at = now()"
+    " WHERE id = %s AND status IN ('pending', 'streaming')"
+)
+
+
+def _json_or_null(value: Any) -> Jsonb | None:
+    return Jsonb(value) if value else None
+
+
 def checkpoint_reply(
     reply_id: uuid.UUID,
     *,
@@ -605,15 +692,15 @@ def checkpoint_reply(
     A reply with text saved is streaming: the first checkpoint also moves a ``pending`` row to
     ``streaming`` (its task has been streaming since it started; the row learns it here rather
     than in a write of its own)."""
-    Message.objects.filter(pk=reply_id, status__in=ACTIVE).update(
-        status=Message.Status.STREAMING,
-        content=content,
-        reasoning=reasoning,
-        tool_calls=tool_calls or None,
-        seq=seq,
-        heartbeat_at=timezone.now(),
-        updated_at=timezone.now(),
-    )
+    _execute_bound(_CHECKPOINT_SQL, [content, reasoning, _json_or_null(tool_calls), seq, reply_id])
+
+
+_FINALIZE_SQL = (
+    "UPDATE conversations_message SET status = %s, content = %s, reasoning = %s,"
+    " tool_calls = %s, logprobs = %s, seq = %s, finish_reason = %s, usage = %s,"
+    " error_code = %s, error_message = %s, heartbeat_at = NULL, updated_at = now()"
+    " WHERE id = %s AND status IN ('pending', 'streaming')"
+)
 
 
 def finalize_reply(
@@ -634,19 +721,21 @@ def finalize_reply(
 ) -> bool:
     """Write the final state and settle the call, once; False if something else finalized it."""
     with transaction.atomic():
-        updated = Message.objects.filter(pk=reply_id, status__in=ACTIVE).update(
-            status=status,
-            content=content,
-            reasoning=reasoning,
-            tool_calls=tool_calls or None,
-            logprobs=logprobs,
-            seq=seq,
-            finish_reason=finish_reason,
-            usage=usage,
-            error_code=error_code,
-            error_message=error_message[:500],
-            heartbeat_at=None,
-            updated_at=timezone.now(),
+        updated = _execute_bound(
+            _FINALIZE_SQL,
+            [
+                status,
+                content,
+                reasoning,
+                _json_or_null(tool_calls),
+                None if logprobs is None else Jsonb(logprobs),
+                seq,
+                finish_reason,
+                None if usage is None else Jsonb(usage),
+                error_code,
+                error_message[:500],
+                reply_id,
+            ],
         )
         if record_id is not None:
             quota.settle(record_id, outcome=status, usage=usage, output_text=new_output)
@@ -660,8 +749,10 @@ def set_title(conversation_id: uuid.UUID, title: str) -> bool:
 
 def heartbeat(reply_ids: list[uuid.UUID]) -> None:
     if reply_ids:
-        Message.objects.filter(pk__in=reply_ids, status__in=ACTIVE).update(
-            heartbeat_at=timezone.now()
+        _execute_bound(
+            "UPDATE conversations_message SET heartbeat_at = now()"
+            " WHERE id = ANY(%s) AND status IN ('pending', 'streaming')",
+            [reply_ids],
         )
 
 

@@ -1,0 +1,77 @@
+"""Rows of the hot paths read and written by fixed SQL, as model instances.
+
+Building a query through the ORM costs more CPU than the database round trip it makes (a
+``select_related`` of the conversation and its model: ~1-3 ms of compiling per call). The few
+statements every turn runs are written out once here, from the models' own metadata, so a
+column added to a model is picked up without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Model
+
+M = TypeVar("M", bound=Model)
+
+
+@cache
+def columns(model: type[Model], alias: str) -> str:
+    """``alias."column", …`` for every concrete field of ``model``, in ``_meta`` order."""
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+def instance(model: type[M], values: Sequence[Any]) -> M:
+    """A model instance from the values of :func:`columns`, as the ORM would build it."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        for converter in field.get_db_converters(connection):
+            value = converter(value, field, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def split(row: Sequence[Any], *models: type[Model]) -> list[Model]:
+    """One row of ``columns(A), columns(B), …`` as instances of A, B, …"""
+    result: list[Model] = []
+    start = 0
+    for model in models:
+        width = len(model._meta.concrete_fields)
+        result.append(instance(model, row[start : start + width]))
+        start += width
+    return result
+
+
+def insert_sql(objects: Sequence[Model], *, where: str = "") -> tuple[str, list[Any]]:
+    """One INSERT of new, unsaved instances of one model whose primary key is set on the
+    instance (a UUID): ``auto_now``/``auto_now_add`` fields are filled here. With ``where``
+    the rows go in only if that SQL condition holds (``INSERT … SELECT … WHERE``, its values
+    typed as the columns), so the statement can sit in a larger one."""
+    model = type(objects[0])
+    fields = model._meta.concrete_fields
+    values: list[Any] = []
+    for obj in objects:
+        for field in fields:
+            value = field.pre_save(obj, add=True)
+            values.append(field.get_db_prep_save(value, connection))
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    names = ", ".join(f'"{field.column}"' for field in fields)
+    head = f'INSERT INTO "{model._meta.db_table}" ({names}) '
+    if not where:
+        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        return head + "VALUES " + ", ".join([one] * len(objects)), values
+    typed = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in fields) + ")"
+    rows_sql = ", ".join([typed] * len(objects))
+    return f"{head}SELECT * FROM (VALUES {rows_sql}) AS new_rows WHERE {where}", values  # noqa: S608
+
+
+def insert(objects: Sequence[Model]) -> None:
+    """:func:`insert_sql`, executed."""
+    sql, values = insert_sql(objects)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
