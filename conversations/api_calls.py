@@ -3,8 +3,8 @@
 A chat completion made with a key is:
 
 1. :func:`start_call` — one statement authenticates the key (and refreshes its ``last_used_at``
-   at most once a minute, in the same statement), resolves the user's effective limits exactly
-   as :func:`conversations.quota.limits_for` does, and looks up the requested model; then the
+   at most once a minute, in the same statement), resolves the user's effective limits with
+   ``quota``'s own SQL function (``usage_limits``) and looks up the requested model; then the
    request is validated (``api_wire``) and admitted through :func:`admit`;
 2. the upstream call (``api_asgi``);
 3. :func:`finish_call` — settled through ``quota`` exactly once, also when the client left.
@@ -28,89 +28,42 @@ from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed
 from conversations.models import ModelConfig, UsageRecord, User
 from conversations.upstream import ChatResult, ModelTarget
 
-# The key (live, its user active and not suspended), the user's effective limits, and the
-# requested model (NULL columns when it does not exist or is disabled), in one statement.
-# The limits follow quota.limits_for: the user's own policy, else the most generous of their
-# groups' policies field by field, else the default policy; then the user's own overrides.
+# The key (live, its user active and not suspended), the user's effective limits and the
+# requested model (NULL columns when it does not exist or is disabled), in one statement. The
+# limits are quota's own (the SQL function usage_limits, which admission uses too).
 # No row at all: the key is unknown, revoked or expired, or its user may not use it.
 AUTHORIZE_SQL = """
-WITH key AS (
-    SELECT k.id, k.user_id, k.hashed, k.save_history
+WITH model AS (
+    SELECT m.id, m.name, m.upstream_model, m.thinking, m.reasoning_passback, m.supports_tools,
+        m.supports_json, m.supports_logprobs, m.context_window, m.max_output_tokens,
+        m.default_max_tokens, m.sort_order
+    FROM conversations_modelconfig m
+    WHERE m.name = %(model)s AND m.enabled
+),
+key AS (
+    SELECT k.id, k.user_id, k.hashed, k.save_history, lim.api_access, lim.model_allowed,
+        lim.tokens_per_day, lim.tokens_per_month, lim.max_output_tokens,
+        lim.requests_per_minute, lim.concurrent_streams
     FROM conversations_apikey k
-    JOIN conversations_user u ON u.id = k.user_id
-    LEFT JOIN conversations_userlimits l ON l.user_id = k.user_id
+    LEFT JOIN model ON true
+    CROSS JOIN LATERAL usage_limits(k.user_id, model.id) lim
     WHERE k.hashed = %(hashed)s AND k.revoked_at IS NULL
         AND (k.expires_at IS NULL OR k.expires_at > now())
-        AND u.is_active AND NOT coalesce(l.suspended, false)
+        AND lim.is_active AND NOT lim.suspended
 ),
 touched AS (
     UPDATE conversations_apikey SET last_used_at = now()
     WHERE id = (SELECT id FROM key)
         AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-),
-own AS (
-    SELECT l.* FROM conversations_userlimits l WHERE l.user_id = (SELECT user_id FROM key)
-),
-group_policies AS (
-    SELECT DISTINCT pg.policy_id AS id
-    FROM conversations_policy_groups pg
-    JOIN conversations_user_groups ug ON ug.group_id = pg.group_id
-    WHERE ug.user_id = (SELECT user_id FROM key)
-),
-policies AS (
-    SELECT p.* FROM conversations_policy p WHERE p.id = (SELECT policy_id FROM own)
-    UNION ALL
-    SELECT p.* FROM conversations_policy p
-    WHERE p.id IN (SELECT id FROM group_policies)
-        AND NOT EXISTS (SELECT 1 FROM own WHERE policy_id IS NOT NULL)
-    UNION ALL
-    (SELECT p.* FROM conversations_policy p
-    WHERE p.is_default
-        AND NOT EXISTS (SELECT 1 FROM own WHERE policy_id IS NOT NULL)
-        AND NOT EXISTS (SELECT 1 FROM group_policies)
-    ORDER BY p.id LIMIT 1)
-),
-merged AS (
-    SELECT
-        count(*) > 0 AND NOT bool_or(all_models) AS restricted,
-        coalesce(bool_or(api_access), true) AS api_access,
-        CASE WHEN bool_or(tokens_per_day IS NULL) THEN NULL
-            ELSE max(tokens_per_day) END AS tokens_per_day,
-        CASE WHEN bool_or(tokens_per_month IS NULL) THEN NULL
-            ELSE max(tokens_per_month) END AS tokens_per_month,
-        CASE WHEN bool_or(max_output_tokens IS NULL) THEN NULL
-            ELSE max(max_output_tokens) END AS max_output_tokens,
-        CASE WHEN bool_or(requests_per_minute IS NULL) THEN NULL
-            ELSE max(requests_per_minute) END AS requests_per_minute,
-        CASE WHEN bool_or(concurrent_streams IS NULL) THEN NULL
-            ELSE max(concurrent_streams) END AS concurrent_streams
-    FROM policies
 )
-SELECT
-    key.id, key.user_id, key.hashed, key.save_history,
-    merged.api_access,
-    CASE WHEN merged.restricted THEN ARRAY(
-        SELECT DISTINCT am.modelconfig_id FROM conversations_policy_allowed_models am
-        WHERE am.policy_id IN (SELECT id FROM policies)
-    ) END,
-    coalesce(own.tokens_per_day, merged.tokens_per_day),
-    coalesce(own.tokens_per_month, merged.tokens_per_month),
-    coalesce(own.max_output_tokens, merged.max_output_tokens),
-    coalesce(own.requests_per_minute, merged.requests_per_minute),
-    coalesce(own.concurrent_streams, merged.concurrent_streams),
-    m.id, m.name, m.upstream_model, m.thinking, m.reasoning_passback, m.supports_tools,
-    m.supports_json, m.supports_logprobs, m.context_window, m.max_output_tokens,
-    m.default_max_tokens, m.sort_order
-FROM key
-CROSS JOIN merged
-LEFT JOIN own ON true
-LEFT JOIN conversations_modelconfig m ON m.name = %(model)s AND m.enabled
+SELECT key.*, model.* FROM key LEFT JOIN model ON true
 """
 
 USABLE_MODELS_SQL = """
-SELECT name FROM conversations_modelconfig
-WHERE enabled AND (%(allowed)s::bigint[] IS NULL OR id = ANY(%(allowed)s::bigint[]))
-ORDER BY sort_order, name
+SELECT m.name FROM conversations_modelconfig m
+CROSS JOIN LATERAL usage_limits(%(user_id)s, m.id) lim
+WHERE m.enabled AND lim.model_allowed
+ORDER BY m.sort_order, m.name
 """
 
 _MODEL_FIELDS = (
@@ -127,7 +80,7 @@ _MODEL_FIELDS = (
     "default_max_tokens",
     "sort_order",
 )
-_LIMIT_COLUMNS = 11  # the columns before the model's
+_KEY_COLUMNS = 11  # the columns before the model's
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +92,7 @@ class Authorized:
     save_history: bool
     limits: quota.Limits
     model: ModelConfig | None
+    model_allowed: bool  # the named model, by the user's policy
 
 
 # Registry rows as model instances, built once per distinct row (the registry is small).
@@ -175,9 +129,7 @@ async def authorize(secret: str, model_name: str | None = None) -> Authorized:
     # time all the same.
     if row is None or not hmac.compare_digest(row[2], hashed):
         raise _refused(secret)
-    allowed = row[5]
     limits = quota.Limits(
-        allowed_model_ids=None if allowed is None else frozenset(allowed),
         tokens_per_day=row[6],
         tokens_per_month=row[7],
         max_output_tokens=row[8],
@@ -191,7 +143,8 @@ async def authorize(secret: str, model_name: str | None = None) -> Authorized:
         user_id=row[1],
         save_history=row[3],
         limits=limits,
-        model=_model_of(row[_LIMIT_COLUMNS:]),
+        model=_model_of(row[_KEY_COLUMNS:]),
+        model_allowed=row[5],
     )
 
 
@@ -204,10 +157,7 @@ async def usable_models(secret: str) -> list[str]:
     """The registry names the key's user may call."""
     key = await authorize(secret)
     _check_api_access(key.limits)
-    allowed = key.limits.allowed_model_ids
-    rows = await pgpool.fetch_all(
-        USABLE_MODELS_SQL, {"allowed": None if allowed is None else sorted(allowed)}
-    )
+    rows = await pgpool.fetch_all(USABLE_MODELS_SQL, {"user_id": key.user_id})
     return [row[0] for row in rows]
 
 
@@ -247,7 +197,7 @@ async def start_call(secret: str, body: Any) -> Call:
     if model is None:
         # DeepSeek's own words for an unknown id; a disabled model is as unknown to callers.
         raise InvalidParameter("Model Not Exist", param="model")
-    if limits.allowed_model_ids is not None and model.pk not in limits.allowed_model_ids:
+    if not key.model_allowed:
         raise ModelNotAllowed(
             f"Your account may not use the model {model.name}; GET /models lists the ones "
             "you may use.",
