@@ -28,10 +28,12 @@ def _visibility(user: User) -> Q:
     that team's members — or every active user while the deployment has no teams at all
     (decided in the same query: no round trip of its own)."""
     members_of = Team.objects.filter(members=user).values("id")
-    shared = Q(visibility=Conversation.Visibility.TEAM) & (
-        Q(team_id__in=members_of) | ~Exists(Team.objects.all())
+    in_team = Q(team_id__in=members_of) | Q(~Exists(Team.objects.all()))
+    return (
+        Q(owner=user)
+        | Q(collaborators=user)
+        | (Q(visibility=Conversation.Visibility.TEAM) & in_team)
     )
-    return Q(owner=user) | Q(collaborators=user) | shared
 
 
 def visible_conversations(user: User) -> QuerySet[Conversation]:

@@ -12,6 +12,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 
 from conversations import audit
@@ -24,6 +26,7 @@ from conversations.models import (
     ModelPrice,
     Policy,
     ShareLink,
+    SharingSettings,
     Team,
     UsageRecord,
     User,
@@ -214,6 +217,23 @@ class ApiKeyAdmin(admin.ModelAdmin):
             audit.record(request.user, "revoke", key, before, audit.snapshot(key))  # type: ignore[arg-type]
             revoked += 1
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+
+
+@admin.register(SharingSettings)
+class SharingSettingsAdmin(AuditedAdmin):
+    """One row: the list goes straight to it; it is never added twice nor deleted."""
+
+    fields = ("allow_public_links",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        row = SharingSettings.current()
+        return redirect(reverse("admin:conversations_sharingsettings_change", args=[row.pk]))
 
 
 @admin.register(ShareLink)

@@ -17,10 +17,9 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from chatsite import logs
-from conversations import access, actions
+from conversations import access, actions, sharing
 from conversations.asyncdb import in_db_thread
 from conversations.errors import (
     ChatError,
@@ -102,7 +101,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.link_token: str | None = (query.get("link") or [None])[0]
         signed_in = user is not None and user.is_authenticated
-        if not signed_in and not (self.link_token and settings.ALLOW_PUBLIC_SHARE_LINKS):
+        if not signed_in and not (
+            self.link_token and await in_db_thread(sharing.public_links_allowed)()
+        ):
             await self.close(code=4401)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]

@@ -436,6 +436,28 @@ class Team(models.Model):
         return self.name
 
 
+class SharingSettings(models.Model):
+    """Deployment-wide sharing choices, made by the admin (one row, edited in the admin and
+    audited like the rest)."""
+
+    allow_public_links = models.BooleanField(
+        default=False,
+        help_text="Share links open without signing in (read-only). Off: a viewer signs in first.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "sharing settings"
+
+    def __str__(self) -> str:
+        return "Sharing settings"
+
+    @classmethod
+    def current(cls) -> SharingSettings:
+        row, _ = cls.objects.get_or_create(pk=1)
+        return row
+
+
 class ShareLink(models.Model):
     """A read-only link to a conversation as it is now; the token is stored hashed."""
 

@@ -18,7 +18,15 @@ from django.utils import timezone
 from conversations import access, audit
 from conversations.actions import path_to
 from conversations.errors import InvalidParameter, NotFound, PermissionDenied
-from conversations.models import Conversation, Message, ShareLink, ShareLinkOpen, Team, User
+from conversations.models import (
+    Conversation,
+    Message,
+    ShareLink,
+    ShareLinkOpen,
+    SharingSettings,
+    Team,
+    User,
+)
 
 
 def _owned(user: User, conversation_id: Any) -> Conversation:
@@ -206,3 +214,8 @@ def open_share_link(token: str, user: User | None) -> ShareLink:
         link=link, user=user if user is not None and user.is_authenticated else None
     )
     return link
+
+
+def public_links_allowed() -> bool:
+    """Whether the admin lets share links open without signing in (Sharing settings)."""
+    return SharingSettings.objects.filter(pk=1, allow_public_links=True).exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
@@ -134,7 +133,7 @@ def fork(request: HttpRequest, conversation_id: Any) -> HttpResponse:
 
 def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     """Read-only, as the conversation is now. A revoked or expired link is a 404."""
-    if not request.user.is_authenticated and not settings.ALLOW_PUBLIC_SHARE_LINKS:
+    if not request.user.is_authenticated and not sharing.public_links_allowed():
         try:
             access.access_shared_link(token)
         except ShareLink.DoesNotExist:

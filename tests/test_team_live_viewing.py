@@ -3,14 +3,17 @@ his view at once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 
+from chatsite.asgi import application
 from conversations import sharing
-from conversations.models import Conversation, Team, User
-from tests.support import open_socket, reply_text
+from conversations.models import Conversation, SharingSettings, Team, User
+from tests.support import TRUSTED_ORIGIN, open_socket, reply_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 ANSWER = " ".join(f"step{i}" for i in range(80))
@@ -90,3 +93,31 @@ async def test_a_share_link_socket_is_closed_when_the_link_is_revoked(
     while closed["type"] != "websocket.close":
         closed = await viewer.communicator.receive_output(timeout=10)
     assert closed["code"] == 4403
+
+
+async def anonymous_socket(conversation: Conversation, token: str) -> WebsocketCommunicator:
+    return WebsocketCommunicator(
+        application,
+        f"/ws/conversations/{conversation.id}/?link={token}",
+        headers=[(b"origin", TRUSTED_ORIGIN.encode())],
+    )
+
+
+async def test_anonymous_link_sockets_need_the_admins_public_links_setting(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    _, token = await sync_to_async(sharing.create_share_link)(alice, alice_conversation.id)
+    refused = await anonymous_socket(alice_conversation, token)
+    connected, code = await refused.connect(timeout=10)
+    assert not connected and code == 4401
+    await SharingSettings.objects.aupdate_or_create(pk=1, defaults={"allow_public_links": True})
+    viewer = await anonymous_socket(alice_conversation, token)
+    connected, _ = await viewer.connect(timeout=10)
+    assert connected
+    assert json.loads(await viewer.receive_from(timeout=10))["type"] == "ready"
+    await viewer.send_to(
+        text_data=json.dumps({"type": "message.send", "client_id": "x1", "content": "hi"})
+    )
+    error = json.loads(await viewer.receive_from(timeout=10))
+    assert error["type"] == "error" and error["code"] == "permission_denied"
+    await viewer.disconnect()

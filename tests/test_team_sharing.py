@@ -129,7 +129,7 @@ def test_collaborators_post_as_themselves(
 
 
 def test_share_links_are_logged_revocable_and_expire(
-    alice: User, charlie: User, shared: Conversation, settings: object
+    alice: User, charlie: User, shared: Conversation, staff: User
 ) -> None:
     link, token = sharing.create_share_link(alice, shared.id, expires_in_days=7)
     assert token not in link.hashed and len(token) >= 40
@@ -139,7 +139,16 @@ def test_share_links_are_logged_revocable_and_expire(
     assert ShareLinkOpen.objects.get().user == charlie
     anonymous = Client().get(f"/s/{token}/")
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
-    settings.ALLOW_PUBLIC_SHARE_LINKS = True  # type: ignore[attr-defined]
+    # The admin allows public links on the admin's "Sharing settings" page (audited).
+    admin = client_for(staff)
+    page = admin.get("/admin/conversations/sharingsettings/", follow=True)
+    assert page.status_code == 200 and "allow_public_links" in page.content.decode()
+    change_url = page.redirect_chain[-1][0]
+    assert admin.post(change_url, {"allow_public_links": "on"}).status_code == 302
+    entry = AuditEntry.objects.get(target_type="sharingsettings")
+    assert entry.actor == staff
+    assert (entry.before or {}).get("allow_public_links") is False
+    assert (entry.after or {}).get("allow_public_links") is True
     assert Client().get(f"/s/{token}/").status_code == 200
     assert ShareLinkOpen.objects.filter(user__isnull=True).count() == 1
     ShareLink.objects.filter(pk=link.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -150,6 +159,16 @@ def test_share_links_are_logged_revocable_and_expire(
         f"/links/{ShareLink.objects.get(hashed__isnull=False, expires_at__isnull=True).pk}/revoke/"
     )
     assert charlie_client.get(f"/s/{second}/").status_code == 404
+
+
+def test_public_links_stay_off_until_the_admin_allows_them(
+    alice: User, bob: User, shared: Conversation
+) -> None:
+    _, token = sharing.create_share_link(alice, shared.id)
+    assert Client().get(f"/s/{token}/").status_code == 302
+    # Only staff reach the setting.
+    assert client_for(bob).get("/admin/conversations/sharingsettings/").status_code == 302
+    assert not sharing.public_links_allowed()
 
 
 def test_unsharing_removes_it_from_bobs_list_and_is_audited(
