@@ -4,7 +4,19 @@ import { postJSON } from "./util.js";
 const NUMBER_FIELDS = ["temperature", "top_p", "frequency_penalty", "presence_penalty"];
 const INTEGER_FIELDS = ["max_tokens", "top_logprobs"];
 // Server-side parameter names → the form field that shows the error.
-const ERROR_FIELD = { response_format: "json_mode", tool_choice: "tools", params: "__all__" };
+const ERROR_FIELD = { response_format: "json_mode", params: "__all__" };
+const TOOL_CHOICE_MODES = ["auto", "none", "required"];
+
+// tool_choice as the form shows it: a mode, or the name of the function it forces.
+function toolChoiceText(choice) {
+  if (!choice) return "";
+  return typeof choice === "string" ? choice : choice.function?.name || "";
+}
+
+function toolChoiceValue(text) {
+  if (TOOL_CHOICE_MODES.includes(text)) return text;
+  return { type: "function", function: { name: text } };
+}
 
 export function initSettings(page, onSaved) {
   const dialog = document.getElementById("settings-dialog");
@@ -23,6 +35,9 @@ export function initSettings(page, onSaved) {
     field("json_mode").checked = params.response_format?.type === "json_object";
     field("logprobs").checked = Boolean(params.logprobs);
     field("tools").value = params.tools ? JSON.stringify(params.tools, null, 2) : "";
+    field("tool_choice").value = toolChoiceText(params.tool_choice);
+    const stop = params.stop == null ? [] : [].concat(params.stop);
+    field("stop").value = stop.join("\n");
     clearErrors();
     updateCapabilities();
   }
@@ -75,12 +90,15 @@ export function initSettings(page, onSaved) {
     else delete params.response_format;
     if (field("logprobs").checked) params.logprobs = true;
     else delete params.logprobs;
+    const choice = field("tool_choice").value.trim();
+    if (choice === "") delete params.tool_choice;
+    else params.tool_choice = toolChoiceValue(choice);
+    const stop = field("stop").value.split("\n").filter((line) => line !== "");
+    if (stop.length === 0) delete params.stop;
+    else params.stop = stop;
     const toolsText = field("tools").value.trim();
     if (toolsText === "") {
       delete params.tools;
-      if (params.tool_choice && params.tool_choice !== "none" && params.tool_choice !== "auto") {
-        delete params.tool_choice;
-      }
     } else {
       try {
         params.tools = JSON.parse(toolsText);

@@ -41,9 +41,29 @@ def test_settings_errors_appear_next_to_their_field_and_valid_settings_are_saved
     expect(dialog.locator("#err-max_tokens")).to_contain_text("max_tokens must be in [1, 8192]")
 
     dialog.get_by_label("Max tokens").fill("512")
+    dialog.get_by_label("Tool choice").fill("lookup")
+    dialog.get_by_role("button", name="Save settings").click()
+    expect(dialog.locator("#err-tool_choice")).to_have_text(
+        "tool_choice names 'lookup', which is not in tools."
+    )
+    expect(dialog.get_by_label("Tool choice")).to_have_attribute("aria-invalid", "true")
+
+    dialog.get_by_label("Tool choice").fill("get_weather")
+    dialog.get_by_label("Stop sequences (one per line, up to 16)").fill("END\n###")
     dialog.get_by_label("System prompt").fill("You are terse.")
     dialog.get_by_role("button", name="Save settings").click()
     expect(dialog).to_be_hidden()
     ui_conversation.refresh_from_db()
     assert ui_conversation.system_prompt == "You are terse."
-    assert ui_conversation.params == {"temperature": 0.7, "max_tokens": 512, "tools": good_tool}
+    assert ui_conversation.params == {
+        "temperature": 0.7,
+        "max_tokens": 512,
+        "tools": good_tool,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "stop": ["END", "###"],
+    }
+
+    # Opened again, the panel shows what was saved.
+    page.get_by_role("button", name="Settings").click()
+    expect(dialog.get_by_label("Tool choice")).to_have_value("get_weather")
+    expect(dialog.get_by_label("Stop sequences (one per line, up to 16)")).to_have_value("END\n###")
