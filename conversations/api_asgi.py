@@ -254,6 +254,11 @@ class ApiApplication:
                 await self._models(scope, request, response)
             else:
                 await self._balance(scope, request, response)
+        except ChatError as error:
+            # Raised past the endpoint's own handling: the database went away while settling.
+            logger.warning("API request failed: %s", error.code)
+            if not response.status:
+                await response.error(error)
         except Exception:
             if response.status:
                 logger.exception("API request failed after the response started")
