@@ -814,18 +814,21 @@ def title_admission(
     prompt_tokens: int,
     max_tokens: int,
 ) -> int | None:
-    """Admit the small title call (its own ledger row); None if the user may not spend now."""
-    user = User.objects.get(pk=user_id)
+    """Admit the small title call (its own ledger row, one statement); None if the user may
+    not spend now."""
+    admission = quota.admission_params(
+        user_id,
+        model.pk,
+        purpose=UsageRecord.Purpose.TITLE,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        conversation_id=conversation_id,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(quota.ADMIT_SQL, admission)
+        row = cursor.fetchone()
     try:
-        with transaction.atomic():
-            record = quota.admit(
-                user,
-                model,
-                purpose=UsageRecord.Purpose.TITLE,
-                prompt_tokens=prompt_tokens,
-                max_tokens=max_tokens,
-                conversation=Conversation.objects.get(pk=conversation_id),
-            )
+        record = quota.admission_result(row, admission)
     except ChatError:  # a refused title is not worth an error: the fallback title is used
         return None
     return record.pk

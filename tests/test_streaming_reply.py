@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations.models import Conversation, Message, UsageRecord, User
+from conversations.models import Conversation, Message, UsageRecord, User, UserLimits
 from tests.support import open_socket, reply_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -90,3 +90,23 @@ async def test_the_first_reply_names_the_conversation(
     title_call = await UsageRecord.objects.aget(conversation=conversation, purpose="title")
     assert title_call.state == UsageRecord.State.SETTLED
     assert await sync_to_async(UsageRecord.objects.filter(conversation=conversation).count)() == 2
+
+
+async def test_a_refused_title_call_falls_back_to_the_first_words(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    # One request a minute: the reply takes it, so the title call is refused and costs nothing.
+    await UserLimits.objects.acreate(user=alice, requests_per_minute=1)
+    await Conversation.objects.filter(pk=alice_conversation.pk).aupdate(title="")
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {"type": "message.send", "client_id": "c1", "content": "Rotate the staging certificates"}
+    )
+    assert (await socket.until_reply_ends())["type"] == "reply.completed"
+    updated = await socket.until_type("conversation.updated")
+    await socket.close()
+    assert updated["title"] == "Rotate the staging certificates"
+    purposes = [
+        r.purpose async for r in UsageRecord.objects.filter(conversation=alice_conversation)
+    ]
+    assert purposes == ["chat"]
