@@ -364,10 +364,11 @@ def _create_once(
 ) -> Turn:
     """``create()`` in a transaction, unless a concurrent attempt with the id got there first.
 
-    ``one_statement``: ``create`` writes in a single statement, atomic on its own; no
-    transaction is opened around it (two round trips fewer)."""
+    ``one_statement``: ``create`` writes in a single statement, atomic on its own; outside a
+    caller's transaction none is opened around it (two round trips fewer). Inside one, a
+    savepoint still guards it, so a lost race leaves the caller's transaction usable."""
     try:
-        if one_statement:
+        if one_statement and not connection.in_atomic_block:
             return create()  # type: ignore[no-any-return]
         with transaction.atomic():
             return create()  # type: ignore[no-any-return]
