@@ -8,6 +8,7 @@ Websockets pass the trusted-origin check, then session authentication, then the 
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -63,3 +64,8 @@ router = ProtocolTypeRouter(
     }
 )
 application = StartServices(router)
+
+# Everything imported by now lives as long as the process: moved out of the cyclic collector's
+# reach, a full collection walks only what requests and streams create since. (It walks ~110k
+# objects otherwise, ~0.1 s with the process stopped: a pause every open stream would feel.)
+gc.freeze()
