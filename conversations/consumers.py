@@ -69,6 +69,8 @@ def _run_action(
     return turn, _turn_frames(turn)
 
 
+_ENDS = ("reply.completed", "reply.failed")
+
 # Events the service hands a socket directly run at once (they are cheap and never wait on the
 # database); any other goes through the socket's channel, to run in turn as a layer event would.
 _DIRECT_HANDLERS = {
@@ -394,6 +396,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 self.syncing[reply_id] = [event]
                 self.service.spawn(self._resync(reply_id, last or 0))
                 return
+        elif event["type"] in _ENDS and (last is None or seq > last):
+            # The end of a reply this socket was not sent all of (it joined while the last
+            # delta was on its way): the snapshot first, then the end.
+            self.syncing[reply_id] = [event]
+            self.service.spawn(self._resync(reply_id, last or 0))
+            return
         self.sent_seq[reply_id] = max(seq, last or 0)
         await self.send_frame(event)
 

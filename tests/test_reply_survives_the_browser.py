@@ -119,3 +119,30 @@ async def test_a_late_joiner_gets_a_snapshot_then_the_rest(
     assert reply_text(late.frames, snapshot["reply_id"]) == ANSWER
     await first.close()
     await late.close()
+
+
+async def test_a_socket_that_missed_the_last_delta_gets_the_snapshot_before_the_end(
+    alice: User, alice_conversation: Conversation, generation_service: Any
+) -> None:
+    # A reply whose last delta went out just before this socket joined its conversation: the
+    # row holds the whole text; the socket then hears only the end (seq 7), not delta 7.
+    from conversations.generation import group_name
+
+    reply = await Message.objects.acreate(
+        conversation=alice_conversation,
+        role=Message.Role.ASSISTANT,
+        content="The whole answer.",
+        status=Message.Status.COMPLETE,
+        seq=7,
+    )
+    socket = await open_socket(alice, alice_conversation)
+    await generation_service.publish(
+        group_name(alice_conversation.id),
+        {"type": "reply.completed", "reply_id": str(reply.pk), "seq": 7, "status": "complete"},
+    )
+    snapshot = await socket.until_type("reply.snapshot")
+    end = await socket.until_type("reply.completed")
+    await socket.close()
+    assert snapshot["content"] == "The whole answer." and snapshot["seq"] == 7
+    assert socket.frames.index(snapshot) < socket.frames.index(end)
+    assert reply_text(socket.frames, str(reply.pk)) == "The whole answer."
