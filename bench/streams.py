@@ -80,6 +80,7 @@ from simulator.testing import start_simulator_process  # noqa: E402
 from simulator.tokens import split_pieces  # noqa: E402
 
 TOKENS_PER_S = 30
+WARM_STREAMS = 16  # one stream each before a phase is measured (see ws_phase)
 CHUNK_TOKENS = 2  # the simulator's default: 15 content chunks per second per stream
 UPSTREAM_MODEL = "deepseek-v4-flash"  # what the seeded "deepseek-chat" row points at
 MAX_TOKENS = 4096  # the seeded row's default_max_tokens, as the app sends it
@@ -332,7 +333,7 @@ async def ws_turn(socket: CountingConnection, prompt: str, stream: Stream) -> No
 async def ws_phase(
     port: int,
     conversations: list[tuple[str, str]],
-    warm_conversation: tuple[str, str],
+    warm_conversations: list[tuple[str, str]],
     prompt: str,
     rounds: int,
     spread: float,
@@ -344,9 +345,17 @@ async def ws_phase(
     n = len(conversations)
     gate = asyncio.Semaphore(64)
     # Warm-up: one socket and one whole stream (imports, the upstream pool, first-use caches).
-    warm = await open_socket(port, *warm_conversation, gate)
-    await asyncio.wait_for(ws_turn(warm, prompt, Stream("warm", -1, 0)), timeout)
-    await warm.close()
+    # Several at once: each database connection the server's pool opens pays its first use of
+    # the admission functions (PL/pgSQL compiled per connection, ~12 ms) here, not in the run —
+    # a long-running server's connections are warm.
+    warm = await asyncio.gather(*(open_socket(port, *c, gate) for c in warm_conversations))
+    await asyncio.gather(
+        *(
+            asyncio.wait_for(ws_turn(w, prompt, Stream("warm", -1 - i, 0)), timeout)
+            for i, w in enumerate(warm)
+        )
+    )
+    await asyncio.gather(*(w.close() for w in warm))
     await asyncio.sleep(0.5)
     phase.rss_before = server.memory_info().rss
     sockets = await asyncio.gather(
@@ -642,7 +651,7 @@ def analyse(
         return pct(values, 0.5) * 1000, pct(values, 0.99) * 1000
 
     upstream_per_stream = statistics.mean(s.events for s in raw_ok) if raw_ok else float("nan")
-    all_streams = len(ws_done) + 1  # the warm-up stream wrote rows too
+    all_streams = len(ws_done) + WARM_STREAMS  # the warm-up streams wrote rows too
     message = writes.get("conversations_message", (0, 0, 0))
     total = sum(sum(v) for v in writes.values())
     stream_seconds = statistics.mean(s.end - s.start for s in ws_ok) if ws_ok else float("nan")
@@ -813,7 +822,7 @@ def run(options: argparse.Namespace) -> list[Row]:
         postgres = postgres_process(database_url)
         for n in counts:
             print(f"N={n}: preparing", flush=True)
-            pairs = create_conversations(n + 1)
+            pairs = create_conversations(n + WARM_STREAMS)
             time.sleep(0.5)
             raw = asyncio.run(
                 raw_phase(base_url, key, prompt, n, options.rounds, options.seconds, timeout)
@@ -859,8 +868,8 @@ def run(options: argparse.Namespace) -> list[Row]:
             ws = asyncio.run(
                 ws_phase(
                     port,
-                    pairs[1:],
-                    pairs[0],
+                    pairs[WARM_STREAMS:],
+                    pairs[:WARM_STREAMS],
                     prompt,
                     options.rounds,
                     options.seconds,

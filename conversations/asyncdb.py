@@ -9,7 +9,6 @@ threads that come and go with event loops), each call closing its connection aft
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -20,12 +19,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="orm")
-
-# An ORM thread gives up the GIL at every database round trip and must win it back from the
-# event loop thread, which, while streaming, holds it until the switch interval (5 ms by
-# default) forces a hand-over: a turn's few round trips would each wait that long.
-GIL_SWITCH_INTERVAL = 0.0005
-sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 def in_db_thread(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
