@@ -40,8 +40,11 @@ def redis_url() -> str:
 
 
 @contextmanager
-def daphne_worker(upstream: str, api_key: str, **env_overrides: str) -> Iterator[str]:
-    """A daphne process serving the app; yields its base URL. Stopped with SIGTERM."""
+def daphne_worker(
+    upstream: str, api_key: str, *, ready_path: str = "/readyz", **env_overrides: str
+) -> Iterator[str]:
+    """A daphne process serving the app; yields its base URL once ``ready_path`` answers 200
+    (``/healthz`` for a worker whose database is meant to be down). Stopped with SIGTERM."""
     port = free_port()
     env = {
         **os.environ,
@@ -74,7 +77,7 @@ def daphne_worker(upstream: str, api_key: str, **env_overrides: str) -> Iterator
         while True:
             assert process.poll() is None, "daphne exited"
             try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                if httpx.get(f"{base}{ready_path}", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

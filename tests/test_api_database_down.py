@@ -3,59 +3,26 @@ envelope (its pool gives up after a few seconds); it never hangs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.servers import ROOT, free_port
+from tests.servers import daphne_worker, free_port
 from tests.support import SIM_KEY
 
 pytestmark = pytest.mark.timeout(90)
 
 
 def test_a_worker_without_its_database_answers_503_in_the_envelope_not_a_hang() -> None:
-    port = free_port()
     dead_database = f"postgres://nobody@127.0.0.1:{free_port()}/nothing"
-    env = {
-        **os.environ,
-        "DEBUG": "1",
-        "DATABASE_URL": dead_database,
-        "DEEPSEEK_BASE_URL": "http://127.0.0.1:9",
-        "DEEPSEEK_API_KEY": SIM_KEY,
-        "LOG_LEVEL": "CRITICAL",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "chatsite.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "daphne exited"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "daphne never started"
-            time.sleep(0.2)
+    with daphne_worker(
+        "http://127.0.0.1:9",
+        SIM_KEY,
+        ready_path="/healthz",
+        DATABASE_URL=dead_database,
+        LOG_LEVEL="CRITICAL",
+    ) as base:
         key = "sk-team-" + "A" * 40
         for method, path in (
             ("POST", "/v1/chat/completions"),
@@ -78,10 +45,3 @@ def test_a_worker_without_its_database_answers_503_in_the_envelope_not_a_hang() 
             assert key not in response.text and "nobody" not in response.text
         # A request that needs no database is still answered by its own rules.
         assert httpx.get(base + "/v1/models", timeout=10).status_code == 401
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
