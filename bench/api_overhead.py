@@ -36,7 +36,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.processes import close_django_connections, start_daphne  # noqa: E402
 from chatsite.launcher import Child, Supervisor, free_port, start_embedded_postgres  # noqa: E402
 from simulator.testing import start_simulator_process  # noqa: E402
 
@@ -101,7 +101,6 @@ def create_keys(database_url: str, count: int) -> list[str]:
     import django
 
     django.setup()
-    from django.db import connections
 
     from conversations import api_keys
     from conversations.models import Policy, User, UserLimits
@@ -112,43 +111,8 @@ def create_keys(database_url: str, count: int) -> list[str]:
         user, _ = User.objects.get_or_create(username=f"bench-api-{i}")
         UserLimits.objects.update_or_create(user=user, defaults={"policy": policy})
         keys.append(api_keys.create_key(user, name="bench").secret)
-    for connection in connections.all():
-        connection.close()
-        close_pool = getattr(connection, "close_pool", None)
-        if close_pool is not None:
-            close_pool()
+    close_django_connections()
     return keys
-
-
-def start_daphne(port: int, env: dict[str, str], log: Path) -> Child:
-    child = Child(
-        "daphne",
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "chatsite.asgi:application",
-        ],
-        env,
-        log_file=log,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        if child.process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {child.process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
-                if reply.status == 200:
-                    return child
-        except OSError:
-            if time.monotonic() > deadline:
-                child.stop()
-                raise
-            time.sleep(0.2)
 
 
 # --- load ------------------------------------------------------------------------------------

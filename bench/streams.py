@@ -60,7 +60,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -75,6 +74,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
+from bench.processes import close_django_connections, start_daphne  # noqa: E402
 from chatsite.launcher import Child, Supervisor, free_port, start_embedded_postgres  # noqa: E402
 from simulator.testing import start_simulator_process  # noqa: E402
 from simulator.tokens import split_pieces  # noqa: E402
@@ -481,7 +481,6 @@ def setup_django(database_url: str) -> None:
 def create_conversations(count: int) -> list[tuple[str, str]]:
     """``count`` users (reused across N, one per conversation as in a team, so no per-user
     limit is what is measured) and a fresh titled conversation each: (sessionid, id) pairs."""
-    from django.db import connections
     from django.test import Client
 
     from conversations.models import Conversation, ModelConfig, User
@@ -504,46 +503,11 @@ def create_conversations(count: int) -> list[tuple[str, str]]:
         pairs.append((client.cookies["sessionid"].value, str(row.pk)))
     # Close this process's pooled connections: their backends exit and flush their statistics,
     # so the before/after counters below only see the server's writes.
-    for connection in connections.all():
-        connection.close()
-        close_pool = getattr(connection, "close_pool", None)
-        if close_pool is not None:
-            close_pool()
+    close_django_connections()
     return pairs
 
 
 # --- processes -------------------------------------------------------------------------------
-
-
-def start_daphne(port: int, env: dict[str, str], log: Path) -> Child:
-    child = Child(
-        "daphne",
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "chatsite.asgi:application",
-        ],
-        env,
-        log_file=log,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        if child.process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {child.process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
-                if reply.status == 200:
-                    return child
-        except OSError:
-            if time.monotonic() > deadline:
-                child.stop()
-                raise
-            time.sleep(0.2)
 
 
 def raise_fd_limit() -> None:

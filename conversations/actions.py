@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -652,19 +651,11 @@ def load_generation_context(reply_id: uuid.UUID) -> GenerationContext:
     )
 
 
-def mark_streaming(reply_id: uuid.UUID) -> None:
-    Message.objects.filter(pk=reply_id, status=Message.Status.PENDING).update(
-        status=Message.Status.STREAMING, heartbeat_at=timezone.now()
-    )
-
-
 def _execute_bound(sql: str, params: list[Any]) -> int:
-    """Run one statement with its parameters bound on the server (not quoted into the SQL text
-    in Python, as Django's cursors do): the reply's whole text goes out as one value, without
-    escaping it character by character. Returns the rows affected. Inside the caller's
+    """One statement through :func:`rows.server_bound_cursor` (the reply's whole text goes
+    out as one value, not escaped into the SQL); the rows affected. Inside the caller's
     transaction, if any."""
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with rows.server_bound_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 
@@ -825,11 +816,8 @@ def title_admission(
         max_tokens=max_tokens,
         conversation_id=conversation_id,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(quota.ADMIT_SQL, admission)
-        row = cursor.fetchone()
     try:
-        record = quota.admission_result(row, admission)
+        record = quota.run_admission(admission)
     except ChatError:  # a refused title is not worth an error: the fallback title is used
         return None
     return record.pk

@@ -390,15 +390,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if event["type"] == "reply.delta":
             if last is not None and seq <= last:
                 return  # already sent (in a snapshot or before)
-            if last is None or seq != last + 1:
-                # Joined mid-stream or missed a delta: hold it and resync from what we sent,
-                # in a task of its own (the publisher hands frames to other sockets meanwhile).
-                self.syncing[reply_id] = [event]
-                self.service.spawn(self._resync(reply_id, last or 0))
-                return
-        elif event["type"] in _ENDS and (last is None or seq > last):
+            behind = last is None or seq != last + 1  # joined mid-stream or missed a delta
+        else:
             # The end of a reply this socket was not sent all of (it joined while the last
-            # delta was on its way): the snapshot first, then the end.
+            # delta was on its way) waits for the snapshot too.
+            behind = event["type"] in _ENDS and (last is None or seq > last)
+        if behind:
+            # Hold it and resync from what we sent, in a task of its own (the publisher hands
+            # frames to other sockets meanwhile).
             self.syncing[reply_id] = [event]
             self.service.spawn(self._resync(reply_id, last or 0))
             return

@@ -26,13 +26,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-from django.db import connection
-from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Q
 from django.utils import timezone
 from psycopg.types.numeric import Int4, Int8
 
+from conversations import rows
 from conversations.errors import (
     ChatError,
     InvalidParameter,
@@ -446,26 +444,13 @@ def _counter_values(user: User, periods: Periods) -> dict[str, int]:
     return {period: max(0, used) for period, used in rows}
 
 
-def _prepared_cursor() -> CursorWrapper:
-    """Django's cursor (its errors, thread checks and query log) over a psycopg cursor with
-    server-side binding, whose statements are prepared on their first run on each connection.
-
-    Django turns psycopg's prepared statements off (``prepare_threshold=None``, for
-    transaction-mode poolers such as PgBouncer; this deployment has none). Its own cursors
-    bind client-side and are never prepared whatever the threshold, so setting it on the
-    connection changes nothing but these two statements: planning the call is skipped.
-    """
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw = connection.connection
-    if raw.prepare_threshold is None:
-        raw.prepare_threshold = 0
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        cursor = psycopg.Cursor(raw)
-    if connection.queries_logged:
-        return CursorDebugWrapper(cursor, connection)
-    return CursorWrapper(cursor, connection)
+def run_admission(params: AdmissionParams) -> UsageRecord:
+    """:data:`ADMIT_SQL` with ``params`` (from :func:`admission_params`) on Django's
+    connection: the ledger row it inserted, or the refusal raised as a :class:`ChatError`."""
+    with rows.server_bound_cursor() as cursor:
+        cursor.execute(ADMIT_SQL, params)
+        row = cursor.fetchone()
+    return admission_result(row, params)
 
 
 def admit(
@@ -503,10 +488,7 @@ def admit(
         api_key_id=api_key.pk if api_key is not None else None,
         check_api_access=check_api_access,
     )
-    with _prepared_cursor() as cursor:
-        cursor.execute(ADMIT_SQL, params)
-        row = cursor.fetchone()
-    record = admission_result(row, params)
+    record = run_admission(params)
     # The objects the caller holds, so that record.user etc. need no query.
     record.user = user
     record.model = model
@@ -574,7 +556,7 @@ def settle(
     completion is estimated from the text received and the row is flagged ``estimated``. The
     counters give back what was reserved and not used, and the stream slot.
     """
-    with _prepared_cursor() as cursor:
+    with rows.server_bound_cursor() as cursor:
         cursor.execute(
             SETTLE_SQL,
             settlement_params(record_id, outcome=outcome, usage=usage, output_text=output_text),

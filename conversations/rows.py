@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar
 
+import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
@@ -70,8 +72,25 @@ def insert_sql(objects: Sequence[Model], *, where: str = "") -> tuple[str, list[
     return f"{head}SELECT * FROM (VALUES {rows_sql}) AS new_rows WHERE {where}", values  # noqa: S608
 
 
-def insert(objects: Sequence[Model]) -> None:
-    """:func:`insert_sql`, executed."""
-    sql, values = insert_sql(objects)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+def server_bound_cursor() -> CursorWrapper:
+    """Django's cursor (its errors, thread checks and query log) over a psycopg cursor with
+    server-side binding, whose statements are prepared on their first run on each connection.
+
+    Django turns psycopg's prepared statements off (``prepare_threshold=None``, for
+    transaction-mode poolers such as PgBouncer; this deployment has none). Its own cursors
+    bind client-side and are never prepared whatever the threshold, so setting it on the
+    connection changes nothing but the statements run through this cursor (admission,
+    settlement, the reply's checkpoints): they are planned once per connection, and their
+    values (a reply's whole text) travel as parameters instead of being quoted into the SQL.
+    """
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = 0
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = psycopg.Cursor(raw)
+    if connection.queries_logged:
+        return CursorDebugWrapper(cursor, connection)
+    return CursorWrapper(cursor, connection)

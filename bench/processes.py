@@ -1,0 +1,54 @@
+"""What the benches share: the daphne under test, and letting go of this process's database
+connections before it starts (their backends exit and flush their statistics)."""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from chatsite.launcher import Child
+
+
+def close_django_connections() -> None:
+    """Close this process's Django connections and their pools."""
+    from django.db import connections
+
+    for connection in connections.all():
+        connection.close()
+        close_pool = getattr(connection, "close_pool", None)
+        if close_pool is not None:
+            close_pool()
+
+
+def start_daphne(port: int, env: dict[str, str], log: Path) -> Child:
+    """daphne serving the app on ``port`` (output in ``log``), once ``/healthz`` answers."""
+    child = Child(
+        "daphne",
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "chatsite.asgi:application",
+        ],
+        env,
+        log_file=log,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {child.process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
+                if reply.status == 200:
+                    return child
+        except OSError:
+            if time.monotonic() > deadline:
+                child.stop()
+                raise
+            time.sleep(0.2)
