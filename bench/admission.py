@@ -4,12 +4,12 @@
         [--no-prepare] [--raw] [--async-commit]
 
 Each request is what a chat message costs the quota seam: `quota.admit` (one statement,
-`usage_admit`: limits resolution, counter upsert, the locked conditional reservation, the
+`usage_admit`: limits resolution, the conditional upsert of the user's running totals, the
 ledger INSERT), then `quota.settle` (one statement, `usage_settle`). Both run in autocommit, so
 each is one round trip that includes its COMMIT (a WAL flush: fsync). Concurrency is threads,
 each holding its own connection (the pool is raised to fit, so N threads are N concurrent
 sessions); the connection is checked out before timing. Each level runs twice: every request
-charging ONE user (they queue on that user's counter rows, by design), then requests spread
+charging ONE user (they queue on that user's row of running totals, by design), then requests spread
 over 50 users. Also reported, at concurrency 1: a durable COMMIT of a one-row INSERT and the
 admission statement inside an open transaction (its cost without the COMMIT).
 
@@ -83,7 +83,7 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         from conversations import quota
-        from conversations.models import ModelConfig, UsageCounter, UsageRecord, User, UserLimits
+        from conversations.models import ModelConfig, UsageAccount, UsageRecord, User, UserLimits
 
         # Every limit is checked (none unlimited), none is reached.
         limits = {
@@ -98,7 +98,7 @@ def main() -> None:
             UserLimits.objects.update_or_create(user=user, defaults=limits)
             users.append(user)
         UsageRecord.objects.filter(user__in=users).delete()
-        UsageCounter.objects.filter(user__in=users).delete()
+        UsageAccount.objects.filter(user__in=users).delete()
         model = ModelConfig.objects.get(name="deepseek-chat")
         usage = {
             "prompt_tokens": 120,
@@ -250,11 +250,11 @@ def main() -> None:
         day = quota.periods_at(timezone.now()).day
         for user in users:
             records = UsageRecord.objects.filter(user=user, day_start=day)
-            counter = UsageCounter.objects.filter(user=user, period="day", start=day).first()
+            account = UsageAccount.objects.filter(user=user, day_start=day).first()
             assert records.filter(state="reserved").count() == 0, "a reservation left over"
-            assert (counter.used if counter else 0) == records.count() * 420, "out of step"
+            assert (account.day_used if account else 0) == records.count() * 420, "out of step"
         UsageRecord.objects.filter(user__in=users).delete()
-        UsageCounter.objects.filter(user__in=users).delete()
+        UsageAccount.objects.filter(user__in=users).delete()
     finally:
         supervisor.stop_all()
 

@@ -29,13 +29,14 @@ import re
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 from chatsite import logs
-from conversations import actions
+from conversations import actions, quota
 from conversations.asyncdb import in_db_thread
 from conversations.frames import SharedFrame
 from conversations.models import Message
@@ -686,9 +687,14 @@ class GenerationService:
                 logger.exception("heartbeat/reaper pass failed")
 
     async def reap(self, stale_after: float | None = None) -> int:
-        reaped = await _db(actions.reap_stale_replies)(
-            stale_after or settings.GENERATION_STALE_SECONDS
+        stale_after = stale_after or settings.GENERATION_STALE_SECONDS
+        reaped = await _db(actions.reap_stale_replies)(stale_after)
+        # Calls without a reply (API, titles): once older than any call may run.
+        released = await _db(quota.release_orphaned_reservations)(
+            timedelta(seconds=settings.UPSTREAM_DEADLINE + stale_after)
         )
+        if released:
+            logger.warning("released %d reservations of calls whose process stopped", released)
         for conversation_id, reply_id in reaped:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
             await self.publish(

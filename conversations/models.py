@@ -329,27 +329,29 @@ class UserLimits(models.Model):
         return f"Limits of {self.user}"
 
 
-class UsageCounter(models.Model):
-    """Counters kept in step with the ledger, for admission in one conditional UPDATE.
+class UsageAccount(models.Model):
+    """A user's running totals, one row, kept in step with the ledger, so that admission checks
+    and reserves against every limit in one conditional upsert of one row.
 
-    ``day``/``month``: tokens reserved or used in that period; ``minute``: requests admitted in
-    that minute; ``streams``: calls in flight (``start`` fixed).
+    ``day_used``/``month_used``: tokens reserved or used in the day/month starting at
+    ``day_start``/``month_start`` (a row whose period has passed counts as 0 for the current
+    one: the first admission of a new period restarts it); ``minute_used``: requests admitted
+    in the minute starting at ``minute_start``; ``streams``: calls in flight.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    period = models.CharField(max_length=8)
-    start = models.DateTimeField()
-    used = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user", "period", "start"], name="usage_counter_unique"
-            ),
-        ]
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    day_start = models.DateTimeField()
+    day_used = models.BigIntegerField(default=0)
+    month_start = models.DateTimeField()
+    month_used = models.BigIntegerField(default=0)
+    minute_start = models.DateTimeField()
+    minute_used = models.IntegerField(default=0)
+    streams = models.IntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"{self.user} {self.period} {self.start:%Y-%m-%d %H:%M}: {self.used}"
+        return f"Usage of {self.user} since {self.month_start:%Y-%m-%d}"
 
 
 class ModelPrice(models.Model):

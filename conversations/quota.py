@@ -4,11 +4,11 @@
 estimate + ``max_tokens``) against the user's day and month allowance, requests per minute and
 concurrent streams, and inserts the call's ledger row as ``reserved``. ``settle`` turns that
 same row into the provider's counts (or an estimate, flagged), exactly once, and gives back
-what was reserved and not used. Limits are never overshot: concurrent admissions queue on the
-counter rows and each re-checks its cap.
+what was reserved and not used. Limits are never overshot: concurrent admissions of a user
+queue on the user's one row of running totals (``UsageAccount``) and each re-checks every cap.
 
 Each is ONE statement, one round trip: the SQL functions ``usage_admit`` and ``usage_settle``
-(migration 0007) resolve the limits, lock, check, write and answer; Python only computes the
+(migrations 0007 and 0009) resolve the limits, lock, check, write and answer; Python only computes the
 periods, words refusals and builds the returned record. Callers with a psycopg connection of
 their own (the async API) run :data:`ADMIT_SQL` / :data:`SETTLE_SQL` themselves with
 :func:`admission_params` / :func:`admission_result` / :func:`settlement_params`.
@@ -22,7 +22,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +46,7 @@ from conversations.models import (
     Message,
     ModelConfig,
     Policy,
-    UsageCounter,
+    UsageAccount,
     UsageRecord,
     User,
     UserLimits,
@@ -109,7 +109,6 @@ def counts_from_usage(usage: Mapping[str, Any]) -> Counts:
     )
 
 
-STREAMS_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # The prompt is estimated before the call; padded so that the provider's count, which
 # replaces it at settlement, stays within what was reserved.
 PROMPT_PADDING = 1.1
@@ -265,9 +264,9 @@ def max_tokens_for(model: ModelConfig, requested: int | None, limits: Limits) ->
 ADMIT_SQL = (
     "SELECT * FROM usage_admit(%s::bigint, %s::bigint, %s::text, %s::integer, %s::integer, "
     "%s::integer, %s::uuid, %s::uuid, %s::bigint, %s::boolean, %s::timestamptz, "
-    "%s::timestamptz, %s::timestamptz, %s::timestamptz, %s::timestamptz)"
+    "%s::timestamptz, %s::timestamptz, %s::timestamptz)"
 )
-"""One admission in one round trip (``conversations/migrations/0007_usage_admit_settle_functions.py``).
+"""One admission in one round trip (``conversations/migrations/0009_usage_account.py``).
 
 Run it with the parameters of :func:`admission_params` on any connection, the Django one or a
 psycopg (async) connection of your own (``%s`` placeholders, client- or server-side binding),
@@ -294,7 +293,6 @@ AdmissionParams = tuple[
     uuid.UUID | None,
     int | None,
     bool,
-    datetime,
     datetime,
     datetime,
     datetime,
@@ -341,7 +339,6 @@ def admission_params(
         periods.minute,
         periods.day,
         periods.month,
-        STREAMS_EPOCH,
     )
 
 
@@ -356,7 +353,7 @@ def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord
     as a :class:`ChatError` saying what was exceeded and when it resets."""
     outcome, record_id, _, reserved, cap, used, model_name = row
     (user_id, model_id, purpose, prompt_tokens, _, _, conversation_id, message_id, api_key_id,
-     _, now, _, day, month, _) = params  # fmt: skip
+     _, now, _, day, month) = params  # fmt: skip
     if outcome == "admitted":
         values = {
             **_RECORD_DEFAULTS,
@@ -438,10 +435,15 @@ def _refusal(
 
 
 def _counter_values(user: User, periods: Periods) -> dict[str, int]:
-    rows = UsageCounter.objects.filter(
-        user=user, period__in=["day", "month"], start__in=[periods.day, periods.month]
-    ).values_list("period", "used")
-    return {period: max(0, used) for period, used in rows}
+    account = UsageAccount.objects.filter(user=user).first()
+    if account is None:
+        return {}
+    values = {}
+    if account.day_start == periods.day:
+        values["day"] = max(0, account.day_used)
+    if account.month_start == periods.month:
+        values["month"] = max(0, account.month_used)
+    return values
 
 
 def run_admission(params: AdmissionParams) -> UsageRecord:
@@ -471,9 +473,9 @@ def admit(
     One statement (:data:`ADMIT_SQL`): the user's limits are resolved in the database as
     :func:`limits_for` resolves them (``limits`` is accepted for compatibility and not used:
     the database's view at this instant decides), the account, the model and ``max_tokens``
-    (None: the model's default within the cap) are checked, the reservation is taken from the
-    day and month counters, one request from the minute's and one stream from the running
-    ones, and the call's ledger row is inserted as ``reserved``. Refused: a :class:`ChatError`
+    (None: the model's default within the cap) are checked, the reservation is added to the
+    user's day and month totals, one request to the minute's and one stream to the running
+    ones (one conditional upsert of the user's ``UsageAccount`` row), and the call's ledger row is inserted as ``reserved``. Refused: a :class:`ChatError`
     saying what was exceeded and when it resets, and nothing is reserved. Inside a caller's
     transaction the reservation commits with it; in autocommit it is committed at once.
     """
@@ -554,7 +556,7 @@ def settle(
 
     One statement (:data:`SETTLE_SQL`). Without the provider's usage (cancelled, cut off) the
     completion is estimated from the text received and the row is flagged ``estimated``. The
-    counters give back what was reserved and not used, and the stream slot.
+    user's running totals give back what was reserved and not used, and the stream slot.
     """
     with rows.server_bound_cursor() as cursor:
         cursor.execute(
@@ -607,3 +609,17 @@ def remaining_tokens(user: User) -> int | None:
 
 def reserved_for_message(message_id: object) -> Q:
     return Q(message_id=message_id, state=UsageRecord.State.RESERVED)
+
+
+def release_orphaned_reservations(older_than: timedelta) -> int:
+    """Settle the reservations no live process can still hold: calls without a reply row (the
+    API's, titles) admitted longer ago than ``older_than``, which callers pass as longer than
+    any call may run (the upstream deadline and a margin). A process that died mid-call left
+    them; each is settled as ``interrupted``, charged its prompt estimate (what it produced is
+    unknown), and its stream slot comes back. Replies are reaped by their heartbeat instead.
+    """
+    cutoff = timezone.now() - older_than
+    orphans = UsageRecord.objects.filter(
+        state=UsageRecord.State.RESERVED, message__isnull=True, created_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    return sum(settle(pk, outcome="interrupted", usage=None) for pk in orphans[:500])

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from django.utils import timezone
 
 from chatsite.asgi import application
-from conversations.models import Conversation, User
+from conversations import quota
+from conversations.models import Conversation, UsageAccount, User
 
 PASSWORD = "correct horse battery staple"
 SIM_KEY = "sk-test-0123456789abcdef"
@@ -20,6 +23,27 @@ TRUSTED_ORIGIN = "http://localhost:8000"
 
 def make_user(username: str, **extra: object) -> User:
     return User.objects.create_user(username, password=PASSWORD, **extra)  # type: ignore[arg-type]
+
+
+def usage_account(
+    user: User, *, day_used: int = 0, month_used: int = 0, days_ago: int = 0
+) -> UsageAccount:
+    """Give ``user`` running totals as if the calls had been made: ``day_used`` tokens on the
+    day ``days_ago`` days back (0: today), ``month_used`` this month."""
+    periods = quota.periods_at(timezone.now())
+    account, _ = UsageAccount.objects.update_or_create(
+        user=user,
+        defaults={
+            "day_start": quota.periods_at(timezone.now() - timedelta(days=days_ago)).day,
+            "day_used": day_used,
+            "month_start": periods.month,
+            "month_used": month_used,
+            "minute_start": periods.minute,
+            "minute_used": 0,
+            "streams": 0,
+        },
+    )
+    return account
 
 
 def client_for(user: User) -> Client:

@@ -31,11 +31,12 @@ from conversations.models import (
     Conversation,
     ModelConfig,
     Policy,
-    UsageCounter,
+    UsageAccount,
     UsageRecord,
     User,
     UserLimits,
 )
+from tests.support import usage_account
 
 pytestmark = pytest.mark.django_db
 
@@ -135,7 +136,7 @@ def test_refusals_say_what_was_exceeded(
     )
     assert day.value.extra == {"period": "day", "resets_at": periods.next_day.isoformat()}
     assert UsageRecord.objects.filter(user=charlie).count() == 1
-    assert UsageCounter.objects.get(user=charlie, period="day").used == taken
+    assert UsageAccount.objects.get(user=charlie).day_used == taken
 
 
 def test_the_monthly_refusal_names_the_first_of_next_month(
@@ -144,7 +145,7 @@ def test_the_monthly_refusal_names_the_first_of_next_month(
     Policy.objects.all().delete()
     UserLimits.objects.create(user=alice, tokens_per_month=1000)
     periods = quota.periods_at(timezone.now())
-    UsageCounter.objects.create(user=alice, period="month", start=periods.month, used=900)
+    usage_account(alice, month_used=900)
     with pytest.raises(QuotaExceeded) as refused:
         admit(alice, chat_model, prompt_tokens=10, max_tokens=100)
     assert "monthly limit of 1,000 tokens (900 used or reserved" in refused.value.message
@@ -238,8 +239,8 @@ def test_a_caller_with_its_own_async_psycopg_connection_admits_and_settles(
     assert (settled, settled_again) == (True, False)
     stored = UsageRecord.objects.get(pk=record.pk)
     assert (stored.state, stored.total_tokens, stored.purpose) == ("settled", 100, "api")
-    assert UsageCounter.objects.get(user=alice, period="day").used == 100
-    assert UsageCounter.objects.get(user=alice, period="streams").used == 0
+    account = UsageAccount.objects.get(user=alice)
+    assert (account.day_used, account.streams) == (100, 0)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -280,10 +281,9 @@ def test_concurrent_admissions_and_settlements_of_one_user_neither_deadlock_nor_
     ledger = UsageRecord.objects.filter(user=alice).aggregate(
         used=Sum("total_tokens"), reserved=Sum("reserved_tokens")
     )
-    day = UsageCounter.objects.get(user=alice, period="day").used
-    assert day == ledger["used"] + ledger["reserved"] <= limit
-    streams = UsageCounter.objects.get(user=alice, period="streams").used
-    assert streams == UsageRecord.objects.filter(user=alice, state="reserved").count()
+    account = UsageAccount.objects.get(user=alice)
+    assert account.day_used == ledger["used"] + ledger["reserved"] <= limit
+    assert account.streams == UsageRecord.objects.filter(user=alice, state="reserved").count()
 
 
 def test_settlement_gives_back_to_the_counters_it_was_taken_from(
@@ -296,4 +296,24 @@ def test_settlement_gives_back_to_the_counters_it_was_taken_from(
         created_at=record.created_at - timedelta(days=1)
     )
     assert quota.settle(record.pk, outcome="cancelled", usage=None, output_text="")
-    assert UsageCounter.objects.get(user=alice, period="day").used == 100
+    assert UsageAccount.objects.get(user=alice).day_used == 100
+
+
+def test_a_call_of_a_day_that_is_over_gives_nothing_back_to_today(
+    alice: User, chat_model: ModelConfig
+) -> None:
+    Policy.objects.all().delete()
+    UserLimits.objects.create(user=alice, tokens_per_day=10**6)
+    yesterdays = admit(alice, chat_model)
+    # As if admitted before midnight: today's first call restarted the day's total since.
+    yesterday = quota.periods_at(timezone.now() - timedelta(days=1)).day
+    UsageRecord.objects.filter(pk=yesterdays.pk).update(day_start=yesterday)
+    UsageAccount.objects.filter(user=alice).update(day_used=0)
+    todays = admit(alice, chat_model)
+    usage = {"prompt_tokens": 90, "completion_tokens": 10}
+    assert quota.settle(yesterdays.pk, outcome="complete", usage=usage)
+    account = UsageAccount.objects.get(user=alice)
+    # Today's total holds today's reservation only; the stream slot came back all the same.
+    assert (account.day_used, account.streams) == (todays.reserved_tokens, 1)
+    # This month's total gives back what yesterday's call did not use.
+    assert account.month_used == 100 + todays.reserved_tokens

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conversations.models import ModelConfig, UsageCounter, UsageRecord, User
+from conversations.models import ModelConfig, UsageAccount, UsageRecord, User
 from tests.test_api_support import api_server, bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -32,7 +32,8 @@ def _wait_for_settlement(user: User) -> UsageRecord:
 
 
 def _counters(user: User) -> dict[str, int]:
-    return {c.period: c.used for c in UsageCounter.objects.filter(user=user)}
+    account = UsageAccount.objects.get(user=user)
+    return {"day": account.day_used, "month": account.month_used, "streams": account.streams}
 
 
 def test_hanging_up_mid_stream_charges_what_was_used_and_frees_the_rest(

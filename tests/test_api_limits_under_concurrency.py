@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conversations.models import ModelConfig, UsageCounter, UsageRecord, User, UserLimits
+from conversations.models import ModelConfig, UsageAccount, UsageRecord, User, UserLimits
 from tests.test_api_support import api_server, bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -58,5 +58,4 @@ def test_concurrent_calls_never_overshoot_the_daily_limit(
     assert not admitted.filter(state=UsageRecord.State.RESERVED).exists()
     spent = sum(r.total_tokens for r in admitted)
     assert spent <= LIMIT
-    day = UsageCounter.objects.get(user=alice, period="day")
-    assert day.used == spent
+    assert UsageAccount.objects.get(user=alice).day_used == spent

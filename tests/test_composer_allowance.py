@@ -6,11 +6,9 @@ import json
 import re
 
 import pytest
-from django.utils import timezone
 
-from conversations import quota
-from conversations.models import Conversation, Policy, UsageCounter, User, UserLimits
-from tests.support import client_for
+from conversations.models import Conversation, Policy, User, UserLimits
+from tests.support import client_for, usage_account
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +27,7 @@ def test_the_composer_is_disabled_with_a_reason_when_the_day_is_used_up(
     UserLimits.objects.create(user=alice, tokens_per_day=1000)
     client = client_for(alice)
     assert page_data(client.get(f"/c/{alice_conversation.id}/").content.decode())["blocked"] == ""
-    periods = quota.periods_at(timezone.now())
-    UsageCounter.objects.create(user=alice, period="day", start=periods.day, used=1000)
+    usage_account(alice, day_used=1000)
     data = page_data(client.get(f"/c/{alice_conversation.id}/").content.decode())
     assert "today's tokens" in str(data["blocked"])
     assert client.get(str(data["usage_url"])).json()["today"]["left"] == 0

@@ -13,7 +13,7 @@ from conversations.models import (
     Conversation,
     ModelConfig,
     Policy,
-    UsageCounter,
+    UsageAccount,
     UsageRecord,
     User,
     UserLimits,
@@ -83,5 +83,5 @@ async def test_two_hundred_concurrent_requests_on_two_workers_never_overshoot(
     )
     assert charged["reserved"] == 0
     assert charged["total"] <= LIMIT
-    day = await UsageCounter.objects.aget(user=alice, period="day")
-    assert day.used == charged["total"]
+    account = await UsageAccount.objects.aget(user=alice)
+    assert account.day_used == charged["total"]

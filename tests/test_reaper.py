@@ -10,8 +10,8 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import actions
-from conversations.models import Conversation, Message, UsageRecord, User
+from conversations import actions, quota
+from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
 from tests.support import open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -74,3 +74,32 @@ async def test_an_interrupted_reply_can_be_continued(
     assert len(reply.content) > len("The first half of an answer")
     records = [r async for r in UsageRecord.objects.filter(message=reply).order_by("created_at")]
     assert [r.outcome for r in records] == ["interrupted", "complete"]
+
+
+async def test_the_reaper_releases_api_calls_older_than_any_call_may_run(
+    alice: User, chat_model: Any, generation_service: Any, settings: Any
+) -> None:
+    """A process killed mid-API-call leaves a reservation no heartbeat covers."""
+
+    def orphan_call(age: float) -> UsageRecord:
+        record = quota.admit(alice, chat_model, purpose="api", prompt_tokens=50, max_tokens=500)
+        UsageRecord.objects.filter(pk=record.pk).update(
+            created_at=timezone.now() - timedelta(seconds=age)
+        )
+        return record
+
+    settings.UPSTREAM_DEADLINE = 600
+    old = await sync_to_async(orphan_call)(600 + 120)
+    recent = await sync_to_async(orphan_call)(300)  # may still be running somewhere
+    await generation_service.reap(stale_after=60)
+    old_row = await UsageRecord.objects.aget(pk=old.pk)
+    assert (old_row.state, old_row.outcome, old_row.reserved_tokens) == (
+        "settled",
+        "interrupted",
+        0,
+    )
+    assert old_row.estimated and old_row.total_tokens == 50
+    assert (await UsageRecord.objects.aget(pk=recent.pk)).state == "reserved"
+    account = await UsageAccount.objects.aget(user=alice)
+    assert account.streams == 1  # the recent call's slot only
+    assert account.day_used == 50 + recent.reserved_tokens

@@ -20,7 +20,8 @@ from conversations.errors import (
     Suspended,
     TooManyStreams,
 )
-from conversations.models import ModelConfig, Policy, UsageCounter, UsageRecord, User, UserLimits
+from conversations.models import ModelConfig, Policy, UsageAccount, UsageRecord, User, UserLimits
+from tests.support import usage_account
 
 pytestmark = pytest.mark.django_db
 
@@ -69,16 +70,15 @@ def test_settling_gives_back_what_was_not_used(alice: User, chat_model: ModelCon
         record.reserved_tokens,
         record.estimated,
     ) == (100, 64, 0, False)
-    assert UsageCounter.objects.get(user=alice, period="day").used == 100
-    assert UsageCounter.objects.get(user=alice, period="streams").used == 0
+    account = UsageAccount.objects.get(user=alice)
+    assert (account.day_used, account.streams) == (100, 0)
     admit(alice, chat_model, prompt=100, max_tokens=500 - 100)  # the returned room is usable
 
 
 def test_the_monthly_limit_applies_across_days(alice: User, chat_model: ModelConfig) -> None:
     Policy.objects.all().delete()
     UserLimits.objects.create(user=alice, tokens_per_month=1000)
-    periods = quota.periods_at(timezone.now())
-    UsageCounter.objects.create(user=alice, period="month", start=periods.month, used=900)
+    usage_account(alice, month_used=900)
     with pytest.raises(QuotaExceeded) as refused:
         admit(alice, chat_model, prompt=10, max_tokens=100)
     assert refused.value.extra["period"] == "month"
@@ -104,10 +104,7 @@ def test_days_and_months_roll_over_at_midnight_of_the_deployment_time_zone(
 def test_yesterdays_usage_does_not_count_today(alice: User, chat_model: ModelConfig) -> None:
     Policy.objects.all().delete()
     UserLimits.objects.create(user=alice, tokens_per_day=reservation(100, 500))
-    periods = quota.periods_at(timezone.now())
-    UsageCounter.objects.create(
-        user=alice, period="day", start=periods.day - timezone.timedelta(days=1), used=10**9
-    )
+    usage_account(alice, day_used=10**9, days_ago=1)
     admit(alice, chat_model)
 
 
