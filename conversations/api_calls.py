@@ -2,23 +2,30 @@
 
 A chat completion made with a key is:
 
-1. :func:`start_call` — one statement authenticates the key (and refreshes its ``last_used_at``
-   at most once a minute, in the same statement), resolves the user's effective limits with
-   ``quota``'s own SQL function (``usage_limits``) and looks up the requested model; then the
-   request is validated (``api_wire``) and admitted through :func:`admit`;
+1. :func:`start_call` — the request is validated (``api_wire``) against the requested model's
+   registry row, kept in this process (:data:`_registry`); then ONE statement
+   (:data:`START_SQL`) authenticates the key (refreshing its ``last_used_at`` at most once a
+   minute), reads the model's current row and admits the call through ``quota``'s own SQL
+   function (``usage_admit``: the user active and not suspended, API access, the model allowed
+   and enabled, ``max_tokens`` within the cap, every limit). The row read back is compared
+   with the one the request was checked against: a model changed meanwhile is checked again;
 2. the upstream call (``api_asgi``);
 3. :func:`finish_call` — settled through ``quota`` exactly once, also when the client left.
 
-:func:`admit` and :func:`finish_call` are the seam to ``quota``: they run its own statements
-(``quota.ADMIT_SQL``, ``quota.SETTLE_SQL``, one round trip each) on the API's asyncio pool, so
-the API and the chat share one accounting path. Only a call whose key saves history is
-settled through the ORM, with its conversation, in one transaction on a thread.
+A request that fails validation, or names no usable model, first authenticates the key
+(:func:`authorize`, :data:`AUTHORIZE_SQL`): a caller with a bad key hears about the key first,
+then about API access and the model, then about the body, as DeepSeek answers. The models and
+balance endpoints authenticate the same way.
+
+:func:`finish_call` runs ``quota.SETTLE_SQL`` on the API's asyncio pool, so the API and the chat
+share one accounting path. Only a call whose key saves history is settled through the ORM,
+with its conversation, in one transaction on a thread.
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from conversations import api_keys, api_wire, pgpool, quota
@@ -64,6 +71,45 @@ SELECT m.name FROM conversations_modelconfig m
 CROSS JOIN LATERAL usage_limits(%(user_id)s, m.id) lim
 WHERE m.enabled AND lim.model_allowed
 ORDER BY m.sort_order, m.name
+"""
+
+# The key (live), its refreshed last use, the model's current row and the admission of the
+# call, in one statement. No row: the key is unknown, revoked or expired. Model columns NULL:
+# the model is gone (admission then refused it: nothing is reserved).
+START_SQL = """
+WITH key AS (
+    SELECT k.id, k.user_id, k.hashed, k.save_history
+    FROM conversations_apikey k
+    WHERE k.hashed = %s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > %s)
+),
+touched AS (
+    UPDATE conversations_apikey SET last_used_at = %s
+    WHERE id = (SELECT id FROM key)
+        AND (last_used_at IS NULL OR last_used_at < %s - interval '1 minute')
+),
+model AS (
+    SELECT m.enabled, m.id, m.name, m.upstream_model, m.thinking, m.reasoning_passback,
+        m.supports_tools, m.supports_json, m.supports_logprobs, m.context_window,
+        m.max_output_tokens, m.default_max_tokens, m.sort_order
+    FROM conversations_modelconfig m
+    WHERE m.id = %s
+)
+SELECT key.id, key.user_id, key.hashed, key.save_history, admission.*, model.*
+FROM key
+LEFT JOIN model ON true
+CROSS JOIN LATERAL usage_admit(
+    key.user_id, %s::bigint, %s::text, %s::integer, %s::integer, %s::integer, NULL::uuid,
+    NULL::uuid, key.id, true, %s::timestamptz, %s::timestamptz, %s::timestamptz,
+    %s::timestamptz
+) AS admission
+"""
+
+MODEL_SQL = """
+SELECT m.id, m.name, m.upstream_model, m.thinking, m.reasoning_passback, m.supports_tools,
+    m.supports_json, m.supports_logprobs, m.context_window, m.max_output_tokens,
+    m.default_max_tokens, m.sort_order
+FROM conversations_modelconfig m
+WHERE m.name = %s AND m.enabled
 """
 
 _MODEL_FIELDS = (
@@ -184,9 +230,76 @@ def _requested_model_name(body: Any) -> str | None:
 async def start_call(secret: str, body: Any) -> Call:
     """Authenticate, resolve the model, validate the request and admit it, or raise.
 
-    ``body`` is the parsed JSON, or the :class:`ChatError` parsing it raised: a caller with a
-    bad key hears about the key first, whatever the body.
+    ``body`` is the parsed JSON, or the :class:`ChatError` parsing it raised. A valid request
+    costs one statement (:data:`START_SQL`); any other takes :func:`_start_checked`, which
+    says what is wrong in DeepSeek's order (the key first, whatever the body).
     """
+    if not api_keys.KEY_PATTERN.match(secret):
+        raise _refused(secret)
+    checked = await _validated(body)
+    if checked is None:
+        return await _start_checked(secret, body)
+    model, request = checked
+    # A request without max_tokens gets the model's default within the user's cap: admission
+    # knows the cap, and says what it reserved.
+    asked = request.max_tokens if body.get("max_tokens") is not None else None
+    hashed = api_keys.hash_key(secret)
+    params = quota.admission_params(
+        0,
+        model.pk,
+        purpose=UsageRecord.Purpose.API,
+        prompt_tokens=quota.estimate_prompt_tokens(request.messages),
+        max_tokens=asked,
+        api_key_id=0,
+        check_api_access=True,
+    )
+    now, minute, day, month = params[10:]
+    row = await pgpool.fetch_one(
+        START_SQL, (hashed, now, now, now, model.pk, *params[1:6], now, minute, day, month)
+    )
+    # The lookup is by hash (no timing signal about the secret); compared again in constant
+    # time all the same.
+    if row is None or not hmac.compare_digest(row[2], hashed):
+        raise _refused(secret)
+    key_id, user_id, _, save_history = row[:4]
+    admission = row[4:11]
+    current = _remember(model, row[11], row[12:])
+    if admission[0] != "admitted":
+        # Refused (the user suspended, the model not allowed, a limit...): worded as the
+        # checked path words it, in its order.
+        return await _start_checked(secret, body)
+    if current is not model:
+        # The registry row changed since the request was checked against it.
+        still_valid = await _validated(body)
+        if still_valid is None or still_valid[0] is not current:
+            await _release(admission[1])
+            return await _start_checked(secret, body)
+        model, request = still_valid
+    record = quota.admission_result(
+        admission,
+        quota.admission_params(
+            user_id,
+            model.pk,
+            purpose=UsageRecord.Purpose.API,
+            prompt_tokens=int(params[3]),
+            max_tokens=asked,
+            api_key_id=key_id,
+            check_api_access=True,
+            now=now,
+        ),
+    )
+    if asked is None:
+        budget = quota.output_budget(record)
+        request = replace(
+            request, max_tokens=budget, params={**request.params, "max_tokens": budget}
+        )
+    return _call(record.pk, user_id, key_id, save_history, model, request)
+
+
+async def _start_checked(secret: str, body: Any) -> Call:
+    """:func:`start_call` a statement at a time, each refusal in DeepSeek's order: the key,
+    the body's JSON, API access, the body's shape, the model, its use by this user, the
+    request's fields; then the admission (limits)."""
     key = await authorize(secret, _requested_model_name(body))
     if isinstance(body, ChatError):
         raise body
@@ -205,11 +318,22 @@ async def start_call(secret: str, body: Any) -> Call:
         )
     request = api_wire.parse_chat_request(body, model, max_tokens_cap=limits.max_output_tokens)
     record_id = await admit(key, model, request)
+    return _call(record_id, key.user_id, key.key_id, key.save_history, model, request)
+
+
+def _call(
+    record_id: int,
+    user_id: int,
+    key_id: int,
+    save_history: bool,
+    model: ModelConfig,
+    request: api_wire.ChatRequest,
+) -> Call:
     thinking = model.thinking if request.thinking is None else request.thinking
     return Call(
         record_id=record_id,
-        user_id=key.user_id,
-        key_id=key.key_id,
+        user_id=user_id,
+        key_id=key_id,
         model_id=model.pk,
         model_name=model.name,
         fingerprint=api_wire.fingerprint_of(model),
@@ -219,8 +343,56 @@ async def start_call(secret: str, body: Any) -> Call:
             reasoning_passback=model.reasoning_passback,  # type: ignore[arg-type]
         ),
         request=request,
-        save_history=key.save_history,
+        save_history=save_history,
     )
+
+
+# --- the registry, as this process last read it ------------------------------------------------
+
+# Enabled models by name. Only ever a hint: START_SQL reads the current row of the model a
+# request was checked against, and :func:`_remember` replaces what changed.
+_registry: dict[str, ModelConfig] = {}
+
+
+def _remember(
+    checked: ModelConfig, enabled: bool | None, values: tuple[Any, ...]
+) -> ModelConfig | None:
+    """The current row of the model a request was checked against (None: gone or disabled);
+    remembered in its place if it changed."""
+    current = _model_of(values) if enabled else None
+    if current is not checked:
+        _registry.pop(checked.name, None)
+        if current is not None:
+            _registry[current.name] = current
+    return current
+
+
+async def _validated(body: Any) -> tuple[ModelConfig, api_wire.ChatRequest] | None:
+    """The model the body names and the request checked against it; None if either is not
+    right (no request is refused here: :func:`_start_checked` says why, in order)."""
+    name = _requested_model_name(body)
+    if name is None:
+        return None
+    model = _registry.get(name)
+    if model is None:
+        row = await pgpool.fetch_one(MODEL_SQL, (name,))
+        if row is None:
+            return None
+        model = _model_of(row)
+        assert model is not None
+        _registry[name] = model
+    try:
+        return model, api_wire.parse_chat_request(body, model, max_tokens_cap=None)
+    except ChatError:
+        return None
+
+
+async def _release(record_id: int) -> None:
+    """Give back an admission whose call will not be made (nothing used)."""
+    params = quota.settlement_params(
+        record_id, outcome="failed", usage={"prompt_tokens": 0, "completion_tokens": 0}
+    )
+    await pgpool.fetch_one(quota.SETTLE_SQL, params)
 
 
 # --- the seam to quota ---------------------------------------------------------------------------
