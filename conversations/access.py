@@ -11,7 +11,6 @@ import uuid
 from functools import cache
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
@@ -84,7 +83,7 @@ def _own_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversat
         key = uuid.UUID(str(conversation_id))
     except ValueError:
         return None
-    with connection.cursor() as cursor:
+    with rows.server_bound_cursor() as cursor:
         cursor.execute(_own_sql(), [key, user.pk])
         row = cursor.fetchone()
     if row is None:

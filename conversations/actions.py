@@ -12,6 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -96,37 +97,45 @@ def _message_in(conversation: Conversation, message_id: Any, role: str | None = 
 
 _PATH_SQL = (
     "WITH RECURSIVE path AS ("
-    " SELECT m.*, 0 AS depth FROM {table} m WHERE m.id = %s AND m.conversation_id = %s"
+    " SELECT m.*, 0 AS depth FROM conversations_message m WHERE m.id = %s"
+    " AND m.conversation_id = %s"
     " UNION ALL"
-    " SELECT m.*, path.depth + 1 FROM {table} m JOIN path ON m.id = path.parent_id"
+    " SELECT m.*, path.depth + 1 FROM conversations_message m JOIN path ON m.id = path.parent_id"
     " WHERE m.conversation_id = %s"
-    ") SELECT * FROM path ORDER BY depth DESC"
+    ") SELECT {columns} FROM path ORDER BY depth DESC"
 )
+
+_LATEST_PATH_SQL = (
+    "WITH RECURSIVE path AS ("
+    " SELECT m.*, 0 AS depth FROM conversations_message m WHERE m.conversation_id = %s"
+    " AND m.id = (SELECT id FROM conversations_message WHERE conversation_id = %s"
+    " ORDER BY created_at DESC LIMIT 1)"
+    " UNION ALL"
+    " SELECT m.*, path.depth + 1 FROM conversations_message m JOIN path ON m.id = path.parent_id"
+    " WHERE m.conversation_id = %s"
+    ") SELECT {columns} FROM path ORDER BY depth DESC"
+)
+
+
+@cache
+def _path_sql(latest: bool) -> str:
+    return (_LATEST_PATH_SQL if latest else _PATH_SQL).format(columns=rows.columns(Message, "path"))
+
+
+def _path(latest: bool, params: list[Any]) -> list[Message]:
+    """Only the branch's rows, walked up in the database (a long conversation's other branches
+    are never loaded): one fixed, prepared statement."""
+    with rows.server_bound_cursor() as cursor:
+        cursor.execute(_path_sql(latest), params)
+        found = cursor.fetchall()
+    return [rows.instance(Message, row) for row in found]
 
 
 def path_to(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Message]:
     """The branch from the root down to ``leaf_id`` (inclusive), oldest first."""
     if leaf_id is None:
         return []
-    # Only the branch's rows, walked up in the database: a long conversation's other branches
-    # are never loaded.
-    return list(
-        Message.objects.raw(
-            _PATH_SQL.format(table=Message._meta.db_table),
-            [leaf_id, conversation.pk, conversation.pk],
-        )
-    )
-
-
-_LATEST_PATH_SQL = (
-    "WITH RECURSIVE path AS ("
-    " SELECT m.*, 0 AS depth FROM {table} m WHERE m.conversation_id = %s AND m.id = ("
-    "  SELECT id FROM {table} WHERE conversation_id = %s ORDER BY created_at DESC LIMIT 1)"
-    " UNION ALL"
-    " SELECT m.*, path.depth + 1 FROM {table} m JOIN path ON m.id = path.parent_id"
-    " WHERE m.conversation_id = %s"
-    ") SELECT * FROM path ORDER BY depth DESC"
-)
+    return _path(False, [leaf_id, conversation.pk, conversation.pk])
 
 
 def branch_to(conversation: Conversation, message_id: Any = None) -> list[Message]:
@@ -134,12 +143,7 @@ def branch_to(conversation: Conversation, message_id: Any = None) -> list[Messag
     when it is None: the parent of a new message and its history, in one query. NotFound for
     an id that is not a message of the conversation."""
     if message_id is None:
-        return list(
-            Message.objects.raw(
-                _LATEST_PATH_SQL.format(table=Message._meta.db_table),
-                [conversation.pk] * 3,
-            )
-        )
+        return _path(True, [conversation.pk] * 3)
     try:
         leaf_id = uuid.UUID(str(message_id))
     except ValueError:
@@ -237,7 +241,7 @@ def _admit_and_insert(
         message_id=reply.pk,
     )
     insert, values = rows.insert_sql(new, where=_ADMITTED)
-    with connection.cursor() as cursor:
+    with rows.server_bound_cursor() as cursor:
         cursor.execute(
             f"WITH admission AS MATERIALIZED ({quota.ADMIT_SQL}),"  # noqa: S608 - fixed SQL
             " touched AS (UPDATE conversations_conversation SET updated_at = %s"
@@ -335,7 +339,7 @@ _CLIENT_ID_SQL = (
 
 def _existing_turn(conversation: Conversation, client_id: str) -> Turn | None:
     """The turn a previous attempt with this client id started, if any."""
-    with connection.cursor() as cursor:  # one fixed statement: most client ids are new
+    with rows.server_bound_cursor() as cursor:  # one fixed statement: most ids are new
         cursor.execute(_CLIENT_ID_SQL, [conversation.pk, client_id])
         (seen,) = cursor.fetchone()
     if not seen:

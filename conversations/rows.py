@@ -8,7 +8,10 @@ column added to a model is picked up without touching them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
@@ -16,6 +19,7 @@ import psycopg
 from django.db import connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Model
+from psycopg.types.json import Json, Jsonb
 
 M = TypeVar("M", bound=Model)
 
@@ -51,8 +55,10 @@ def split(row: Sequence[Any], *models: type[Model]) -> list[Model]:
 def insert_sql(objects: Sequence[Model], *, where: str = "") -> tuple[str, list[Any]]:
     """One INSERT of new, unsaved instances of one model whose primary key is set on the
     instance (a UUID): ``auto_now``/``auto_now_add`` fields are filled here. With ``where``
-    the rows go in only if that SQL condition holds (``INSERT … SELECT … WHERE``, its values
-    typed as the columns), so the statement can sit in a larger one."""
+    the rows go in only if that SQL condition holds (``INSERT … SELECT … WHERE``), so the
+    statement can sit in a larger one: then the rows travel as ONE parameter, a JSON array
+    read back as rows of the table (``jsonb_populate_recordset``), and the SQL is the same
+    for any number of rows (short, few parameters: psycopg and PostgreSQL keep its parse)."""
     model = type(objects[0])
     fields = model._meta.concrete_fields
     values: list[Any] = []
@@ -62,14 +68,44 @@ def insert_sql(objects: Sequence[Model], *, where: str = "") -> tuple[str, list[
             values.append(field.get_db_prep_save(value, connection))
         obj._state.adding = False
         obj._state.db = connection.alias
-    names = ", ".join(f'"{field.column}"' for field in fields)
-    head = f'INSERT INTO "{model._meta.db_table}" ({names}) '
     if not where:
+        names = ", ".join(f'"{field.column}"' for field in fields)
         one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        head = f'INSERT INTO "{model._meta.db_table}" ({names}) '
         return head + "VALUES " + ", ".join([one] * len(objects)), values
-    typed = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in fields) + ")"
-    rows_sql = ", ".join([typed] * len(objects))
-    return f"{head}SELECT * FROM (VALUES {rows_sql}) AS new_rows WHERE {where}", values  # noqa: S608
+    width = len(fields)
+    records = [
+        {
+            field.column: _as_json(value)
+            for field, value in zip(fields, values[i : i + width], strict=True)
+        }
+        for i in range(0, len(values), width)
+    ]
+    return _insert_where_sql(model, where), [Jsonb(records)]
+
+
+@cache
+def _insert_where_sql(model: type[Model], where: str) -> str:
+    table = model._meta.db_table
+    names = ", ".join(f'"{field.column}"' for field in model._meta.concrete_fields)
+    return (
+        f'INSERT INTO "{table}" ({names}) SELECT {names}'  # noqa: S608 - names from _meta
+        f' FROM jsonb_populate_recordset(NULL::"{table}", %s) AS new_rows WHERE {where}'
+    )
+
+
+def _as_json(value: Any) -> Any:
+    """A column's database value (``get_db_prep_save``) as JSON that PostgreSQL reads back as
+    that value: text for timestamps, UUIDs and decimals, the document of a JSON column."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, Json | Jsonb):  # a JSON column's value, wrapped by Django for psycopg
+        return value.obj
+    raise TypeError(f"no JSON form for a column value of type {type(value).__name__}")
 
 
 def server_bound_cursor() -> CursorWrapper:
