@@ -26,7 +26,7 @@ def test_every_column_survives_the_trip(alice: User, chat_model: ModelConfig) ->
         conversation=conversation,
         role=Message.Role.USER,
         author=alice,
-        content='Quotes \' " \\ backslash, NUL-free unicode: ü 日本 😀, and\nnew lines',
+        content="Quotes ' \" \\ backslash, NUL-free unicode: ü 日本 😀, and\nnew lines",
         client_id="c-1",
     )
     reply = Message(
