@@ -100,9 +100,11 @@ _PATH_SQL = (
     " SELECT m.*, 0 AS depth FROM conversations_message m WHERE m.id = %s"
     " AND m.conversation_id = %s"
     " UNION ALL"
+    # Up by primary key, one row per level (a filter on the conversation here would have the
+    # planner scan all of its messages at every level); rows of another conversation, which
+    # no parent link leads to, would be left out below all the same.
     " SELECT m.*, path.depth + 1 FROM conversations_message m JOIN path ON m.id = path.parent_id"
-    " WHERE m.conversation_id = %s"
-    ") SELECT {columns} FROM path ORDER BY depth DESC"
+    ") SELECT {columns} FROM path WHERE conversation_id = %s ORDER BY depth DESC"
 )
 
 _LATEST_PATH_SQL = (
@@ -111,9 +113,11 @@ _LATEST_PATH_SQL = (
     " AND m.id = (SELECT id FROM conversations_message WHERE conversation_id = %s"
     " ORDER BY created_at DESC LIMIT 1)"
     " UNION ALL"
+    # Up by primary key, one row per level (a filter on the conversation here would have the
+    # planner scan all of its messages at every level); rows of another conversation, which
+    # no parent link leads to, would be left out below all the same.
     " SELECT m.*, path.depth + 1 FROM conversations_message m JOIN path ON m.id = path.parent_id"
-    " WHERE m.conversation_id = %s"
-    ") SELECT {columns} FROM path ORDER BY depth DESC"
+    ") SELECT {columns} FROM path WHERE conversation_id = %s ORDER BY depth DESC"
 )
 
 

@@ -32,13 +32,29 @@ def columns(model: type[Model], alias: str) -> str:
 
 def instance(model: type[M], values: Sequence[Any]) -> M:
     """A model instance from the values of :func:`columns`, as the ORM would build it."""
-    fields = model._meta.concrete_fields
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        for converter in field.get_db_converters(connection):
+    names, converters = _conversion(model, connection.alias)
+    converted = list(values)
+    for index, field, field_converters in converters:
+        value = converted[index]
+        for converter in field_converters:
             value = converter(value, field, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+        converted[index] = value
+    return model.from_db(connection.alias, names, converted)
+
+
+@cache
+def _conversion(
+    model: type[Model], alias: str
+) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    """The attribute names of :func:`columns`, and the database converters of the fields that
+    have any (most have none): looked up once per model."""
+    fields = model._meta.concrete_fields
+    converters = [
+        (index, field, found)
+        for index, field in enumerate(fields)
+        if (found := field.get_db_converters(connection))
+    ]
+    return [field.attname for field in fields], converters
 
 
 def split(row: Sequence[Any], *models: type[Model]) -> list[Model]:
