@@ -24,7 +24,9 @@ with its conversation, in one transaction on a thread.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -438,4 +440,80 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
         usage=result.usage if result is not None else None,
         output_text=(result.text + result.reasoning) if result is not None else "",
     )
-    await pgpool.fetch_one(quota.SETTLE_SQL, params)
+    await settle_in_group(call.user_id, params)
+
+
+async def settle_in_group(user_id: int, params: quota.SettlementParams) -> None:
+    """Settle one call (``quota.settlement_params``) together with the others that end at the
+    same time: one statement and one commit for all of them (see :class:`_Settlements`)."""
+    await _settlements().settle(user_id, params)
+
+
+# Settlements of many calls as ONE statement: usage_settle over arrays, in user order (the
+# order admissions and other batches lock users' rows in: no deadlock), one commit for all.
+SETTLE_MANY_SQL = """
+SELECT usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit, s.cache_miss,
+                    s.completion, s.reasoning, s.time_zone)
+FROM unnest(%s::bigint[], %s::text[], %s::boolean[], %s::integer[], %s::integer[],
+            %s::integer[], %s::integer[], %s::integer[], %s::text[])
+     WITH ORDINALITY AS s(record_id, outcome, has_usage, prompt, cache_hit, cache_miss,
+                          completion, reasoning, time_zone, position)
+ORDER BY s.position
+"""
+
+
+class _Settlements:
+    """Group commit of settlements: while one statement settles the calls that were waiting,
+    the calls that end meanwhile wait for the next, and are settled together in one statement
+    and one commit. A call alone is settled at once; each caller returns once its own
+    settlement has committed (a balance read after the response includes it)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[int, quota.SettlementParams, asyncio.Future[None]]] = []
+        self.flushing: asyncio.Future[None] | None = None
+
+    async def settle(self, user_id: int, params: quota.SettlementParams) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((user_id, params, done))
+        if self.flushing is None:
+            self.flushing = asyncio.ensure_future(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                try:
+                    await self._run(batch)
+                except Exception as error:  # handed to every caller of the batch
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(error)
+                else:
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self.flushing = None
+
+    @staticmethod
+    async def _run(batch: list[tuple[int, quota.SettlementParams, asyncio.Future[None]]]) -> None:
+        if len(batch) == 1:
+            await pgpool.fetch_one(quota.SETTLE_SQL, batch[0][1])
+            return
+        ordered = sorted(batch, key=lambda item: (item[0], int(item[1][0])))
+        columns = list(zip(*(params for _, params, _ in ordered), strict=True))
+        await pgpool.fetch_all(SETTLE_MANY_SQL, [list(column) for column in columns])
+
+
+_settlers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Settlements] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _settlements() -> _Settlements:
+    loop = asyncio.get_running_loop()
+    settler = _settlers.get(loop)
+    if settler is None:
+        settler = _settlers[loop] = _Settlements()
+    return settler
