@@ -121,18 +121,36 @@ _LATEST_PATH_SQL = (
 )
 
 
+# What a new turn reads of its history: the upstream's message list, the parent's state, the
+# first question (the fallback title). A long conversation's rows are built without the rest.
+_HISTORY_FIELDS = (
+    "id",
+    "conversation_id",
+    "parent_id",
+    "role",
+    "content",
+    "reasoning",
+    "tool_calls",
+    "tool_call_id",
+    "status",
+    "created_at",
+)
+
+
 @cache
-def _path_sql(latest: bool) -> str:
-    return (_LATEST_PATH_SQL if latest else _PATH_SQL).format(columns=rows.columns(Message, "path"))
+def _path_sql(latest: bool, fields: tuple[str, ...] | None) -> str:
+    return (_LATEST_PATH_SQL if latest else _PATH_SQL).format(
+        columns=rows.columns(Message, "path", fields)
+    )
 
 
-def _path(latest: bool, params: list[Any]) -> list[Message]:
+def _path(latest: bool, params: list[Any], fields: tuple[str, ...] | None = None) -> list[Message]:
     """Only the branch's rows, walked up in the database (a long conversation's other branches
-    are never loaded): one fixed, prepared statement."""
+    are never loaded): one fixed, prepared statement. ``fields``: only those are read."""
     with rows.server_bound_cursor() as cursor:
-        cursor.execute(_path_sql(latest), params)
+        cursor.execute(_path_sql(latest, fields), params)
         found = cursor.fetchall()
-    return [rows.instance(Message, row) for row in found]
+    return [rows.instance(Message, row, fields) for row in found]
 
 
 def path_to(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Message]:
@@ -144,15 +162,16 @@ def path_to(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Messa
 
 def branch_to(conversation: Conversation, message_id: Any = None) -> list[Message]:
     """The branch down to ``message_id`` (inclusive), or to the conversation's latest message
-    when it is None: the parent of a new message and its history, in one query. NotFound for
-    an id that is not a message of the conversation."""
+    when it is None: the parent of a new message and its history, in one query, with the
+    fields a turn reads (:data:`_HISTORY_FIELDS`). NotFound for an id that is not a message of
+    the conversation."""
     if message_id is None:
-        return _path(True, [conversation.pk] * 3)
+        return _path(True, [conversation.pk] * 3, _HISTORY_FIELDS)
     try:
         leaf_id = uuid.UUID(str(message_id))
     except ValueError:
         raise NotFound("No such message in this conversation.") from None
-    path = path_to(conversation, leaf_id)
+    path = _path(False, [leaf_id, conversation.pk, conversation.pk], _HISTORY_FIELDS)
     if not path:
         raise NotFound("No such message in this conversation.")
     return path

@@ -25,14 +25,23 @@ M = TypeVar("M", bound=Model)
 
 
 @cache
-def columns(model: type[Model], alias: str) -> str:
-    """``alias."column", …`` for every concrete field of ``model``, in ``_meta`` order."""
-    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+def columns(model: type[Model], alias: str, fields: tuple[str, ...] | None = None) -> str:
+    """``alias."column", …`` for every concrete field of ``model`` in ``_meta`` order, or for
+    the ``fields`` named (attribute names), in that order."""
+    return ", ".join(f'{alias}."{field.column}"' for field in _fields(model, fields))
 
 
-def instance(model: type[M], values: Sequence[Any]) -> M:
-    """A model instance from the values of :func:`columns`, as the ORM would build it."""
-    names, converters = _conversion(model, connection.alias)
+def _fields(model: type[Model], names: tuple[str, ...] | None) -> list[Any]:
+    if names is None:
+        return list(model._meta.concrete_fields)
+    by_name = {field.attname: field for field in model._meta.concrete_fields}
+    return [by_name[name] for name in names]
+
+
+def instance(model: type[M], values: Sequence[Any], fields: tuple[str, ...] | None = None) -> M:
+    """A model instance from the values of :func:`columns` (with the same ``fields``: the
+    others are deferred, loaded if ever read), as the ORM would build it."""
+    names, converters = _conversion(model, connection.alias, fields)
     converted = list(values)
     for index, field, field_converters in converters:
         value = converted[index]
@@ -44,11 +53,11 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
 
 @cache
 def _conversion(
-    model: type[Model], alias: str
+    model: type[Model], alias: str, names: tuple[str, ...] | None
 ) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
     """The attribute names of :func:`columns`, and the database converters of the fields that
-    have any (most have none): looked up once per model."""
-    fields = model._meta.concrete_fields
+    have any (most have none): looked up once per model and field list."""
+    fields = _fields(model, names)
     converters = [
         (index, field, found)
         for index, field in enumerate(fields)
