@@ -95,29 +95,22 @@ def _message_in(conversation: Conversation, message_id: Any, role: str | None = 
 # --- history --------------------------------------------------------------------------------
 
 
-_PATH_SQL = (
-    "WITH RECURSIVE path AS ("
-    " SELECT m.*, 0 AS depth FROM conversations_message m WHERE m.id = %s"
-    " AND m.conversation_id = %s"
+# Up from a first row by primary key, one row per level (a filter on the conversation at every
+# level would have the planner scan all of its messages per level); rows of another
+# conversation, which no parent link leads to, are left out at the end all the same.
+_WALK_UP = (
     " UNION ALL"
-    # Up by primary key, one row per level (a filter on the conversation here would have the
-    # planner scan all of its messages at every level); rows of another conversation, which
-    # no parent link leads to, would be left out below all the same.
     " SELECT m.*, path.depth + 1 FROM conversations_message m JOIN path ON m.id = path.parent_id"
     ") SELECT {columns} FROM path WHERE conversation_id = %s ORDER BY depth DESC"
 )
-
-_LATEST_PATH_SQL = (
-    "WITH RECURSIVE path AS ("
+_PATH_SQL = "WITH RECURSIVE path AS (" + (  # noqa: S608 - fixed SQL
+    " SELECT m.*, 0 AS depth FROM conversations_message m WHERE m.id = %s"
+    " AND m.conversation_id = %s" + _WALK_UP
+)
+_LATEST_PATH_SQL = "WITH RECURSIVE path AS (" + (  # noqa: S608 - fixed SQL
     " SELECT m.*, 0 AS depth FROM conversations_message m WHERE m.conversation_id = %s"
     " AND m.id = (SELECT id FROM conversations_message WHERE conversation_id = %s"
-    " ORDER BY created_at DESC LIMIT 1)"
-    " UNION ALL"
-    # Up by primary key, one row per level (a filter on the conversation here would have the
-    # planner scan all of its messages at every level); rows of another conversation, which
-    # no parent link leads to, would be left out below all the same.
-    " SELECT m.*, path.depth + 1 FROM conversations_message m JOIN path ON m.id = path.parent_id"
-    ") SELECT {columns} FROM path WHERE conversation_id = %s ORDER BY depth DESC"
+    " ORDER BY created_at DESC LIMIT 1)" + _WALK_UP
 )
 
 
