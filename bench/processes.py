@@ -3,12 +3,11 @@ connections before it starts (their backends exit and flush their statistics).""
 
 from __future__ import annotations
 
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from chatsite.launcher import Child
+from chatsite.launcher import Child, daphne_command
 
 
 def close_django_connections() -> None:
@@ -26,16 +25,7 @@ def start_daphne(port: int, env: dict[str, str], log: Path) -> Child:
     """daphne serving the app on ``port`` (output in ``log``), once ``/healthz`` answers."""
     child = Child(
         "daphne",
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "chatsite.asgi:application",
-        ],
+        daphne_command(port),
         env,
         log_file=log,
     )

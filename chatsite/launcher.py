@@ -44,6 +44,12 @@ def say(line: str) -> None:
     print(f"[make] {line}", flush=True)
 
 
+def daphne_command(port: int | str) -> list[str]:
+    """The command that serves the app with daphne on 127.0.0.1:``port`` (``make run``, the
+    tests' and the benches' workers)."""
+    return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -324,16 +330,7 @@ def main(argv: list[str]) -> int:
         daphne = supervisor.start(
             Child(
                 "daphne",
-                [
-                    PYTHON,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    port,
-                    "chatsite.asgi:application",
-                ],
+                daphne_command(port),
                 env,
             )
         )

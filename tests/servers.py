@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.test import Client
+
+from chatsite.launcher import daphne_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,16 +59,7 @@ def daphne_worker(
         **env_overrides,
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "chatsite.asgi:application",
-        ],
+        daphne_command(port),
         cwd=ROOT,
         env=env,
     )

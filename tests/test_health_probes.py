@@ -3,13 +3,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 from django.test import Client
+
+from chatsite.launcher import daphne_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,16 +46,7 @@ def test_readyz_reports_a_down_database() -> None:
     }
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "chatsite.asgi:application",
-        ],
+        daphne_command(port),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

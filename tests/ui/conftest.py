@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
+
+from chatsite.launcher import daphne_command
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -97,16 +98,7 @@ def chat_server(
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async safety checks
     with log.open("w") as log_file:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "chatsite.asgi:application",
-            ],
+            daphne_command(port),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log_file,
