@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from conversations.models import Conversation, ModelConfig, User
-from tests.ui.conftest import LiveServer, Session, new_session, wait_until_idle
+from tests.ui.conftest import LiveServer, Session, new_session, send, wait_until_idle
 
 ANSWER = "Run this:\\n\\n```python\\nprint(1 + 1)\\n```\\n\\nThen deploy."
 
@@ -43,9 +43,9 @@ def test_copy_buttons_copy_and_the_title_appears_after_the_first_reply(
     heading = page.locator("#conversation-title")
     before = heading.inner_text()
 
-    composer = page.get_by_role("textbox", name="Message", exact=True)
-    composer.fill(f"How do I check the arithmetic? [[sim: say={ANSWER}]]")
-    composer.press("Enter")
+    # send() returns once the reply's article is on the page, so the wait below cannot pass
+    # before the reply starts (a Copy code button appears mid-stream, on a half-written block).
+    send(page, f"How do I check the arithmetic? [[sim: say={ANSWER}]]")
     wait_until_idle(page)
     reply = page.get_by_role("article", name=re.compile("^DeepSeek Chat"))
 
