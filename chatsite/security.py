@@ -1,12 +1,16 @@
-"""Content Security Policy: no inline scripts or handlers, everything from our own origin."""
+"""Content Security Policy: no inline scripts or handlers, everything from our own origin; and
+no form field or query parameter that PostgreSQL could not store."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+from conversations.errors import InvalidParameter
 
 POLICY = "; ".join(
     [
@@ -45,3 +49,43 @@ class ContentSecurityPolicyMiddleware:
     def _apply(response: HttpResponse) -> HttpResponse:
         response.headers.setdefault("Content-Security-Policy", POLICY)
         return response
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class RefuseNulMiddleware:
+    """A query parameter or form field holding U+0000 (``%00``) is refused with a 400 that
+    names it, before any view: PostgreSQL text cannot hold it, so a view (ours or the admin's)
+    would otherwise fail with an internal error. JSON bodies and websocket frames are checked
+    where they are parsed (``conversations.text``)."""
+
+    async_capable = True
+    sync_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._refusal(request) or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._refusal(request) or await self.get_response(request)
+
+    @staticmethod
+    def _refusal(request: HttpRequest) -> HttpResponse | None:
+        form = request.POST.lists() if request.content_type in _FORMS else ()
+        for name, values in itertools.chain(request.GET.lists(), form):
+            if "\x00" in name or any(isinstance(v, str) and "\x00" in v for v in values):
+                error = InvalidParameter(
+                    f"The field {name.replace(chr(0), '')!r} contains a NUL character (U+0000).",
+                    param=name.replace("\x00", ""),
+                )
+                if "application/json" in request.headers.get("Accept", ""):
+                    return JsonResponse({"error": error.as_dict()}, status=400)
+                return HttpResponseBadRequest(error.message, content_type="text/plain")
+        return None

@@ -148,6 +148,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "chatsite.security.RefuseNulMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "chatsite.logs.RequestLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -205,6 +206,9 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# The largest request body Django reads into memory: a conversation import (JSON) up to 5 MB.
+# conversations.views refuses anything larger with its own JSON error.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:

@@ -1,11 +1,16 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import permission_required
 from django.urls import include, path
 
 from conversations import sharing_views, usage_views, views
 
 admin.site.site_header = "DeepSeek team chat — administration"
 admin.site.site_title = "DeepSeek team chat"
+
+# The usage dashboard and its export show everyone's ledger: the admin's own permission to view
+# usage records, not only staff status (a staff account without it gets 403 there too).
+ledger_readers = permission_required("conversations.view_usagerecord", raise_exception=True)
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -22,9 +27,16 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("admin/usage/", admin.site.admin_view(usage_views.dashboard), name="usage-dashboard"),
+    # Staff (admin_view), and of staff only those who may read the ledger in the admin.
     path(
-        "admin/usage/export.csv", admin.site.admin_view(usage_views.export_csv), name="usage-export"
+        "admin/usage/",
+        admin.site.admin_view(ledger_readers(usage_views.dashboard)),
+        name="usage-dashboard",
+    ),
+    path(
+        "admin/usage/export.csv",
+        admin.site.admin_view(ledger_readers(usage_views.export_csv)),
+        name="usage-export",
     ),
     path("admin/", admin.site.urls),
     path("usage/", usage_views.my_usage, name="my-usage"),

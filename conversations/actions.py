@@ -599,7 +599,7 @@ def answer_tool_call(
         raise InvalidParameter("The tool result must be text.", param="content")
     reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
     calls = {call.get("id"): call for call in reply.tool_calls or []}
-    if tool_call_id not in calls:
+    if not isinstance(tool_call_id, str) or tool_call_id not in calls:
         raise InvalidParameter("That reply made no such tool call.", param="tool_call_id")
 
     def create() -> Turn:

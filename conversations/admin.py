@@ -307,13 +307,24 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (a title such as
+# =HYPERLINK(...) would run when staff open the export): such cells get a leading quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_response(filename: str, header: list[str], rows: Any) -> HttpResponse:
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
     writer.writerow(header)
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([_csv_cell(value) for value in row])
     return response
 
 

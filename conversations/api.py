@@ -27,11 +27,11 @@ def _expiry_from(form_value: str) -> datetime | None:
         return None
     try:
         day = datetime.strptime(form_value, "%Y-%m-%d").date()
-    except ValueError:
+        end = datetime.combine(day + timedelta(days=1), time.min)
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         raise InvalidParameter(
-            "The expiry must be a date (YYYY-MM-DD).", param="expires_at"
+            "The expiry must be a date (YYYY-MM-DD) before 9999-12-31.", param="expires_at"
         ) from None
-    end = datetime.combine(day + timedelta(days=1), time.min)
     return timezone.make_aware(end)
 
 

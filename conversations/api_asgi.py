@@ -46,6 +46,7 @@ from conversations import api_calls, api_wire, quota
 from conversations.api_keys import Call, InvalidKey
 from conversations.errors import ChatError, InvalidParameter
 from conversations.generation import upstream_client
+from conversations.text import check_parsed_json
 from conversations.upstream import (
     ChatResult,
     Completed,
@@ -378,9 +379,15 @@ async def _read_body(receive: Receive) -> bytes:
 def _parse_json(raw: bytes) -> Any:
     """The parsed body, or the InvalidParameter to answer once the key is known to be good."""
     try:
-        return json.loads(raw)
+        parsed = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return InvalidParameter("The request body is not valid JSON.")
+    try:
+        # What the upstream request could not encode (NUL passes: it is sent, not stored).
+        check_parsed_json(raw, parsed, "messages", nul_ok=True)
+    except InvalidParameter as error:
+        return error
+    return parsed
 
 
 async def _method_not_allowed(response: _Response, allowed: str) -> None:

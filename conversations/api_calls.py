@@ -429,18 +429,24 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
     """
     if call.settled:
         return
-    call.settled = True
-    if call.save_history and result is not None and outcome == "complete":
-        # The rare path: settlement and the conversation's rows in one ORM transaction.
-        await _settle_and_save(call, outcome=outcome, result=result)
-        return
-    params = quota.settlement_params(
-        call.record_id,
-        outcome=outcome,
-        usage=result.usage if result is not None else None,
-        output_text=(result.text + result.reasoning) if result is not None else "",
-    )
-    await settle_in_group(call.user_id, params)
+    call.settled = True  # at once: a second caller while this one runs does nothing
+    try:
+        if call.save_history and result is not None and outcome == "complete":
+            # The rare path: the settlement, then the conversation's rows, on an ORM thread.
+            await _settle_and_save(call, outcome=outcome, result=result)
+            return
+        params = quota.settlement_params(
+            call.record_id,
+            outcome=outcome,
+            usage=result.usage if result is not None else None,
+            output_text=(result.text + result.reasoning) if result is not None else "",
+        )
+        await settle_in_group(call.user_id, params)
+    except BaseException:
+        # Not settled after all (the database went away): a later attempt may still do it,
+        # and the reaper releases what none did.
+        call.settled = False
+        raise
 
 
 async def settle_in_group(user_id: int, params: quota.SettlementParams) -> None:

@@ -13,13 +13,14 @@ it as a conversation in one transaction, when the key has ``save_history``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -33,7 +34,10 @@ from conversations.models import (
     UsageRecord,
     User,
 )
+from conversations.text import storable
 from conversations.upstream import ChatResult, ModelTarget
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "sk-team-"
 KEY_RANDOM_CHARS = 40
@@ -186,24 +190,37 @@ class Call:
 
 
 def settle_and_save(call: Call, *, outcome: str, result: ChatResult) -> None:
-    """Settle a call that completed and record it as a conversation, in one transaction
-    (for keys with ``save_history``; every other call is settled by ``api_calls``)."""
-    with transaction.atomic():
-        quota.settle(
+    """Settle a call that completed, then record it as a conversation (for keys with
+    ``save_history``; every other call is settled by ``api_calls``).
+
+    The settlement commits on its own first: the call is charged whatever happens to the
+    copy. A copy that cannot be stored (text PostgreSQL cannot hold, a field too long) is
+    logged and skipped; the client has its answer and its charge either way."""
+    settled = quota.settle(
+        call.record_id,
+        outcome=outcome,
+        usage=result.usage,
+        output_text=result.text + result.reasoning,
+    )
+    if not settled:
+        return  # settled before (the reaper, after a stall): saved by nobody twice
+    try:
+        with transaction.atomic():
+            _save_history(call, result)
+    except (DatabaseError, ValueError) as error:
+        logger.warning(
+            "API call %s was not saved to its user's history: %s",
             call.record_id,
-            outcome=outcome,
-            usage=result.usage,
-            output_text=result.text + result.reasoning,
+            type(error).__name__,
         )
-        _save_history(call, result)
 
 
 def _save_history(call: Call, result: ChatResult) -> None:
     """The request's messages and the reply as a new conversation in the user's list."""
     messages = call.request.messages
-    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    system = storable("\n\n".join(m["content"] for m in messages if m["role"] == "system"))
     first_user = next((m["content"] for m in messages if m["role"] == "user"), "")
-    title = " ".join(first_user.split())[:HISTORY_TITLE_CHARS] or "API call"
+    title = storable(" ".join(first_user.split()))[:HISTORY_TITLE_CHARS] or "API call"
     conversation = Conversation.objects.create(
         owner_id=call.user_id,
         model_id=call.model_id,
@@ -221,8 +238,8 @@ def _save_history(call: Call, result: ChatResult) -> None:
             role=message["role"],
             author_id=call.user_id if message["role"] == "user" else None,
             model_id=call.model_id if message["role"] == "assistant" else None,
-            content=message.get("content") or "",
-            reasoning=message.get("reasoning_content") or "",
+            content=storable(message.get("content") or ""),
+            reasoning=storable(message.get("reasoning_content") or ""),
             tool_calls=message.get("tool_calls") or None,
             tool_call_id=message.get("tool_call_id") or "",
         )
@@ -231,8 +248,8 @@ def _save_history(call: Call, result: ChatResult) -> None:
         parent=parent,
         role=Message.Role.ASSISTANT,
         model_id=call.model_id,
-        content=result.text,
-        reasoning=result.reasoning,
+        content=storable(result.text),
+        reasoning=storable(result.reasoning),
         tool_calls=[c.as_message_dict() for c in result.tool_calls] or None,
         finish_reason=result.finish_reason or "",
         usage=result.usage,

@@ -167,7 +167,7 @@ def parse_chat_request(
     thinking = _check_thinking(body.get("thinking"))
     effort = body.get("reasoning_effort")
     if effort is not None:
-        if effort not in REASONING_EFFORTS:
+        if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
             raise InvalidParameter(
                 "reasoning_effort must be one of " + ", ".join(sorted(REASONING_EFFORTS)) + ".",
                 param="reasoning_effort",

@@ -19,7 +19,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chatsite import logs
-from conversations import access, actions, sharing
+from conversations import access, actions, sharing, text
 from conversations.asyncdb import in_db_thread
 from conversations.errors import (
     ChatError,
@@ -217,6 +217,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send_error(
                 InvalidParameter('A frame is an object with a "type".', param="type")
             )
+            return
+        try:
+            text.check_parsed_json(text_data, frame, "frame")
+        except InvalidParameter as error:
+            await self.send_error(error, frame)
             return
         handler = self.handlers().get(frame["type"])
         if handler is None:

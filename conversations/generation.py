@@ -40,6 +40,7 @@ from conversations import actions, quota
 from conversations.asyncdb import in_db_thread
 from conversations.frames import SharedFrame
 from conversations.models import Message
+from conversations.text import storable, storable_json
 from conversations.upstream import (
     Completed,
     ContentDelta,
@@ -202,17 +203,21 @@ class GenerationTask:
             )
             async with contextlib.aclosing(stream):
                 async for event in stream:
+                    # Text is kept as it can be stored (no NUL: PostgreSQL text cannot hold it).
                     if isinstance(event, ContentDelta):
-                        self.content += event.text
-                        self._pending.content.append(event.text)
+                        piece = storable(event.text)
+                        self.content += piece
+                        self._pending.content.append(piece)
                     elif isinstance(event, ReasoningDelta):
-                        self.reasoning += event.text
-                        self._pending.reasoning.append(event.text)
+                        piece = storable(event.text)
+                        self.reasoning += piece
+                        self._pending.reasoning.append(piece)
                     elif isinstance(event, ToolCallDelta):
                         self._add_tool_fragment(event)
                     elif isinstance(event, LogprobsDelta):
-                        self.logprobs.extend(event.content)
-                        self._pending.logprobs.extend(event.content)
+                        entries = storable_json(event.content)
+                        self.logprobs.extend(entries)
+                        self._pending.logprobs.extend(entries)
                     elif isinstance(event, Finish):
                         outcome["finish_reason"] = event.reason
                     elif isinstance(event, Usage):
@@ -312,12 +317,13 @@ class GenerationTask:
                 "function": {"name": "", "arguments": ""},
             },
         )
+        arguments = storable(event.arguments_fragment)
         if event.id:
             call["id"] = event.id
         if event.name:
             call["function"]["name"] = event.name
-        call["function"]["arguments"] += event.arguments_fragment
-        fragment: dict[str, Any] = {"index": event.index, "arguments": event.arguments_fragment}
+        call["function"]["arguments"] += arguments
+        fragment: dict[str, Any] = {"index": event.index, "arguments": arguments}
         if event.id:
             fragment["id"] = event.id
         if event.name:

@@ -38,8 +38,10 @@ def _number(
     value = params.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidParameter(f"{name} must be a number.", param=name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidParameter(f"{name} must be a finite number.", param=name)
     if value > high or value < low or (low_open and value == low):
         bracket = "(" if low_open else "["
         raise InvalidParameter(f"{name} must be in {bracket}{low:g}, {high:g}].", param=name)

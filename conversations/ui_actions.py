@@ -165,8 +165,13 @@ def _imported_message(index: int, raw: Any) -> dict[str, Any]:
     content = raw.get("content")
     if content is None:
         content = ""
-    if not isinstance(content, str) or len(content) > actions.MAX_MESSAGE_CHARS:
+    if not isinstance(content, str):
         raise InvalidParameter(f"{where}.content must be text.", param="messages")
+    if len(content) > actions.MAX_MESSAGE_CHARS:
+        raise InvalidParameter(
+            f"{where}.content is longer than {actions.MAX_MESSAGE_CHARS} characters.",
+            param="messages",
+        )
     reasoning = raw.get("reasoning_content") or ""
     if not isinstance(reasoning, str):
         raise InvalidParameter(f"{where}.reasoning_content must be text.", param="messages")

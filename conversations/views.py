@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -19,12 +20,12 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from conversations import access, quota, ui_actions
+from conversations import access, quota, text, ui_actions
 from conversations.errors import ChatError, InvalidParameter
 from conversations.models import Conversation, ModelConfig
 
 PAGE_SIZE = 30
-MAX_JSON_BODY = 5_000_000
+MAX_JSON_BODY = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 def site_context(request: HttpRequest) -> dict[str, Any]:
@@ -72,12 +73,20 @@ def _owned(request: HttpRequest, conversation_id: uuid.UUID) -> Conversation:
 
 
 def _json_body(request: HttpRequest) -> Any:
-    if len(request.body) > MAX_JSON_BODY:
-        raise InvalidParameter("The request is too large.", param="body")
     try:
-        return json.loads(request.body or b"null")
+        body = request.body  # Django refuses over DATA_UPLOAD_MAX_MEMORY_SIZE
+    except RequestDataTooBig:
+        body = None
+    if body is None or len(body) > MAX_JSON_BODY:
+        raise InvalidParameter(
+            f"The request is too large (at most {MAX_JSON_BODY // 1_000_000} MB).", param="body"
+        )
+    try:
+        parsed = json.loads(body or b"null")
     except ValueError:
         raise InvalidParameter("The request is not valid JSON.", param="body") from None
+    text.check_parsed_json(body, parsed)
+    return parsed
 
 
 def _error(error: ChatError) -> JsonResponse:

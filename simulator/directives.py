@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from simulator.errors import bad_request
 
 DIRECTIVE_RE = re.compile(r"\[\[sim:((?:\\.|[^\\\]]|\](?!\]))*)\]\]", re.DOTALL)
-_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "]": "]", "[": "[", ";": ";"}
+_ESCAPES = {"n": "\n", "t": "\t", "0": "\x00", "\\": "\\", "]": "]", "[": "[", ";": ";"}
 _SEPARATORS = " \t\r\n;"
 
 FAULT_STATUSES = ("400", "401", "402", "422", "429", "500", "503")

