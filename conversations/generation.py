@@ -141,15 +141,18 @@ class GenerationTask:
         self.last_write = self._last_checkpoint
         self._flush_handle: asyncio.TimerHandle | None = None
         self._stop_reason: str | None = None  # "cancelled" or "shutdown"
+        self._began = False
         self.task: asyncio.Task[None] | None = None
 
     # -- control ---------------------------------------------------------------------------
 
     def stop(self, reason: str) -> None:
-        """Cancel the upstream call; the task then finalizes with what it has."""
+        """Cancel the upstream call; the task then finalizes with what it has. (A task whose
+        run has not begun is not cancelled, which would skip its body: it sees the reason when
+        it begins, and finalizes the reply as stopped.)"""
         if self._stop_reason is None:
             self._stop_reason = reason
-        if self.task is not None and not self.task.done():
+        if self._began and self.task is not None and not self.task.done():
             self.task.cancel()
 
     def snapshot(self, after_seq: int = 0) -> dict[str, Any]:
@@ -181,10 +184,17 @@ class GenerationTask:
     # -- the stream --------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._began = True
         logs.bind(request_id=f"gen-{self.reply_id.hex[:8]}")
         try:
-            context = self._context or await _db(actions.load_generation_context)(self.reply_id)
+            context = self._context or await self._load_context()
         except Message.DoesNotExist:
+            self.service.forget(self)
+            return
+        except Exception:
+            # The row stays as it was; with no task holding it its heartbeat stops, and the
+            # reaper marks it interrupted (and settles its reservation) within a minute.
+            logger.exception("reply %s: could not read what to generate", self.reply_id)
             self.service.forget(self)
             return
         logs.bind(user_id=context.user_id)
@@ -193,6 +203,8 @@ class GenerationTask:
         base_len = len(self.content) + len(self.reasoning)
         outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
         try:
+            if self._stop_reason is not None:
+                raise asyncio.CancelledError  # stopped while the context was read
             self.status = Message.Status.STREAMING.value
             await self._publish(
                 {"type": "reply.started", "reply_id": self.reply_key, "seq": self.seq}
@@ -258,6 +270,20 @@ class GenerationTask:
                 "error_message": "Something went wrong on our side.",
             }
         await asyncio.shield(self._finish(context, outcome, base_len))
+
+    async def _load_context(self) -> actions.GenerationContext:
+        """The reply's context from the database (a continuation, a restart), read to the end
+        even when the task is stopped meanwhile (Stop right after Continue): the stop is then
+        finalized like any other, instead of leaving the row pending."""
+        load = asyncio.ensure_future(_db(actions.load_generation_context)(self.reply_id))
+        while True:
+            try:
+                return await asyncio.shield(load)
+            except asyncio.CancelledError:
+                if self._stop_reason is None:
+                    load.cancel()
+                    raise  # not a stop of ours: the task itself is going away
+                continue
 
     async def _finish(
         self, context: actions.GenerationContext, outcome: dict[str, Any], base_len: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -74,6 +75,38 @@ async def test_an_interrupted_reply_can_be_continued(
     assert len(reply.content) > len("The first half of an answer")
     records = [r async for r in UsageRecord.objects.filter(message=reply).order_by("created_at")]
     assert [r.outcome for r in records] == ["interrupted", "complete"]
+
+
+@pytest.mark.parametrize("stopped", ["before its task begins", "while it reads the reply"])
+async def test_a_continuation_stopped_at_once_ends_cancelled_not_pending(
+    alice: User,
+    alice_conversation: Conversation,
+    simulator: str,
+    generation_service: Any,
+    stopped: str,
+) -> None:
+    """Stop pressed right after Continue: the task, which reads the reply from the database
+    first, must still finalize it (a reply left pending kept its reservation, its stream slot
+    and a task heartbeating it forever)."""
+    reply = await sync_to_async(orphan_reply)(alice, alice_conversation, heartbeat_age=120)
+    await generation_service.reap()
+    await sync_to_async(actions.continue_reply)(
+        alice, alice_conversation.id, reply_id=str(reply.pk), channel=generation_service.channel
+    )
+    task = generation_service.start(reply.pk, alice_conversation.id)
+    if stopped == "while it reads the reply":
+        await asyncio.sleep(0)  # the task begins and waits on its ORM thread
+    task.stop("cancelled")
+    await asyncio.wait_for(task.task, 10)
+    await reply.arefresh_from_db()
+    assert reply.status == Message.Status.CANCELLED
+    assert reply.content == "The first half of an answer"
+    assert reply.pk not in generation_service.tasks
+    records = [r async for r in UsageRecord.objects.filter(message=reply).order_by("created_at")]
+    assert [(r.outcome, r.state) for r in records] == [
+        ("interrupted", "settled"),
+        ("cancelled", "settled"),
+    ]
 
 
 async def test_the_reaper_releases_api_calls_older_than_any_call_may_run(
