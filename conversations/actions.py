@@ -554,13 +554,17 @@ def continue_reply(
             raise Conflict("That reply has no text to continue; regenerate it instead.")
         history = upstream_messages(conversation, path_to(conversation, reply.parent_id))
         effective = _effective_params(conversation, reply.params)
-        _admit(
+        record = _admit(
             user,
             conversation,
             reply,
             effective,
             quota.estimate_prompt_tokens(history) + quota.estimate_tokens(reply.content),
         )
+        # The text so far was billed by earlier calls: if this one must be estimated (its
+        # process dies), only what comes after it counts.
+        record.output_base_chars = len(reply.content) + len(reply.reasoning)
+        record.save(update_fields=["output_base_chars"])
         reply.params = effective
         reply.status = Message.Status.PENDING
         reply.error_code = reply.error_message = reply.finish_reason = ""
@@ -788,14 +792,15 @@ def reap_stale_replies(older_than_seconds: float) -> list[tuple[uuid.UUID, uuid.
                 heartbeat_at=None,
             ):
                 continue
-            for record_id in UsageRecord.objects.filter(
+            text = reply.content + reply.reasoning
+            for record_id, base in UsageRecord.objects.filter(
                 quota.reserved_for_message(reply.pk)
-            ).values_list("pk", flat=True):
+            ).values_list("pk", "output_base_chars"):
                 quota.settle(
                     record_id,
                     outcome=Message.Status.INTERRUPTED,
                     usage=None,
-                    output_text=reply.content + reply.reasoning,
+                    output_text=text[base:],  # a continuation: only its own text
                 )
         reaped.append((reply.conversation_id, reply.pk))
     return reaped

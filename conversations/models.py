@@ -243,6 +243,9 @@ class UsageRecord(models.Model):
     day_start = models.DateTimeField(null=True, blank=True)
     month_start = models.DateTimeField(null=True, blank=True)
     holds_stream = models.BooleanField(default=False)
+    # A continuation's reply already held this much text (content + reasoning) when the call
+    # was admitted: billed before, so an estimate of this call's output starts after it.
+    output_base_chars = models.PositiveIntegerField(default=0, db_default=0)
     api_key = models.ForeignKey(
         "ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
     )

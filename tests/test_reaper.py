@@ -109,6 +109,27 @@ async def test_a_continuation_stopped_at_once_ends_cancelled_not_pending(
     ]
 
 
+def test_a_continuation_whose_process_died_is_charged_only_for_its_own_text(
+    alice: User, alice_conversation: Conversation
+) -> None:
+    """The text a continued reply already held was billed by the calls that wrote it."""
+    reply = orphan_reply(alice, alice_conversation, heartbeat_age=120)
+    Message.objects.filter(pk=reply.pk).update(content="word " * 2000)  # ~2000 tokens, billed
+    actions.reap_stale_replies(60)
+    actions.continue_reply(alice, alice_conversation.id, reply_id=str(reply.pk), channel="x!y")
+    # Its process dies after writing a few more words.
+    Message.objects.filter(pk=reply.pk).update(
+        status=Message.Status.STREAMING,
+        content="word " * 2000 + "and then some",
+        heartbeat_at=timezone.now() - timedelta(seconds=120),
+    )
+    assert actions.reap_stale_replies(60)
+    first, continuation = UsageRecord.objects.filter(message=reply).order_by("created_at")
+    assert continuation.outcome == "interrupted" and continuation.estimated
+    assert continuation.completion_tokens == quota.estimate_tokens("and then some")
+    assert first.completion_tokens > 1000  # the first call did write the 2000 words
+
+
 async def test_the_reaper_releases_api_calls_older_than_any_call_may_run(
     alice: User, chat_model: Any, generation_service: Any, settings: Any
 ) -> None:
