@@ -391,9 +391,7 @@ async def _validated(body: Any) -> tuple[ModelConfig, api_wire.ChatRequest] | No
 
 async def _release(record_id: int) -> None:
     """Give back an admission whose call will not be made (nothing used)."""
-    params = quota.settlement_params(
-        record_id, outcome="failed", usage={"prompt_tokens": 0, "completion_tokens": 0}
-    )
+    params = quota.settlement_params(record_id, outcome="failed", usage=quota.NOTHING_USED)
     await pgpool.fetch_one(quota.SETTLE_SQL, params)
 
 

@@ -523,12 +523,21 @@ def cost_of(model: ModelConfig, counts: Counts, day: date | None = None) -> Deci
 SettlementParams = tuple[int, str, bool, int, int, int, int, int, str]
 
 
+NOTHING_USED: Mapping[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
+
+
 def settlement_params(
     record_id: int, *, outcome: str, usage: Mapping[str, Any] | None, output_text: str = ""
 ) -> SettlementParams:
     """The parameters of :data:`SETTLE_SQL`, in order: the provider's counts, or (no usage)
     the completion estimated from ``output_text`` and the prompt as admitted, flagged
-    ``estimated``. Costed at the prices of the record's creation day in the current time zone."""
+    ``estimated``. Costed at the prices of the record's creation day in the current time zone.
+
+    A call that failed before any output, with no usage from the provider, used nothing: the
+    upstream refused it or never answered (the provider bills neither), so it is settled at 0
+    rather than at the prompt it was admitted with — a retried outage costs no allowance."""
+    if not usage and outcome == "failed" and not output_text:
+        usage = NOTHING_USED
     if usage:
         counts = counts_from_usage(usage)
         values = (counts.prompt, counts.cache_hit, counts.cache_miss, counts.completion)

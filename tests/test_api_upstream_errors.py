@@ -52,6 +52,7 @@ def test_an_upstream_refusal_maps_to_a_status_and_a_safe_message(
     records = UsageRecord.objects.filter(user=alice)
     assert records.count() == 2
     assert {(r.state, r.outcome, r.reserved_tokens) for r in records} == {("settled", "failed", 0)}
+    assert {r.total_tokens for r in records} == {0}  # refused upstream: nothing was billed
 
 
 def test_an_upstream_400_explains_itself(base: str, headers: dict[str, str]) -> None:

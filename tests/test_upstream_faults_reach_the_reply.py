@@ -51,6 +51,11 @@ async def test_an_upstream_fault_sets_the_reply_status_and_code(
         assert reply.content  # the partial text is kept
     record = await UsageRecord.objects.aget(message=reply)
     assert record.state == UsageRecord.State.SETTLED and record.reserved_tokens == 0
+    if status == "failed":
+        # Refused or never answered: the provider bills nothing, nor does our ledger.
+        assert (record.total_tokens, record.cost, record.estimated) == (0, 0, False)
+    else:
+        assert record.total_tokens > 0
 
 
 async def test_a_transient_failure_before_output_is_retried_invisibly(
