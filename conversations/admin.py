@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import audit
+from conversations import audit, sharing
 from conversations.models import (
     ApiKey,
     AuditEntry,
@@ -61,6 +61,17 @@ class AuditedAdmin(admin.ModelAdmin):
             self.delete_model(request, obj)
 
 
+def _account(user: User | None) -> dict[str, Any] | None:
+    """What the audit log keeps of a user account: its flags and grants (never the password)."""
+    data = audit.snapshot(user)
+    if data is None:
+        return None
+    return {
+        k: data.get(k)
+        for k in ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
+    }
+
+
 class UserLimitsInline(admin.StackedInline):
     model = UserLimits
     can_delete = False
@@ -92,6 +103,19 @@ class UserAdmin(BaseUserAdmin):
     def suspended(self, user: User) -> bool:
         limits = getattr(user, "limits", None)
         return bool(limits and limits.suspended)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        old = User.objects.filter(pk=obj.pk).first() if change else None
+        request._account_before = _account(old)  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        before, after = getattr(request, "_account_before", None), _account(user)
+        if change and audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
+            # Deactivated (or otherwise changed): the account's open sockets re-check.
+            sharing.announce_access_change(*sharing.conversations_seen_by(user))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not UserLimits:
@@ -172,10 +196,36 @@ class PolicyAdmin(AuditedAdmin):
     ]
 
 
+class AnnouncingAdmin(AuditedAdmin):
+    """Audited, and after each save or delete the open sockets that the change may concern
+    re-check whether they may stay (:meth:`concerned` says which conversations)."""
+
+    def concerned(self, obj: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        old = type(obj).objects.filter(pk=obj.pk).first() if change else None
+        request._announce = self.concerned(old) if old is not None else []  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        before = getattr(request, "_announce", [])
+        sharing.announce_access_change(*dict.fromkeys([*before, *self.concerned(form.instance)]))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        concerned = self.concerned(obj)
+        super().delete_model(request, obj)
+        sharing.announce_access_change(*concerned)
+
+
 @admin.register(Team)
-class TeamAdmin(AuditedAdmin):
+class TeamAdmin(AnnouncingAdmin):
     list_display = ["name"]
     filter_horizontal = ["members"]
+
+    def concerned(self, team: Team) -> list[Any]:
+        return list(Conversation.objects.filter(team=team).values_list("pk", flat=True))
 
 
 @admin.register(ApiKey)
@@ -237,12 +287,15 @@ class SharingSettingsAdmin(AuditedAdmin):
 
 
 @admin.register(ShareLink)
-class ShareLinkAdmin(admin.ModelAdmin):
+class ShareLinkAdmin(AnnouncingAdmin):
     list_display = ["conversation", "created_by", "created_at", "expires_at", "revoked_at"]
     readonly_fields = ["conversation", "created_by", "hashed", "created_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def concerned(self, link: ShareLink) -> list[Any]:
+        return [link.conversation_id]
 
 
 class MessageInline(admin.TabularInline):
@@ -258,12 +311,15 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(AnnouncingAdmin):
     list_display = ["__str__", "owner", "model", "visibility", "updated_at", "deleted_at"]
     list_filter = ["visibility", "model"]
     search_fields = ["title", "owner__username"]
     raw_id_fields = ["owner", "forked_from"]
     inlines = [MessageInline]
+
+    def concerned(self, conversation: Conversation) -> list[Any]:
+        return [conversation.pk]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
 
 from chatsite import logs
 from conversations import access, actions, sharing, text
@@ -30,7 +31,7 @@ from conversations.errors import (
 )
 from conversations.frames import MessageFrame, encode, message_frame
 from conversations.generation import SNAPSHOT_TIMEOUT, get_service, group_name
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, User
 
 logger = logging.getLogger("conversations.consumers")
 MAX_FRAME_CHARS = 200_000
@@ -47,6 +48,14 @@ def _load_conversation(
     if not access.may_view(user, conversation_id, link_token):
         return None
     return Conversation.objects.get(pk=conversation_id), True
+
+
+def _may_still_view(user: Any, conversation_id: uuid.UUID, link_token: str | None) -> bool:
+    """May the socket's user see the conversation now: the account as it is now (deactivated
+    since the socket opened?), not as the socket's scope cached it."""
+    if user is not None and user.is_authenticated:
+        user = User.objects.filter(pk=user.pk).first() or AnonymousUser()
+    return access.may_view(user, conversation_id, link_token)
 
 
 def _active_replies(conversation_id: uuid.UUID) -> list[Message]:
@@ -152,7 +161,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def conversation_access_changed(self, event: dict[str, Any]) -> None:
         """Sharing changed (unshared, a link revoked, collaborators edited): leave at once if
         this socket may no longer see the conversation."""
-        allowed = await in_db_thread(access.may_view)(
+        allowed = await in_db_thread(_may_still_view)(
             self.scope.get("user"), self.conversation_id, self.link_token
         )
         if not allowed:

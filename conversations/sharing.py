@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from conversations import access, audit
@@ -39,17 +40,34 @@ def _owned(user: User, conversation_id: Any) -> Conversation:
     return conversation
 
 
-def _announce_access_change(conversation_id: uuid.UUID) -> None:
-    """After commit: every socket on the conversation re-checks whether it may stay."""
+def announce_access_change(*conversation_ids: uuid.UUID) -> None:
+    """After commit: every socket on these conversations re-checks whether it may stay (who
+    may see a conversation changed: its sharing, a link, a team's members, a user's account,
+    a delete)."""
     from conversations.generation import group_name
 
     layer = get_channel_layer()
-    if layer is not None:
-        transaction.on_commit(
-            lambda: async_to_sync(layer.group_send)(
+    if layer is None or not conversation_ids:
+        return
+
+    def send() -> None:
+        for conversation_id in conversation_ids:
+            async_to_sync(layer.group_send)(
                 group_name(conversation_id), {"type": "conversation.access_changed"}
             )
-        )
+
+    transaction.on_commit(send)
+
+
+def conversations_seen_by(user: User) -> list[uuid.UUID]:
+    """Every live conversation ``user`` can reach as a member (owner, collaborator, team),
+    whatever the account's state: those their open sockets may be on."""
+    return list(
+        Conversation.objects.alive()
+        .filter(Q(owner=user) | Q(collaborators=user) | Q(team__members=user))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
 
 
 def _sharing_state(conversation: Conversation) -> dict[str, Any]:
@@ -85,7 +103,7 @@ def set_visibility(
         after = _sharing_state(conversation)
         action = "share" if visibility == Conversation.Visibility.TEAM else "unshare"
         audit.record(user, action, conversation, before, after)
-        _announce_access_change(conversation.id)
+        announce_access_change(conversation.id)
     return conversation
 
 
@@ -110,7 +128,7 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
                 )
         conversation.collaborators.set(people)
         audit.record(user, "collaborators", conversation, before, _sharing_state(conversation))
-        _announce_access_change(conversation.id)
+        announce_access_change(conversation.id)
     return people
 
 
@@ -203,7 +221,7 @@ def revoke_share_link(user: User, link_id: Any) -> ShareLink:
             link.revoked_at = timezone.now()
             link.save(update_fields=["revoked_at"])
             audit.record(user, "link_revoke", link, before, audit.snapshot(link))
-            _announce_access_change(link.conversation_id)
+            announce_access_change(link.conversation_id)
     return link
 
 

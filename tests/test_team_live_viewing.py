@@ -12,8 +12,8 @@ from channels.testing import WebsocketCommunicator
 
 from chatsite.asgi import application
 from conversations import sharing
-from conversations.models import Conversation, SharingSettings, Team, User
-from tests.support import TRUSTED_ORIGIN, open_socket, reply_text
+from conversations.models import AuditEntry, Conversation, SharingSettings, Team, User
+from tests.support import TRUSTED_ORIGIN, client_for, open_socket, reply_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 ANSWER = " ".join(f"step{i}" for i in range(80))
@@ -121,3 +121,63 @@ async def test_anonymous_link_sockets_need_the_admins_public_links_setting(
     error = json.loads(await viewer.receive_from(timeout=10))
     assert error["type"] == "error" and error["code"] == "permission_denied"
     await viewer.disconnect()
+
+
+async def closed_code(socket: Any) -> int:
+    message = await socket.communicator.receive_output(timeout=10)
+    while message["type"] != "websocket.close":
+        message = await socket.communicator.receive_output(timeout=10)
+    return int(message["code"])
+
+
+async def test_admin_edits_and_a_delete_that_remove_access_close_open_views(
+    alice: User,
+    bob: User,
+    charlie: User,
+    staff: User,
+    alice_conversation: Conversation,
+    simulator: str,
+    generation_service: Any,
+) -> None:
+    """Not only the owner's sharing controls: a team's members edited in the admin, an
+    account deactivated there, and the owner's delete close the views they end."""
+    await share_with_team(alice, bob, alice_conversation)
+    team = await Team.objects.aget(name="ops")
+    await team.members.aadd(charlie)
+    admin = await sync_to_async(client_for)(staff)
+
+    bobs_view = await open_socket(bob, alice_conversation)
+    response = await sync_to_async(admin.post)(
+        f"/admin/conversations/team/{team.pk}/change/",
+        {"name": "ops", "members": [alice.pk, charlie.pk]},
+    )
+    assert response.status_code == 302
+    assert await closed_code(bobs_view) == 4403
+
+    charlies_view = await open_socket(charlie, alice_conversation)
+    response = await sync_to_async(admin.post)(
+        f"/admin/conversations/user/{charlie.pk}/change/",
+        {
+            "username": "charlie",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "limits-TOTAL_FORMS": "0",
+            "limits-INITIAL_FORMS": "0",
+            "limits-MIN_NUM_FORMS": "0",
+            "limits-MAX_NUM_FORMS": "1",
+        },  # is_active left out: unchecked
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert await closed_code(charlies_view) == 4403
+    entry = await AuditEntry.objects.aget(target_type="user", target_id=str(charlie.pk))
+    assert (entry.before["is_active"], entry.after["is_active"]) == (True, False)
+    assert "password" not in entry.after
+
+    owners_other_tab = await open_socket(alice, alice_conversation)
+    deleted = await sync_to_async(_delete_as)(alice, alice_conversation)
+    assert deleted.status_code < 400
+    assert await closed_code(owners_other_tab) == 4403
+
+
+def _delete_as(user: User, conversation: Conversation) -> Any:
+    return client_for(user).post(f"/c/{conversation.id}/delete/")
