@@ -132,13 +132,19 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
     return people
 
 
-def fork_conversation(user: User, conversation_id: Any, message_id: Any = None) -> Conversation:
+def fork_conversation(
+    user: User, conversation_id: Any, message_id: Any = None, link_token: str | None = None
+) -> Conversation:
     """Copy the conversation up to ``message_id`` (default: its newest message) into a new
-    private conversation of ``user``'s, linked to its origin. Only finished messages are copied."""
+    private conversation of ``user``'s, linked to its origin. Only finished messages are copied.
+    ``user`` may see it, or holds a live share link to it (``link_token``: "Continue in my
+    chats" on the shared page)."""
     try:
         source = access.access_conversation(user, conversation_id)
     except Conversation.DoesNotExist:
-        raise NotFound("No such conversation.") from None
+        if not (link_token and access.may_view(user, conversation_id, link_token)):
+            raise NotFound("No such conversation.") from None
+        source = Conversation.objects.alive().select_related("model").get(pk=conversation_id)
     with transaction.atomic():
         leaf: Message | None
         if message_id:

@@ -124,7 +124,10 @@ def revoke_link(request: HttpRequest, link_id: int) -> HttpResponse:
 def fork(request: HttpRequest, conversation_id: Any) -> HttpResponse:
     try:
         new = sharing.fork_conversation(
-            _user(request), conversation_id, request.POST.get("message_id") or None
+            _user(request),
+            conversation_id,
+            request.POST.get("message_id") or None,
+            link_token=request.POST.get("link") or None,
         )
     except ChatError:
         raise Http404 from None
@@ -147,7 +150,10 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     leaf = conversation.messages.order_by("-created_at").first()
     messages = [(author_name(m), m) for m in path_to(conversation, leaf.pk if leaf else None)]
     return render(
-        request, "sharing/shared.html", {"conversation": conversation, "messages": messages}
+        request,
+        "sharing/shared.html",
+        # The token goes back with "Continue in my chats": a link is all some viewers have.
+        {"conversation": conversation, "messages": messages, "token": token},
     )
 
 

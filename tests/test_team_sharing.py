@@ -114,6 +114,24 @@ def test_bob_forks_into_his_own_private_conversation(bob: User, shared: Conversa
     ]
 
 
+def test_a_link_holder_continues_the_shared_transcript_in_their_own_chats(
+    alice: User, charlie: User, shared: Conversation
+) -> None:
+    """Charlie (no team in common) has only the link: its page offers "Continue in my chats",
+    and the button works for him while the link lives."""
+    link, token = sharing.create_share_link(alice, shared.id)
+    client = client_for(charlie)
+    page = client.get(f"/s/{token}/").content.decode()
+    assert "Continue in my chats" in page and f'name="link" value="{token}"' in page
+    assert client.post(f"/c/{shared.id}/fork/").status_code == 404  # the link is needed
+    response = client.post(f"/c/{shared.id}/fork/", {"link": token})
+    assert response.status_code == 302
+    fork = Conversation.objects.get(owner=charlie)
+    assert fork.messages.count() == 2 and fork.visibility == "private"
+    sharing.revoke_share_link(alice, link.pk)
+    assert client.post(f"/c/{shared.id}/fork/", {"link": token}).status_code == 404
+
+
 def test_collaborators_post_as_themselves(
     alice: User, bob: User, charlie: User, shared: Conversation
 ) -> None:
