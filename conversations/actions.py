@@ -684,31 +684,32 @@ def _execute_bound(sql: str, params: list[Any]) -> int:
         return cursor.rowcount
 
 
-_CHECKPOINT_SQL = (
+CHECKPOINT_SQL = (
     "UPDATE conversations_message SET status = 'streaming', content = %s, reasoning = %s,"
     " tool_calls = %s, seq = %s, heartbeat_at = now(), updated_at = now()"
     " WHERE id = %s AND status IN ('pending', 'streaming')"
 )
+"""Save a reply's text so far; only while it is still live (never after finalize). A reply
+with text saved is streaming: the first checkpoint also moves a ``pending`` row to
+``streaming`` (its task has been streaming since it started; the row learns it here rather
+than in a write of its own). Run from the event loop on the asyncio pool
+(``generation.GenerationTask.flush``), with :func:`checkpoint_params`."""
 
 
 def _json_or_null(value: Any) -> Jsonb | None:
     return Jsonb(value) if value else None
 
 
-def checkpoint_reply(
+def checkpoint_params(
     reply_id: uuid.UUID,
     *,
     content: str,
     reasoning: str,
     tool_calls: list[dict[str, Any]] | None,
     seq: int,
-) -> None:
-    """Save the text so far; only while the reply is still live (never after finalize).
-
-    A reply with text saved is streaming: the first checkpoint also moves a ``pending`` row to
-    ``streaming`` (its task has been streaming since it started; the row learns it here rather
-    than in a write of its own)."""
-    _execute_bound(_CHECKPOINT_SQL, [content, reasoning, _json_or_null(tool_calls), seq, reply_id])
+) -> list[Any]:
+    """The parameters of :data:`CHECKPOINT_SQL`, in order."""
+    return [content, reasoning, _json_or_null(tool_calls), seq, reply_id]
 
 
 _FINALIZE_SQL = (

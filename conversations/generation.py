@@ -36,7 +36,7 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_
 from django.conf import settings
 
 from chatsite import logs
-from conversations import actions, quota
+from conversations import actions, pgpool, quota
 from conversations.asyncdb import in_db_thread
 from conversations.frames import SharedFrame
 from conversations.models import Message
@@ -402,12 +402,17 @@ class GenerationTask:
             await self.service.publish(self.group, frame)
             if self._last_flush - self._last_checkpoint >= CHECKPOINT_INTERVAL:
                 self._last_checkpoint = self.last_write = self._last_flush
-                await _db(actions.checkpoint_reply)(
-                    self.reply_id,
-                    content=self.content,
-                    reasoning=self.reasoning,
-                    tool_calls=self._tool_calls_list(),
-                    seq=self.seq,
+                # On the event loop's own pool: no ORM thread (a hop through it cost more
+                # than the statement, once a second for every stream).
+                await pgpool.execute(
+                    actions.CHECKPOINT_SQL,
+                    actions.checkpoint_params(
+                        self.reply_id,
+                        content=self.content,
+                        reasoning=self.reasoning,
+                        tool_calls=self._tool_calls_list(),
+                        seq=self.seq,
+                    ),
                 )
 
     async def _publish(self, frame: dict[str, Any]) -> None:
@@ -754,6 +759,7 @@ class GenerationService:
             await asyncio.wait(list(self.background), timeout=5)
         _services.pop(asyncio.get_running_loop(), None)
         await aclose_shared_client()
+        await pgpool.aclose_pool()  # its checkpoints' connections
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting replies, let running ones finish for ``grace``, interrupt the rest."""

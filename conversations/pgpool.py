@@ -100,6 +100,13 @@ async def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[A
         return await cursor.fetchone()
 
 
+async def execute(sql: str, params: Sequence[Any] | dict[str, Any]) -> int:
+    """One statement without rows to read; the rows it affected."""
+    async with connection() as conn:
+        cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+        return cursor.rowcount
+
+
 async def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
     async with connection() as conn:
         cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
