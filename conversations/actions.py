@@ -684,46 +684,72 @@ def _execute_bound(sql: str, params: list[Any]) -> int:
         return cursor.rowcount
 
 
-CHECKPOINT_SQL = (
-    "UPDATE conversations_message SET status = 'streaming', content = %s, reasoning = %s,"
-    " tool_calls = %s, seq = %s, heartbeat_at = now(), updated_at = now()"
-    " WHERE id = %s AND status IN ('pending', 'streaming')"
-)
-"""Save a reply's text so far; only while it is still live (never after finalize). A reply
-with text saved is streaming: the first checkpoint also moves a ``pending`` row to
-``streaming`` (its task has been streaming since it started; the row learns it here rather
-than in a write of its own). Run from the event loop on the asyncio pool
-(``generation.GenerationTask.flush``), with :func:`checkpoint_params`."""
+CHECKPOINT_MANY_SQL = """
+UPDATE conversations_message m
+   SET status = 'streaming', content = c.content, reasoning = c.reasoning,
+       tool_calls = c.tool_calls, seq = c.seq, heartbeat_at = now(), updated_at = now()
+  FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::jsonb[], %s::integer[])
+       AS c(id, content, reasoning, tool_calls, seq)
+ WHERE m.id = c.id AND m.status IN ('pending', 'streaming') AND m.seq <= c.seq
+"""
+"""Save the text so far of many live replies in one statement (never after finalize, never
+over a newer checkpoint): a column per field, from :func:`checkpoint_columns`. A reply with
+text saved is streaming: the first checkpoint also moves a ``pending`` row to ``streaming``
+(its task has been streaming since it started; the row learns it here rather than in a write
+of its own). Run from the event loop on the asyncio pool (``generation._Checkpoints``)."""
 
 
 def _json_or_null(value: Any) -> Jsonb | None:
     return Jsonb(value) if value else None
 
 
-def checkpoint_params(
+Checkpoint = tuple[uuid.UUID, str, str, "Jsonb | None", int]
+
+
+def checkpoint(
     reply_id: uuid.UUID,
     *,
     content: str,
     reasoning: str,
     tool_calls: list[dict[str, Any]] | None,
     seq: int,
-) -> list[Any]:
-    """The parameters of :data:`CHECKPOINT_SQL`, in order."""
-    return [content, reasoning, _json_or_null(tool_calls), seq, reply_id]
+) -> Checkpoint:
+    """One reply's row of :data:`CHECKPOINT_MANY_SQL`."""
+    return (reply_id, content, reasoning, _json_or_null(tool_calls), seq)
 
 
-_FINALIZE_SQL = (
+def checkpoint_columns(rows: list[Checkpoint]) -> list[list[Any]]:
+    """The parameters of :data:`CHECKPOINT_MANY_SQL` for ``rows``: one array per column."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+_FINALIZE = (
     "UPDATE conversations_message SET status = %s, content = %s, reasoning = %s,"
     " tool_calls = %s, logprobs = %s, seq = %s, finish_reason = %s, usage = %s,"
     " error_code = %s, error_message = %s, heartbeat_at = NULL, updated_at = now()"
-    " WHERE id = %s AND status IN ('pending', 'streaming')"
+    " WHERE id = %s AND status IN ('pending', 'streaming') RETURNING 1"
 )
 
+FINALIZE_SQL = (
+    "WITH finalized AS (" + _FINALIZE + ") SELECT count(*) FROM finalized"  # noqa: S608 - fixed SQL
+)
+"""Write a reply's final state, once (0 rows: something else finalized it): with
+:func:`finalize_params`."""
 
-def finalize_reply(
+FINALIZE_AND_SETTLE_SQL = (
+    "WITH finalized AS (" + _FINALIZE + ")"  # noqa: S608 - fixed SQL
+    " SELECT (SELECT count(*) FROM finalized),"
+    " usage_settle(%s::bigint, %s::text, %s::boolean, %s::integer, %s::integer, %s::integer,"
+    " %s::integer, %s::integer, %s::text)"
+)
+"""The same and the settlement of its call, in ONE statement (one transaction, one round
+trip): with :func:`finalize_params` followed by ``quota.settlement_params``. The settlement
+runs whether or not this finalized the row; it settles a call once (the reaper may have)."""
+
+
+def finalize_params(
     reply_id: uuid.UUID,
     *,
-    record_id: int | None,
     status: str,
     content: str,
     reasoning: str,
@@ -734,29 +760,22 @@ def finalize_reply(
     usage: dict[str, Any] | None = None,
     error_code: str = "",
     error_message: str = "",
-    new_output: str = "",
-) -> bool:
-    """Write the final state and settle the call, once; False if something else finalized it."""
-    with transaction.atomic():
-        updated = _execute_bound(
-            _FINALIZE_SQL,
-            [
-                status,
-                content,
-                reasoning,
-                _json_or_null(tool_calls),
-                None if logprobs is None else Jsonb(logprobs),
-                seq,
-                finish_reason,
-                None if usage is None else Jsonb(usage),
-                error_code,
-                error_message[:500],
-                reply_id,
-            ],
-        )
-        if record_id is not None:
-            quota.settle(record_id, outcome=status, usage=usage, output_text=new_output)
-    return bool(updated)
+) -> list[Any]:
+    """The parameters of :data:`FINALIZE_SQL`, in order. Run from the event loop on the asyncio
+    pool (``generation.GenerationTask._finish``)."""
+    return [
+        status,
+        content,
+        reasoning,
+        _json_or_null(tool_calls),
+        None if logprobs is None else Jsonb(logprobs),
+        seq,
+        finish_reason,
+        None if usage is None else Jsonb(usage),
+        error_code,
+        error_message[:500],
+        reply_id,
+    ]
 
 
 def set_title(conversation_id: uuid.UUID, title: str) -> bool:
