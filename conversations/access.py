@@ -73,7 +73,7 @@ def can_post(user: User, conversation: Conversation) -> bool:
     )
 
 
-def _own_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation | None:
+def own_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation | None:
     """The live conversation if ``user`` owns it, with its model, by one fixed statement (most
     posts are to one's own conversations); None otherwise — including when it is only shared
     with them."""
@@ -109,7 +109,7 @@ def access_conversation_for_posting(user: User, conversation_id: uuid.UUID | str
     PermissionDenied if they may only read it."""
     from conversations.errors import NotFound, PermissionDenied
 
-    own = _own_conversation(user, conversation_id)
+    own = own_conversation(user, conversation_id)
     if own is not None:
         return own
     try:

@@ -41,6 +41,9 @@ def _load_conversation(
     user: Any, conversation_id: uuid.UUID, link_token: str | None = None
 ) -> tuple[Conversation, bool] | None:
     """The conversation and whether this socket sees it only through a share link."""
+    own = access.own_conversation(user, conversation_id)  # most sockets: one fixed statement
+    if own is not None:
+        return own, False
     try:
         return access.access_conversation(user, conversation_id), False
     except Conversation.DoesNotExist:
