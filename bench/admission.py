@@ -24,7 +24,6 @@ Uses DATABASE_URL, or an embedded PostgreSQL like `make test`.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import threading
@@ -58,21 +57,14 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
-    from chatsite.launcher import Supervisor, start_embedded_postgres
+    from bench.processes import setup_django
+    from chatsite.launcher import Supervisor
 
     supervisor = Supervisor()
     try:
-        if not os.environ.get("DATABASE_URL"):
-            os.environ["DATABASE_URL"] = start_embedded_postgres(
-                supervisor, ROOT / ".data" / "bench-admission-pg", "bench_admission"
-            )
-        os.environ.setdefault("DEBUG", "0")
-        os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
-        import django
+        setup_django(supervisor, "bench-admission")
         from django.conf import settings
 
-        django.setup()
         # One session per thread (the app's pool is 20).
         options: Any = settings.DATABASES["default"]["OPTIONS"]
         options["pool"]["max_size"] = max(levels) + 5

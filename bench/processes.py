@@ -1,13 +1,32 @@
-"""What the benches share: the daphne under test, and letting go of this process's database
-connections before it starts (their backends exit and flush their statistics)."""
+"""What the benches share: Django on a database of the bench's own, the daphne under test,
+and letting go of this process's database connections before it starts (their backends exit
+and flush their statistics)."""
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 from pathlib import Path
 
-from chatsite.launcher import Child, daphne_command
+from chatsite.launcher import Child, Supervisor, daphne_command, start_embedded_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django(supervisor: Supervisor, name: str) -> None:
+    """Django set up as deployed (DEBUG off) on DATABASE_URL, or on an embedded PostgreSQL in
+    ``.data/<name>-pg`` that ``supervisor`` stops at the end."""
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = start_embedded_postgres(
+            supervisor, ROOT / ".data" / f"{name}-pg", name.replace("-", "_")
+        )
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
+    import django
+
+    django.setup()
 
 
 def close_django_connections() -> None:

@@ -12,7 +12,6 @@ Uses DATABASE_URL, or an embedded PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -55,20 +54,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    from chatsite.launcher import Supervisor, start_embedded_postgres
+    from bench.processes import setup_django
+    from chatsite.launcher import Supervisor
 
     supervisor = Supervisor()
     try:
-        if not os.environ.get("DATABASE_URL"):
-            os.environ["DATABASE_URL"] = start_embedded_postgres(
-                supervisor, ROOT / ".data" / "bench-search-pg", "bench_search"
-            )
-        os.environ.setdefault("DEBUG", "0")
-        os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
-        import django
-
-        django.setup()
+        setup_django(supervisor, "bench-search")
         from django.core.management import call_command
         from django.db import connection
 

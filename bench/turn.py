@@ -16,7 +16,6 @@ Uses DATABASE_URL, or an embedded PostgreSQL like `make test`.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -40,20 +39,12 @@ def main() -> None:
     args = parser.parse_args()
     gaps = [float(g) / 1000 for g in args.gap_ms.split(",")]
 
-    from chatsite.launcher import Supervisor, start_embedded_postgres
+    from bench.processes import setup_django
+    from chatsite.launcher import Supervisor
 
     supervisor = Supervisor()
     try:
-        if not os.environ.get("DATABASE_URL"):
-            os.environ["DATABASE_URL"] = start_embedded_postgres(
-                supervisor, ROOT / ".data" / "bench-turn-pg", "bench_turn"
-            )
-        os.environ.setdefault("DEBUG", "0")
-        os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
-        import django
-
-        django.setup()
+        setup_django(supervisor, "bench-turn")
         from django.core.management import call_command
         from django.db import connection
 
