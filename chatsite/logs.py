@@ -11,12 +11,11 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
+
+from chatsite.middleware import Middleware
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 user_id_var: ContextVar[str] = ContextVar("user_id", default="-")
@@ -46,44 +45,23 @@ def new_request_id(header: str | None = None) -> str:
     return uuid.uuid4().hex[:16]
 
 
-class RequestLogMiddleware:
+class RequestLogMiddleware(Middleware):
     """Assign a request id (or accept a sane X-Request-ID), log one line per request."""
 
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def _start(self, request: HttpRequest) -> float:
+    def before(self, request: HttpRequest) -> None:
         bind(new_request_id(request.headers.get("X-Request-ID")), "-")
-        return time.perf_counter()
+        request._log_started = time.perf_counter()  # type: ignore[attr-defined]
+        return None
 
-    def _finish(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         # Only a user the view already loaded: touching request.user here would query the
         # session synchronously inside the event loop.
         user = getattr(request, "_cached_user", None)
         if user is not None and user.is_authenticated:
             bind(user_id=user.pk)
         response["X-Request-ID"] = request_id_var.get()
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed_ms = (time.perf_counter() - request._log_started) * 1000  # type: ignore[attr-defined]
         logger.info(
             "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms
         )
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        started = self._start(request)
-        response = self.get_response(request)
-        self._finish(request, response, started)
-        return response
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        started = self._start(request)
-        get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
-        response = await get_response(request)
-        self._finish(request, response, started)
         return response

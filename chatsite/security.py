@@ -4,12 +4,10 @@ no form field or query parameter that PostgreSQL could not store."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
+from chatsite.middleware import Middleware
 from conversations.errors import InvalidParameter
 
 POLICY = "; ".join(
@@ -28,25 +26,8 @@ POLICY = "; ".join(
 )
 
 
-class ContentSecurityPolicyMiddleware:
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        return self._apply(self.get_response(request))
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._apply(await self.get_response(request))
-
-    @staticmethod
-    def _apply(response: HttpResponse) -> HttpResponse:
+class ContentSecurityPolicyMiddleware(Middleware):
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response.headers.setdefault("Content-Security-Policy", POLICY)
         return response
 
@@ -54,30 +35,13 @@ class ContentSecurityPolicyMiddleware:
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-class RefuseNulMiddleware:
+class RefuseNulMiddleware(Middleware):
     """A query parameter or form field holding U+0000 (``%00``) is refused with a 400 that
     names it, before any view: PostgreSQL text cannot hold it, so a view (ours or the admin's)
     would otherwise fail with an internal error. JSON bodies and websocket frames are checked
     where they are parsed (``conversations.text``)."""
 
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        return self._refusal(request) or self.get_response(request)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._refusal(request) or await self.get_response(request)
-
-    @staticmethod
-    def _refusal(request: HttpRequest) -> HttpResponse | None:
+    def before(self, request: HttpRequest) -> HttpResponse | None:
         form = request.POST.lists() if request.content_type in _FORMS else ()
         for name, values in itertools.chain(request.GET.lists(), form):
             if "\x00" in name or any(isinstance(v, str) and "\x00" in v for v in values):
