@@ -691,9 +691,12 @@ UPDATE conversations_message m
   FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::jsonb[], %s::integer[])
        AS c(id, content, reasoning, tool_calls, seq)
  WHERE m.id = c.id AND m.status IN ('pending', 'streaming') AND m.seq <= c.seq
+   AND m.generation_channel = %s
 """
 """Save the text so far of many live replies in one statement (never after finalize, never
-over a newer checkpoint): a column per field, from :func:`checkpoint_columns`. A reply with
+over a newer checkpoint, only while the row is this process's to write — its
+``generation_channel``: a task the reaper gave up on, whose reply was continued elsewhere, no
+longer writes it): a column per field, from :func:`checkpoint_columns`, then the channel. A reply with
 text saved is streaming: the first checkpoint also moves a ``pending`` row to ``streaming``
 (its task has been streaming since it started; the row learns it here rather than in a write
 of its own). Run from the event loop on the asyncio pool (``generation._Checkpoints``)."""
@@ -727,13 +730,15 @@ _FINALIZE = (
     "UPDATE conversations_message SET status = %s, content = %s, reasoning = %s,"
     " tool_calls = %s, logprobs = %s, seq = %s, finish_reason = %s, usage = %s,"
     " error_code = %s, error_message = %s, heartbeat_at = NULL, updated_at = now()"
-    " WHERE id = %s AND status IN ('pending', 'streaming') RETURNING 1"
+    " WHERE id = %s AND status IN ('pending', 'streaming') AND generation_channel = %s"
+    " RETURNING 1"
 )
 
 FINALIZE_SQL = (
     "WITH finalized AS (" + _FINALIZE + ") SELECT count(*) FROM finalized"  # noqa: S608 - fixed SQL
 )
-"""Write a reply's final state, once (0 rows: something else finalized it): with
+"""Write a reply's final state, once, by the process running it (0 rows: something else
+finalized it, or the reply is no longer this process's — see CHECKPOINT_MANY_SQL): with
 :func:`finalize_params`."""
 
 FINALIZE_AND_SETTLE_SQL = (
@@ -750,6 +755,7 @@ runs whether or not this finalized the row; it settles a call once (the reaper m
 def finalize_params(
     reply_id: uuid.UUID,
     *,
+    channel: str,
     status: str,
     content: str,
     reasoning: str,
@@ -775,6 +781,7 @@ def finalize_params(
         error_code,
         error_message[:500],
         reply_id,
+        channel,
     ]
 
 

@@ -294,6 +294,7 @@ class GenerationTask:
             new_output = (self.content + self.reasoning)[base_len:]
             final = actions.finalize_params(
                 self.reply_id,
+                channel=self.service.channel,
                 status=self.status,
                 content=self.content,
                 reasoning=self.reasoning,
@@ -530,7 +531,8 @@ class _Checkpoints:
                 batch, self.due = list(self.due.values()), {}
                 try:
                     await pgpool.execute(
-                        actions.CHECKPOINT_MANY_SQL, actions.checkpoint_columns(batch)
+                        actions.CHECKPOINT_MANY_SQL,
+                        [*actions.checkpoint_columns(batch), self.service.channel],
                     )
                 except Exception as error:
                     logger.warning(

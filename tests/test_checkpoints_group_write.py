@@ -17,10 +17,14 @@ from conversations.models import Conversation, Message, User
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
-def replies(user: User, conversation: Conversation, count: int) -> list[Message]:
+def replies(user: User, conversation: Conversation, count: int, channel: str) -> list[Message]:
     return [
         Message.objects.create(
-            conversation=conversation, role="assistant", status="streaming", seq=1
+            conversation=conversation,
+            role="assistant",
+            status="streaming",
+            seq=1,
+            generation_channel=channel,
         )
         for _ in range(count)
     ]
@@ -42,7 +46,7 @@ async def settled(service: Any) -> None:
 async def test_states_handed_in_together_are_written_by_one_statement(
     alice: User, alice_conversation: Conversation, generation_service: Any
 ) -> None:
-    rows = await sync_to_async(replies)(alice, alice_conversation, 12)
+    rows = await sync_to_async(replies)(alice, alice_conversation, 12, generation_service.channel)
     for i, row in enumerate(rows):
         generation_service.checkpoints.add(
             actions.checkpoint(row.pk, content=f"text {i}", reasoning="", tool_calls=None, seq=3)
@@ -54,13 +58,20 @@ async def test_states_handed_in_together_are_written_by_one_statement(
         assert (row.content, row.seq, row.heartbeat_at is not None) == (f"text {i}", 3, True)
 
 
-async def test_an_older_state_or_a_final_reply_is_never_overwritten(
+async def test_an_older_state_a_final_reply_or_another_process_s_is_never_overwritten(
     alice: User, alice_conversation: Conversation, generation_service: Any
 ) -> None:
-    newer, final = await sync_to_async(replies)(alice, alice_conversation, 2)
+    """Another process's: the reaper gave up on this one's task and the reply was continued
+    elsewhere; the old task must not write over the new run."""
+    newer, final, moved = await sync_to_async(replies)(
+        alice, alice_conversation, 3, generation_service.channel
+    )
+    await Message.objects.filter(pk=moved.pk).aupdate(
+        content="the new run's", generation_channel="generation.other!x"
+    )
     await Message.objects.filter(pk=newer.pk).aupdate(content="newer", seq=9)
     await Message.objects.filter(pk=final.pk).aupdate(content="final", status="complete", seq=4)
-    for row in (newer, final):
+    for row in (newer, final, moved):
         generation_service.checkpoints.add(
             actions.checkpoint(row.pk, content="stale", reasoning="", tool_calls=None, seq=5)
         )
@@ -69,3 +80,5 @@ async def test_an_older_state_or_a_final_reply_is_never_overwritten(
     await final.arefresh_from_db()
     assert (newer.content, newer.seq) == ("newer", 9)
     assert (final.content, final.status) == ("final", "complete")
+    await moved.arefresh_from_db()
+    assert moved.content == "the new run's"

@@ -109,6 +109,29 @@ async def test_a_continuation_stopped_at_once_ends_cancelled_not_pending(
     ]
 
 
+async def test_a_task_given_up_on_does_not_write_over_the_run_that_replaced_it(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    """The reaper took this task's reply for dead and it was continued by another process:
+    when the old task ends, its final write must not land on the new run's row."""
+    turn = await sync_to_async(actions.send_message)(
+        alice,
+        alice_conversation.id,
+        client_id="c1",
+        content="Hello",
+        channel=generation_service.channel,
+    )
+    task = generation_service.start(turn.reply.pk, alice_conversation.id)
+    await Message.objects.filter(pk=turn.reply.pk).aupdate(
+        generation_channel="generation.elsewhere!x", content="the new run's text"
+    )
+    task.stop("cancelled")
+    await asyncio.wait_for(task.task, 10)
+    reply = await Message.objects.aget(pk=turn.reply.pk)
+    assert (reply.status, reply.content) == ("pending", "the new run's text")
+    assert turn.reply.pk not in generation_service.tasks
+
+
 def test_a_continuation_whose_process_died_is_charged_only_for_its_own_text(
     alice: User, alice_conversation: Conversation
 ) -> None:
