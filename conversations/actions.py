@@ -607,7 +607,10 @@ def answer_tool_call(
         raise InvalidParameter("That reply made no such tool call.", param="tool_call_id")
 
     def create() -> Turn:
-        # Tool answers hang in a chain under the reply, in the order they are given.
+        # Tool answers hang in a chain under the reply, in the order they are given: answers
+        # given at the same moment (two tabs) take turns on the reply's row, so the second
+        # sees the first and hangs under it (and the last one starts the next reply, once).
+        list(Message.objects.select_for_update().filter(pk=reply.pk).values_list("pk"))
         answered: list[Message] = []
         node = reply
         while True:

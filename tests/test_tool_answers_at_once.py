@@ -1,0 +1,74 @@
+"""Two tool answers given at the same moment (two tabs, two people) hang in one chain under
+the reply, and the last of them starts the next reply exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from conversations import actions
+from conversations.models import Conversation, Message, User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CALLS = [
+    {"id": f"call_{name}", "type": "function", "function": {"name": name, "arguments": "{}"}}
+    for name in ("weather", "time")
+]
+
+
+def answer_together(user: User, conversation: Conversation, reply: Message) -> list[object]:
+    barrier = threading.Barrier(len(CALLS))
+    results: list[object] = []
+
+    def answer(call_id: str) -> None:
+        try:
+            barrier.wait()
+            results.append(
+                actions.answer_tool_call(
+                    user,
+                    conversation.id,
+                    reply_id=str(reply.pk),
+                    tool_call_id=call_id,
+                    content=f"result of {call_id}",
+                    client_id=f"answer-{call_id}-{reply.pk}",
+                    channel="tests!x",
+                )
+            )
+        except Exception as error:  # recorded: the test says which
+            results.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=answer, args=(c["id"],)) for c in CALLS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_answers_given_at_once_form_one_chain_and_one_next_reply(
+    alice: User, alice_conversation: Conversation, attempt: int
+) -> None:
+    question = Message.objects.create(
+        conversation=alice_conversation, role="user", author=alice, content="Weather and time?"
+    )
+    reply = Message.objects.create(
+        conversation=alice_conversation,
+        parent=question,
+        role="assistant",
+        status="complete",
+        finish_reason="tool_calls",
+        tool_calls=CALLS,
+    )
+    results = answer_together(alice, alice_conversation, reply)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    first = Message.objects.get(parent=reply, role="tool")  # one answer directly under it
+    second = Message.objects.get(parent=first, role="tool")  # the other under that one
+    assert {first.tool_call_id, second.tool_call_id} == {c["id"] for c in CALLS}
+    assert Message.objects.filter(role="assistant", parent=second).count() == 1
+    assert not Message.objects.filter(role="assistant", parent=first).exists()
