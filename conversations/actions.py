@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -802,8 +803,11 @@ def heartbeat(reply_ids: list[uuid.UUID]) -> None:
         )
 
 
-def reap_stale_replies(older_than_seconds: float) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Replies whose task stopped heartbeating (its process died) become ``interrupted``.
+def reap_stale_replies(
+    older_than_seconds: float, alive: Iterable[uuid.UUID] = ()
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Replies whose task stopped heartbeating (its process died) become ``interrupted``;
+    never one of ``alive`` (the calling process's own running tasks, whatever their row says).
 
     Returns (conversation id, reply id) of each reaped reply; their reservations are settled
     to an estimate of the text that had been checkpointed.
@@ -811,8 +815,10 @@ def reap_stale_replies(older_than_seconds: float) -> list[tuple[uuid.UUID, uuid.
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stale = Q(status__in=ACTIVE) & (Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
     reaped: list[tuple[uuid.UUID, uuid.UUID]] = []
-    for reply in Message.objects.filter(stale).only(
-        "id", "conversation_id", "content", "reasoning"
+    for reply in (
+        Message.objects.filter(stale)
+        .exclude(pk__in=list(alive))
+        .only("id", "conversation_id", "content", "reasoning")
     ):
         with transaction.atomic():
             if not Message.objects.filter(pk=reply.pk, status__in=ACTIVE).update(

@@ -379,7 +379,7 @@ async def _read_body(receive: Receive) -> bytes:
 def _parse_json(raw: bytes) -> Any:
     """The parsed body, or the InvalidParameter to answer once the key is known to be good."""
     try:
-        parsed = json.loads(raw)
+        parsed = json.loads(raw.decode("utf-8"))  # UTF-8 only, as DeepSeek's API takes
     except (ValueError, UnicodeDecodeError):
         return InvalidParameter("The request body is not valid JSON.")
     try:
@@ -417,6 +417,10 @@ def _estimated_usage(call: Call, result: ChatResult) -> dict[str, Any]:
     )
 
 
+# A call the provider refused or never took (``UpstreamError.billed``): settled at 0.
+_NOT_BILLED = ChatResult(usage=dict(quota.NOTHING_USED))
+
+
 async def _settle(call: Call, outcome: str, result: ChatResult | None) -> None:
     # Shielded: a client that leaves while we settle must not leave the reservation behind.
     if not call.settled:
@@ -435,7 +439,7 @@ async def _complete(call: Call, response: _Response) -> None:
         outcome = "complete"
     except UpstreamError as error:
         outcome = "failed"
-        await _settle(call, outcome, error.partial)
+        await _settle(call, outcome, error.partial if error.billed else _NOT_BILLED)
         await response.upstream_error(error)
         return
     except Exception:
@@ -554,6 +558,8 @@ async def _stream(call: Call, response: _Response) -> None:
         except UpstreamError as error:
             outcome = "interrupted" if output_started else "failed"
             result = error.partial or partial()
+            if not output_started and not error.billed and not result.usage:
+                result = _NOT_BILLED
             envelope = _upstream_envelope(error)
         except Exception:
             outcome = "failed"

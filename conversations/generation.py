@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+import psycopg
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
@@ -202,6 +203,7 @@ class GenerationTask:
         self.offsets[self.seq] = (len(self.content), len(self.reasoning), 0)
         base_len = len(self.content) + len(self.reasoning)
         outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
+        requested = False
         try:
             if self._stop_reason is not None:
                 raise asyncio.CancelledError  # stopped while the context was read
@@ -210,6 +212,7 @@ class GenerationTask:
                 {"type": "reply.started", "reply_id": self.reply_key, "seq": self.seq}
             )
             # Continuing a cut-off reply uses the upstream's prefix completion (its beta path).
+            requested = True
             stream = self.service.client.stream_chat(
                 target_of(context.model), context.messages, context.params, beta=context.prefix
             )
@@ -252,10 +255,14 @@ class GenerationTask:
                     "error_code": "server_restart",
                     "error_message": "The server restarted while answering; the text so far is kept.",
                 }
+            if not requested:  # stopped before the call was made: nothing to charge
+                outcome["settle_usage"] = quota.NOTHING_USED
         except UpstreamError as error:
+            started = len(self.content) + len(self.reasoning) > base_len or bool(self.tool_calls)
             if error.partial is not None and error.partial.usage:
                 outcome["usage"] = error.partial.usage
-            started = len(self.content) + len(self.reasoning) > base_len or bool(self.tool_calls)
+            elif not started and not error.billed:  # refused, or never taken: not billed
+                outcome["settle_usage"] = quota.NOTHING_USED
             outcome.update(
                 status=(Message.Status.INTERRUPTED if started else Message.Status.FAILED).value,
                 error_code=error.code,
@@ -309,15 +316,15 @@ class GenerationTask:
             # The final state and the call's settlement: one statement on the event loop's
             # pool (no ORM thread, one round trip instead of a transaction's four).
             if context.record_id is None:
-                row = await pgpool.fetch_one(actions.FINALIZE_SQL, final)
+                row = await _final_write(actions.FINALIZE_SQL, final)
             else:
                 settlement = quota.settlement_params(
                     context.record_id,
                     outcome=self.status,
-                    usage=outcome.get("usage"),
+                    usage=outcome.get("settle_usage", outcome.get("usage")),
                     output_text=new_output,
                 )
-                row = await pgpool.fetch_one(actions.FINALIZE_AND_SETTLE_SQL, [*final, *settlement])
+                row = await _final_write(actions.FINALIZE_AND_SETTLE_SQL, [*final, *settlement])
             finalized = bool(row and row[0])
             if finalized:
                 frame: dict[str, Any] = {
@@ -357,15 +364,15 @@ class GenerationTask:
         )
         arguments = storable(event.arguments_fragment)
         if event.id:
-            call["id"] = event.id
+            call["id"] = storable(event.id)
         if event.name:
-            call["function"]["name"] = event.name
+            call["function"]["name"] = storable(event.name)
         call["function"]["arguments"] += arguments
         fragment: dict[str, Any] = {"index": event.index, "arguments": arguments}
         if event.id:
-            fragment["id"] = event.id
+            fragment["id"] = call["id"]
         if event.name:
-            fragment["name"] = event.name
+            fragment["name"] = call["function"]["name"]
         self._pending.tool_calls.append(fragment)
 
     def _tool_calls_list(self) -> list[dict[str, Any]]:
@@ -413,7 +420,7 @@ class GenerationTask:
                 frame["logprobs"] = pending.logprobs
             await self.service.publish(self.group, frame)
             if self._last_flush - self._last_checkpoint >= CHECKPOINT_INTERVAL:
-                self._last_checkpoint = self.last_write = self._last_flush
+                self._last_checkpoint = self._last_flush  # last_write: once it is written
                 # Handed to the process's checkpoint writer, not awaited: a stream's deltas
                 # never wait on the database.
                 self.service.checkpoints.add(
@@ -508,6 +515,24 @@ class _Room:
         self.relay: asyncio.Task[None] | None = None
 
 
+FINAL_WRITE_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+async def _final_write(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """A reply's final write, tried again while the database is unreachable (~15 s: the task
+    stays registered and heartbeated meanwhile). If it never lands, the reaper later settles
+    the reply from its last checkpoint."""
+    for delay in (*FINAL_WRITE_RETRIES, None):
+        try:
+            return await pgpool.fetch_one(sql, params)
+        except (pgpool.DatabaseUnavailable, psycopg.OperationalError) as error:
+            if delay is None:
+                raise
+            logger.warning("final write failed (%s); again in %.1fs", type(error).__name__, delay)
+            await asyncio.sleep(delay)
+    return None
+
+
 class _Checkpoints:
     """Group write of the process's checkpoints: streams hand in their latest state, and one
     statement writes every state handed in since the previous one (each reply's newest only),
@@ -529,17 +554,29 @@ class _Checkpoints:
         try:
             while self.due:
                 batch, self.due = list(self.due.values()), {}
-                try:
-                    await pgpool.execute(
-                        actions.CHECKPOINT_MANY_SQL,
-                        [*actions.checkpoint_columns(batch), self.service.channel],
-                    )
-                except Exception as error:
-                    logger.warning(
-                        "checkpoint of %d replies failed: %s", len(batch), type(error).__name__
-                    )
+                written = await self._save(batch)
+                if not written and len(batch) > 1:
+                    # One reply's state must not keep the others unsaved: each on its own.
+                    written = [state for state in batch if await self._save([state])]
+                now = asyncio.get_running_loop().time()
+                for state in written:
+                    task = self.service.tasks.get(state[0])
+                    if task is not None:
+                        task.last_write = now  # the heartbeat may skip it for a while
         finally:
             self.writing = None
+
+    async def _save(self, batch: list[actions.Checkpoint]) -> list[actions.Checkpoint]:
+        """``batch`` written in one statement (all of it), or nothing (logged)."""
+        try:
+            await pgpool.execute(
+                actions.CHECKPOINT_MANY_SQL,
+                [*actions.checkpoint_columns(batch), self.service.channel],
+            )
+        except Exception as error:
+            logger.warning("checkpoint of %d replies failed: %s", len(batch), type(error).__name__)
+            return []
+        return batch
 
 
 class GenerationService:
@@ -771,7 +808,7 @@ class GenerationService:
 
     async def reap(self, stale_after: float | None = None) -> int:
         stale_after = stale_after or settings.GENERATION_STALE_SECONDS
-        reaped = await _db(actions.reap_stale_replies)(stale_after)
+        reaped = await _db(actions.reap_stale_replies)(stale_after, list(self.tasks))
         # Calls without a reply (API, titles): once older than any call may run.
         released = await _db(quota.release_orphaned_reservations)(
             timedelta(seconds=settings.UPSTREAM_DEADLINE + stale_after)

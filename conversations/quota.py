@@ -524,6 +524,7 @@ SettlementParams = tuple[int, str, bool, int, int, int, int, int, str]
 
 
 NOTHING_USED: Mapping[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
+"""The usage of a call the provider refused or never took, or that was never sent."""
 
 
 def settlement_params(
@@ -532,12 +533,8 @@ def settlement_params(
     """The parameters of :data:`SETTLE_SQL`, in order: the provider's counts, or (no usage)
     the completion estimated from ``output_text`` and the prompt as admitted, flagged
     ``estimated``. Costed at the prices of the record's creation day in the current time zone.
-
-    A call that failed before any output, with no usage from the provider, used nothing: the
-    upstream refused it or never answered (the provider bills neither), so it is settled at 0
-    rather than at the prompt it was admitted with — a retried outage costs no allowance."""
-    if not usage and outcome == "failed" and not output_text:
-        usage = NOTHING_USED
+    A call the provider did not bill (refused, never taken: ``UpstreamError.billed``) is
+    settled with :data:`NOTHING_USED` by its caller."""
     if usage:
         counts = counts_from_usage(usage)
         values = (counts.prompt, counts.cache_hit, counts.cache_miss, counts.completion)

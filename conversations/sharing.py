@@ -62,12 +62,10 @@ def announce_access_change(*conversation_ids: uuid.UUID) -> None:
 def conversations_seen_by(user: User) -> list[uuid.UUID]:
     """Every live conversation ``user`` can reach as a member (owner, collaborator, team),
     whatever the account's state: those their open sockets may be on."""
-    return list(
-        Conversation.objects.alive()
-        .filter(Q(owner=user) | Q(collaborators=user) | Q(team__members=user))
-        .values_list("pk", flat=True)
-        .distinct()
-    )
+    reach = Q(owner=user) | Q(collaborators=user) | Q(team__members=user)
+    if not Team.objects.exists():  # without teams, "shared" means with every active user
+        reach |= Q(visibility=Conversation.Visibility.TEAM)
+    return list(Conversation.objects.alive().filter(reach).values_list("pk", flat=True).distinct())
 
 
 def _sharing_state(conversation: Conversation) -> dict[str, Any]:

@@ -72,9 +72,21 @@ def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
             yield from _strings(item, f"{path}[{index}]")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def storable(value: str) -> str:
-    """Model output as it can be stored: without NUL characters."""
-    return value.replace("\x00", "") if "\x00" in value else value
+    """Model output as it can be stored: without NUL characters, and an unpaired surrogate
+    (a ``\\ud83d`` escape cut from its pair) as U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def storable_json(value: Any) -> Any:

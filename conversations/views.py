@@ -82,7 +82,7 @@ def _json_body(request: HttpRequest) -> Any:
             f"The request is too large (at most {MAX_JSON_BODY // 1_000_000} MB).", param="body"
         )
     try:
-        parsed = json.loads(body or b"null")
+        parsed = json.loads((body or b"null").decode("utf-8"))  # UTF-8 only (RFC 8259)
     except ValueError:
         raise InvalidParameter("The request is not valid JSON.", param="body") from None
     text.check_parsed_json(body, parsed)

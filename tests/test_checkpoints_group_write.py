@@ -82,3 +82,21 @@ async def test_an_older_state_a_final_reply_or_another_process_s_is_never_overwr
     assert (final.content, final.status) == ("final", "complete")
     await moved.arefresh_from_db()
     assert moved.content == "the new run's"
+
+
+async def test_a_state_that_cannot_be_written_does_not_hold_back_the_others(
+    alice: User, alice_conversation: Conversation, generation_service: Any
+) -> None:
+    good, bad = await sync_to_async(replies)(
+        alice, alice_conversation, 2, generation_service.channel
+    )
+    generation_service.checkpoints.add(
+        actions.checkpoint(good.pk, content="fine", reasoning="", tool_calls=None, seq=2)
+    )
+    generation_service.checkpoints.add(  # (the task drops NUL; this one got past it)
+        actions.checkpoint(bad.pk, content="nul\x00", reasoning="", tool_calls=None, seq=2)
+    )
+    await settled(generation_service)
+    await good.arefresh_from_db()
+    await bad.arefresh_from_db()
+    assert (good.content, bad.content) == ("fine", "")

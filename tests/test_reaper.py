@@ -107,6 +107,7 @@ async def test_a_continuation_stopped_at_once_ends_cancelled_not_pending(
         ("interrupted", "settled"),
         ("cancelled", "settled"),
     ]
+    assert records[1].total_tokens == 0  # never sent upstream: nothing to charge
 
 
 async def test_a_task_given_up_on_does_not_write_over_the_run_that_replaced_it(
@@ -130,6 +131,28 @@ async def test_a_task_given_up_on_does_not_write_over_the_run_that_replaced_it(
     reply = await Message.objects.aget(pk=turn.reply.pk)
     assert (reply.status, reply.content) == ("pending", "the new run's text")
     assert turn.reply.pk not in generation_service.tasks
+
+
+async def test_the_reaper_leaves_its_own_process_s_running_tasks_alone(
+    alice: User, alice_conversation: Conversation, slow_simulator: str, generation_service: Any
+) -> None:
+    """A row whose heartbeat looks stale (the database was away) but whose task runs here."""
+    turn = await sync_to_async(actions.send_message)(
+        alice,
+        alice_conversation.id,
+        client_id="c1",
+        content="[[sim: say=" + "word " * 60 + "]]",
+        channel=generation_service.channel,
+    )
+    task = generation_service.start(turn.reply.pk, alice_conversation.id)
+    await Message.objects.filter(pk=turn.reply.pk).aupdate(
+        heartbeat_at=timezone.now() - timedelta(seconds=600)
+    )
+    assert await generation_service.reap(stale_after=60) == 0
+    task.stop("cancelled")
+    await asyncio.wait_for(task.task, 10)
+    reply = await Message.objects.aget(pk=turn.reply.pk)
+    assert reply.status == Message.Status.CANCELLED  # finalized by its task, not reaped
 
 
 def test_a_continuation_whose_process_died_is_charged_only_for_its_own_text(

@@ -99,6 +99,12 @@ def test_json_bodies_and_forms_name_the_field_at_fault(
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "title"
     assert "NUL" in response.json()["error"]["message"]
+    utf16 = client.post(
+        f"/c/{conversation.id}/rename/",
+        data='{"title": "Bad\\u0000title"}'.encode("utf-16"),
+        content_type="application/json",
+    )
+    assert utf16.status_code == 400 and utf16.json()["error"]["param"] == "body"
     conversation.refresh_from_db()
     assert conversation.title == "Deploy notes"
 
@@ -165,6 +171,14 @@ def test_the_api_refuses_what_it_could_not_send_and_names_the_parameter(
     )
     error = assert_envelope(response, 400, "invalid_request_error")
     assert error["param"] == "messages" and "surrogate" in error["message"], error
+    # JSON in UTF-16 would slip past the scan for escapes: only UTF-8 is JSON here.
+    utf16 = '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "a\\u0000"}]}'
+    response = httpx.post(
+        api_base + "/v1/chat/completions",
+        headers={**headers, "Content-Type": "application/json"},
+        content=utf16.encode("utf-16"),
+    )
+    assert "not valid JSON" in assert_envelope(response, 400, "invalid_request_error")["message"]
     for body, param in [
         ({"temperature": 10**400}, "temperature"),
         ({"reasoning_effort": ["high"]}, "reasoning_effort"),

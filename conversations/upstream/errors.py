@@ -43,6 +43,9 @@ class UpstreamError(Exception):
     default_status: ClassVar[int] = 502
     default_message: ClassVar[str] = "The model provider failed to answer."
     retryable: ClassVar[bool] = False
+    # False: the provider refused the call or never took it (an error status before any body,
+    # no connection, closed while queued); it bills nothing, so neither do we.
+    billed: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class AuthError(UpstreamError):
     """401: the upstream rejected the API key. The upstream's text echoes part of the key."""
 
     code = "upstream_auth_failed"
+    billed = False
     default_status = 401
     default_message = "The model provider rejected the server's API key."
 
@@ -80,6 +84,7 @@ class InsufficientBalance(UpstreamError):
     """402: the upstream account has no balance left."""
 
     code = "upstream_insufficient_balance"
+    billed = False
     default_status = 402
     default_message = "The model provider account has insufficient balance."
 
@@ -88,6 +93,7 @@ class InvalidRequest(UpstreamError):
     """400/422: the request is wrong; ``message`` is the upstream's explanation."""
 
     code = "invalid_request"
+    billed = False
     default_status = 400
     default_message = "The model provider refused the request as invalid."
 
@@ -96,6 +102,7 @@ class RateLimited(UpstreamError):
     """429: too many requests or concurrency over the account's limit."""
 
     code = "rate_limited"
+    billed = False
     default_status = 429
     default_message = "The model provider is rate limiting requests; try again shortly."
     retryable = True
@@ -116,6 +123,7 @@ class ServerError(UpstreamError):
     """500 and other 5xx answers (gateway pages included)."""
 
     code = "upstream_server_error"
+    billed = False
     default_status = 500
     default_message = "The model provider had an internal error."
     retryable = True
@@ -141,6 +149,7 @@ class Unreachable(UpstreamError):
     """The connection could not be made (refused, DNS, TLS, connect timeout)."""
 
     code = "upstream_unreachable"
+    billed = False
     default_message = "The model provider could not be reached."
     retryable = True
 
@@ -177,6 +186,7 @@ class QueueTimedOut(TimedOut):
     """
 
     code = "upstream_queue_timeout"
+    billed = False
     default_message = "The model provider gave up on the request while it was queued."
     retryable = True
 
