@@ -137,12 +137,14 @@ def fork_conversation(
     private conversation of ``user``'s, linked to its origin. Only finished messages are copied.
     ``user`` may see it, or holds a live share link to it (``link_token``: "Continue in my
     chats" on the shared page)."""
+    through_link = False
     try:
         source = access.access_conversation(user, conversation_id)
     except Conversation.DoesNotExist:
-        if not (link_token and access.may_view(user, conversation_id, link_token)):
+        link = _live_link_to(conversation_id, link_token, user)
+        if link is None:
             raise NotFound("No such conversation.") from None
-        source = Conversation.objects.alive().select_related("model").get(pk=conversation_id)
+        source, through_link = link.conversation, True
     with transaction.atomic():
         leaf: Message | None
         if message_id:
@@ -152,18 +154,22 @@ def fork_conversation(
                 raise NotFound("No such message in this conversation.") from None
         else:
             leaf = source.messages.order_by("-created_at").first()
+        # Through a link, only what the link shows: the messages' text, no system prompt,
+        # settings, reasoning or tool calls of the owner's.
         fork = Conversation.objects.create(
             owner=user,
             title=(f"{source.title} (fork)" if source.title else ""),
             model=source.model,
-            system_prompt=source.system_prompt,
-            params=source.params,
+            system_prompt="" if through_link else source.system_prompt,
+            params={} if through_link else source.params,
             forked_from=leaf,
         )
         parent: Message | None = None
         for message in path_to(source, leaf.pk if leaf else None):
             if message.status in (Message.Status.PENDING, Message.Status.STREAMING):
                 break
+            if through_link and message.role not in (Message.Role.USER, Message.Role.ASSISTANT):
+                continue
             parent = Message.objects.create(
                 conversation=fork,
                 parent=parent,
@@ -171,14 +177,25 @@ def fork_conversation(
                 author=message.author,
                 model=message.model,
                 content=message.content,
-                reasoning=message.reasoning,
-                tool_calls=message.tool_calls,
-                tool_call_id=message.tool_call_id,
+                reasoning="" if through_link else message.reasoning,
+                tool_calls=None if through_link else message.tool_calls,
+                tool_call_id="" if through_link else message.tool_call_id,
                 status=message.status,
                 finish_reason=message.finish_reason,
-                usage=message.usage,
+                usage=None if through_link else message.usage,
             )
     return fork
+
+
+def _live_link_to(conversation_id: Any, token: str | None, user: User) -> ShareLink | None:
+    """The live link ``token`` to that conversation, its use logged as an opening; else None."""
+    if not token:
+        return None
+    try:
+        link = open_share_link(token, user)
+    except ShareLink.DoesNotExist:
+        return None
+    return link if str(link.conversation_id) == str(conversation_id) else None
 
 
 def _hash(token: str) -> str:

@@ -119,6 +119,7 @@ def test_a_link_holder_continues_the_shared_transcript_in_their_own_chats(
 ) -> None:
     """Charlie (no team in common) has only the link: its page offers "Continue in my chats",
     and the button works for him while the link lives."""
+    Conversation.objects.filter(pk=shared.id).update(system_prompt="Internal: zoo budget rules")
     link, token = sharing.create_share_link(alice, shared.id)
     client = client_for(charlie)
     page = client.get(f"/s/{token}/").content.decode()
@@ -128,6 +129,8 @@ def test_a_link_holder_continues_the_shared_transcript_in_their_own_chats(
     assert response.status_code == 302
     fork = Conversation.objects.get(owner=charlie)
     assert fork.messages.count() == 2 and fork.visibility == "private"
+    assert fork.system_prompt == ""  # only what the link shows
+    assert ShareLinkOpen.objects.filter(link=link, user=charlie).count() == 2  # page and fork
     sharing.revoke_share_link(alice, link.pk)
     assert client.post(f"/c/{shared.id}/fork/", {"link": token}).status_code == 404
 
