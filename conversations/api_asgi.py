@@ -486,6 +486,8 @@ async def _stream(call: Call, response: _Response) -> None:
                 raise error
             # Refused before any output: the upstream's status, not a 200.
             outcome, result = "failed", error.partial
+            if not error.billed and not (result is not None and result.usage):
+                result = _NOT_BILLED
             await _settle(call, outcome, result)
             await response.upstream_error(error)
             return
