@@ -36,10 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+from bench.processes import percentile, setup_django  # noqa: E402
 
 
 def ms(value: float) -> str:
@@ -57,7 +54,6 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
-    from bench.processes import setup_django
     from chatsite.launcher import Supervisor
 
     supervisor = Supervisor()

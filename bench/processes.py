@@ -14,6 +14,12 @@ from chatsite.launcher import Child, Supervisor, daphne_command, start_embedded_
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def percentile(values: list[float], share: float) -> float:
+    """The value below which ``share`` of ``values`` lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
 def setup_django(supervisor: Supervisor, name: str) -> None:
     """Django set up as deployed (DEBUG off) on DATABASE_URL, or on an embedded PostgreSQL in
     ``.data/<name>-pg`` that ``supervisor`` stops at the end."""

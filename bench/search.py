@@ -20,6 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.processes import percentile, setup_django  # noqa: E402
+
 SYLLABLES = [
     "ka",
     "lo",
@@ -44,17 +47,11 @@ WORDS = sorted(
 WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    from bench.processes import setup_django
     from chatsite.launcher import Supervisor
 
     supervisor = Supervisor()

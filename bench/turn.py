@@ -25,10 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+from bench.processes import percentile, setup_django  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +36,6 @@ def main() -> None:
     args = parser.parse_args()
     gaps = [float(g) / 1000 for g in args.gap_ms.split(",")]
 
-    from bench.processes import setup_django
     from chatsite.launcher import Supervisor
 
     supervisor = Supervisor()

@@ -44,6 +44,13 @@ def visible_conversations(user: User) -> QuerySet[Conversation]:
     return Conversation.objects.filter(pk__in=visible)
 
 
+def reachable_conversation_ids(user: User) -> list[uuid.UUID]:
+    """The live conversations ``user``'s account reaches by the visibility rule, whatever its
+    state now (deactivated just now: those its open sockets may be on)."""
+    reachable = Conversation.objects.alive().filter(_visibility(user))
+    return list(reachable.values_list("pk", flat=True).distinct())
+
+
 def own_conversations(user: User) -> QuerySet[Conversation]:
     if not user.is_authenticated or not user.is_active:
         return Conversation.objects.none()

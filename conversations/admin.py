@@ -7,6 +7,7 @@ is written to the audit log with its before and after.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,7 +17,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import audit, sharing
+from conversations import access, audit, sharing
 from conversations.models import (
     ApiKey,
     AuditEntry,
@@ -115,7 +116,7 @@ class UserAdmin(BaseUserAdmin):
         before, after = getattr(request, "_account_before", None), _account(user)
         if change and audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
-            sharing.announce_access_change(*sharing.conversations_seen_by(user))
+            sharing.announce_access_change(*access.reachable_conversation_ids(user))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not UserLimits:
@@ -200,8 +201,8 @@ class AnnouncingAdmin(AuditedAdmin):
     """Audited, and after each save or delete the open sockets that the change may concern
     re-check whether they may stay (:meth:`concerned` says which conversations)."""
 
-    def concerned(self, obj: Any) -> list[Any]:
-        raise NotImplementedError
+    # Each subclass defines it: the conversations an object's change may concern.
+    concerned: Callable[[Any], list[Any]]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         old = type(obj).objects.filter(pk=obj.pk).first() if change else None

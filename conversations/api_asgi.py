@@ -417,8 +417,17 @@ def _estimated_usage(call: Call, result: ChatResult) -> dict[str, Any]:
     )
 
 
-# A call the provider refused or never took (``UpstreamError.billed``): settled at 0.
 _NOT_BILLED = ChatResult(usage=dict(quota.NOTHING_USED))
+
+
+def _received(
+    error: UpstreamError, received: ChatResult | None, output_started: bool = False
+) -> ChatResult | None:
+    """What a failed call is settled with: what was received, or nothing used when the
+    provider refused or never took it (``UpstreamError.billed``) and nothing came."""
+    if error.billed or output_started or (received is not None and received.usage):
+        return received
+    return _NOT_BILLED
 
 
 async def _settle(call: Call, outcome: str, result: ChatResult | None) -> None:
@@ -439,7 +448,7 @@ async def _complete(call: Call, response: _Response) -> None:
         outcome = "complete"
     except UpstreamError as error:
         outcome = "failed"
-        await _settle(call, outcome, error.partial if error.billed else _NOT_BILLED)
+        await _settle(call, outcome, _received(error, error.partial))
         await response.upstream_error(error)
         return
     except Exception:
@@ -485,9 +494,7 @@ async def _stream(call: Call, response: _Response) -> None:
                 outcome = "failed"
                 raise error
             # Refused before any output: the upstream's status, not a 200.
-            outcome, result = "failed", error.partial
-            if not error.billed and not (result is not None and result.usage):
-                result = _NOT_BILLED
+            outcome, result = "failed", _received(error, error.partial)
             await _settle(call, outcome, result)
             await response.upstream_error(error)
             return
@@ -559,9 +566,7 @@ async def _stream(call: Call, response: _Response) -> None:
                 event = following if following is not None else await anext(events)
         except UpstreamError as error:
             outcome = "interrupted" if output_started else "failed"
-            result = error.partial or partial()
-            if not output_started and not error.billed and not result.usage:
-                result = _NOT_BILLED
+            result = _received(error, error.partial or partial(), output_started)
             envelope = _upstream_envelope(error)
         except Exception:
             outcome = "failed"

@@ -13,7 +13,6 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from conversations import access, audit
@@ -57,15 +56,6 @@ def announce_access_change(*conversation_ids: uuid.UUID) -> None:
             )
 
     transaction.on_commit(send)
-
-
-def conversations_seen_by(user: User) -> list[uuid.UUID]:
-    """Every live conversation ``user`` can reach as a member (owner, collaborator, team),
-    whatever the account's state: those their open sockets may be on."""
-    reach = Q(owner=user) | Q(collaborators=user) | Q(team__members=user)
-    if not Team.objects.exists():  # without teams, "shared" means with every active user
-        reach |= Q(visibility=Conversation.Visibility.TEAM)
-    return list(Conversation.objects.alive().filter(reach).values_list("pk", flat=True).distinct())
 
 
 def _sharing_state(conversation: Conversation) -> dict[str, Any]:
