@@ -41,19 +41,30 @@ class DatabaseUnavailable(ChatError):
     default_message = "The service is temporarily unavailable; try again in a moment."
 
 
+DJANGO_ONLY_OPTIONS = frozenset(
+    {"pool", "isolation_level", "server_side_binding", "assume_role", "cursor_factory"}
+)
+
+
 def conninfo() -> str:
     """Django's default database as a libpq connection string (never logged: it may hold the
     password)."""
     db: dict[str, Any] = settings.DATABASES["default"]
-    options: dict[str, Any] = db.get("OPTIONS") or {}
+    # The connection parameters among Django's OPTIONS (sslmode, options, ...), as Django's
+    # own backend passes them to psycopg; the rest are Django's.
+    options = {
+        name: value
+        for name, value in (db.get("OPTIONS") or {}).items()
+        if name not in DJANGO_ONLY_OPTIONS
+    }
     params: dict[str, Any] = {
         "dbname": db.get("NAME") or None,
         "user": db.get("USER") or None,
         "password": db.get("PASSWORD") or None,
         "host": db.get("HOST") or None,
         "port": str(db["PORT"]) if db.get("PORT") else None,
-        "connect_timeout": options.get("connect_timeout", 5),
-        "sslmode": options.get("sslmode"),
+        "connect_timeout": 5,
+        **options,
         "application_name": "chat-api",
     }
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})
