@@ -20,7 +20,10 @@ without limits.
 The simulator answers at full speed (``tokens_per_s=0``) with a fixed 24-token reply in chunks
 of 2 tokens (13 SSE events), so what is measured is our overhead, not token pacing.
 
-Run: ``.venv/bin/python bench/api_overhead.py [--seconds 8] [--concurrency 1,50]``
+With ``--reads``, also ``GET /models`` and ``GET /user/balance`` at C=1, the simulator's own
+against ours (the key's user's models and allowance: one or two statements each).
+
+Run: ``.venv/bin/python bench/api_overhead.py [--seconds 8] [--concurrency 1,50] [--reads]``
 (``DATABASE_URL`` if set, else an embedded PostgreSQL in ``.data/bench-api-pg``; everything it
 starts is stopped on exit).
 """
@@ -118,6 +121,14 @@ def create_keys(database_url: str, count: int) -> list[str]:
 # --- load ------------------------------------------------------------------------------------
 
 
+def read_request_for(
+    mode: str, path: str, sim_url: str, api_url: str, sim_key: str, key: str
+) -> tuple[str, dict[str, str], bytes]:
+    """A GET of ``path`` (``/models``, ``/user/balance``): the simulator's own, or ours."""
+    url, secret = (sim_url + path, sim_key) if mode == "direct" else (api_url + path, key)
+    return url, {"Authorization": f"Bearer {secret}", "Accept-Encoding": "identity"}, b""
+
+
 def request_for(
     mode: str, stream: bool, sim_url: str, api_url: str, sim_key: str, key: str
 ) -> tuple[str, dict[str, str], bytes]:
@@ -150,7 +161,10 @@ async def one(
     started = time.perf_counter()
     first = None
     received = bytearray()
-    async with session.post(url, headers=headers, data=body) as response:
+    request = (
+        session.post(url, headers=headers, data=body) if body else session.get(url, headers=headers)
+    )
+    async with request as response:
         async for chunk in response.content.iter_any():
             if first is None:
                 first = time.perf_counter()
@@ -238,6 +252,7 @@ def run(options: argparse.Namespace) -> None:
     simulator: subprocess.Popen[str] | None = None
     daphne: Child | None = None
     phases: list[Phase] = []
+    reads: list[tuple[str, Phase]] = []
     try:
         database_url = os.environ.get("DATABASE_URL") or ""
         if not database_url:
@@ -315,6 +330,15 @@ def run(options: argparse.Namespace) -> None:
                         flush=True,
                     )
                     phases.append(phase)
+        for path in ("/models", "/user/balance") if options.reads else ():
+            for mode in ("direct", "api"):
+                phase = Phase(mode, False, 1)
+
+                def make_read(i: int, mode: str = mode, path: str = path) -> Any:
+                    return read_request_for(mode, path, sim_url, api_url, sim_key, keys[i])
+
+                asyncio.run(run_phase(phase, options.seconds, options.warmup, make_read, process))
+                reads.append((path, phase))
     finally:
         if daphne is not None:
             daphne.stop()
@@ -329,6 +353,19 @@ def run(options: argparse.Namespace) -> None:
     table = report(phases, options)
     print()
     print(table)
+    if reads:
+        print()
+        print("| GET, C=1 | direct p50/p99 ms | api p50/p99 ms | added p50/p99 ms | errors |")
+        print("| --- | --- | --- | --- | --- |")
+        by_path = {(path, phase.mode): phase for path, phase in reads}
+        for path in dict.fromkeys(path for path, _ in reads):
+            d, a = by_path[(path, "direct")], by_path[(path, "api")]
+            print(
+                f"| {path} | {pct(d.total, 50):.2f} / {pct(d.total, 99):.2f} "
+                f"| {pct(a.total, 50):.2f} / {pct(a.total, 99):.2f} "
+                f"| {pct(a.total, 50) - pct(d.total, 50):.2f} / "
+                f"{pct(a.total, 99) - pct(d.total, 99):.2f} | {d.errors + a.errors} |"
+            )
     print(f"load average at end: {load_average()}")
     for stream in (False, True):
         top = max(p.rps for p in phases if p.mode == "api" and p.stream == stream)
@@ -347,6 +384,11 @@ def main() -> None:
         type=lambda s: [int(x) for x in s.split(",") if x.strip()],
         default=[1, 50],
         help="comma-separated client counts",
+    )
+    parser.add_argument(
+        "--reads",
+        action="store_true",
+        help="also GET /models and /user/balance, from the simulator and through our API, at C=1",
     )
     parser.add_argument(
         "--py-spy",
