@@ -206,7 +206,12 @@ class Periods:
 
 
 def _midnight(moment: datetime) -> datetime:
-    return timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    """The start of ``moment``'s local day: the first midnight when clocks went back over it
+    (a moment in the repeated hour has ``fold=1``, which must not carry over: its midnight
+    would be an hour later, a new day start, and the day's counter would restart), and the
+    instant the clocks jumped when they skipped midnight (``fold=0`` takes the offset before)."""
+    local = timezone.localtime(moment)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
 
 
 def periods_at(moment: datetime) -> Periods:
