@@ -47,14 +47,32 @@ class AuditedAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         obj = form.instance
         before = getattr(request, "_audit_before", None)
-        audit.record(
-            request.user, "change" if change else "create", obj, before, audit.snapshot(obj)
-        )  # type: ignore[arg-type]
+        audit.record(request.user, "change" if change else "create", obj, before, audit.stored(obj))  # type: ignore[arg-type]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Each inline row added, changed or deleted (a model's dated prices) is an entry of
+        its own, with the row's before as stored (the form has already changed the instance)."""
+        # By instance: deleting a row clears its pk.
+        pks = {id(f.instance): f.instance.pk for f in formset.initial_forms}
+        stored = formset.model.objects.filter(pk__in=[pk for pk in pks.values() if pk])
+        befores = {row.pk: audit.snapshot(row) for row in stored}
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            audit.record(request.user, "create", obj, None, audit.stored(obj))  # type: ignore[arg-type]
+        for obj, _ in formset.changed_objects:
+            audit.record(request.user, "change", obj, befores.get(obj.pk), audit.stored(obj))  # type: ignore[arg-type]
+        for obj in formset.deleted_objects:
+            self._record_deletion(request, obj, befores.get(pks.get(id(obj))))
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         before = audit.snapshot(obj)
         super().delete_model(request, obj)
-        obj.pk = before["id"] if before else obj.pk
+        self._record_deletion(request, obj, before)
+
+    def _record_deletion(
+        self, request: HttpRequest, obj: Any, before: dict[str, Any] | None
+    ) -> None:
+        obj.pk = before["id"] if before else obj.pk  # deleting cleared it
         audit.record(request.user, "delete", obj, before, None)  # type: ignore[arg-type]
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:

@@ -27,6 +27,15 @@ def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
     return result
 
 
+def stored(instance: models.Model) -> dict[str, Any] | None:
+    """:func:`snapshot` of the row as the database holds it: a form's instance keeps values as
+    typed (a price of 0.14 where the column stores 0.1400), which would not compare equal to
+    a before read from the database."""
+    if instance.pk is None:
+        return None
+    return snapshot(type(instance)._default_manager.filter(pk=instance.pk).first())
+
+
 def record(
     actor: User | AnonymousUser | None,
     action: str,
