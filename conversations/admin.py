@@ -1,7 +1,9 @@
 """The admin: the registry, limits, keys, teams, the ledger (read-only) and the audit log.
 
-Every change to a policy, a user's limits (suspension included), a model, a key or a share
-is written to the audit log with its before and after.
+Every change to a policy, a group, a user's limits (suspension included), a model and its
+dated prices, a key or a share is written to the audit log with its before and after, and so
+is every row a deletion changes with it (a deleted policy's users, a deleted group's policies
+and members).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -36,7 +41,13 @@ from conversations.models import (
 
 
 class AuditedAdmin(admin.ModelAdmin):
-    """Records before/after of every save and delete, many-to-many fields included."""
+    """Records before/after of every save and delete, many-to-many fields included, and of
+    each row a delete changes besides (:meth:`changed_by_deletion`)."""
+
+    def changed_by_deletion(self, obj: Any) -> list[models.Model]:
+        """The audited rows that deleting ``obj`` changes or deletes with it (its many-to-many
+        links, foreign keys set to null, cascades): each gets an entry of its own."""
+        return []
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         old = type(obj).objects.filter(pk=obj.pk).first() if change else None
@@ -66,8 +77,13 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         before = audit.snapshot(obj)
+        others = [(row, _audited(row)) for row in self.changed_by_deletion(obj)]
         super().delete_model(request, obj)
         self._record_deletion(request, obj, before)
+        for row, row_before in others:
+            after = _audited(type(row)._default_manager.filter(pk=row.pk).first())
+            action = "change" if after is not None else "delete"
+            audit.record(request.user, action, row, row_before, after)  # type: ignore[arg-type]
 
     def _record_deletion(
         self, request: HttpRequest, obj: Any, before: dict[str, Any] | None
@@ -89,6 +105,11 @@ def _account(user: User | None) -> dict[str, Any] | None:
         k: data.get(k)
         for k in ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
     }
+
+
+def _audited(row: models.Model | None) -> dict[str, Any] | None:
+    """What the audit log keeps of a row: of an account its flags and grants, else its fields."""
+    return _account(row) if isinstance(row, User) or row is None else audit.snapshot(row)
 
 
 class UserLimitsInline(admin.StackedInline):
@@ -190,6 +211,13 @@ class ModelConfigAdmin(AuditedAdmin):
         ),
     ]
 
+    def changed_by_deletion(self, model: ModelConfig) -> list[models.Model]:
+        # Only a model never used can be deleted (conversations and the ledger protect it).
+        return [
+            *Policy.objects.filter(allowed_models=model).order_by("pk"),
+            *ModelPrice.objects.filter(model=model).select_related("model"),
+        ]
+
 
 @admin.register(Policy)
 class PolicyAdmin(AuditedAdmin):
@@ -213,6 +241,25 @@ class PolicyAdmin(AuditedAdmin):
         ),
         ("Rate", {"fields": ["requests_per_minute", "concurrent_streams", "api_access"]}),
     ]
+
+    def changed_by_deletion(self, policy: Policy) -> list[models.Model]:
+        # Users it was assigned to fall back to their groups' policies or the default one.
+        return list(UserLimits.objects.filter(policy=policy).order_by("pk"))
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedAdmin, BaseGroupAdmin):
+    """The stock group admin, audited: a group decides which policies apply to its members."""
+
+    def changed_by_deletion(self, group: Group) -> list[models.Model]:
+        # Its policies lose it, and its members lose it and those policies' limits.
+        return [
+            *Policy.objects.filter(groups=group).order_by("pk"),
+            *User.objects.filter(groups=group).order_by("pk"),
+        ]
 
 
 class AnnouncingAdmin(AuditedAdmin):
