@@ -8,7 +8,7 @@ what was reserved and not used. Limits are never overshot: concurrent admissions
 queue on the user's one row of running totals (``UsageAccount``) and each re-checks every cap.
 
 Each is ONE statement, one round trip: the SQL functions ``usage_admit`` and ``usage_settle``
-(migrations 0007 and 0009) resolve the limits, lock, check, write and answer; Python only computes the
+(migrations 0007, 0009 and 0011) resolve the limits, lock, check, write and answer; Python only computes the
 periods, words refusals and builds the returned record. Callers with a psycopg connection of
 their own (the async API) run :data:`ADMIT_SQL` / :data:`SETTLE_SQL` themselves with
 :func:`admission_params` / :func:`admission_result` / :func:`settlement_params`.
@@ -272,7 +272,8 @@ ADMIT_SQL = (
     "%s::integer, %s::uuid, %s::uuid, %s::bigint, %s::boolean, %s::timestamptz, "
     "%s::timestamptz, %s::timestamptz, %s::timestamptz)"
 )
-"""One admission in one round trip (``conversations/migrations/0009_usage_account.py``).
+"""One admission in one round trip (``conversations/migrations/0009_usage_account.py``; since
+0011 a refusal names the limit that holds the longest: month, day, running replies, minute).
 
 Run it with the parameters of :func:`admission_params` on any connection, the Django one or a
 psycopg (async) connection of your own (``%s`` placeholders, client- or server-side binding),
@@ -580,7 +581,8 @@ def settle(
 
 
 def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
-    """Today's and this month's tokens (used or reserved), the limits, and reset times."""
+    """Today's and this month's tokens (used or reserved), the limits, and reset times;
+    ``exhausted`` names the spent period that holds the longest ("month", "today" or None)."""
     limits = limits or limits_for(user)
     periods = periods_at(timezone.now())
     used = _counter_values(user, periods)
@@ -591,6 +593,8 @@ def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
     day_left = left(limits.tokens_per_day, used.get("day", 0))
     month_left = left(limits.tokens_per_month, used.get("month", 0))
     known = [value for value in (day_left, month_left) if value is not None]
+    # The spent period the user waits for: the month outlasts the day (as refusals say).
+    exhausted = "month" if month_left == 0 else "today" if day_left == 0 else None
     return {
         "today": {
             "used": used.get("day", 0),
@@ -605,6 +609,7 @@ def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
             "resets_at": periods.next_month.isoformat(),
         },
         "remaining": min(known) if known else None,
+        "exhausted": exhausted,
         "max_output_tokens": limits.max_output_tokens,
         "requests_per_minute": limits.requests_per_minute,
         "concurrent_streams": limits.concurrent_streams,

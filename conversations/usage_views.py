@@ -217,16 +217,28 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     return _csv_response("usage.csv", header, rows)
 
 
+PERIOD_LABELS = {"today": "today's", "month": "this month's"}
+
+
 def _warning(summary: dict[str, Any]) -> str:
-    for period, label in (("today", "today's"), ("month", "this month's")):
-        part = summary[period]
-        if part["limit"]:
-            share = part["used"] / part["limit"]
-            if share >= 1:
-                return f"You have used all of {label} {part['limit']:,} tokens."
-            if share >= WARN_AT:
-                return f"You have used {share:.0%} of {label} {part['limit']:,} tokens."
-    return ""
+    """The most severe of the day and the month: a spent period (the one that holds the
+    longest, as refusals name it), else the one nearest its limit from 80% on."""
+    if summary["exhausted"]:
+        period = summary["exhausted"]
+        return f"You have used all of {PERIOD_LABELS[period]} {summary[period]['limit']:,} tokens."
+    shares = {
+        period: summary[period]["used"] / summary[period]["limit"]
+        for period in PERIOD_LABELS
+        if summary[period]["limit"]
+    }
+    # Of two at the same share, the month: it resets later.
+    period = max(shares, key=lambda p: (shares[p], p == "month"), default=None)
+    if period is None or shares[period] < WARN_AT:
+        return ""
+    return (
+        f"You have used {shares[period]:.0%} of {PERIOD_LABELS[period]} "
+        f"{summary[period]['limit']:,} tokens."
+    )
 
 
 @login_required

@@ -121,8 +121,8 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         blocked = (
             f"You may not use {conversation.model.display_name}; pick another model in Settings."
         )
-    elif usage["remaining"] == 0:
-        which = "today's" if usage["today"]["left"] == 0 else "this month's"
+    elif usage["exhausted"]:
+        which = "today's" if usage["exhausted"] == "today" else "this month's"
         blocked = f"You have used all of {which} tokens; see Usage for when it resets."
     else:
         blocked = ""
