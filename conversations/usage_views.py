@@ -218,6 +218,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
 
 
 PERIOD_LABELS = {"today": "today's", "month": "this month's"}
+PERIOD_NAMES = {"today": "today", "month": "this month"}
 
 
 def _warning(summary: dict[str, Any]) -> str:
@@ -225,11 +226,13 @@ def _warning(summary: dict[str, Any]) -> str:
     longest, as refusals name it), else the one nearest its limit from 80% on."""
     if summary["exhausted"]:
         period = summary["exhausted"]
+        if summary[period]["limit"] == 0:  # a limit all the same: nothing may be spent
+            return f"Your limit for {PERIOD_NAMES[period]} is 0 tokens."
         return f"You have used all of {PERIOD_LABELS[period]} {summary[period]['limit']:,} tokens."
     shares = {
         period: summary[period]["used"] / summary[period]["limit"]
         for period in PERIOD_LABELS
-        if summary[period]["limit"]
+        if summary[period]["limit"]  # None: no limit; 0: exhausted, answered above
     }
     # Of two at the same share, the month: it resets later.
     period = max(shares, key=lambda p: (shares[p], p == "month"), default=None)
