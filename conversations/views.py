@@ -17,6 +17,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
@@ -48,6 +49,7 @@ def _sidebar(request: HttpRequest) -> dict[str, Any]:
 
 
 def _model_choices(models: list[ModelConfig]) -> list[dict[str, Any]]:
+    today = timezone.localdate()
     return [
         {
             "name": m.name,
@@ -58,8 +60,9 @@ def _model_choices(models: list[ModelConfig]) -> list[dict[str, Any]]:
             "supports_logprobs": m.supports_logprobs,
             "max_output_tokens": m.max_output_tokens,
             "default_max_tokens": m.default_max_tokens,
-            # USD per 1M input tokens not served from cache: the composer's cost estimate.
-            "price_input_per_million": float(m.price_input_cache_miss),
+            # USD per 1M input tokens not served from cache, as settlement will charge them
+            # today (a dated price, else the model's own): the composer's cost estimate.
+            "price_input_per_million": float(quota.price_on(m, today)[1]),
         }
         for m in models
     ]
