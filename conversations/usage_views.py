@@ -59,9 +59,19 @@ def _tokens(record_sum: dict[str, Any], key: str) -> int:
     return int(record_sum.get(key) or 0)
 
 
+def _settled(records: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
+    """The calls that have ended. A running call's row holds its worst-case reservation and
+    its prompt estimate (as cache misses), not usage: charts, totals and ratios leave it out."""
+    return records.filter(state=UsageRecord.State.SETTLED)
+
+
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Staff only (wrapped by admin_view in urls): charts, tables, filters."""
-    records, chosen = _filtered(request)
+    filtered, chosen = _filtered(request)
+    records = _settled(filtered)
+    running = filtered.filter(state=UsageRecord.State.RESERVED).aggregate(
+        calls=Count("id"), reserved=Sum("reserved_tokens")
+    )
     days: list[date] = chosen["day_list"]
     index = {day: i for i, day in enumerate(days)}
     per_day_model = (
@@ -69,7 +79,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .values("day", "model__name")
         .annotate(
             tokens=Sum("total_tokens"),
-            reserved=Sum("reserved_tokens"),
             hit=Sum("cache_hit_tokens"),
             miss=Sum("cache_miss_tokens"),
             out=Sum("completion_tokens"),
@@ -87,9 +96,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         i = index.get(row["day"])
         if i is None:
             continue
-        by_model.setdefault(row["model__name"], [0] * len(days))[i] += (row["tokens"] or 0) + (
-            row["reserved"] or 0
-        )
+        by_model.setdefault(row["model__name"], [0] * len(days))[i] += row["tokens"] or 0
         cache["cache hit input"][i] += row["hit"] or 0
         cache["cache miss input"][i] += row["miss"] or 0
         cache["output"][i] += row["out"] or 0
@@ -156,6 +163,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             title="Input tokens from cache (hit) and not (miss), and output tokens, per day",
         ),
         "totals": totals,
+        "running": {"calls": running["calls"], "reserved": _tokens(running, "reserved")},
         "cost_total": sum(cost_per_day),
         "hit_ratio": hit / (hit + miss) if hit + miss else 0.0,
         "users": users,
@@ -253,16 +261,16 @@ def my_usage(request: HttpRequest) -> HttpResponse:
     series: dict[str, list[int]] = {}
     start = timezone.make_aware(datetime.combine(days[0], time.min))
     rows = (
-        UsageRecord.objects.filter(user=user, created_at__gte=start)
+        _settled(UsageRecord.objects.filter(user=user, created_at__gte=start))
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("day", "model__name")
-        .annotate(tokens=Sum("total_tokens"), reserved=Sum("reserved_tokens"))
+        .annotate(tokens=Sum("total_tokens"))
     )
     for row in rows:
         if row["day"] in index:
             series.setdefault(row["model__name"], [0] * len(days))[index[row["day"]]] += (
                 row["tokens"] or 0
-            ) + (row["reserved"] or 0)
+            )
     return render(
         request,
         "usage/mine.html",

@@ -35,7 +35,8 @@ def test_the_dashboard_shows_a_monthly_limit_of_0(
 ) -> None:
     Policy.objects.all().delete()
     with transaction.atomic():
-        quota.admit(alice, chat_model, purpose="chat", prompt_tokens=10, max_tokens=10)
+        record = quota.admit(alice, chat_model, purpose="chat", prompt_tokens=10, max_tokens=10)
+    quota.settle(record.pk, outcome="complete", usage={"prompt_tokens": 10, "completion_tokens": 5})
     UserLimits.objects.create(user=alice, tokens_per_month=0)
     used = quota.usage_summary(alice)["month"]["used"]
     html = client_for(staff).get("/admin/usage/").content.decode()

@@ -1,0 +1,56 @@
+"""A call still running holds a worst-case reservation and its prompt estimate, not usage: the
+dashboard's charts, totals and ratios are of settled calls, and running ones are shown apart."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from conversations import quota
+from conversations.models import ModelConfig, Policy, User
+from tests.support import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def spend(user: User, model: ModelConfig, hit: int, miss: int, completion: int) -> None:
+    with transaction.atomic():
+        record = quota.admit(
+            user, model, purpose="chat", prompt_tokens=hit + miss, max_tokens=completion
+        )
+    usage = {
+        "prompt_tokens": hit + miss,
+        "completion_tokens": completion,
+        "prompt_cache_hit_tokens": hit,
+        "prompt_cache_miss_tokens": miss,
+    }
+    quota.settle(record.pk, outcome="complete", usage=usage)
+
+
+def test_a_running_call_is_left_out_of_charts_and_ratios_and_shown_apart(
+    staff: User, alice: User, bob: User, chat_model: ModelConfig
+) -> None:
+    Policy.objects.all().delete()
+    spend(alice, chat_model, hit=300, miss=100, completion=50)  # 75% from cache
+    with transaction.atomic():  # bob's reply is streaming: reserved, not settled
+        quota.admit(bob, chat_model, purpose="chat", prompt_tokens=10_000, max_tokens=4000)
+    reserved = math.ceil(10_000 * quota.PROMPT_PADDING) + quota.PROMPT_SLACK + 4000
+
+    html = client_for(staff).get("/admin/usage/").content.decode()
+    totals = re.search(r'<p class="usage-totals">(.*?)</p>', html, re.S)
+    assert totals
+    assert "1 calls · 450 tokens" in totals.group(1)
+    assert "cache-hit ratio 75%" in totals.group(1)
+    assert f"1 call running ({reserved} tokens reserved)" in totals.group(1)
+
+    today = f"{timezone.localdate():%d %b}"
+    # Each day's bar, as its segments' titles say: settled tokens only.
+    assert f"<title>{today}: deepseek-chat 450 tokens</title>" in html
+    assert f"<title>{today}: cache miss input 100 tokens</title>" in html
+    assert f"<title>{today}: cache hit input 300 tokens</title>" in html
+    models_table = html[html.index("<h2>Models</h2>") :]
+    assert "<td>75%</td>" in models_table
