@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from html import escape
 
 PALETTE = ["#4d6bfe", "#22a06b", "#e2b203", "#c9372c", "#8270db", "#1d7afc", "#6a9a23", "#d97008"]
 
 
+def count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def dollars(value: float) -> str:
+    return f"${value:,.4f}"
+
+
 def stacked_bars(
-    days: list[date], series: dict[str, list[int]], *, title: str, unit: str = "tokens"
+    days: list[date],
+    series: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    unit: str = "tokens",
+    number: Callable[[float], str] = count,
 ) -> str:
-    """Daily bars, one stacked segment per series (in the order given), with a legend."""
+    """Daily bars, one stacked segment per series (in the order given), with a legend;
+    ``number`` writes a value (the axis's peak; a segment's tooltip, followed by ``unit``)."""
     width, height, left, bottom, top = 760, 260, 56, 28, 24
     plot_w, plot_h = width - left - 12, height - bottom - top
     totals = [sum(values[i] for values in series.values()) for i in range(len(days))]
@@ -23,7 +38,7 @@ def stacked_bars(
         f'role="img" aria-label="{escape(title)}" class="chart">',
         f"<title>{escape(title)}</title>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 12}" y2="{top + plot_h}" stroke="#98a2b3"/>',
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11" fill="currentColor">{peak:,}</text>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11" fill="currentColor">{escape(number(peak))}</text>',
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="11" fill="currentColor">0</text>',
     ]
     for i, day in enumerate(days):
@@ -38,7 +53,7 @@ def stacked_bars(
             colour = PALETTE[n % len(PALETTE)]
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
-                f"<title>{day:%d %b}: {escape(name)} {value:,} {unit}</title></rect>"
+                f"<title>{day:%d %b}: {escape(name)} {escape(f'{number(value)} {unit}'.strip())}</title></rect>"
             )
         if (len(days) <= 31 and i % 5 == 0) or (len(days) > 31 and i % 15 == 0):
             parts.append(

@@ -3,12 +3,14 @@ user's own usage page. Reads only; every number is a query over the ledger or th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
-from django.db.models import Count, QuerySet, Sum
+from django.core.paginator import Paginator
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -30,13 +32,12 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _filtered(request: HttpRequest) -> tuple[QuerySet[UsageRecord], dict[str, Any]]:
+def _chosen(request: HttpRequest) -> dict[str, Any]:
+    """The dashboard's filters, as the query string gives them."""
     span = 90 if request.GET.get("days") == "90" else 30
-    days = _days(span)
-    start = timezone.make_aware(datetime.combine(days[0], time.min))
-    records = UsageRecord.objects.filter(created_at__gte=start)
-    chosen: dict[str, Any] = {
+    return {
         "days": span,
+        "day_list": _days(span),
         "user": _int(request.GET.get("user")),
         "group": _int(request.GET.get("group")),
         "model": _int(request.GET.get("model")),
@@ -44,6 +45,11 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[UsageRecord], dict[str, An
         if request.GET.get("purpose") in UsageRecord.Purpose.values
         else "",
     }
+
+
+def _scoped(chosen: dict[str, Any]) -> QuerySet[UsageRecord]:
+    """The ledger under the filters, at any time."""
+    records = UsageRecord.objects.all()
     if chosen["user"]:
         records = records.filter(user_id=chosen["user"])
     if chosen["group"]:
@@ -52,7 +58,17 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[UsageRecord], dict[str, An
         records = records.filter(model_id=chosen["model"])
     if chosen["purpose"]:
         records = records.filter(purpose=chosen["purpose"])
-    return records, {**chosen, "day_list": days}
+    return records
+
+
+def _window_start(chosen: dict[str, Any]) -> datetime:
+    return timezone.make_aware(datetime.combine(chosen["day_list"][0], time.min))
+
+
+def _filtered(request: HttpRequest) -> tuple[QuerySet[UsageRecord], dict[str, Any]]:
+    """The ledger under the filters, over the last 30 or 90 days."""
+    chosen = _chosen(request)
+    return _scoped(chosen).filter(created_at__gte=_window_start(chosen)), chosen
 
 
 def _tokens(record_sum: dict[str, Any], key: str) -> int:
@@ -63,6 +79,93 @@ def _settled(records: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
     """The calls that have ended. A running call's row holds its worst-case reservation and
     its prompt estimate (as cache misses), not usage: charts, totals and ratios leave it out."""
     return records.filter(state=UsageRecord.State.SETTLED)
+
+
+USERS_PER_PAGE = 50
+TOP_USERS = 20
+
+
+def _with_limits(user: User, period: Mapping[str, Any]) -> dict[str, Any]:
+    """A user's row: the period's calls, tokens and cost, and today, this month and what is
+    left now (the running totals: used or reserved)."""
+    summary = quota.usage_summary(user)
+    return {
+        "user_id": user.pk,
+        "user__username": user.username,
+        "calls": period.get("calls", 0),
+        "tokens": period.get("tokens") or 0,
+        "cost": period.get("cost") or 0,
+        "today": summary["today"],
+        "month": summary["month"],
+        "remaining": summary["remaining"],
+        "source": summary["source"],
+    }
+
+
+def _user_tables(
+    request: HttpRequest, records: QuerySet[UsageRecord], chosen: dict[str, Any]
+) -> dict[str, Any]:
+    """The period's top users, and every user (of the chosen user or group), a page at a time."""
+    per_user = {
+        row["user_id"]: row
+        for row in records.values("user_id", "user__username").annotate(
+            tokens=Sum("total_tokens"), cost=Sum("cost"), calls=Count("id")
+        )
+    }
+    top = sorted(per_user.values(), key=lambda row: row["tokens"] or 0, reverse=True)[:TOP_USERS]
+    everyone = User.objects.order_by("username")
+    if chosen["user"]:
+        everyone = everyone.filter(pk=chosen["user"])
+    if chosen["group"]:
+        everyone = everyone.filter(groups=chosen["group"])
+    page = Paginator(everyone.only("id", "username"), USERS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    top_accounts = User.objects.only("id", "username").in_bulk([r["user_id"] for r in top])
+    return {
+        "top_users": [_with_limits(top_accounts[r["user_id"]], r) for r in top],
+        "users_page": page,
+        "users": [_with_limits(user, per_user.get(user.pk, {})) for user in page],
+        "query_without_page": query.urlencode(),
+    }
+
+
+def _model_rows(chosen: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per model: the period's calls, tokens, cost and cache-hit ratio, and today's and this
+    month's tokens and cost (this month may begin before a 30-day period)."""
+    periods = quota.periods_at(timezone.now())
+    window = _window_start(chosen)
+    in_window = Q(created_at__gte=window)
+    today, month = Q(created_at__gte=periods.day), Q(created_at__gte=periods.month)
+    models = (
+        _settled(_scoped(chosen))
+        .filter(created_at__gte=min(window, periods.month))
+        .values("model__name")
+        .annotate(
+            calls=Count("id", filter=in_window),
+            tokens=Sum("total_tokens", filter=in_window),
+            hit=Sum("cache_hit_tokens", filter=in_window),
+            miss=Sum("cache_miss_tokens", filter=in_window),
+            # Not named "cost": the next ones would sum this annotation, not the column.
+            usd=Sum("cost", filter=in_window),
+            today_tokens=Sum("total_tokens", filter=today),
+            today_usd=Sum("cost", filter=today),
+            month_tokens=Sum("total_tokens", filter=month),
+            month_usd=Sum("cost", filter=month),
+        )
+        .order_by(F("tokens").desc(nulls_last=True), "model__name")
+    )
+    return [
+        {
+            **m,
+            "hit_ratio": (m["hit"] or 0) / ((m["hit"] or 0) + (m["miss"] or 0))
+            if (m["hit"] or 0) + (m["miss"] or 0)
+            else 0.0,
+        }
+        for m in models
+    ]
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -85,22 +188,24 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             cost=Sum("cost"),
         )
     )
-    by_model: dict[str, list[int]] = {}
-    cache = {
+    tokens_by_model: dict[str, list[float]] = {}
+    cost_by_model: dict[str, list[float]] = {}
+    cache: dict[str, list[float]] = {
         "cache hit input": [0] * len(days),
         "cache miss input": [0] * len(days),
         "output": [0] * len(days),
     }
-    cost_per_day = [0.0] * len(days)
     for row in per_day_model:
         i = index.get(row["day"])
         if i is None:
             continue
-        by_model.setdefault(row["model__name"], [0] * len(days))[i] += row["tokens"] or 0
+        tokens_by_model.setdefault(row["model__name"], [0] * len(days))[i] += row["tokens"] or 0
+        cost_by_model.setdefault(row["model__name"], [0.0] * len(days))[i] += float(
+            row["cost"] or 0
+        )
         cache["cache hit input"][i] += row["hit"] or 0
         cache["cache miss input"][i] += row["miss"] or 0
         cache["output"][i] += row["out"] or 0
-        cost_per_day[i] += float(row["cost"] or 0)
     totals = records.aggregate(
         tokens=Sum("total_tokens"),
         hit=Sum("cache_hit_tokens"),
@@ -109,53 +214,22 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         calls=Count("id"),
     )
     hit, miss = _tokens(totals, "hit"), _tokens(totals, "miss")
-    top_users = (
-        records.values("user_id", "user__username")
-        .annotate(tokens=Sum("total_tokens"), cost=Sum("cost"), calls=Count("id"))
-        .order_by("-tokens")[:20]
-    )
-    users = []
-    for top in top_users:
-        entry: dict[str, Any] = dict(top)
-        user = User.objects.get(pk=entry["user_id"])
-        summary = quota.usage_summary(user)
-        users.append(
-            {
-                **entry,
-                "today": summary["today"],
-                "month": summary["month"],
-                "remaining": summary["remaining"],
-                "source": summary["source"],
-            }
-        )
-    models = (
-        records.values("model__name")
-        .annotate(
-            tokens=Sum("total_tokens"),
-            hit=Sum("cache_hit_tokens"),
-            miss=Sum("cache_miss_tokens"),
-            cost=Sum("cost"),
-            calls=Count("id"),
-        )
-        .order_by("-tokens")
-    )
-    model_rows = [
-        {
-            **m,
-            "hit_ratio": (m["hit"] or 0) / ((m["hit"] or 0) + (m["miss"] or 0))
-            if (m["hit"] or 0) + (m["miss"] or 0)
-            else 0.0,
-        }
-        for m in models
-    ]
+    nothing: dict[str, list[float]] = {"no usage": [0] * len(days)}
     context = {
         "title": "Usage",
         "chosen": chosen,
         "query": request.GET.urlencode(),
         "tokens_chart": charts.stacked_bars(
             days,
-            by_model or {"no usage": [0] * len(days)},
+            tokens_by_model or nothing,
             title=f"Tokens per day by model, last {len(days)} days",
+        ),
+        "cost_chart": charts.stacked_bars(
+            days,
+            cost_by_model or nothing,
+            title=f"Cost per day by model, last {len(days)} days",
+            unit="",
+            number=charts.dollars,
         ),
         "cache_chart": charts.stacked_bars(
             days,
@@ -164,10 +238,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ),
         "totals": totals,
         "running": {"calls": running["calls"], "reserved": _tokens(running, "reserved")},
-        "cost_total": sum(cost_per_day),
+        "cost_total": sum(sum(costs) for costs in cost_by_model.values()),
         "hit_ratio": hit / (hit + miss) if hit + miss else 0.0,
-        "users": users,
-        "models": model_rows,
+        **_user_tables(request, records, chosen),
+        "models": _model_rows(chosen),
         "all_users": User.objects.order_by("username").only("id", "username"),
         "all_groups": Group.objects.order_by("name"),
         "all_models": ModelConfig.objects.order_by("name"),
