@@ -418,20 +418,24 @@ class GenerationTask:
                 frame["tool_calls"] = pending.tool_calls
             if pending.logprobs:
                 frame["logprobs"] = pending.logprobs
-            await self.service.publish(self.group, frame)
+            checkpoint = None
             if self._last_flush - self._last_checkpoint >= CHECKPOINT_INTERVAL:
                 self._last_checkpoint = self._last_flush  # last_write: once it is written
+                # Taken before the publish is awaited: the stream appends text meanwhile, and a
+                # checkpoint holds exactly the text up to its sequence number (a page loaded
+                # from the row syncs from that number and must get the rest once).
+                checkpoint = actions.checkpoint(
+                    self.reply_id,
+                    content=self.content,
+                    reasoning=self.reasoning,
+                    tool_calls=self._tool_calls_list(),
+                    seq=self.seq,
+                )
+            await self.service.publish(self.group, frame)
+            if checkpoint is not None:
                 # Handed to the process's checkpoint writer, not awaited: a stream's deltas
                 # never wait on the database.
-                self.service.checkpoints.add(
-                    actions.checkpoint(
-                        self.reply_id,
-                        content=self.content,
-                        reasoning=self.reasoning,
-                        tool_calls=self._tool_calls_list(),
-                        seq=self.seq,
-                    )
-                )
+                self.service.checkpoints.add(checkpoint)
 
     async def _publish(self, frame: dict[str, Any]) -> None:
         async with self._publish_lock:
