@@ -415,6 +415,16 @@ def _check_parent_is_settled(parent: Message) -> None:
         raise Conflict("Wait for the reply in progress to finish (or stop it) first.")
 
 
+def _check_reply_asks_for_tools(reply: Message) -> None:
+    # A reply still streaming may add calls or change their arguments; one that stopped short
+    # (cancelled, interrupted, failed, cut off) never finished asking: answering either would
+    # start a next reply from calls the model did not make (beside the running one, even).
+    # A finished reply stays finished, so the row as read here is as good as a locked one.
+    asked = reply.status == Message.Status.COMPLETE and reply.finish_reason == "tool_calls"
+    if not asked:
+        raise Conflict("That reply has not finished asking for its tool calls.")
+
+
 def send_message(
     user: User,
     conversation_id: uuid.UUID | str,
@@ -603,6 +613,7 @@ def answer_tool_call(
     if not isinstance(content, str) or len(content) > MAX_MESSAGE_CHARS:
         raise InvalidParameter("The tool result must be text.", param="content")
     reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    _check_reply_asks_for_tools(reply)
     calls = {call.get("id"): call for call in reply.tool_calls or []}
     if not isinstance(tool_call_id, str) or tool_call_id not in calls:
         raise InvalidParameter("That reply made no such tool call.", param="tool_call_id")
