@@ -126,6 +126,9 @@ class GenerationTask:
         self.reasoning = ""
         self.new_output_len = 0
         self.tool_calls: dict[int, dict[str, Any]] = {}
+        # The tool calls as of the last published sequence number (what snapshots and
+        # checkpoints show): fragments still pending are left to the next delta, like text.
+        self.published_tool_calls: list[dict[str, Any]] = []
         self.logprobs: list[dict[str, Any]] = []
         self.seq = 0
         self.status = Message.Status.PENDING.value
@@ -157,8 +160,9 @@ class GenerationTask:
             self.task.cancel()
 
     def snapshot(self, after_seq: int = 0) -> dict[str, Any]:
-        """The reply up to the last published sequence number (text still pending is left to
-        the next delta), whole or only what came after ``after_seq`` when that is known."""
+        """The reply up to the last published sequence number (text and tool-call fragments
+        still pending are left to the next delta), whole or only what came after ``after_seq``
+        when that is known (tool calls: always whole)."""
         end_content, end_reasoning, end_logprobs = self.offsets.get(
             self.seq, (len(self.content), len(self.reasoning), len(self.logprobs))
         )
@@ -167,7 +171,7 @@ class GenerationTask:
             "reply_id": self.reply_key,
             "seq": self.seq,
             "status": self.status,
-            "tool_calls": self._tool_calls_list(),
+            "tool_calls": self.published_tool_calls,
         }
         start = self.offsets.get(after_seq) if 0 < after_seq <= self.seq else None
         if start is None:
@@ -416,6 +420,7 @@ class GenerationTask:
                 frame["reasoning"] = "".join(pending.reasoning)
             if pending.tool_calls:
                 frame["tool_calls"] = pending.tool_calls
+                self.published_tool_calls = self._tool_calls_list()
             if pending.logprobs:
                 frame["logprobs"] = pending.logprobs
             checkpoint = None
@@ -428,7 +433,7 @@ class GenerationTask:
                     self.reply_id,
                     content=self.content,
                     reasoning=self.reasoning,
-                    tool_calls=self._tool_calls_list(),
+                    tool_calls=self.published_tool_calls,
                     seq=self.seq,
                 )
             await self.service.publish(self.group, frame)
