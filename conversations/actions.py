@@ -55,8 +55,11 @@ class GenerationContext:
     record_id: int | None
     # Continuing a cut-off reply: the upstream gets the partial as a prefix to extend.
     prefix: bool
+    # What the reply already holds (a continuation extends it; a new reply has none of it).
     content: str
     reasoning: str
+    logprobs: list[dict[str, Any]]
+    tool_calls: list[dict[str, Any]]
     seq: int
     needs_title: bool
     first_user_text: str
@@ -327,6 +330,8 @@ def _start_reply(
         prefix=False,
         content="",
         reasoning="",
+        logprobs=[],
+        tool_calls=[],
         seq=reply.seq,
         needs_title=not conversation.title,
         first_user_text=first_user.content if first_user else "",
@@ -684,6 +689,8 @@ def load_generation_context(reply_id: uuid.UUID) -> GenerationContext:
         prefix=prefix,
         content=reply.content,
         reasoning=reply.reasoning,
+        logprobs=list((reply.logprobs or {}).get("content") or []),
+        tool_calls=list(reply.tool_calls or []),
         seq=reply.seq,
         needs_title=not conversation.title,
         first_user_text=first_user.content if first_user else "",

@@ -129,6 +129,9 @@ class GenerationTask:
         # The tool calls as of the last published sequence number (what snapshots and
         # checkpoints show): fragments still pending are left to the next delta, like text.
         self.published_tool_calls: list[dict[str, Any]] = []
+        # A continuation keeps the calls the reply had made; the upstream numbers its own
+        # from 0 again, so they come after those.
+        self._tool_index_base = 0
         self.logprobs: list[dict[str, Any]] = []
         self.seq = 0
         self.status = Message.Status.PENDING.value
@@ -203,8 +206,7 @@ class GenerationTask:
             self.service.forget(self)
             return
         logs.bind(user_id=context.user_id)
-        self.content, self.reasoning, self.seq = context.content, context.reasoning, context.seq
-        self.offsets[self.seq] = (len(self.content), len(self.reasoning), 0)
+        self._start_from(context)
         base_len = len(self.content) + len(self.reasoning)
         outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
         requested = False
@@ -262,7 +264,10 @@ class GenerationTask:
             if not requested:  # stopped before the call was made: nothing to charge
                 outcome["settle_usage"] = quota.NOTHING_USED
         except UpstreamError as error:
-            started = len(self.content) + len(self.reasoning) > base_len or bool(self.tool_calls)
+            started = (
+                len(self.content) + len(self.reasoning) > base_len
+                or len(self.tool_calls) > self._tool_index_base
+            )
             if error.partial is not None and error.partial.usage:
                 outcome["usage"] = error.partial.usage
             elif not started and not error.billed:  # refused, or never taken: not billed
@@ -281,6 +286,21 @@ class GenerationTask:
                 "error_message": "Something went wrong on our side.",
             }
         await asyncio.shield(self._finish(context, outcome, base_len))
+
+    def _start_from(self, context: actions.GenerationContext) -> None:
+        """Hold what the reply already has (a continuation extends it, never replaces it)."""
+        self.content, self.reasoning, self.seq = context.content, context.reasoning, context.seq
+        self.logprobs = list(context.logprobs)
+        for index, call in enumerate(context.tool_calls):
+            self.tool_calls[index] = {
+                "index": index,
+                "id": call.get("id", ""),
+                "type": "function",
+                "function": {"name": "", "arguments": "", **call.get("function", {})},
+            }
+        self._tool_index_base = len(self.tool_calls)
+        self.published_tool_calls = self._tool_calls_list()
+        self.offsets[self.seq] = (len(self.content), len(self.reasoning), len(self.logprobs))
 
     async def _load_context(self) -> actions.GenerationContext:
         """The reply's context from the database (a continuation, a restart), read to the end
@@ -357,10 +377,11 @@ class GenerationTask:
     # -- coalescing --------------------------------------------------------------------------
 
     def _add_tool_fragment(self, event: ToolCallDelta) -> None:
+        index = self._tool_index_base + event.index
         call = self.tool_calls.setdefault(
-            event.index,
+            index,
             {
-                "index": event.index,
+                "index": index,
                 "id": "",
                 "type": "function",
                 "function": {"name": "", "arguments": ""},
@@ -372,7 +393,7 @@ class GenerationTask:
         if event.name:
             call["function"]["name"] = storable(event.name)
         call["function"]["arguments"] += arguments
-        fragment: dict[str, Any] = {"index": event.index, "arguments": arguments}
+        fragment: dict[str, Any] = {"index": index, "arguments": arguments}
         if event.id:
             fragment["id"] = call["id"]
         if event.name:
