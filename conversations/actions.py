@@ -86,13 +86,15 @@ def _check_content(content: Any, name: str = "content") -> str:
     return content
 
 
-def _message_in(conversation: Conversation, message_id: Any, role: str | None = None) -> Message:
+def _message_in(conversation: Conversation, message_id: Any, role: str, *, param: str) -> Message:
+    """The conversation's message ``message_id`` of ``role``; ``param``: the frame's name for
+    the id, which an error about it names."""
     try:
         message = conversation.messages.get(pk=message_id)
     except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No such message in this conversation.") from None
-    if role and message.role != role:
-        raise InvalidParameter(f"That message is not a {role} message.", param="message_id")
+    if message.role != role:
+        raise InvalidParameter(f"That message is not a {role} message.", param=param)
     return message
 
 
@@ -495,7 +497,7 @@ def regenerate_reply(
     client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
-    old = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    old = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
     parent = old.parent
     if parent is None:
         raise InvalidParameter("That reply has nothing to answer.", param="reply_id")
@@ -525,7 +527,7 @@ def edit_message(
     client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
-    original = _message_in(conversation, message_id, Message.Role.USER)
+    original = _message_in(conversation, message_id, Message.Role.USER, param="message_id")
     content = _check_content(content)
     effective = _effective_params(conversation, params)
 
@@ -557,7 +559,7 @@ def continue_reply(
             Message.objects.select_for_update()
             .filter(
                 conversation=conversation,
-                pk=_message_in(conversation, reply_id, Message.Role.ASSISTANT).pk,
+                pk=_message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id").pk,
             )
             .get()
         )
@@ -617,7 +619,7 @@ def answer_tool_call(
         return existing
     if not isinstance(content, str) or len(content) > MAX_MESSAGE_CHARS:
         raise InvalidParameter("The tool result must be text.", param="content")
-    reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
     _check_reply_asks_for_tools(reply)
     calls = {call.get("id"): call for call in reply.tool_calls or []}
     if not isinstance(tool_call_id, str) or tool_call_id not in calls:
@@ -863,7 +865,7 @@ def reap_stale_replies(
 def cancel_target(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message | None:
     """The reply to stop, if the user may post here and it is still running."""
     conversation = access.access_conversation_for_posting(user, conversation_id)
-    reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
     return reply if reply.status in ACTIVE else None
 
 
@@ -875,7 +877,7 @@ def reply_state(
     if not access.may_view(user, conversation_id, link_token):
         raise NotFound("No such conversation.")
     conversation = Conversation.objects.get(pk=conversation_id)
-    return _message_in(conversation, reply_id, Message.Role.ASSISTANT)
+    return _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
 
 
 def title_admission(
