@@ -375,7 +375,7 @@ def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord
             "reserved_tokens": reserved,
             "day_start": day,
             "month_start": month,
-            "holds_stream": True,
+            "holds_stream": purpose != UsageRecord.Purpose.TITLE,  # as usage_admit decides
             # Kept as the estimate until the provider's usage replaces it.
             "prompt_tokens": int(prompt_tokens),
             "cache_miss_tokens": int(prompt_tokens),
