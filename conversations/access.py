@@ -165,6 +165,20 @@ def access_deleted_conversation(user: User, conversation_id: uuid.UUID | str) ->
         raise Conversation.DoesNotExist from None
 
 
+def viewing_link(
+    user: User, conversation_id: uuid.UUID | str, link_token: str | None
+) -> ShareLink | None:
+    """The live share link ``link_token`` if it leads to the conversation (with the
+    conversation, its model and owner); None otherwise."""
+    if not link_token:
+        return None
+    try:
+        link = access_shared_link(link_token)
+    except ShareLink.DoesNotExist:
+        return None
+    return link if str(link.conversation_id) == str(conversation_id) else None
+
+
 def may_view(user: User, conversation_id: uuid.UUID | str, link_token: str | None = None) -> bool:
     """Whether a socket may stay on a conversation: by visibility, or by a live share link."""
     try:
@@ -172,10 +186,4 @@ def may_view(user: User, conversation_id: uuid.UUID | str, link_token: str | Non
         return True
     except Conversation.DoesNotExist:
         pass
-    if not link_token:
-        return False
-    try:
-        link = access_shared_link(link_token)
-    except ShareLink.DoesNotExist:
-        return False
-    return str(link.conversation_id) == str(conversation_id)
+    return viewing_link(user, conversation_id, link_token) is not None

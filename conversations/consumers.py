@@ -12,12 +12,14 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
 
 from chatsite import logs
 from conversations import access, actions, sharing, text
@@ -31,7 +33,7 @@ from conversations.errors import (
 )
 from conversations.frames import MessageFrame, encode, message_frame
 from conversations.generation import SNAPSHOT_TIMEOUT, get_service, group_name
-from conversations.models import Conversation, Message, User
+from conversations.models import Conversation, Message, ShareLink, User
 
 logger = logging.getLogger("conversations.consumers")
 MAX_FRAME_CHARS = 200_000
@@ -39,26 +41,27 @@ MAX_FRAME_CHARS = 200_000
 
 def _load_conversation(
     user: Any, conversation_id: uuid.UUID, link_token: str | None = None
-) -> tuple[Conversation, bool] | None:
-    """The conversation and whether this socket sees it only through a share link."""
+) -> tuple[Conversation, ShareLink | None] | None:
+    """The conversation, and the share link when this socket sees it only through one."""
     own = access.own_conversation(user, conversation_id)  # most sockets: one fixed statement
     if own is not None:
-        return own, False
+        return own, None
     try:
-        return access.access_conversation(user, conversation_id), False
+        return access.access_conversation(user, conversation_id), None
     except Conversation.DoesNotExist:
         pass
-    if not access.may_view(user, conversation_id, link_token):
-        return None
-    return Conversation.objects.get(pk=conversation_id), True
+    link = access.viewing_link(user, conversation_id, link_token)
+    return None if link is None else (link.conversation, link)
 
 
-def _may_still_view(user: Any, conversation_id: uuid.UUID, link_token: str | None) -> bool:
-    """May the socket's user see the conversation now: the account as it is now (deactivated
+def _may_still_view(
+    user: Any, conversation_id: uuid.UUID, link_token: str | None
+) -> tuple[Conversation, ShareLink | None] | None:
+    """As :func:`_load_conversation`, for the socket's user as the account is now (deactivated
     since the socket opened?), not as the socket's scope cached it."""
     if user is not None and user.is_authenticated:
         user = User.objects.filter(pk=user.pk).first() or AnonymousUser()
-    return access.may_view(user, conversation_id, link_token)
+    return _load_conversation(user, conversation_id, link_token)
 
 
 def _active_replies(conversation_id: uuid.UUID) -> list[Message]:
@@ -105,7 +108,12 @@ def _server_send(send: Callable[..., Any]) -> Callable[..., Any]:
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation_id: uuid.UUID
     group: str
+    # A socket that sees the conversation only through a share link: read-only, and closed
+    # when the link expires (``link_expiry`` fires then).
     link_only: bool = False
+    link_expires_at: datetime | None = None
+    link_expiry: asyncio.TimerHandle | None = None
+    left: bool = False  # told why and closed: nothing more is sent
 
     async def connect(self) -> None:
         self.server_send = _server_send(self.base_send)
@@ -125,11 +133,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if loaded is None:
             await self.close(code=4404)
             return
-        conversation, self.link_only = loaded
+        conversation, link = loaded
         self.conversation_id = conversation.id
         self.group = group_name(conversation.id)
         self.service = get_service()
         await self.service.ensure_started()
+        self._view_through(link)
         # Per reply: the last sequence number this socket sent, and deltas held during a sync.
         self.sent_seq: dict[str, int] = {}
         self.syncing: dict[str, list[dict[str, Any]]] = {}
@@ -162,22 +171,64 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def conversation_access_changed(self, event: dict[str, Any]) -> None:
-        """Sharing changed (unshared, a link revoked, collaborators edited): leave at once if
-        this socket may no longer see the conversation."""
-        allowed = await in_db_thread(_may_still_view)(
+        """Sharing changed (unshared, a link revoked or its expiry edited, collaborators
+        edited): leave at once if this socket may no longer see the conversation."""
+        await self.recheck_access()
+
+    async def recheck_access(self) -> bool:
+        """Whether this socket may still see the conversation; if not, it is told so and
+        closed (4403)."""
+        if self.left:
+            return False
+        loaded = await in_db_thread(_may_still_view)(
             self.scope.get("user"), self.conversation_id, self.link_token
         )
-        if not allowed:
-            await self.send_frame(
-                {
-                    "type": "error",
-                    "code": "access_revoked",
-                    "message": "This conversation is no longer shared with you.",
-                }
+        if loaded is None:
+            await self._leave(
+                4403, "access_revoked", "This conversation is no longer shared with you."
             )
-            await self.close(code=4403)
+            return False
+        self._view_through(loaded[1])
+        return True
+
+    def _view_through(self, link: ShareLink | None) -> None:
+        """The socket sees the conversation through ``link`` (None: by its own right): until
+        the link expires, when nothing announces anything, so a timer of its own re-checks."""
+        self.link_only = link is not None
+        self.link_expires_at = link.expires_at if link is not None else None
+        if self.link_expiry is not None:
+            self.link_expiry.cancel()
+            self.link_expiry = None
+        if self.link_expires_at is not None:
+            delay = max(0.0, (self.link_expires_at - timezone.now()).total_seconds())
+            self.link_expiry = asyncio.get_running_loop().call_later(delay, self._link_expired)
+
+    def _link_expired(self) -> None:
+        # Re-checked in the database (the expiry may have moved); a timer that fired a moment
+        # early is set again for the moment left.
+        self.link_expiry = None
+        self.service.spawn(self.recheck_access())
+
+    def _past_link_expiry(self) -> bool:
+        return self.link_expires_at is not None and timezone.now() >= self.link_expires_at
+
+    async def _leave(self, code: int, error_code: str, message: str) -> None:
+        if self.left:
+            return
+        self.left = True
+        if self.link_expiry is not None:
+            self.link_expiry.cancel()
+        await self.server_send(
+            {
+                "type": "websocket.send",
+                "text": encode({"type": "error", "code": error_code, "message": message}),
+            }
+        )
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
+        if self.link_expiry is not None:
+            self.link_expiry.cancel()
         if hasattr(self, "group"):
             await self.service.leave(self.group, self)
 
@@ -197,6 +248,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await getattr(self, name)(event)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
+        if self.left or self._past_link_expiry():
+            return  # the expiry timer closes it (a frame may beat the timer)
         await self.server_send({"type": "websocket.send", "text": encode(frame)})
 
     async def send_error(self, error: ChatError, request: dict[str, Any] | None = None) -> None:
@@ -210,6 +263,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # -- client → server ---------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # A link's viewer acts rarely (it only reads): each time, its link is checked anew.
+        if self.link_only and not await self.recheck_access():
+            return
         if text_data is None:
             await self.send_error(InvalidParameter("Frames must be JSON text.", param="frame"))
             return
