@@ -15,7 +15,14 @@ from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from conversations import rows
-from conversations.models import Conversation, ModelConfig, ShareLink, Team, User
+from conversations.models import (
+    Conversation,
+    ModelConfig,
+    ShareLink,
+    SharingSettings,
+    Team,
+    User,
+)
 
 
 def team_ids(user: User) -> list[int]:
@@ -165,12 +172,23 @@ def access_deleted_conversation(user: User, conversation_id: uuid.UUID | str) ->
         raise Conversation.DoesNotExist from None
 
 
+def public_links_allowed() -> bool:
+    """Whether the admin lets share links open without signing in (Sharing settings)."""
+    return SharingSettings.objects.filter(pk=1, allow_public_links=True).exists()
+
+
+def may_open_links(user: User) -> bool:
+    """Share links open for a signed-in account; for anyone else (a deactivated account too)
+    only while the admin allows public links."""
+    return (user.is_authenticated and user.is_active) or public_links_allowed()
+
+
 def viewing_link(
     user: User, conversation_id: uuid.UUID | str, link_token: str | None
 ) -> ShareLink | None:
-    """The live share link ``link_token`` if it leads to the conversation (with the
-    conversation, its model and owner); None otherwise."""
-    if not link_token:
+    """The live share link ``link_token`` if it leads to the conversation and ``user`` may open
+    links (with the conversation, its model and owner); None otherwise."""
+    if not link_token or not may_open_links(user):
         return None
     try:
         link = access_shared_link(link_token)

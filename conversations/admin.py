@@ -336,10 +336,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(SharingSettings)
-class SharingSettingsAdmin(AuditedAdmin):
-    """One row: the list goes straight to it; it is never added twice nor deleted."""
+class SharingSettingsAdmin(AnnouncingAdmin):
+    """One row: the list goes straight to it; it is never added twice nor deleted. Saved, every
+    socket on a conversation with a live link re-checks (public links off: anonymous viewers
+    leave)."""
 
     fields = ("allow_public_links",)
+
+    def concerned(self, settings: SharingSettings) -> list[Any]:
+        return list(sharing.conversations_with_live_links())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

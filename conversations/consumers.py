@@ -22,7 +22,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from chatsite import logs
-from conversations import access, actions, sharing, text
+from conversations import access, actions, text
 from conversations.asyncdb import in_db_thread
 from conversations.errors import (
     ChatError,
@@ -124,7 +124,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.link_token: str | None = (query.get("link") or [None])[0]
         signed_in = user is not None and user.is_authenticated
         if not signed_in and not (
-            self.link_token and await in_db_thread(sharing.public_links_allowed)()
+            self.link_token and await in_db_thread(access.may_open_links)(user)
         ):
             await self.close(code=4401)
             return

@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from conversations import access, audit
@@ -23,7 +24,6 @@ from conversations.models import (
     Message,
     ShareLink,
     ShareLinkOpen,
-    SharingSettings,
     Team,
     User,
 )
@@ -246,5 +246,16 @@ def open_share_link(token: str, user: User | None) -> ShareLink:
 
 
 def public_links_allowed() -> bool:
-    """Whether the admin lets share links open without signing in (Sharing settings)."""
-    return SharingSettings.objects.filter(pk=1, allow_public_links=True).exists()
+    """Whether the admin lets share links open without signing in (the rule is access's)."""
+    return access.public_links_allowed()
+
+
+def conversations_with_live_links() -> list[uuid.UUID]:
+    """The conversations a live share link leads to: those a change of the sharing settings
+    may concern."""
+    live = ShareLink.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()),
+        revoked_at__isnull=True,
+        conversation__deleted_at__isnull=True,
+    )
+    return list(live.values_list("conversation_id", flat=True).distinct())
