@@ -22,7 +22,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from chatsite import logs
-from conversations import access, actions, text
+from conversations import access, actions, sharing, text
 from conversations.asyncdb import in_db_thread
 from conversations.errors import (
     ChatError,
@@ -31,7 +31,7 @@ from conversations.errors import (
     PermissionDenied,
     ShuttingDown,
 )
-from conversations.frames import MessageFrame, encode, message_frame
+from conversations.frames import MessageFrame, encode, link_frame, message_frame
 from conversations.generation import SNAPSHOT_TIMEOUT, get_service, group_name
 from conversations.models import Conversation, Message, ShareLink, User
 
@@ -248,8 +248,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await getattr(self, name)(event)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        if self.left or self._past_link_expiry():
-            return  # the expiry timer closes it (a frame may beat the timer)
+        if self.link_only:
+            if self._past_link_expiry():
+                return  # the expiry timer closes it (a frame may beat the timer)
+            shown = link_frame(frame)
+            if shown is None:
+                return
+            frame = shown
+        if self.left:
+            return
         await self.server_send({"type": "websocket.send", "text": encode(frame)})
 
     async def send_error(self, error: ChatError, request: dict[str, Any] | None = None) -> None:
@@ -393,10 +400,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         after_seq = frame.get("after_seq", 0)
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise InvalidParameter("after_seq must be a non-negative integer.", param="after_seq")
-        reply = await in_db_thread(actions.reply_state)(
-            self.scope["user"], self.conversation_id, frame.get("reply_id"), self.link_token
-        )
+        reply = await self.reply_state(frame.get("reply_id"))
         await self.start_sync(reply, after_seq=after_seq)
+
+    async def reply_state(self, reply_id: Any) -> Message:
+        """The stored reply, if this socket may sync it (a link's viewer: only what the link
+        shows)."""
+        if self.link_only:
+            return await in_db_thread(sharing.shared_reply_state)(
+                self.scope["user"], self.conversation_id, reply_id, self.link_token
+            )
+        return await in_db_thread(actions.reply_state)(
+            self.scope["user"], self.conversation_id, reply_id, self.link_token
+        )
 
     # -- resume: snapshot, then the deltas after it ----------------------------------------------
 
@@ -417,9 +433,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def snapshot_from_database(self, reply_id: str) -> None:
         if reply_id not in self.syncing:
             return
-        reply = await in_db_thread(actions.reply_state)(
-            self.scope["user"], self.conversation_id, reply_id, self.link_token
-        )
+        reply = await self.reply_state(reply_id)
         await self.reply_snapshot(
             {
                 "type": "reply.snapshot",
@@ -479,9 +493,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _resync(self, reply_id: str, after_seq: int) -> None:
         try:
-            reply = await in_db_thread(actions.reply_state)(
-                self.scope["user"], self.conversation_id, reply_id, self.link_token
-            )
+            reply = await self.reply_state(reply_id)
         except ChatError:
             self.syncing.pop(reply_id, None)  # no longer visible to this socket
             return

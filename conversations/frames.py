@@ -62,6 +62,52 @@ def message_frame(message: Message) -> MessageFrame:
     }
 
 
+# What a share link's socket is sent: what the shared page (templates/sharing/shared.html)
+# shows — the user and assistant messages' author, text and state — plus the ids and sequence
+# numbers that keep a reply's frames continuous. Never the owner's reasoning, tool calls and
+# results, usage, logprobs, errors' detail or account ids. Frames not listed are not sent.
+_LINK_FIELDS: dict[str, tuple[str, ...] | None] = {
+    "ready": None,  # None: the whole frame
+    "error": None,
+    "conversation.updated": ("type", "title"),
+    "message.created": ("type", "message"),
+    "reply.started": ("type", "reply_id", "seq"),
+    "reply.delta": ("type", "reply_id", "seq", "content"),
+    "reply.completed": ("type", "reply_id", "seq", "status"),
+    "reply.failed": ("type", "reply_id", "seq", "status"),
+    "reply.snapshot": ("type", "reply_id", "seq", "status", "mode", "content"),
+}
+_LINK_MESSAGE_FIELDS = (
+    "id",
+    "parent_id",
+    "role",
+    "author",
+    "content",
+    "status",
+    "seq",
+    "created_at",
+)
+_LINK_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
+
+
+def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
+    """``frame`` as a share link's viewer may see it; None when it holds nothing the link
+    shows (a tool's result, say). A delta of reasoning or tool calls only keeps its sequence
+    number, so the viewer's sequence stays continuous."""
+    fields = _LINK_FIELDS.get(frame["type"], ())
+    if fields is None:
+        return frame
+    if not fields:
+        return None
+    shown = {name: frame[name] for name in fields if name in frame}
+    if "message" in shown:
+        message = shown["message"]
+        if message.get("role") not in _LINK_ROLES:
+            return None
+        shown["message"] = {name: message[name] for name in _LINK_MESSAGE_FIELDS if name in message}
+    return shown
+
+
 class SharedFrame(dict[str, Any]):
     """A frame handed to several sockets of this process: encoded to JSON once, not per socket.
 

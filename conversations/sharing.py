@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conversations import access, audit
-from conversations.actions import path_to
+from conversations.actions import ACTIVE, path_to, reply_state
 from conversations.errors import InvalidParameter, NotFound, PermissionDenied
 from conversations.models import (
     Conversation,
@@ -175,6 +175,24 @@ def fork_conversation(
                 usage=None if through_link else message.usage,
             )
     return fork
+
+
+def shared_branch(conversation: Conversation) -> list[Message]:
+    """What a share link shows: the branch down to the newest message, oldest first."""
+    leaf = conversation.messages.order_by("-created_at").first()
+    return path_to(conversation, leaf.pk if leaf else None)
+
+
+def shared_reply_state(
+    user: User, conversation_id: Any, reply_id: Any, link_token: str | None
+) -> Message:
+    """:func:`actions.reply_state` for a socket that sees the conversation through a link: a
+    reply the link shows (on :func:`shared_branch`), or one being written now (whose frames
+    reach the viewer live anyway); NotFound for any other."""
+    reply = reply_state(user, conversation_id, reply_id, link_token)
+    if reply.status in ACTIVE or reply in shared_branch(reply.conversation):
+        return reply
+    raise NotFound("No such message in this conversation.")
 
 
 def _live_link_to(conversation_id: Any, token: str | None, user: User) -> ShareLink | None:

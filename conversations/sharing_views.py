@@ -14,7 +14,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from conversations import access, search, sharing
-from conversations.actions import path_to
 from conversations.errors import ChatError
 from conversations.frames import author_name
 from conversations.models import Conversation, ShareLink, Team
@@ -147,8 +146,7 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     except ShareLink.DoesNotExist:
         raise Http404("No such link") from None
     conversation = link.conversation
-    leaf = conversation.messages.order_by("-created_at").first()
-    messages = [(author_name(m), m) for m in path_to(conversation, leaf.pk if leaf else None)]
+    messages = [(author_name(m), m) for m in sharing.shared_branch(conversation)]
     return render(
         request,
         "sharing/shared.html",
