@@ -152,6 +152,12 @@ def access_shared_link(token: str) -> ShareLink:
     return link
 
 
+def conversation_gone(conversation_id: uuid.UUID | str) -> bool:
+    """Whether the conversation was deleted (or never was): what a socket that could see it is
+    told when it no longer can, rather than "no longer shared"."""
+    return not Conversation.objects.alive().filter(pk=conversation_id).exists()
+
+
 def access_owned_conversation(user: User, conversation_id: uuid.UUID | str) -> Conversation:
     """The live conversation if ``user`` owns it (rename, settings, delete); else DoesNotExist."""
     conversation = access_conversation(user, conversation_id)

@@ -126,12 +126,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not signed_in and not (
             self.link_token and await in_db_thread(access.may_open_links)(user)
         ):
-            await self.close(code=4401)
+            await self.refuse(4401)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
         loaded = await in_db_thread(_load_conversation)(user, conversation_id, self.link_token)
         if loaded is None:
-            await self.close(code=4404)
+            await self.refuse(4404)
             return
         conversation, link = loaded
         self.conversation_id = conversation.id
@@ -161,6 +161,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._handle(self.early.pop(0))
         self.early = None
 
+    async def refuse(self, code: int) -> None:
+        """Refuse the session with a code the browser can read: a close before the accept
+        reaches it as an HTTP 403, which it cannot tell from a network failure (and would
+        retry for ever)."""
+        self.left = True
+        await self.accept()
+        await self.close(code=code)
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, minus its per-message connection clean-up on the shared ORM
         thread: every unit of ORM work here runs on an ORM thread that cleans up after itself,
@@ -184,9 +192,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.scope.get("user"), self.conversation_id, self.link_token
         )
         if loaded is None:
-            await self._leave(
-                4403, "access_revoked", "This conversation is no longer shared with you."
-            )
+            if await in_db_thread(access.conversation_gone)(self.conversation_id):
+                await self._leave(4404, "not_found", "This conversation was deleted.")
+            else:
+                await self._leave(
+                    4403, "access_revoked", "This conversation is no longer shared with you."
+                )
             return False
         self._view_through(loaded[1])
         return True

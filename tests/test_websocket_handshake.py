@@ -1,4 +1,5 @@
-"""The websocket refuses foreign origins and anyone who may not see the conversation."""
+"""The websocket refuses foreign origins (HTTP 403), and anyone who may not see the
+conversation with a close code the browser can read (4401 signed out, 4404 not found)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ async def session_cookie(user: User) -> str:
 
 
 async def try_connect(path: str, *, origin: str | None, cookie: str | None) -> bool:
+    return await refusal(path, origin=origin, cookie=cookie) is None
+
+
+async def refusal(path: str, *, origin: str | None, cookie: str | None) -> int | str | None:
+    """None if the socket opens; "http 403" if the handshake is refused (a foreign origin);
+    else the close code it is refused with right after the handshake (the browser sees that)."""
     headers = []
     if origin is not None:
         headers.append((b"origin", origin.encode()))
@@ -28,8 +35,11 @@ async def try_connect(path: str, *, origin: str | None, cookie: str | None) -> b
         headers.append((b"cookie", cookie.encode()))
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect(timeout=5)
+    if not connected:
+        return "http 403"
+    first = await communicator.receive_output(timeout=5)
     await communicator.disconnect()
-    return connected
+    return int(first["code"]) if first["type"] == "websocket.close" else None
 
 
 def path_of(conversation: Conversation) -> str:
@@ -63,19 +73,31 @@ async def test_an_untrusted_or_missing_origin_is_refused(
     assert not await try_connect(path_of(alice_conversation), origin=origin, cookie=cookie)
 
 
-async def test_an_anonymous_visitor_is_refused(alice_conversation: Conversation) -> None:
-    assert not await try_connect(path_of(alice_conversation), origin=TRUSTED, cookie=None)
+async def test_a_foreign_origin_is_refused_before_the_handshake(
+    alice: User, alice_conversation: Conversation
+) -> None:
+    cookie = await session_cookie(alice)
+    path = path_of(alice_conversation)
+    assert await refusal(path, origin="http://evil.example:8000", cookie=cookie) == "http 403"
 
 
-async def test_a_stranger_is_refused(charlie: User, alice_conversation: Conversation) -> None:
+async def test_an_anonymous_visitor_is_refused_as_signed_out(
+    alice_conversation: Conversation,
+) -> None:
+    assert await refusal(path_of(alice_conversation), origin=TRUSTED, cookie=None) == 4401
+
+
+async def test_a_stranger_is_refused_as_not_found(
+    charlie: User, alice_conversation: Conversation
+) -> None:
     cookie = await session_cookie(charlie)
-    assert not await try_connect(path_of(alice_conversation), origin=TRUSTED, cookie=cookie)
+    assert await refusal(path_of(alice_conversation), origin=TRUSTED, cookie=cookie) == 4404
 
 
-async def test_an_unknown_conversation_is_refused(alice: User) -> None:
+async def test_an_unknown_conversation_is_refused_as_not_found(alice: User) -> None:
     cookie = await session_cookie(alice)
     path = "/ws/conversations/00000000-0000-0000-0000-000000000000/"
-    assert not await try_connect(path, origin=TRUSTED, cookie=cookie)
+    assert await refusal(path, origin=TRUSTED, cookie=cookie) == 4404
 
 
 def test_origins_are_normalized_with_default_ports() -> None:

@@ -116,8 +116,10 @@ async function deleteConversation(item) {
       label: "Undo",
       run: async () => {
         const restored = await postJSON(`/c/${id}/restore/`, {});
-        if (restored.ok) placeholder.replaceWith(item);
-        else toast("Could not undo.");
+        if (!restored.ok) toast("Could not undo.");
+        // The open conversation's socket was closed for good by the delete: open it anew.
+        else if (id === currentId) location.reload();
+        else placeholder.replaceWith(item);
       },
     },
     onExpire: () => {

@@ -625,6 +625,10 @@ function updateComposer() {
 
 function sendMessage() {
   if (page.blocked) return;
+  if (socket.refusal) {
+    composerError.textContent = socket.refusal; // the text stays in the composer
+    return;
+  }
   const content = input.value;
   if (!content.trim() || activeReplyOnPath()) return;
   const clientId = crypto.randomUUID();

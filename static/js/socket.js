@@ -1,5 +1,12 @@
 // A websocket that reconnects with exponential backoff and jitter, and reports its state.
 
+// Close codes after which reconnecting cannot help (README "Websocket protocol"), and why.
+const REFUSALS = {
+  4401: "Signed out — sign in again to continue.",
+  4403: "This conversation is no longer shared with you.",
+  4404: "This conversation was deleted or does not exist.",
+};
+
 export class ReconnectingSocket {
   constructor(url, { onFrame, onOpen, onStatus }) {
     this.url = url;
@@ -12,6 +19,7 @@ export class ReconnectingSocket {
     this.queue = [];
     this.closed = false;
     this.ready = false;
+    this.refusal = ""; // set when the server refused the session for good (see REFUSALS)
     window.addEventListener("online", () => this.reconnectNow());
     window.addEventListener("offline", () => this.setStatus("offline"));
   }
@@ -50,8 +58,12 @@ export class ReconnectingSocket {
       this.ready = false;
       this.socket = null;
       if (this.closed) return;
-      if (event.code === 4401 || event.code === 4404) {
-        this.setStatus("offline", event.code === 4401 ? "Signed out" : "Not found");
+      const refusal = REFUSALS[event.code];
+      if (refusal) {
+        // Final: trying again would be refused again. Nothing queued can be sent now.
+        this.refusal = refusal;
+        this.queue = [];
+        this.setStatus("offline", refusal);
         return;
       }
       this.scheduleReconnect();
@@ -68,13 +80,14 @@ export class ReconnectingSocket {
   }
 
   reconnectNow() {
-    if (this.socket || this.closed) return;
+    if (this.socket || this.closed || this.refusal) return;
     this.attempt = Math.max(this.attempt, 1);
     this.connect();
   }
 
   /** Send now if connected, otherwise queue until the next `ready`. */
   send(frame) {
+    if (this.refusal) return false;
     if (this.socket && this.ready && this.socket.readyState === WebSocket.OPEN) {
       this.socket.send(JSON.stringify(frame));
       return true;
