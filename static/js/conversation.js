@@ -45,6 +45,10 @@ let structureDirty = true;
 let showConfidence = false;
 let settings = { model: page.model, modelDisplayName: page.model_display_name, params: page.params };
 const pendingSends = new Map(); // client_id → text (to restore on error)
+// Each `ready` after the first follows a gap in which message.created frames were lost: the tab
+// reads the conversation again before it lets the composer post (a stale leaf would fork it).
+let readyCount = 0;
+let catchingUp = false;
 
 function addNode(frame) {
   const existing = nodes.get(frame.id);
@@ -620,11 +624,11 @@ function updateComposer() {
   const streaming = Boolean(activeReplyOnPath());
   stopButton.hidden = !streaming;
   sendButton.hidden = streaming;
-  sendButton.disabled = Boolean(page.blocked) || !input.value.trim();
+  sendButton.disabled = Boolean(page.blocked) || catchingUp || !input.value.trim();
 }
 
 function sendMessage() {
-  if (page.blocked) return;
+  if (page.blocked || catchingUp) return;
   if (socket.refusal) {
     composerError.textContent = socket.refusal; // the text stays in the composer
     return;
@@ -714,21 +718,71 @@ function applyToolFragments(node, fragments) {
   }
 }
 
+/** Every message of the conversation, from the page's own data (there is no other endpoint). */
+async function fetchMessages() {
+  const response = await fetch(location.pathname, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const html = new DOMParser().parseFromString(await response.text(), "text/html");
+  const data = html.getElementById("page-data");
+  if (!data) throw new Error("no page data (signed out?)");
+  return JSON.parse(data.textContent).messages;
+}
+
+/** Add the messages this tab has not seen; resume the replies among them that still run. */
+function mergeMessages(frames, listed) {
+  let newest = null;
+  for (const frame of frames) {
+    const known = nodes.get(frame.id);
+    if (known) {
+      // Continued and finished while we were away: the reply grew past what we hold.
+      const grew = known.role === "assistant" && (frame.seq || 0) > (known.seq || 0);
+      if (grew && !ACTIVE.has(known.status) && !syncing.get(known.id)) {
+        requestSync(known.id, known.seq || 0);
+      }
+      continue;
+    }
+    const node = addNode(frame);
+    if (listed.has(node.id) || (node.role === "assistant" && ACTIVE.has(node.status))) {
+      requestSync(node.id, node.seq || 0);
+    }
+    if (!newest || node.created_at > newest.created_at) newest = node;
+  }
+  if (newest) chooseBranchTo(newest.id);
+}
+
+async function catchUp(listed, readyNumber) {
+  catchingUp = true;
+  updateComposer();
+  let frames = null;
+  try {
+    frames = await fetchMessages();
+  } catch (error) {
+    console.warn("could not re-read the conversation after reconnecting:", error);
+  }
+  if (readyNumber !== readyCount) return; // a newer connection catches up for itself
+  if (frames) mergeMessages(frames, listed);
+  catchingUp = false;
+  schedule();
+}
+
 const handlers = {
   ready(frame) {
+    readyCount += 1;
     // Resume every reply in progress from the sequence number we hold; and ask about any we
     // thought was running but the server no longer lists (it ended while we were away).
+    // Replies we do not know yet are synced once catchUp has added them.
     const listed = new Set();
     for (const active of frame.active_replies) {
       listed.add(active.reply_id);
       const node = nodes.get(active.reply_id);
-      requestSync(active.reply_id, node ? node.seq || 0 : 0);
+      if (node) requestSync(active.reply_id, node.seq || 0);
     }
     for (const node of nodes.values()) {
       if (node.role === "assistant" && ACTIVE.has(node.status) && !listed.has(node.id)) {
         requestSync(node.id, node.seq || 0);
       }
     }
+    if (readyCount > 1) catchUp(listed, readyCount);
   },
   "message.created"(frame) {
     const existed = nodes.has(frame.message.id);
