@@ -44,9 +44,12 @@ let frameRequested = false;
 let structureDirty = true;
 let showConfidence = false;
 let settings = { model: page.model, modelDisplayName: page.model_display_name, params: page.params };
-const pendingSends = new Map(); // client_id → text (to restore on error)
+/** client_id → {frame, text}: every frame with a client_id until its message.created (or error)
+ * arrives. A connection can die with frames written into it, so they all go again after each
+ * reconnect (the server deduplicates by client_id); `text` goes back to the composer on error. */
+const outbox = new Map();
 // Each `ready` after the first follows a gap in which message.created frames were lost: the tab
-// reads the conversation again before it lets the composer post (a stale leaf would fork it).
+// reads the conversation again before it sends the outbox (a stale leaf would fork it).
 let readyCount = 0;
 let catchingUp = false;
 
@@ -158,11 +161,29 @@ function renderStructure() {
     fillArticle(article, node);
     wanted.push(article);
   }
+  for (const { frame } of outbox.values()) {
+    if (frame.type === "message.send") wanted.push(pendingArticle(frame));
+  }
   const stickToBottom = isNearBottom();
   list.replaceChildren(...wanted);
   list.classList.toggle("is-empty", wanted.length === 0);
   if (stickToBottom) scrollToBottom();
   updateExportLinks(path);
+}
+
+/** A message sent but not yet acknowledged (it may travel again after a reconnect). */
+function pendingArticle(frame) {
+  return el(
+    "article",
+    { class: "message message-user is-pending", "aria-label": "You" },
+    el(
+      "header",
+      { class: "message-head" },
+      el("span", { class: "message-author", text: "You" }),
+      el("span", { class: "message-state", text: "Sending…" }),
+    ),
+    el("div", { class: "message-body" }, el("div", { class: "user-text", text: frame.content })),
+  );
 }
 
 function isNearBottom() {
@@ -376,7 +397,7 @@ function toolCallsView(node) {
       );
       form.addEventListener("submit", (event) => {
         event.preventDefault();
-        socket.send({
+        post({
           type: "tool.answer",
           reply_id: node.id,
           tool_call_id: call.id,
@@ -539,9 +560,7 @@ function editForm(node) {
     const content = area.value;
     if (!content.trim()) return;
     node.editing = false;
-    const clientId = crypto.randomUUID();
-    pendingSends.set(clientId, null);
-    socket.send({ type: "message.edit", message_id: node.id, content, client_id: clientId });
+    post({ type: "message.edit", message_id: node.id, content, client_id: crypto.randomUUID() });
     schedule(node.id);
   });
   area.addEventListener("keydown", (event) => {
@@ -567,7 +586,7 @@ async function copyAndTell(text) {
 }
 
 function regenerate(node) {
-  socket.send({ type: "reply.regenerate", reply_id: node.id, client_id: crypto.randomUUID() });
+  post({ type: "reply.regenerate", reply_id: node.id, client_id: crypto.randomUUID() });
 }
 
 function updateExportLinks(path) {
@@ -624,23 +643,65 @@ function updateComposer() {
   const streaming = Boolean(activeReplyOnPath());
   stopButton.hidden = !streaming;
   sendButton.hidden = streaming;
-  sendButton.disabled = Boolean(page.blocked) || catchingUp || !input.value.trim();
+  sendButton.disabled = Boolean(page.blocked) || sending() || !input.value.trim();
+}
+
+/** Send a frame that carries a client_id; it stays in the outbox until acknowledged. */
+function post(frame, text = null) {
+  outbox.set(frame.client_id, { frame, text });
+  if (frame.type === "message.send") structureDirty = true;
+  if (!catchingUp) socket.sendIfOpen(frame);
+  schedule();
+}
+
+/** The outbox's entry for `clientId`, now acknowledged (or refused). */
+function settle(clientId) {
+  const entry = outbox.get(clientId);
+  if (!entry) return null;
+  outbox.delete(clientId);
+  if (entry.frame.type === "message.send") structureDirty = true;
+  schedule();
+  return entry;
+}
+
+function sending() {
+  return [...outbox.values()].some((entry) => entry.frame.type === "message.send");
+}
+
+/** A message posted at the leaf of its branch follows whatever was posted below that leaf since
+ * (what this tab missed while away): else it would fork the conversation. */
+function followBranch(frame) {
+  if (frame.type !== "message.send" || !frame.parent_id) return;
+  let id = frame.parent_id;
+  const seen = new Set();
+  while (children.has(id) && !seen.has(id)) {
+    seen.add(id);
+    const ids = children.get(id);
+    const next = chosen.get(id);
+    id = next && ids.includes(next) ? next : ids[ids.length - 1];
+  }
+  frame.parent_id = id;
+}
+
+function sendOutbox() {
+  for (const { frame } of outbox.values()) {
+    followBranch(frame);
+    socket.sendIfOpen(frame);
+  }
 }
 
 function sendMessage() {
-  if (page.blocked || catchingUp) return;
+  if (page.blocked || sending()) return;
   if (socket.refusal) {
     composerError.textContent = socket.refusal; // the text stays in the composer
     return;
   }
   const content = input.value;
   if (!content.trim() || activeReplyOnPath()) return;
-  const clientId = crypto.randomUUID();
   const parent = lastOnPath();
-  const frame = { type: "message.send", client_id: clientId, content };
+  const frame = { type: "message.send", client_id: crypto.randomUUID(), content };
   if (parent) frame.parent_id = parent.id;
-  pendingSends.set(clientId, content);
-  socket.send(frame);
+  post(frame, content);
   input.value = "";
   composerError.textContent = "";
   autoGrow();
@@ -742,6 +803,7 @@ function mergeMessages(frames, listed) {
       continue;
     }
     const node = addNode(frame);
+    if (node.client_id) settle(node.client_id); // it reached the server; only its answer did not
     if (listed.has(node.id) || (node.role === "assistant" && ACTIVE.has(node.status))) {
       requestSync(node.id, node.seq || 0);
     }
@@ -762,6 +824,7 @@ async function catchUp(listed, readyNumber) {
   if (readyNumber !== readyCount) return; // a newer connection catches up for itself
   if (frames) mergeMessages(frames, listed);
   catchingUp = false;
+  sendOutbox();
   schedule();
 }
 
@@ -783,11 +846,12 @@ const handlers = {
       }
     }
     if (readyCount > 1) catchUp(listed, readyCount);
+    else sendOutbox();
   },
   "message.created"(frame) {
     const existed = nodes.has(frame.message.id);
     const node = addNode(frame.message);
-    if (frame.message.client_id) pendingSends.delete(frame.message.client_id);
+    if (frame.message.client_id) settle(frame.message.client_id);
     if (!existed || !frame.duplicate) chooseBranchTo(node.id);
     schedule(node.id);
   },
@@ -883,9 +947,9 @@ const handlers = {
   },
   error(frame) {
     const message = frame.message || "Something went wrong.";
-    if (frame.client_id && pendingSends.has(frame.client_id)) {
-      const text = pendingSends.get(frame.client_id);
-      pendingSends.delete(frame.client_id);
+    const entry = frame.client_id ? settle(frame.client_id) : null;
+    if (entry) {
+      const text = entry.text;
       if (text !== null && !input.value) {
         input.value = text;
         autoGrow();
