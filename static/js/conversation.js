@@ -22,6 +22,7 @@ const sendButton = document.getElementById("send-button");
 const stopButton = document.getElementById("stop-button");
 const composerError = document.getElementById("composer-error");
 const estimate = document.getElementById("composer-estimate");
+const blockedNote = document.getElementById("composer-blocked");
 const statusBadge = document.getElementById("connection-status");
 const confidenceToggle = document.getElementById("confidence-toggle");
 
@@ -639,6 +640,20 @@ function updateEstimate() {
   }
 }
 
+/** Block or unblock posting (the reason comes from the server: the model, the account, limits). */
+function applyBlocked(reason) {
+  if ((page.blocked || "") === (reason || "")) return;
+  page.blocked = reason;
+  input.disabled = Boolean(reason);
+  input.placeholder = reason || `Message ${settings.modelDisplayName}`;
+  if (reason) input.setAttribute("aria-describedby", "composer-blocked");
+  else input.removeAttribute("aria-describedby");
+  blockedNote.textContent = reason || "";
+  blockedNote.hidden = !reason;
+  for (const id of nodes.keys()) dirty.add(id); // Edit, Regenerate, tool answers
+  schedule();
+}
+
 function updateComposer() {
   const streaming = Boolean(activeReplyOnPath());
   stopButton.hidden = !streaming;
@@ -779,14 +794,15 @@ function applyToolFragments(node, fragments) {
   }
 }
 
-/** Every message of the conversation, from the page's own data (there is no other endpoint). */
-async function fetchMessages() {
+/** The page's data as the server would render it now (its messages, why the composer is
+ * blocked): the page itself is the one endpoint that has it. */
+async function fetchPageData() {
   const response = await fetch(location.pathname, { credentials: "same-origin" });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const html = new DOMParser().parseFromString(await response.text(), "text/html");
   const data = html.getElementById("page-data");
   if (!data) throw new Error("no page data (signed out?)");
-  return JSON.parse(data.textContent).messages;
+  return JSON.parse(data.textContent);
 }
 
 /** Add the messages this tab has not seen; resume the replies among them that still run. */
@@ -815,14 +831,17 @@ function mergeMessages(frames, listed) {
 async function catchUp(listed, readyNumber) {
   catchingUp = true;
   updateComposer();
-  let frames = null;
+  let data = null;
   try {
-    frames = await fetchMessages();
+    data = await fetchPageData();
   } catch (error) {
     console.warn("could not re-read the conversation after reconnecting:", error);
   }
   if (readyNumber !== readyCount) return; // a newer connection catches up for itself
-  if (frames) mergeMessages(frames, listed);
+  if (data) {
+    mergeMessages(data.messages, listed);
+    applyBlocked(data.blocked);
+  }
   catchingUp = false;
   sendOutbox();
   schedule();
@@ -1000,9 +1019,15 @@ initSettings(page, (saved) => {
   for (const node of document.querySelectorAll("[data-model-name]")) {
     node.textContent = saved.model_display_name;
   }
+  if (!page.blocked) input.placeholder = `Message ${saved.model_display_name}`;
   updateEstimate();
   for (const id of nodes.keys()) dirty.add(id);
   schedule();
+  // Another model may be one this user may use ("pick another in Settings").
+  fetchPageData().then(
+    (data) => applyBlocked(data.blocked),
+    () => {},
+  );
 });
 
 // A first message typed on the "new chat" screen travels here through sessionStorage.
