@@ -40,6 +40,8 @@ const syncing = new Map();
 const timings = new Map();
 /** message id → rendered <article>. */
 const articles = new Map();
+/** field id → text typed into an edit or tool-answer box (articles are rebuilt on every change). */
+const drafts = new Map();
 const dirty = new Set();
 let frameRequested = false;
 let structureDirty = true;
@@ -135,8 +137,23 @@ function schedule(id) {
   requestAnimationFrame(flushRender);
 }
 
+/** Where the reader is typing in a message (an edit or a tool answer), to restore after a redraw. */
+function typingSpot() {
+  const field = document.activeElement;
+  if (!field || !field.id || !list.contains(field) || typeof field.selectionStart !== "number") return null;
+  return { id: field.id, start: field.selectionStart, end: field.selectionEnd };
+}
+
+function restoreTypingSpot(spot) {
+  const field = document.getElementById(spot.id);
+  if (!field || !list.contains(field) || document.activeElement === field) return;
+  field.focus();
+  field.setSelectionRange(spot.start, spot.end);
+}
+
 function flushRender() {
   frameRequested = false;
+  const spot = typingSpot();
   if (structureDirty) {
     structureDirty = false;
     renderStructure();
@@ -147,6 +164,7 @@ function flushRender() {
     if (node && article) fillArticle(article, node);
   }
   dirty.clear();
+  if (spot) restoreTypingSpot(spot);
   updateComposer();
 }
 
@@ -389,6 +407,8 @@ function toolCallsView(node) {
     if (canAnswer) {
       const fieldId = `tool-answer-${node.id}-${index}`;
       const area = el("textarea", { id: fieldId, rows: "3", required: true });
+      area.value = drafts.get(fieldId) || "";
+      area.addEventListener("input", () => drafts.set(fieldId, area.value));
       const form = el(
         "form",
         { class: "tool-answer" },
@@ -535,8 +555,17 @@ function controlsFor(node) {
 }
 
 function editForm(node) {
-  const area = el("textarea", { class: "edit-input", rows: "3", "aria-label": "Edit message" });
-  area.value = node.content;
+  const fieldId = `edit-${node.id}`;
+  const opening = !drafts.has(fieldId);
+  if (opening) drafts.set(fieldId, node.content);
+  const area = el("textarea", { id: fieldId, class: "edit-input", rows: "3", "aria-label": "Edit message" });
+  area.value = drafts.get(fieldId);
+  area.addEventListener("input", () => drafts.set(fieldId, area.value));
+  const close = () => {
+    node.editing = false;
+    drafts.delete(fieldId);
+    schedule(node.id);
+  };
   const form = el(
     "form",
     { class: "edit-form" },
@@ -548,10 +577,7 @@ function editForm(node) {
         type: "button",
         class: "small",
         text: "Cancel",
-        onclick: () => {
-          node.editing = false;
-          schedule(node.id);
-        },
+        onclick: close,
       }),
       el("button", { type: "submit", class: "primary small", text: "Save and send" }),
     ),
@@ -560,9 +586,8 @@ function editForm(node) {
     event.preventDefault();
     const content = area.value;
     if (!content.trim()) return;
-    node.editing = false;
+    close();
     post({ type: "message.edit", message_id: node.id, content, client_id: crypto.randomUUID() });
-    schedule(node.id);
   });
   area.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -570,14 +595,15 @@ function editForm(node) {
       form.requestSubmit();
     } else if (event.key === "Escape") {
       event.stopPropagation();
-      node.editing = false;
-      schedule(node.id);
+      close();
     }
   });
-  setTimeout(() => {
-    area.focus();
-    area.setSelectionRange(area.value.length, area.value.length);
-  });
+  if (opening) {
+    setTimeout(() => {
+      area.focus();
+      area.setSelectionRange(area.value.length, area.value.length);
+    });
+  }
   return form;
 }
 
