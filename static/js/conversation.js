@@ -633,7 +633,7 @@ function autoGrow() {
   input.style.height = `${Math.min(input.scrollHeight, window.innerHeight * 0.4)}px`;
 }
 
-// What the user has left today, from /usage/summary.json (refreshed after each reply).
+// What the user has left (day and month), from /usage/summary.json (refreshed after each reply).
 let allowance = null;
 
 async function refreshAllowance() {
@@ -655,8 +655,12 @@ function updateEstimate() {
     const cost = (tokens * model.price_input_per_million) / 1e6;
     text += cost < 0.0001 ? " (< $0.0001)" : ` (≈ $${cost.toFixed(4)})`;
   }
-  if (allowance && allowance.today && allowance.today.left !== null) {
-    text += `; ${allowance.today.left.toLocaleString()} left today`;
+  if (typeof allowance?.remaining === "number") {
+    // The tighter of day and month; a tie reads as today's (it resets first).
+    const day = allowance.today?.left ?? null;
+    const month = allowance.month?.left ?? null;
+    const period = month !== null && (day === null || month < day) ? "this month" : "today";
+    text += `; ${allowance.remaining.toLocaleString()} left ${period}`;
   }
   estimate.textContent = text;
   const warning = document.getElementById("usage-warning");
