@@ -139,6 +139,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "params": conversation.params,
         "models": _model_choices(context["models"]),
         "blocked": blocked,
+        "may_post": may_post,
         "usage_url": reverse("usage-summary"),
         "messages": ui_actions.message_tree(conversation),
     }

@@ -671,7 +671,8 @@ function updateEstimate() {
 }
 
 /** Block or unblock posting (the reason comes from the server: the model, the account, limits). */
-function applyBlocked(reason) {
+function applyBlocked(reason, mayPost) {
+  page.may_post = mayPost;
   if ((page.blocked || "") === (reason || "")) return;
   page.blocked = reason;
   input.disabled = Boolean(reason);
@@ -685,9 +686,10 @@ function applyBlocked(reason) {
 }
 
 function updateComposer() {
-  const streaming = Boolean(activeReplyOnPath());
-  stopButton.hidden = !streaming;
-  sendButton.hidden = streaming;
+  // Stopping is posting: a reader who may not post only gets a permission error from it.
+  const stoppable = page.may_post && Boolean(activeReplyOnPath());
+  stopButton.hidden = !stoppable;
+  sendButton.hidden = stoppable;
   sendButton.disabled = Boolean(page.blocked) || sending() || !input.value.trim();
 }
 
@@ -755,6 +757,7 @@ function sendMessage() {
 }
 
 function stopReply() {
+  if (!page.may_post) return;
   const reply = activeReplyOnPath();
   if (reply) socket.send({ type: "reply.cancel", reply_id: reply.id });
 }
@@ -870,7 +873,7 @@ async function catchUp(listed, readyNumber) {
   if (readyNumber !== readyCount) return; // a newer connection catches up for itself
   if (data) {
     mergeMessages(data.messages, listed);
-    applyBlocked(data.blocked);
+    applyBlocked(data.blocked, data.may_post);
   }
   catchingUp = false;
   sendOutbox();
@@ -1055,7 +1058,7 @@ initSettings(page, (saved) => {
   schedule();
   // Another model may be one this user may use ("pick another in Settings").
   fetchPageData().then(
-    (data) => applyBlocked(data.blocked),
+    (data) => applyBlocked(data.blocked, data.may_post),
     () => {},
   );
 });
