@@ -20,7 +20,7 @@ export class ReconnectingSocket {
     this.closed = false;
     this.ready = false;
     this.refusal = ""; // set when the server refused the session for good (see REFUSALS)
-    window.addEventListener("online", () => this.reconnectNow());
+    window.addEventListener("online", () => this.backOnline());
     window.addEventListener("offline", () => this.setStatus("offline"));
   }
 
@@ -77,6 +77,12 @@ export class ReconnectingSocket {
     this.setStatus(navigator.onLine === false ? "offline" : "reconnecting");
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  backOnline() {
+    // A short outage may leave the socket open: then only the "offline" status needs undoing.
+    if (this.socket && this.ready) this.setStatus("connected");
+    else this.reconnectNow();
   }
 
   reconnectNow() {
