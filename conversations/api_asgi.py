@@ -21,8 +21,8 @@ two formats), exactly one of them. Errors use DeepSeek's envelope.
 Streaming: we wait up to :data:`KEEPALIVE_INTERVAL_S` for the upstream's first delta before
 answering, so that a request the upstream refuses at once still gets its real status. After
 that the 200 goes out, ``: keep-alive`` comments follow every few seconds until the first
-delta, and a later failure ends the stream with a ``data: {"error": …}`` event and no
-``[DONE]``. A client that leaves (mid-stream or while waiting for a non-streamed answer)
+delta, and a later failure (the first event's too, once a keep-alive went out) ends the
+stream with a ``data: {"error": …}`` event and no ``[DONE]``. A client that leaves (mid-stream or while waiting for a non-streamed answer)
 cancels the upstream call, and the call is settled as ``cancelled`` with what it used.
 """
 
@@ -149,14 +149,16 @@ class _Request:
 
 
 class _Response:
-    """Sends one response; remembers its status for the log line."""
+    """Sends one response; remembers its status (and a stream's failure) for the log line."""
 
-    __slots__ = ("request_id", "send", "status")
+    __slots__ = ("request_id", "send", "status", "stream_error")
 
     def __init__(self, send: Send, request_id: str) -> None:
         self.send = send
         self.request_id = request_id.encode()
         self.status = 0
+        # The code of the error event that ended a stream after its 200.
+        self.stream_error: str | None = None
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.status = status
@@ -267,11 +269,13 @@ class ApiApplication:
                 await response.internal_error()
         if request_logger.isEnabledFor(logging.INFO):
             request_logger.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms%s",
                 scope["method"],
                 path,
                 response.status or 499,
                 (time.perf_counter() - started) * 1000,
+                # A 200 whose stream ended with an error event says so.
+                f" error={response.stream_error}" if response.stream_error else "",
             )
 
     # -- the endpoints -------------------------------------------------------------------------
@@ -515,9 +519,10 @@ async def _stream(call: Call, response: _Response) -> None:
         want_logprobs = request.logprobs
         usage: dict[str, Any] | None = None
         finish: str | None = None
-        event: StreamEvent | None = first.result()
         out = [writer.role()]
         try:
+            # Inside the try: the first event may be the failure itself, after the keep-alive.
+            event: StreamEvent | None = first.result()
             while event is not None:
                 following: StreamEvent | None = None
                 if isinstance(event, ContentDelta | ReasoningDelta):
@@ -572,10 +577,13 @@ async def _stream(call: Call, response: _Response) -> None:
             outcome = "failed"
             result = partial()
             logger.exception("API stream failed")
-            envelope = api_wire.error_envelope(500, "Something went wrong on our side.")
+            envelope = api_wire.error_envelope(
+                500, "Something went wrong on our side.", code="internal_error"
+            )
         # Failed after the 200: settled first (as at [DONE]), then the error event ends it.
         await _stop_upstream(first, events)
         await _settle(call, outcome, result)
+        response.stream_error = envelope["error"]["code"]
         await send({"type": "http.response.body", "body": api_wire.error_event(envelope)})
     finally:
         await _stop_upstream(first, events)
