@@ -55,6 +55,7 @@ from conversations.upstream import (
     LogprobsDelta,
     ReasoningDelta,
     StreamEvent,
+    ToolCall,
     ToolCallDelta,
     UpstreamError,
     Usage,
@@ -417,7 +418,7 @@ def _estimated_usage(call: Call, result: ChatResult) -> dict[str, Any]:
     """Only for an upstream that sent no usage at all (DeepSeek always does)."""
     return api_wire.estimated_usage(
         quota.estimate_prompt_tokens(call.request.messages),
-        quota.estimate_tokens(result.text + result.reasoning),
+        quota.estimate_tokens(api_calls.output_text(result)),
     )
 
 
@@ -486,10 +487,16 @@ async def _stream(call: Call, response: _Response) -> None:
     result: ChatResult | None = None
     text: list[str] = []
     reasoning: list[str] = []
+    # Tool calls by index: (id, name, argument fragments), charged too if the stream ends early.
+    tool_calls: dict[int, tuple[str, str, list[str]]] = {}
     output_started = False
 
     def partial() -> ChatResult:
-        return ChatResult(text="".join(text), reasoning="".join(reasoning))
+        calls = [
+            ToolCall(index, call_id, name, "".join(arguments))
+            for index, (call_id, name, arguments) in sorted(tool_calls.items())
+        ]
+        return ChatResult(text="".join(text), reasoning="".join(reasoning), tool_calls=calls)
 
     try:
         await asyncio.wait((first,), timeout=KEEPALIVE_INTERVAL_S)
@@ -543,6 +550,10 @@ async def _stream(call: Call, response: _Response) -> None:
                         out.append(writer.reasoning(event.text, logprobs))
                 elif isinstance(event, ToolCallDelta):
                     output_started = True
+                    parts = tool_calls.setdefault(
+                        event.index, (event.id or "", event.name or "", [])
+                    )
+                    parts[2].append(event.arguments_fragment)
                     out.append(writer.tool_call(event))
                 elif isinstance(event, LogprobsDelta):
                     out.append(writer.logprobs_only(event.content, event.reasoning))
