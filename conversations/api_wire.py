@@ -153,9 +153,14 @@ def parse_chat_request(
                 "stream_options.include_usage must be true or false.", param="stream_options"
             )
 
+    # The mode the call runs in decides the thinking-mode rules (tool_choice, logprobs).
+    thinking = _check_thinking(body.get("thinking"))
     cap = max_tokens_cap
     checked = param_rules.check_params(
-        {k: v for k, v in body.items() if k in param_rules.KNOWN}, model, max_tokens_cap=cap
+        {k: v for k, v in body.items() if k in param_rules.KNOWN},
+        model,
+        max_tokens_cap=cap,
+        thinking=thinking,
     )
     max_tokens = checked.get("max_tokens")
     if max_tokens is None:
@@ -164,7 +169,6 @@ def parse_chat_request(
             max_tokens = min(max_tokens, cap)
         checked["max_tokens"] = max_tokens
 
-    thinking = _check_thinking(body.get("thinking"))
     effort = body.get("reasoning_effort")
     if effort is not None:
         if not isinstance(effort, str) or effort not in REASONING_EFFORTS:

@@ -85,7 +85,9 @@ def _check_tools(tools: Any) -> list[dict[str, Any]]:
     return tools
 
 
-def _check_tool_choice(choice: Any, tools: list[dict[str, Any]] | None, model: ModelConfig) -> None:
+def _check_tool_choice(
+    choice: Any, tools: list[dict[str, Any]] | None, model: ModelConfig, thinking: bool
+) -> None:
     names = {t["function"]["name"] for t in tools or []}
     if isinstance(choice, str):
         if choice not in ("none", "auto", "required"):
@@ -109,17 +111,34 @@ def _check_tool_choice(choice: Any, tools: list[dict[str, Any]] | None, model: M
             )
     else:
         raise InvalidParameter("tool_choice must be a string or an object.", param="tool_choice")
-    if model.thinking and (choice == "required" or isinstance(choice, dict)):
+    if thinking and (choice == "required" or isinstance(choice, dict)):
         raise InvalidParameter(
-            f'{model.name} thinks before answering and accepts only tool_choice "none" or "auto".',
+            f'{model.name} in thinking mode accepts only tool_choice "none" or "auto".',
             param="tool_choice",
         )
 
 
+def _logprobs_allowed(model: ModelConfig, thinking: bool) -> bool:
+    """In the model's own mode the registry says; in the other mode (the request switched
+    thinking on or off) the reference's rule: thinking mode rejects logprobs (§3.1)."""
+    if thinking == model.thinking:
+        return model.supports_logprobs
+    return not thinking
+
+
 def check_params(
-    params: Mapping[str, Any], model: ModelConfig, *, max_tokens_cap: int | None = None
+    params: Mapping[str, Any],
+    model: ModelConfig,
+    *,
+    max_tokens_cap: int | None = None,
+    thinking: bool | None = None,
 ) -> dict[str, Any]:
-    """The validated parameters (unset ones left out), or :class:`InvalidParameter`."""
+    """The validated parameters (unset ones left out), or :class:`InvalidParameter`.
+
+    ``thinking`` is the mode the call runs in when the request chooses it (the API's
+    ``thinking`` field); None: the model's own. The thinking-mode rules follow that mode."""
+    if thinking is None:
+        thinking = model.thinking
     if not isinstance(params, Mapping):
         raise InvalidParameter("params must be an object.", param="params")
     unknown = sorted(set(params) - set(KNOWN))
@@ -169,8 +188,11 @@ def check_params(
     if logprobs is not None:
         if not isinstance(logprobs, bool):
             raise InvalidParameter("logprobs must be true or false.", param="logprobs")
-        if logprobs and not model.supports_logprobs:
-            raise InvalidParameter(f"{model.name} does not return logprobs.", param="logprobs")
+        if logprobs and not _logprobs_allowed(model, thinking):
+            mode = " in thinking mode" if thinking else ""
+            raise InvalidParameter(
+                f"{model.name}{mode} does not return logprobs.", param="logprobs"
+            )
         clean["logprobs"] = logprobs
     top_logprobs = params.get("top_logprobs")
     if top_logprobs is not None:
@@ -194,7 +216,7 @@ def check_params(
         if clean["tools"] is None:
             del clean["tools"]
     if params.get("tool_choice") is not None:
-        _check_tool_choice(params["tool_choice"], clean.get("tools"), model)
+        _check_tool_choice(params["tool_choice"], clean.get("tools"), model, thinking)
         clean["tool_choice"] = params["tool_choice"]
 
     stop = params.get("stop")
