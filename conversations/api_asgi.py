@@ -385,7 +385,7 @@ def _parse_json(raw: bytes) -> Any:
     """The parsed body, or the InvalidParameter to answer once the key is known to be good."""
     try:
         parsed = json.loads(raw.decode("utf-8"))  # UTF-8 only, as DeepSeek's API takes
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return InvalidParameter("The request body is not valid JSON.")
     try:
         # What the upstream request could not encode (NUL passes: it is sent, not stored).
