@@ -10,7 +10,7 @@ chunk and then ``data: [DONE]``.
 Decisions where DeepSeek's behaviour is unknown or unsuitable (documented for clients):
 
 * Unknown top-level fields are refused with 400 naming the field (§3.1: "do not send them"),
-  except ``n: 1``, which some SDKs send by default. Unknown fields inside a message are
+  except ``n: 1`` (or null), which some SDKs send by default. Unknown fields inside a message are
   ignored (clients often echo the SDK's whole message objects back).
 * Every malformed body is a 400 (DeepSeek's current behaviour), never a 422.
 * ``prefix`` (chat prefix completion) is a beta feature we do not serve: 400, as upstream.
@@ -127,7 +127,8 @@ def parse_chat_request(
             "parameters of /chat/completions.",
             param=unknown[0],
         )
-    if "n" in body and (body["n"] != 1 or isinstance(body["n"], bool)):
+    n = body.get("n")
+    if n is not None and (n != 1 or isinstance(n, bool)):
         raise InvalidParameter("n must be 1: one choice is always returned.", param="n")
     messages = _check_messages(body.get("messages"))
 

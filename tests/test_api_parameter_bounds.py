@@ -111,7 +111,8 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = [
     ),
     ("thinking", [{"thinking": {"type": "disabled"}}], [{"thinking": {"type": "maybe"}}]),
     ("user_id", [{"user_id": "team-42"}], [{"user_id": "no spaces"}, {"user_id": "x" * 513}]),
-    ("n", [{"n": 1}], [{"n": 2}]),
+    # null is unset, as for every optional field.
+    ("n", [{"n": 1}, {"n": None}], [{"n": 2}, {"n": True}]),
 ]
 
 
