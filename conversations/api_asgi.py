@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -60,6 +61,7 @@ from conversations.upstream import (
     UpstreamError,
     Usage,
 )
+from conversations.upstream import RateLimited as UpstreamRateLimited
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -193,21 +195,31 @@ class _Response:
         await self.json(status, api_wire.dumps(body).encode(), extra)
 
     async def error(self, error: ChatError) -> None:
-        extra = None
-        retry_after = error.extra.get("retry_after")
-        if isinstance(retry_after, int | float):
-            extra = [(b"retry-after", str(max(1, round(retry_after))).encode())]
+        extra = _retry_after_header(error.extra.get("retry_after"))
         await self.envelope(
             error.status, error.message, param=error.param, code=error.code, extra=extra
         )
 
     async def upstream_error(self, error: UpstreamError) -> None:
         status = _upstream_status(error)
-        await self.json(status, api_wire.dumps(_upstream_envelope(error)).encode())
+        # The provider's own wait, passed on as our quota's is.
+        retry_after = error.retry_after if isinstance(error, UpstreamRateLimited) else None
+        await self.json(
+            status,
+            api_wire.dumps(_upstream_envelope(error)).encode(),
+            _retry_after_header(retry_after),
+        )
 
     async def internal_error(self) -> None:
         logger.exception("API request failed")
         await self.envelope(500, "Something went wrong on our side.", code="internal_error")
+
+
+def _retry_after_header(seconds: object) -> list[tuple[bytes, bytes]] | None:
+    """A Retry-After header in whole seconds (at least 1), or None without a wait to give."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]
 
 
 def _upstream_status(error: UpstreamError) -> int:
