@@ -322,7 +322,7 @@ class GenerationTask:
         try:
             await self.flush()
             self.status = outcome["status"]
-            new_output = (self.content + self.reasoning)[base_len:]
+            new_output = (self.content + self.reasoning)[base_len:] + self._new_tool_call_text()
             final = actions.finalize_params(
                 self.reply_id,
                 channel=self.service.channel,
@@ -399,6 +399,15 @@ class GenerationTask:
         if event.name:
             fragment["name"] = call["function"]["name"]
         self._pending.tool_calls.append(fragment)
+
+    def _new_tool_call_text(self) -> str:
+        """The names and arguments of the tool calls this run made (output tokens too), for
+        estimating what it used when the upstream sent no usage."""
+        return "".join(
+            call["function"]["name"] + call["function"]["arguments"]
+            for index, call in sorted(self.tool_calls.items())
+            if index >= self._tool_index_base
+        )
 
     def _tool_calls_list(self) -> list[dict[str, Any]]:
         return [
