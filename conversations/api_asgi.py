@@ -430,7 +430,7 @@ def _estimated_usage(call: Call, result: ChatResult) -> dict[str, Any]:
     """Only for an upstream that sent no usage at all (DeepSeek always does)."""
     return api_wire.estimated_usage(
         quota.estimate_prompt_tokens(call.request.messages),
-        quota.estimate_tokens(api_calls.output_text(result)),
+        quota.estimate_tokens(result.output_text),
     )
 
 

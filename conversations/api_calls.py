@@ -423,7 +423,7 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
     """Settle the call exactly once (and save it as a conversation if its key asks to).
 
     ``result`` is what the upstream produced (complete or partial); without its usage the
-    completion is estimated from the output received (:func:`output_text`).
+    completion is estimated from the output received (``ChatResult.output_text``).
     """
     if call.settled:
         return
@@ -437,7 +437,7 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
             call.record_id,
             outcome=outcome,
             usage=result.usage if result is not None else None,
-            output_text=output_text(result) if result is not None else "",
+            output_text=result.output_text if result is not None else "",
         )
         await settle_in_group(call.user_id, params)
     except BaseException:
@@ -445,13 +445,6 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
         # and the reaper releases what none did.
         call.settled = False
         raise
-
-
-def output_text(result: ChatResult) -> str:
-    """What the model produced, for estimating its tokens when the upstream sent no usage:
-    the answer, the reasoning and the tool calls' names and arguments (all output tokens)."""
-    calls = "".join(call.name + call.arguments for call in result.tool_calls)
-    return result.text + result.reasoning + calls
 
 
 async def settle_in_group(user_id: int, params: quota.SettlementParams) -> None:

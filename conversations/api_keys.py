@@ -200,7 +200,7 @@ def settle_and_save(call: Call, *, outcome: str, result: ChatResult) -> None:
         call.record_id,
         outcome=outcome,
         usage=result.usage,
-        output_text=result.text + result.reasoning,
+        output_text=result.output_text,
     )
     if not settled:
         return  # settled before (the reaper, after a stall): saved by nobody twice

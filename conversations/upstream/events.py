@@ -98,6 +98,13 @@ class ChatResult:
     model: str | None = None
     attempts: int = 1
 
+    @property
+    def output_text(self) -> str:
+        """What the model produced, for estimating its tokens when the upstream sent no usage:
+        the answer, the reasoning and the tool calls' names and arguments (all output tokens)."""
+        calls = "".join(call.name + call.arguments for call in self.tool_calls)
+        return self.text + self.reasoning + calls
+
 
 @dataclass(frozen=True, slots=True)
 class Completed:
