@@ -825,20 +825,20 @@ def heartbeat(reply_ids: list[uuid.UUID]) -> None:
 
 def reap_stale_replies(
     older_than_seconds: float, alive: Iterable[uuid.UUID] = ()
-) -> list[tuple[uuid.UUID, uuid.UUID]]:
+) -> list[tuple[uuid.UUID, uuid.UUID, int]]:
     """Replies whose task stopped heartbeating (its process died) become ``interrupted``;
     never one of ``alive`` (the calling process's own running tasks, whatever their row says).
 
-    Returns (conversation id, reply id) of each reaped reply; their reservations are settled
-    to an estimate of the text that had been checkpointed.
+    Returns (conversation id, reply id, stored sequence number) of each reaped reply; their
+    reservations are settled to an estimate of the text that had been checkpointed.
     """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stale = Q(status__in=ACTIVE) & (Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
-    reaped: list[tuple[uuid.UUID, uuid.UUID]] = []
+    reaped: list[tuple[uuid.UUID, uuid.UUID, int]] = []
     for reply in (
         Message.objects.filter(stale)
         .exclude(pk__in=list(alive))
-        .only("id", "conversation_id", "content", "reasoning")
+        .only("id", "conversation_id", "content", "reasoning", "seq")
     ):
         with transaction.atomic():
             if not Message.objects.filter(pk=reply.pk, status__in=ACTIVE).update(
@@ -858,7 +858,7 @@ def reap_stale_replies(
                     usage=None,
                     output_text=text[base:],  # a continuation: only its own text
                 )
-        reaped.append((reply.conversation_id, reply.pk))
+        reaped.append((reply.conversation_id, reply.pk, reply.seq))
     return reaped
 
 

@@ -485,6 +485,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         seq = event.get("seq", 0)
         last = self.sent_seq.get(reply_id)
+        if event["type"] in _ENDS and last is not None and seq < last:
+            # This socket was sent text the row never stored: deltas published after the last
+            # checkpoint by a process that then died. The stored reply replaces it, so that a
+            # continuation (which goes on from the stored sequence number) follows seamlessly.
+            self.syncing[reply_id] = []
+            await self.snapshot_from_database(reply_id)
+            return
         if event["type"] == "reply.delta":
             if last is not None and seq <= last:
                 return  # already sent (in a snapshot or before)

@@ -854,13 +854,16 @@ class GenerationService:
         )
         if released:
             logger.warning("released %d reservations of calls whose process stopped", released)
-        for conversation_id, reply_id in reaped:
+        for conversation_id, reply_id, seq in reaped:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
             await self.publish(
                 group_name(conversation_id),
                 {
                     "type": "reply.failed",
                     "reply_id": str(reply_id),
+                    # What the row holds: a socket sent more (deltas published after the last
+                    # checkpoint, then lost with the process) is sent the stored reply instead.
+                    "seq": seq,
                     "status": Message.Status.INTERRUPTED.value,
                     "code": "worker_lost",
                     "message": "The server handling this reply stopped; the text so far is kept.",

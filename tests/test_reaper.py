@@ -12,8 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations import actions, quota
+from conversations.generation import group_name
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
-from tests.support import open_socket
+from tests.support import open_socket, reply_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -203,3 +204,36 @@ async def test_the_reaper_releases_api_calls_older_than_any_call_may_run(
     account = await UsageAccount.objects.aget(user=alice)
     assert account.streams == 1  # the recent call's slot only
     assert account.day_used == 50 + recent.reserved_tokens
+
+
+async def test_a_watcher_sent_text_that_died_with_its_process_gets_the_stored_reply(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    """The dead process had published deltas 8 and 9 (relayed to a socket on this worker)
+    after its last checkpoint (seq 7). Reaped, the watcher is sent the stored reply; continued,
+    the reply goes on from seq 7 and the watcher's text is the stored text, without a gap."""
+    reply = await sync_to_async(orphan_reply)(alice, alice_conversation, heartbeat_age=120)
+    watcher = await open_socket(alice, alice_conversation)
+    reply_id = str(reply.pk)
+    group = group_name(alice_conversation.id)
+    for seq, text in ((8, " Lost A."), (9, " Lost B.")):  # as the dead process published them
+        await generation_service.publish(
+            group, {"type": "reply.delta", "reply_id": reply_id, "seq": seq, "content": text}
+        )
+    await watcher.until(lambda f: f["type"] == "reply.delta" and f["seq"] == 9, timeout=10)
+
+    assert await generation_service.reap() == 1
+    snapshot = await watcher.until_type("reply.snapshot")
+    assert snapshot["mode"] == "full" and snapshot["seq"] == 7
+    assert snapshot["content"] == "The first half of an answer"
+    assert snapshot["status"] == "interrupted" and snapshot["code"] == "worker_lost"
+
+    await watcher.send({"type": "reply.continue", "reply_id": reply_id})
+    end = await watcher.until_reply_ends()
+    assert end["type"] == "reply.completed", end
+    await reply.arefresh_from_db()
+    frames = [f for f in watcher.frames if f.get("reply_id") == reply_id]
+    after_reap = frames[frames.index(snapshot) :]
+    assert reply_text(after_reap, reply_id) == reply.content
+    assert reply.content.startswith("The first half of an answer")
+    await watcher.close()
