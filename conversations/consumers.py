@@ -489,7 +489,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             # This socket was sent text the row never stored: deltas published after the last
             # checkpoint by a process that then died. The stored reply replaces it, so that a
             # continuation (which goes on from the stored sequence number) follows seamlessly.
-            self.syncing[reply_id] = []
+            # The end itself follows the snapshot.
+            self.syncing[reply_id] = [event]
             await self.snapshot_from_database(reply_id)
             return
         if event["type"] == "reply.delta":

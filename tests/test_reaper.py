@@ -227,6 +227,9 @@ async def test_a_watcher_sent_text_that_died_with_its_process_gets_the_stored_re
     assert snapshot["mode"] == "full" and snapshot["seq"] == 7
     assert snapshot["content"] == "The first half of an answer"
     assert snapshot["status"] == "interrupted" and snapshot["code"] == "worker_lost"
+    failed = await watcher.until_type("reply.failed")
+    assert failed["seq"] == 7 and failed["code"] == "worker_lost"
+    assert watcher.frames.index(snapshot) < watcher.frames.index(failed)
 
     await watcher.send({"type": "reply.continue", "reply_id": reply_id})
     end = await watcher.until_reply_ends()
