@@ -12,11 +12,13 @@ import csv
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -219,8 +221,35 @@ class ModelConfigAdmin(AuditedAdmin):
         ]
 
 
+class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
+    """One policy is always the default: ticking it on another policy moves it there
+    (:meth:`PolicyAdmin.save_model`), and it cannot be unticked or deleted where it is. With no
+    default, every user outside a policy's groups would have no limits at all."""
+
+    # No Meta: the admin builds the form for Policy with its fieldsets' fields.
+
+    def clean_is_default(self) -> bool:
+        value: bool = self.cleaned_data["is_default"]
+        if (
+            not value
+            and self.instance.pk
+            and Policy.objects.filter(pk=self.instance.pk, is_default=True).exists()
+        ):
+            raise ValidationError(
+                "One policy is always the default: tick “Is default” on another policy "
+                "instead, and it takes over from this one."
+            )
+        return value
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # The one-default constraint is kept by the move in save_model, not refused here.
+        # (ModelForm.validate_unique checks the constraints of the fields not excluded here.)
+        return {*super()._get_validation_exclusions(), "is_default"}  # type: ignore[misc]
+
+
 @admin.register(Policy)
 class PolicyAdmin(AuditedAdmin):
+    form = PolicyForm
     list_display = [
         "name",
         "is_default",
@@ -245,6 +274,24 @@ class PolicyAdmin(AuditedAdmin):
     def changed_by_deletion(self, policy: Policy) -> list[models.Model]:
         # Users it was assigned to fall back to their groups' policies or the default one.
         return list(UserLimits.objects.filter(policy=policy).order_by("pk"))
+
+    def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            if obj.is_default:
+                # The default moves here: the previous default gives it up first (audited).
+                for previous in Policy.objects.select_for_update().filter(is_default=True):
+                    if previous.pk != obj.pk:
+                        before = audit.snapshot(previous)
+                        Policy.objects.filter(pk=previous.pk).update(is_default=False)
+                        audit.record(
+                            request.user, "change", previous, before, audit.stored(previous)
+                        )
+            super().save_model(request, obj, form, change)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
+        if obj is not None and obj.is_default:
+            return False  # make another policy the default first (a batch with it: refused)
+        return super().has_delete_permission(request, obj)
 
 
 admin.site.unregister(Group)
