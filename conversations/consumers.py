@@ -491,7 +491,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             # continuation (which goes on from the stored sequence number) follows seamlessly.
             # The end itself follows the snapshot.
             self.syncing[reply_id] = [event]
-            await self.snapshot_from_database(reply_id)
+            try:
+                await self.snapshot_from_database(reply_id)
+            except ChatError:
+                # Not this socket's to see whole (a link's viewer, the reply off the shown
+                # branch): it is told that the reply ended, and nothing is held.
+                self.syncing.pop(reply_id, None)
+                await self.send_frame(event)
             return
         if event["type"] == "reply.delta":
             if last is not None and seq <= last:

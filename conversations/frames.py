@@ -75,7 +75,7 @@ _LINK_FIELDS: dict[str, tuple[str, ...] | None] = {
     "reply.delta": ("type", "reply_id", "seq", "content"),
     "reply.completed": ("type", "reply_id", "seq", "status"),
     "reply.failed": ("type", "reply_id", "seq", "status"),
-    "reply.snapshot": ("type", "reply_id", "seq", "status", "mode", "content"),
+    "reply.snapshot": ("type", "reply_id", "seq", "status", "mode", "after_seq", "content"),
 }
 _LINK_MESSAGE_FIELDS = (
     "id",

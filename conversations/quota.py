@@ -8,8 +8,8 @@ what was reserved and not used. Limits are never overshot: concurrent admissions
 queue on the user's one row of running totals (``UsageAccount``) and each re-checks every cap.
 
 Each is ONE statement, one round trip: the SQL functions ``usage_admit`` and ``usage_settle``
-(migrations 0007, 0009 and 0011) resolve the limits, lock, check, write and answer; Python only computes the
-periods, words refusals and builds the returned record. Callers with a psycopg connection of
+(migrations 0007, 0009, 0011 and 0012) resolve the limits, lock, check, write and answer;
+Python only computes the periods, words refusals and builds the returned record. Callers with a psycopg connection of
 their own (the async API) run :data:`ADMIT_SQL` / :data:`SETTLE_SQL` themselves with
 :func:`admission_params` / :func:`admission_result` / :func:`settlement_params`.
 :func:`limits_for` (pages, the composer) resolves the same limits through the ORM; the SQL
@@ -273,7 +273,8 @@ ADMIT_SQL = (
     "%s::timestamptz, %s::timestamptz, %s::timestamptz)"
 )
 """One admission in one round trip (``conversations/migrations/0009_usage_account.py``; since
-0011 a refusal names the limit that holds the longest: month, day, running replies, minute).
+0011 a refusal names the limit that holds the longest: month, day, running replies, minute;
+since 0012 a title call holds no stream slot).
 
 Run it with the parameters of :func:`admission_params` on any connection, the Django one or a
 psycopg (async) connection of your own (``%s`` placeholders, client- or server-side binding),
