@@ -402,7 +402,12 @@ function toolCallsView(node) {
       el("h3", { class: "tool-call-name" }, "Tool call ", el("code", { text: name })),
       el("pre", { class: "tool-call-args" }, el("code", { text: prettyArguments(call.function?.arguments) })),
     );
-    const canAnswer = !page.blocked && node.status === "complete" && call.id && !answered.has(call.id);
+    const canAnswer =
+      !page.blocked &&
+      node.status === "complete" &&
+      node.finish_reason === "tool_calls" && // cut off mid-call (length): nothing to answer
+      call.id &&
+      !answered.has(call.id);
     if (answered.has(call.id)) box.append(el("p", { class: "muted", text: "Answered." }));
     if (canAnswer) {
       const fieldId = `tool-answer-${node.id}-${index}`;
@@ -738,11 +743,11 @@ function sendOutbox() {
 }
 
 function sendMessage() {
-  if (page.blocked || sending()) return;
   if (socket.refusal) {
     composerError.textContent = socket.refusal; // the text stays in the composer
     return;
   }
+  if (page.blocked || sending()) return;
   const content = input.value;
   if (!content.trim() || activeReplyOnPath()) return;
   const parent = lastOnPath();
@@ -1021,6 +1026,22 @@ function onFrame(frame) {
 function onStatus(status, detail) {
   statusBadge.textContent = detail || STATUS_TEXT[status] || status;
   statusBadge.dataset.status = status;
+  if (socket.refusal && outbox.size) returnOutbox(socket.refusal);
+}
+
+/** Refused for good (signed out, no longer shared, deleted): what was waiting to be sent never
+ * will be; a message's text goes back to the composer, with the reason. */
+function returnOutbox(reason) {
+  const texts = [...outbox.values()].map((entry) => entry.text).filter(Boolean);
+  outbox.clear();
+  if (texts.length) {
+    input.value = [...texts, input.value].filter((text) => text.trim()).join("\n\n");
+    autoGrow();
+  }
+  composerError.textContent = reason;
+  structureDirty = true;
+  schedule();
+  updateComposer();
 }
 
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";

@@ -21,7 +21,9 @@ export class ReconnectingSocket {
     this.ready = false;
     this.refusal = ""; // set when the server refused the session for good (see REFUSALS)
     window.addEventListener("online", () => this.backOnline());
-    window.addEventListener("offline", () => this.setStatus("offline"));
+    window.addEventListener("offline", () => {
+      if (!this.refusal) this.setStatus("offline"); // a refusal's reason stays shown
+    });
   }
 
   connect() {
@@ -80,6 +82,7 @@ export class ReconnectingSocket {
   }
 
   backOnline() {
+    if (this.refusal) return; // refused for good: its reason stays shown
     // A short outage may leave the socket open: then only the "offline" status needs undoing.
     if (this.socket && this.ready) this.setStatus("connected");
     else this.reconnectNow();

@@ -53,3 +53,26 @@ def test_deleting_the_open_conversation_says_it_was_deleted_and_undo_brings_it_b
     page.get_by_role("button", name="Undo").click()
     session.wait_connected()
     assert Conversation.objects.get(pk=ui_conversation.pk).deleted_at is None
+
+
+def test_a_message_still_waiting_to_be_sent_comes_back_when_the_socket_is_refused(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    page = session.page
+    session.open(ui_conversation)
+    # The TCP connection is dead but the browser does not know yet: the write goes nowhere.
+    page.evaluate("() => { window.chatSocket.socket.send = () => {}; }")
+    composer = page.get_by_role("textbox", name="Message", exact=True)
+    composer.fill("Did this arrive?")
+    composer.press("Enter")
+    expect(page.get_by_role("article", name="You")).to_contain_text("Sending…")
+
+    StoredSession.objects.all().delete()  # and meanwhile the session ended
+    page.evaluate("window.chatSocket.drop()")
+    expect(page.locator("#connection-status")).to_have_text(SIGNED_OUT)
+    expect(composer).to_have_value("Did this arrive?")  # not lost, not stuck as "Sending…"
+    expect(page.locator("#composer-error")).to_have_text(SIGNED_OUT)
+    expect(page.get_by_role("article", name="You")).to_have_count(0)
+    page.evaluate("window.dispatchEvent(new Event('offline'))")
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    expect(page.locator("#connection-status")).to_have_text(SIGNED_OUT)  # the reason stays

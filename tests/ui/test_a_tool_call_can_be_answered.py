@@ -44,3 +44,22 @@ def test_a_tool_call_is_shown_and_answering_it_continues_the_reply(
     tool_row = Message.objects.get(conversation=ui_conversation, role="tool")
     assert tool_row.content == "18C and sunny"
     assert Message.objects.filter(conversation=ui_conversation, role="assistant").count() == 2
+
+
+def test_a_tool_call_cut_off_by_the_length_limit_offers_no_answer(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    """Only a reply that finished asking for its tools can be answered (the server refuses the
+    rest): a call cut off mid-arguments is shown, without an answer box."""
+    ui_conversation.params = {"tools": [WEATHER_TOOL], "max_tokens": 3}
+    ui_conversation.save()
+    page = session.page
+    session.open(ui_conversation)
+    send(page, "What is the weather in Paris? [[sim: tool=get_weather]]")
+    wait_until_idle(page)
+    reply = Message.objects.get(conversation=ui_conversation, role="assistant")
+    assert (reply.status, reply.finish_reason) == ("complete", "length"), reply.finish_reason
+    call = page.get_by_role("region", name="Tool call get_weather")
+    expect(call).to_be_visible()
+    expect(call.get_by_label("Result of get_weather")).to_have_count(0)
+    expect(call.get_by_role("button", name="Send result")).to_have_count(0)
