@@ -592,6 +592,12 @@ async def _stream(call: Call, response: _Response) -> None:
                     out = []
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 event = following if following is not None else await anext(events)
+        except asyncio.CancelledError as stop:
+            # The client left: the provider's usage, if its chunk had come, is what is charged.
+            received = getattr(stop, "partial", None)
+            if received is not None and received.usage:
+                result = received
+            raise
         except UpstreamError as error:
             outcome = "interrupted" if output_started else "failed"
             result = _received(error, error.partial or partial(), output_started)

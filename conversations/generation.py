@@ -248,7 +248,11 @@ class GenerationTask:
                         outcome.setdefault("finish_reason", event.result.finish_reason or "")
                         continue
                     await self._delta_arrived()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as stop:
+            # The provider's own count, when it had come (its chunk before the end of the
+            # stream, or the closing events already handed over): charged instead of an estimate.
+            partial = getattr(stop, "partial", None)
+            usage = outcome.get("usage") or (partial.usage if partial is not None else None)
             if self._stop_reason == "cancelled":
                 outcome = {
                     "status": Message.Status.CANCELLED.value,
@@ -263,6 +267,8 @@ class GenerationTask:
                 }
             if not requested:  # stopped before the call was made: nothing to charge
                 outcome["settle_usage"] = quota.NOTHING_USED
+            elif usage:
+                outcome["usage"] = usage
         except UpstreamError as error:
             started = (
                 len(self.content) + len(self.reasoning) > base_len

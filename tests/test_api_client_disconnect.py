@@ -3,6 +3,7 @@ used and nothing stays reserved."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -68,6 +69,40 @@ def test_hanging_up_mid_stream_charges_what_was_used_and_frees_the_rest(
     counters = _counters(alice)
     assert counters["day"] == record.total_tokens and counters["streams"] == 0
     assert not UsageRecord.objects.filter(state=UsageRecord.State.RESERVED).exists()
+
+
+def test_hanging_up_after_the_usage_chunk_charges_the_providers_count(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    # The simulator sends the whole answer and its usage, then holds the stream open without
+    # [DONE]: the client gives up waiting. The provider's count had come; no estimate.
+    answer = "Five short words, then silence."
+    content = f"Say it. [[sim: stall_after=1000 say={answer}]]"
+    text = ""
+    with httpx.stream(
+        "POST",
+        base + "/v1/chat/completions",
+        headers=bearer(make_key(alice)),
+        json={
+            "model": "deepseek-chat",
+            "messages": [{"role": "user", "content": content}],
+            "stream": True,
+        },
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                chunk = json.loads(line[len("data: ") :])
+                for choice in chunk["choices"]:
+                    text += choice["delta"].get("content") or ""
+            if text == answer:
+                break
+        time.sleep(0.5)  # the finish chunk, with usage, follows the last word at once
+    record = _wait_for_settlement(alice)
+    assert record.outcome == "cancelled" and not record.estimated
+    assert record.reserved_tokens == 0 and record.completion_tokens > 0
+    assert _counters(alice)["day"] == record.total_tokens
 
 
 def test_hanging_up_on_a_non_streaming_call_frees_the_reservation(

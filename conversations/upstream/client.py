@@ -347,7 +347,9 @@ class UpstreamClient:
         Wrap it in ``contextlib.aclosing`` (or call ``aclose()``): closing the generator or
         cancelling the task that iterates it closes the HTTP response at once, so the upstream
         sees the disconnect. Raises an :class:`UpstreamError`; after output has started the
-        error's ``partial`` holds the text, reasoning and tool calls received so far.
+        error's ``partial`` holds the text, reasoning and tool calls received so far; a
+        cancelled stream's ``CancelledError`` carries the same ``partial`` (with the provider's
+        usage when its chunk came before the end of the stream).
         """
         config = self.config
         http = self._http or get_shared_client(config)
@@ -405,6 +407,11 @@ class UpstreamClient:
                     for event in assembler.finish(json_mode=json_mode, attempts=attempts):
                         yield event
                     return
+                except asyncio.CancelledError as stop:
+                    # Stopped (a user's Stop, a shutdown): what had been received goes with it,
+                    # so the caller can charge the provider's usage if its chunk had come.
+                    stop.partial = assembler.result(attempts)  # type: ignore[attr-defined]
+                    raise
                 except UpstreamError as error:
                     error.partial = assembler.result(attempts)
                     delay = None
