@@ -64,12 +64,21 @@ def _may_still_view(
     return _load_conversation(user, conversation_id, link_token)
 
 
-def _active_replies(conversation_id: uuid.UUID) -> list[Message]:
-    return list(
+def _ready_state(conversation_id: uuid.UUID) -> tuple[list[Message], datetime | None]:
+    """The replies in progress and when the newest message was created (a page rendered
+    before it does not show it: the client then re-reads the page)."""
+    active = list(
         Message.objects.filter(conversation_id=conversation_id, status__in=actions.ACTIVE).only(
             "id", "generation_channel", "seq", "status"
         )
     )
+    newest = (
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return active, newest
 
 
 def _turn_frames(turn: actions.Turn) -> list[MessageFrame]:
@@ -147,7 +156,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.service.join(self.group, self)
         await self.accept()
         # Replies in progress are listed; the client syncs each from the sequence it holds.
-        active = await in_db_thread(_active_replies)(conversation.id)
+        active, newest = await in_db_thread(_ready_state)(conversation.id)
         await self.send_frame(
             {
                 "type": "ready",
@@ -155,6 +164,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 "active_replies": [
                     {"reply_id": str(r.pk), "seq": r.seq, "status": r.status} for r in active
                 ],
+                "newest_message_at": newest.isoformat() if newest else None,
             }
         )
         while self.early:

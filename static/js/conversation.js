@@ -866,6 +866,14 @@ function mergeMessages(frames, listed) {
   if (newest) chooseBranchTo(newest.id);
 }
 
+/** Whether a message created at `createdAt` (ISO 8601, as in message frames) is newer than
+ * every message this tab holds. */
+function isNewer(createdAt) {
+  if (!createdAt) return false;
+  for (const node of nodes.values()) if (node.created_at >= createdAt) return false;
+  return true;
+}
+
 async function catchUp(listed, readyNumber) {
   catchingUp = true;
   updateComposer();
@@ -902,7 +910,9 @@ const handlers = {
         requestSync(node.id, node.seq || 0);
       }
     }
-    if (readyCount > 1) catchUp(listed, readyCount);
+    // A page rendered before the newest message (created between the page and this socket
+    // joining) re-reads the page, as a reconnect does.
+    if (readyCount > 1 || isNewer(frame.newest_message_at)) catchUp(listed, readyCount);
     else sendOutbox();
   },
   "message.created"(frame) {
