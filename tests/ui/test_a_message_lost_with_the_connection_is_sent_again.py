@@ -26,12 +26,14 @@ def test_a_message_written_into_a_dead_connection_is_sent_after_reconnecting(
     pending = page.get_by_role("article", name="You")
     expect(pending).to_contain_text("Please remember this")
     expect(pending).to_contain_text("Sending…")
+    expect(pending).to_have_css("opacity", "0.65")  # shown as not yet delivered
 
     page.evaluate("() => window.chatSocket.drop()")
     reply = page.get_by_role("article", name=re.compile("^DeepSeek Chat"))
     expect(reply.locator(".message-content")).to_have_text("Remembered.", timeout=20000)
     expect(page.locator(".messages > article")).to_have_count(2)
     expect(pending).not_to_contain_text("Sending…")
+    expect(pending).to_have_css("opacity", "1")
     assert Message.objects.filter(conversation=ui_conversation).count() == 2
 
 
