@@ -87,7 +87,9 @@ _LINK_MESSAGE_FIELDS = (
     "seq",
     "created_at",
 )
-_LINK_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
+#: The messages a share link shows (its page, its socket, "Continue in my chats"): no system
+#: prompt, no tool results.
+LINK_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
 
 
 def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
@@ -102,7 +104,7 @@ def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
     shown = {name: frame[name] for name in fields if name in frame}
     if "message" in shown:
         message = shown["message"]
-        if message.get("role") not in _LINK_ROLES:
+        if message.get("role") not in LINK_ROLES:
             return None
         shown["message"] = {name: message[name] for name in _LINK_MESSAGE_FIELDS if name in message}
     return shown

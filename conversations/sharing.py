@@ -19,6 +19,7 @@ from django.utils import timezone
 from conversations import access, audit
 from conversations.actions import ACTIVE, path_to, reply_state
 from conversations.errors import InvalidParameter, NotFound, PermissionDenied
+from conversations.frames import LINK_ROLES
 from conversations.models import (
     Conversation,
     Message,
@@ -158,7 +159,7 @@ def fork_conversation(
         for message in path_to(source, leaf.pk if leaf else None):
             if message.status in (Message.Status.PENDING, Message.Status.STREAMING):
                 break
-            if through_link and message.role not in (Message.Role.USER, Message.Role.ASSISTANT):
+            if through_link and message.role not in LINK_ROLES:
                 continue
             parent = Message.objects.create(
                 conversation=fork,
@@ -181,6 +182,16 @@ def shared_branch(conversation: Conversation) -> list[Message]:
     """What a share link shows: the branch down to the newest message, oldest first."""
     leaf = conversation.messages.order_by("-created_at").first()
     return path_to(conversation, leaf.pk if leaf else None)
+
+
+def link_transcript(conversation: Conversation) -> list[Message]:
+    """What the shared page lists: the shared branch's user and assistant messages (a reply
+    that only called a tool has no text to show)."""
+    return [
+        m
+        for m in shared_branch(conversation)
+        if m.role in LINK_ROLES and (m.content or m.status in ACTIVE)
+    ]
 
 
 def shared_reply_state(

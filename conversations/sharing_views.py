@@ -146,7 +146,7 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     except ShareLink.DoesNotExist:
         raise Http404("No such link") from None
     conversation = link.conversation
-    messages = [(author_name(m), m) for m in sharing.shared_branch(conversation)]
+    messages = [(author_name(m), m) for m in sharing.link_transcript(conversation)]
     return render(
         request,
         "sharing/shared.html",

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from conversations import sharing
 from conversations.models import Conversation, ModelConfig, User
-from tests.support import Socket, open_socket
+from tests.support import Socket, client_for, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -112,6 +112,14 @@ async def test_a_link_socket_gets_the_text_of_a_tool_using_reply_and_nothing_els
     assert any(f.get("content") for f in viewer.of_type("reply.delta"))
     await viewer.close()
     await owner.close()
+
+    # The shared page lists the same: the replies' text, not the tool's result.
+    page = await sync_to_async(lambda: client_for(charlie).get(f"/s/{token}/"))()
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Counting the tickets." in html and "That answers the question" in html
+    assert 'aria-label="Tool"' not in html
+    assert html.count("<article") == 4  # the reply that only called the tool has no text
 
 
 async def sync(socket: Socket, reply_id: str) -> dict[str, Any]:
