@@ -85,10 +85,11 @@ USERS_PER_PAGE = 50
 TOP_USERS = 20
 
 
-def _with_limits(user: User, period: Mapping[str, Any]) -> dict[str, Any]:
+def _with_limits(
+    user: User, period: Mapping[str, Any], summary: Mapping[str, Any]
+) -> dict[str, Any]:
     """A user's row: the period's calls, tokens and cost, and today, this month and what is
-    left now (the running totals: used or reserved)."""
-    summary = quota.usage_summary(user)
+    left now (``summary``: :func:`quota.usage_summary`, from the running totals)."""
     return {
         "user_id": user.pk,
         "user__username": user.username,
@@ -124,10 +125,16 @@ def _user_tables(
     query = request.GET.copy()
     query.pop("page", None)
     top_accounts = User.objects.only("id", "username").in_bulk([r["user_id"] for r in top])
+    # Limits and running totals of everyone shown, in a few queries (not a few per user).
+    summaries = quota.usage_summaries([*top_accounts.values(), *page])
     return {
-        "top_users": [_with_limits(top_accounts[r["user_id"]], r) for r in top],
+        "top_users": [
+            _with_limits(top_accounts[r["user_id"]], r, summaries[r["user_id"]]) for r in top
+        ],
         "users_page": page,
-        "users": [_with_limits(user, per_user.get(user.pk, {})) for user in page],
+        "users": [
+            _with_limits(user, per_user.get(user.pk, {}), summaries[user.pk]) for user in page
+        ],
         "query_without_page": query.urlencode(),
     }
 

@@ -90,3 +90,26 @@ def test_every_user_is_listed_with_today_this_month_and_what_is_left(
     second = section(client.get("/admin/usage/?days=30&page=2").content.decode(), "All users")
     assert "<td>user059</td>" in second and "<td>alice</td>" not in second
     assert 'value="30" selected' in client.get("/admin/usage/?days=30&page=2").content.decode()
+
+
+def test_the_users_tables_cost_the_same_queries_for_five_users_or_fifty(
+    staff: User, alice: User, bob: User, chat_model: ModelConfig
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    UserLimits.objects.create(user=bob, tokens_per_day=5000)
+    spend(alice, chat_model, miss=100, completion=50)
+    client = client_for(staff)
+    client.get("/admin/usage/")  # the session and the caches, once
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/admin/usage/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    User.objects.bulk_create(User(username=f"user{n:03}") for n in range(45))
+    for user in User.objects.filter(username__startswith="user")[:20]:
+        spend(user, chat_model, miss=10, completion=5)
+    assert queries() == few

@@ -32,6 +32,7 @@ def resolved_in_sql(user: User, model: ModelConfig) -> dict[str, Any]:
 
 def assert_agree(user: User, models: list[ModelConfig]) -> quota.Limits:
     limits = quota.limits_for(user)
+    assert quota.limits_for_many([user]) == {user.pk: limits}  # the dashboards' bulk read
     for model in models:
         model.refresh_from_db()
         sql = resolved_in_sql(user, model)
@@ -144,3 +145,29 @@ def test_suspension_an_inactive_account_and_a_disabled_model(
     alice.is_active = False
     alice.save()
     assert resolved_in_sql(alice, reasoner_model)["is_active"] is False
+
+
+def test_read_together_each_user_gets_their_own_limits(
+    alice: User, bob: User, charlie: User, chat_model: ModelConfig, reasoner_model: ModelConfig
+) -> None:
+    """The dashboards read many users' limits at once: each as :func:`quota.limits_for` says."""
+    Policy.objects.all().delete()
+    Policy.objects.create(name="Default", is_default=True, tokens_per_day=10)
+    interns, staff = Group.objects.create(name="interns"), Group.objects.create(name="staff")
+    small = Policy.objects.create(name="small", tokens_per_day=1000, all_models=False)
+    small.allowed_models.set([chat_model])
+    small.groups.set([interns])
+    big = Policy.objects.create(name="big", tokens_per_day=50_000, all_models=False)
+    big.allowed_models.set([reasoner_model])
+    big.groups.set([staff])
+    alice.groups.set([interns, staff])
+    bob.groups.set([interns])
+    own = Policy.objects.create(name="own", tokens_per_month=7)
+    UserLimits.objects.create(user=charlie, policy=own, max_output_tokens=99, suspended=True)
+    users = [alice, bob, charlie, User.objects.create_user("dora")]
+    together = quota.limits_for_many(users)
+    assert together == {user.pk: quota.limits_for(user) for user in users}
+    assert together[alice.pk].allowed_model_ids == {chat_model.pk, reasoner_model.pk}
+    assert together[bob.pk].allowed_model_ids == {chat_model.pk}
+    assert together[charlie.pk].suspended and together[charlie.pk].max_output_tokens == 99
+    assert together[users[3].pk].tokens_per_day == 10
