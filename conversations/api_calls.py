@@ -225,8 +225,10 @@ async def balance_of(secret: str) -> Balance:
 
 
 def _requested_model_name(body: Any) -> str | None:
+    """The name to look up in the registry; None when there is none to look up. A name with
+    a NUL character names no model (and PostgreSQL text cannot even be compared with it)."""
     model = body.get("model") if isinstance(body, dict) else None
-    return model if isinstance(model, str) else None
+    return model if isinstance(model, str) and "\x00" not in model else None
 
 
 async def start_call(secret: str, body: Any) -> Call:
