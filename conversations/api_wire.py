@@ -33,7 +33,7 @@ from conversations.models import ModelConfig
 from conversations.upstream import ChatResult, ToolCallDelta
 
 ROLES = ("system", "user", "assistant", "tool")
-USER_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+USER_ID = re.compile(r"^[A-Za-z0-9_-]+\Z")  # \Z: "$" would let a final "\n" pass
 REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max", "ultra"})
 OUR_FIELDS = frozenset(
     {"model", "messages", "stream", "stream_options", "thinking", "reasoning_effort", "user_id"}

@@ -14,7 +14,7 @@ from typing import Any
 from conversations.errors import InvalidParameter, JSONPromptMissing
 from conversations.models import ModelConfig
 
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")  # \Z: "$" would let a final "\n" pass
 MAX_TOOLS = 128
 MAX_STOP = 16
 KNOWN = (
