@@ -148,11 +148,12 @@ def parse_chat_request(
             raise InvalidParameter(
                 'stream_options must be {"include_usage": true|false}.', param="stream_options"
             )
-        include_usage = stream_options.get("include_usage", False)
-        if not isinstance(include_usage, bool):
+        asked = stream_options.get("include_usage")
+        if asked is not None and not isinstance(asked, bool):
             raise InvalidParameter(
                 "stream_options.include_usage must be true or false.", param="stream_options"
             )
+        include_usage = bool(asked)
 
     # The mode the call runs in decides the thinking-mode rules (tool_choice, logprobs).
     thinking = _check_thinking(body.get("thinking"))
@@ -285,7 +286,7 @@ def _check_tool_calls(tool_calls: Any, where: str) -> list[dict[str, Any]]:
         function = call.get("function") if isinstance(call, dict) else None
         if (
             not isinstance(call, dict)
-            or call.get("type", "function") != "function"
+            or call.get("type") not in (None, "function")
             or not isinstance(call.get("id"), str)
             or not isinstance(function, dict)
             or not isinstance(function.get("name"), str)

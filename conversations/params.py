@@ -71,9 +71,12 @@ def _check_tools(tools: Any) -> list[dict[str, Any]]:
                 f"{where}.function.name {name!r} is defined twice.", param="tools"
             )
         names.add(name)
-        if "description" in function and not isinstance(function["description"], str):
+        # Optional fields: null is unset, as at the top level.
+        description = function.get("description")
+        if description is not None and not isinstance(description, str):
             raise InvalidParameter(f"{where}.function.description must be a string.", param="tools")
-        if "parameters" in function and not isinstance(function["parameters"], dict):
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
             raise InvalidParameter(
                 f"{where}.function.parameters must be a JSON Schema object.", param="tools"
             )
