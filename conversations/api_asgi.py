@@ -393,10 +393,16 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _parse_json(raw: bytes) -> Any:
     """The parsed body, or the InvalidParameter to answer once the key is known to be good."""
     try:
-        parsed = json.loads(raw.decode("utf-8"))  # UTF-8 only, as DeepSeek's API takes
+        # UTF-8 only, as DeepSeek's API takes; and JSON only: Python's NaN and Infinity
+        # would be passed on upstream as a body it cannot read.
+        parsed = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return InvalidParameter("The request body is not valid JSON.")
     try:
