@@ -175,8 +175,14 @@ def check_params(
 
     response_format = params.get("response_format")
     if response_format is not None:
-        kind = response_format.get("type") if isinstance(response_format, dict) else None
-        if kind not in ("text", "json_object") or set(response_format) != {"type"}:
+        if not isinstance(response_format, dict) or set(response_format) - {"type"}:
+            kind = None
+        else:
+            # The reference's type defaults to "text": {} and {"type": null} ask for text.
+            kind = response_format.get("type")
+            if kind is None:
+                kind = "text"
+        if kind not in ("text", "json_object"):
             raise InvalidParameter(
                 'response_format must be {"type": "text"} or {"type": "json_object"}.',
                 param="response_format",
