@@ -29,7 +29,8 @@ def _days(count: int) -> list[date]:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    # ASCII only: str.isdigit() is true of "²", which int() refuses.
+    return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 def _chosen(request: HttpRequest) -> dict[str, Any]:
