@@ -9,8 +9,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+# A price (USD per 1M tokens) is never negative: it would credit every call it costs.
+NOT_NEGATIVE = MinValueValidator(Decimal(0))
 
 
 class User(AbstractUser):
@@ -47,11 +51,15 @@ class ModelConfig(models.Model):
     max_output_tokens = models.PositiveIntegerField(default=8192)
     default_max_tokens = models.PositiveIntegerField(default=4096)
     # Prices in USD per 1M tokens.
-    price_input_cache_hit = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
-    price_input_cache_miss = models.DecimalField(
-        max_digits=10, decimal_places=4, default=Decimal(0)
+    price_input_cache_hit = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal(0), validators=[NOT_NEGATIVE]
     )
-    price_output = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    price_input_cache_miss = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal(0), validators=[NOT_NEGATIVE]
+    )
+    price_output = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal(0), validators=[NOT_NEGATIVE]
+    )
     enabled = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -362,9 +370,13 @@ class ModelPrice(models.Model):
 
     model = models.ForeignKey(ModelConfig, on_delete=models.CASCADE, related_name="prices")
     effective_from = models.DateField()
-    input_cache_hit = models.DecimalField(max_digits=10, decimal_places=4)
-    input_cache_miss = models.DecimalField(max_digits=10, decimal_places=4)
-    output = models.DecimalField(max_digits=10, decimal_places=4)
+    input_cache_hit = models.DecimalField(
+        max_digits=10, decimal_places=4, validators=[NOT_NEGATIVE]
+    )
+    input_cache_miss = models.DecimalField(
+        max_digits=10, decimal_places=4, validators=[NOT_NEGATIVE]
+    )
+    output = models.DecimalField(max_digits=10, decimal_places=4, validators=[NOT_NEGATIVE])
 
     class Meta:
         ordering = ["model", "-effective_from"]
