@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -71,6 +72,21 @@ class ModelConfig(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Sent as max_tokens when a reply asks for none (chat, titles): the upstream refuses
+        # 0 and anything above the model's output limit.
+        if (
+            self.default_max_tokens is not None
+            and self.max_output_tokens is not None
+            and not 1 <= self.default_max_tokens <= self.max_output_tokens
+        ):
+            raise ValidationError(
+                {
+                    "default_max_tokens": f"Must be between 1 and the model's output limit "
+                    f"({self.max_output_tokens})."
+                }
+            )
 
 
 class ConversationQuerySet(models.QuerySet["Conversation"]):
