@@ -342,7 +342,9 @@ class TeamAdmin(AnnouncingAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin):
+    """Read-only but for revoking (an action) and deleting, both audited."""
+
     list_display = [
         "name",
         "user",
