@@ -159,6 +159,22 @@ class UserAdmin(BaseUserAdmin):
             # Deactivated (or otherwise changed): the account's open sockets re-check.
             sharing.announce_access_change(*access.reachable_conversation_ids(user))
 
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        """The account and its limits (deleted with it) each get an entry."""
+        pk, before = obj.pk, _account(obj)
+        limits = UserLimits.objects.filter(user=obj).select_related("user").first()
+        limits_before = audit.snapshot(limits)
+        super().delete_model(request, obj)
+        obj.pk = pk  # deleting cleared it
+        audit.record(request.user, "delete", obj, before, None)  # type: ignore[arg-type]
+        if limits is not None and limits_before is not None:
+            limits.pk = limits_before["id"]
+            audit.record(request.user, "delete", limits, limits_before, None)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not UserLimits:
             super().save_formset(request, form, formset, change)
