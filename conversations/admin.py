@@ -388,7 +388,8 @@ class ApiKeyAdmin(AuditedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected keys")
+    # A change: not for staff who may only view keys.
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         revoked = 0
         for key in queryset.filter(revoked_at__isnull=True):
