@@ -533,6 +533,8 @@ async def generate_title(
             title, usage, outcome = clean_title(result.text), result.usage, "complete"
         except UpstreamError as error:
             logger.info("title call failed: %s", error.code)
+            if not error.billed:  # refused, or never taken: not billed, as a reply's
+                usage = dict(quota.NOTHING_USED)
         await _db(actions.settle_call)(record_id, outcome=outcome, usage=usage, output_text=title)
     title = title or fallback_title(context.first_user_text)
     if await _db(actions.set_title)(context.conversation_id, title):
