@@ -523,9 +523,9 @@ def _csv_response(filename: str, header: list[str], rows: Any) -> HttpResponse:
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ["at", "actor", "action", "target_type", "target_repr", "changes"]
+    list_display = ["at", "actor_name", "action", "target_type", "target_repr", "changes"]
     list_filter = ["action", "target_type"]
-    search_fields = ["target_repr", "actor__username"]
+    search_fields = ["target_repr", "actor_name"]
     actions = ["export_csv"]
 
     @admin.display(description="fields changed")
@@ -537,7 +537,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         rows = (
             [
                 e.at.isoformat(),
-                e.actor.username if e.actor else "",
+                e.actor_name,
                 e.action,
                 e.target_type,
                 e.target_id,
@@ -545,7 +545,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
                 e.before,
                 e.after,
             ]
-            for e in queryset.select_related("actor")
+            for e in queryset
         )
         return _csv_response(
             "audit.csv",

@@ -24,7 +24,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from conversations import api_wire, quota
+from conversations import api_wire, audit, quota
 from conversations.errors import ChatError, InvalidParameter, NotFound
 from conversations.models import (
     ApiKey,
@@ -160,7 +160,7 @@ def _audit(
     after: dict[str, Any] | None = None,
 ) -> None:
     AuditEntry.objects.create(
-        actor=actor,
+        **audit.actor_fields(actor),
         action=action,
         target_type="api_key",
         target_id=str(key.pk),

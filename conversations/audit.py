@@ -36,6 +36,12 @@ def stored(instance: models.Model) -> dict[str, Any] | None:
     return snapshot(type(instance)._default_manager.filter(pk=instance.pk).first())
 
 
+def actor_fields(actor: User | AnonymousUser | None) -> dict[str, Any]:
+    """The entry's ``actor`` and ``actor_name`` (the name outlives the account)."""
+    user = actor if isinstance(actor, User) else None
+    return {"actor": user, "actor_name": user.get_username() if user else ""}
+
+
 def record(
     actor: User | AnonymousUser | None,
     action: str,
@@ -47,7 +53,7 @@ def record(
     if before == after:
         return None
     return AuditEntry.objects.create(
-        actor=actor if isinstance(actor, User) else None,
+        **actor_fields(actor),
         action=action,
         target_type=instance._meta.model_name or "",
         target_id=str(instance.pk),

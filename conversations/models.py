@@ -410,6 +410,8 @@ class AuditEntry(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Who it was, as a name: kept when the account is deleted later (``actor`` is then null).
+    actor_name = models.CharField("actor", max_length=150, blank=True)
     action = models.CharField(max_length=40)
     target_type = models.CharField(max_length=40)
     target_id = models.CharField(max_length=64)
@@ -424,7 +426,7 @@ class AuditEntry(models.Model):
         indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target_type} {self.target_repr}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.target_type} {self.target_repr}"
 
 
 # --- the API ---------------------------------------------------------------------------------------
