@@ -23,8 +23,8 @@ from django.conf import settings  # noqa: E402
 
 from chatsite import twisted_writes  # noqa: E402
 from chatsite.origins import TrustedOriginValidator  # noqa: E402
-from conversations.api_asgi import PATHS as API_PATHS  # noqa: E402
 from conversations.api_asgi import ApiApplication  # noqa: E402
+from conversations.api_asgi import serves as api_serves  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -43,14 +43,15 @@ class StartServices:
 
 
 class HttpRouter:
-    """The API's paths to the API application, everything else to Django."""
+    """The API's paths (and anything under ``/v1/``) to the API application, everything else
+    to Django."""
 
     def __init__(self, api: Any, django: Any) -> None:
         self.api = api
         self.django = django
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["path"] in API_PATHS:
+        if api_serves(scope["path"]):
             return await self.api(scope, receive, send)
         return await self.django(scope, receive, send)
 

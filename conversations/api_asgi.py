@@ -80,6 +80,14 @@ CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 MODELS_PATHS = frozenset({"/v1/models", "/models"})
 BALANCE_PATHS = frozenset({"/v1/user/balance", "/user/balance"})
 PATHS = CHAT_PATHS | MODELS_PATHS | BALANCE_PATHS
+#: Everything under it is the API's: a path it does not serve is a JSON 404, not Django's page.
+PREFIX = "/v1/"
+
+
+def serves(path: str) -> bool:
+    """Whether ``path`` is the API's (``chatsite/asgi.py`` routes by this)."""
+    return path in PATHS or path.startswith(PREFIX)
+
 
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
 _SSE_HEADERS = [
@@ -268,8 +276,15 @@ class ApiApplication:
                 await self._chat(scope, receive, request, response)
             elif path in MODELS_PATHS:
                 await self._models(scope, request, response)
-            else:
+            elif path in BALANCE_PATHS:
                 await self._balance(scope, request, response)
+            else:
+                await response.envelope(
+                    404,
+                    f"No such endpoint: {path[:200]}. The API serves POST /v1/chat/completions, "
+                    "GET /v1/models and GET /user/balance.",
+                    code="not_found",
+                )
         except ChatError as error:
             # Raised past the endpoint's own handling: the database went away while settling.
             logger.warning("API request failed: %s", error.code)

@@ -123,3 +123,23 @@ def test_other_methods_are_refused_in_the_envelope(base: str, headers: dict[str,
     assert_envelope(response, 405, "invalid_request_error")
     assert response.headers["allow"] == "POST"
     assert_envelope(httpx.post(base + "/v1/models", headers=headers), 405, "invalid_request_error")
+
+
+def test_a_path_under_v1_the_api_does_not_serve_is_a_json_404(
+    base: str, headers: dict[str, str]
+) -> None:
+    # A client with a misconfigured base URL (a trailing slash, a path of another API) gets
+    # the API's envelope saying what it serves, not the site's HTML page.
+    for method, path in [
+        ("POST", "/v1/chat/completions/"),
+        ("GET", "/v1/models/"),
+        ("GET", "/v1/models/deepseek-chat"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
+    ]:
+        response = httpx.request(method, base + path, headers=headers, json={})
+        error = assert_envelope(response, 404, "invalid_request_error")
+        assert error["code"] == "not_found"
+        assert path in error["message"] and "/v1/chat/completions" in error["message"]
+    # The site's own pages are Django's as before.
+    assert httpx.get(base + "/healthz").status_code == 200
