@@ -121,6 +121,17 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
     return people
 
 
+FORK_SUFFIX = " (fork)"
+
+
+def _fork_title(title: str) -> str:
+    """The source's title marked as a fork, cut so that it still fits the column."""
+    if not title:
+        return ""
+    room = (Conversation._meta.get_field("title").max_length or 0) - len(FORK_SUFFIX)
+    return title[:room].rstrip() + FORK_SUFFIX
+
+
 def fork_conversation(
     user: User, conversation_id: Any, message_id: Any = None, link_token: str | None = None
 ) -> Conversation:
@@ -149,7 +160,7 @@ def fork_conversation(
         # settings, reasoning or tool calls of the owner's.
         fork = Conversation.objects.create(
             owner=user,
-            title=(f"{source.title} (fork)" if source.title else ""),
+            title=_fork_title(source.title),
             model=source.model,
             system_prompt="" if through_link else source.system_prompt,
             params={} if through_link else source.params,

@@ -114,6 +114,16 @@ def test_bob_forks_into_his_own_private_conversation(bob: User, shared: Conversa
     ]
 
 
+def test_a_conversation_with_the_longest_title_forks(bob: User, shared: Conversation) -> None:
+    """A title may be 200 characters (what a rename keeps); its fork's " (fork)" suffix must
+    not push it past the column."""
+    Conversation.objects.filter(pk=shared.id).update(title="t" * 200)
+    response = client_for(bob).post(f"/c/{shared.id}/fork/")
+    assert response.status_code == 302
+    fork = Conversation.objects.get(owner=bob)
+    assert len(fork.title) <= 200 and fork.title.endswith(" (fork)")
+
+
 def test_a_link_holder_continues_the_shared_transcript_in_their_own_chats(
     alice: User, charlie: User, shared: Conversation
 ) -> None:
