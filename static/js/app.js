@@ -105,7 +105,7 @@ async function deleteConversation(item) {
   const id = item.dataset.id;
   const result = await postJSON(`/c/${id}/delete/`, {});
   if (!result.ok) {
-    toast("Could not delete.");
+    toast(result.data?.error?.message || "Could not delete.");
     return;
   }
   const placeholder = document.createComment("deleted");

@@ -19,6 +19,8 @@ export function csrfToken() {
   return input ? input.value : "";
 }
 
+const SIGNED_OUT = "You are signed out — sign in again to continue.";
+
 /** POST JSON; resolves to {ok, status, data}. Never throws on HTTP errors. */
 export async function postJSON(url, body) {
   try {
@@ -28,6 +30,11 @@ export async function postJSON(url, body) {
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
       body: JSON.stringify(body ?? {}),
     });
+    if (response.redirected) {
+      // Signed out (here or in another tab): login_required answered with the sign-in page,
+      // and nothing was done.
+      return { ok: false, status: 401, data: { error: { message: SIGNED_OUT } } };
+    }
     let data = null;
     try {
       data = await response.json();
