@@ -212,8 +212,13 @@ def import_conversation(user: User, data: Any) -> Conversation:
     system_prompt = data.get("system_prompt")
     if system_prompt is None:
         system_prompt = next((m["content"] for m in parsed if m["role"] == "system"), "")
-    if not isinstance(system_prompt, str) or len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
+    if not isinstance(system_prompt, str):
         raise InvalidParameter("system_prompt must be text.", param="system_prompt")
+    if len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
+        raise InvalidParameter(
+            f"system_prompt is longer than {MAX_SYSTEM_PROMPT_CHARS} characters.",
+            param="system_prompt",
+        )
     title = data.get("title") or ""
     if not isinstance(title, str):
         raise InvalidParameter("title must be text.", param="title")

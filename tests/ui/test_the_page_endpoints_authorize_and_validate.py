@@ -109,3 +109,17 @@ def test_new_chat_and_import_create_conversations(alice: User, chat_model: objec
 def test_an_unknown_export_format_is_a_404(alice: User, alice_conversation: Conversation) -> None:
     url = reverse("conversation-export", args=[alice_conversation.id, "exe"])
     assert client_for(alice).get(url).status_code == 404
+
+
+def test_an_import_with_too_long_a_system_prompt_says_it_is_too_long(
+    alice: User, chat_model: object
+) -> None:
+    status, body = post_json(
+        alice,
+        reverse("conversation-import"),
+        {"system_prompt": "x" * 100_001, "messages": [{"role": "user", "content": "Hi"}]},
+    )
+    assert status == 400
+    assert body["error"]["param"] == "system_prompt"  # type: ignore[index]
+    assert "longer than 100000 characters" in body["error"]["message"]  # type: ignore[index]
+    assert not Conversation.objects.filter(owner=alice).exists()
