@@ -193,6 +193,14 @@ def test_staff_without_the_ledger_permission_get_403(alice: User) -> None:
         assert client.get(url).status_code == 403, url
 
 
+def test_the_admin_index_links_the_dashboard_only_for_those_who_may_open_it(
+    staff: User,
+) -> None:
+    clerk = User.objects.create_user("clerk", password="x", is_staff=True)
+    assert 'href="/admin/usage/"' not in client_for(clerk).get("/admin/").content.decode()
+    assert 'href="/admin/usage/"' in client_for(staff).get("/admin/").content.decode()
+
+
 def test_exported_text_cannot_run_as_a_spreadsheet_formula(
     staff: User, chat_model: ModelConfig
 ) -> None:
