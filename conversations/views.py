@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from conversations import access, quota, text, ui_actions
+from conversations import access, actions, quota, text, ui_actions
 from conversations.errors import ChatError, InvalidParameter
 from conversations.models import Conversation, ModelConfig
 
@@ -140,6 +140,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "models": _model_choices(context["models"]),
         "blocked": blocked,
         "may_post": may_post,
+        "max_message_chars": actions.MAX_MESSAGE_CHARS,
         "usage_url": reverse("usage-summary"),
         "messages": ui_actions.message_tree(conversation),
     }

@@ -423,6 +423,11 @@ function toolCallsView(node) {
       );
       form.addEventListener("submit", (event) => {
         event.preventDefault();
+        const refusal = tooLong(area.value);
+        if (refusal) {
+          composerError.textContent = refusal;
+          return;
+        }
         post({
           type: "tool.answer",
           reply_id: node.id,
@@ -591,6 +596,11 @@ function editForm(node) {
     event.preventDefault();
     const content = area.value;
     if (!content.trim()) return;
+    const refusal = tooLong(content);
+    if (refusal) {
+      composerError.textContent = refusal;
+      return;
+    }
     close();
     post({ type: "message.edit", message_id: node.id, content, client_id: crypto.randomUUID() });
   });
@@ -742,6 +752,15 @@ function sendOutbox() {
   }
 }
 
+/** The server's refusal of a message this long, said before sending it (one over a frame's
+ * size would get an answer that names no message, and stay "Sending…"). Counted as the server
+ * counts: in code points. */
+function tooLong(text) {
+  const max = page.max_message_chars;
+  if (!max || text.length <= max || [...text].length <= max) return "";
+  return `The message is longer than ${max} characters.`;
+}
+
 function sendMessage() {
   if (socket.refusal) {
     composerError.textContent = socket.refusal; // the text stays in the composer
@@ -750,6 +769,11 @@ function sendMessage() {
   if (page.blocked || sending()) return;
   const content = input.value;
   if (!content.trim() || activeReplyOnPath()) return;
+  const refusal = tooLong(content);
+  if (refusal) {
+    composerError.textContent = refusal; // the text stays in the composer
+    return;
+  }
   const parent = lastOnPath();
   const frame = { type: "message.send", client_id: crypto.randomUUID(), content };
   if (parent) frame.parent_id = parent.id;
