@@ -1040,6 +1040,8 @@ const handlers = {
     const message = frame.message || "Something went wrong.";
     const entry = frame.client_id ? settle(frame.client_id) : null;
     if (entry) {
+      // A refused tool result: its form (button disabled on submit) is drawn again, enabled.
+      if (entry.frame.type === "tool.answer") schedule(entry.frame.reply_id);
       const text = entry.text;
       if (text !== null && !input.value) {
         input.value = text;
