@@ -1042,6 +1042,13 @@ const handlers = {
     if (entry) {
       // A refused tool result: its form (button disabled on submit) is drawn again, enabled.
       if (entry.frame.type === "tool.answer") schedule(entry.frame.reply_id);
+      // A refused edit: its editor opens again with the edited text.
+      const edited = entry.frame.type === "message.edit" ? nodes.get(entry.frame.message_id) : null;
+      if (edited) {
+        edited.editing = true;
+        drafts.set(`edit-${edited.id}`, entry.frame.content);
+        schedule(edited.id);
+      }
       const text = entry.text;
       if (text !== null && !input.value) {
         input.value = text;

@@ -4,7 +4,8 @@ import re
 
 from playwright.sync_api import expect
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, User, UserLimits
+from tests.support import usage_account
 from tests.ui.conftest import Session, send, wait_until_idle
 
 
@@ -36,3 +37,26 @@ def test_editing_a_message_resends_it_and_keeps_the_original(
     mine.get_by_role("button", name="Previous version").click()
     expect(mine).to_contain_text("First try")
     expect(reply.locator(".message-content")).to_have_text("Alpha answer")
+
+
+def test_a_refused_edit_keeps_the_edited_text(
+    session: Session, ui_user: User, ui_conversation: Conversation
+) -> None:
+    """The server refuses the edit (here: the day's tokens ran out meanwhile): the editor comes
+    back with what was typed, to send once that is sorted out."""
+    page = session.page
+    session.open(ui_conversation)
+    send(page, "First try [[sim: say=Alpha answer]]")
+    wait_until_idle(page)
+    UserLimits.objects.create(user=ui_user, tokens_per_day=1000)
+    usage_account(ui_user, day_used=1000)
+    mine = page.get_by_role("article", name="You")
+    mine.get_by_role("button", name="Edit", exact=True).click()
+    editor = mine.get_by_role("textbox", name="Edit message")
+    editor.fill("A long, carefully rewritten question")
+    editor.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("tokens")
+    expect(mine.get_by_role("textbox", name="Edit message")).to_have_value(
+        "A long, carefully rewritten question"
+    )
+    assert Message.objects.filter(conversation=ui_conversation, role="user").count() == 1
