@@ -232,9 +232,6 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# daphne bounds websocket frames; our own frames are checked again in the consumer.
-WEBSOCKET_MAX_FRAME_BYTES = 64 * 1024
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -617,8 +617,12 @@ def answer_tool_call(
     client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
-    if not isinstance(content, str) or len(content) > MAX_MESSAGE_CHARS:
+    if not isinstance(content, str):
         raise InvalidParameter("The tool result must be text.", param="content")
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise InvalidParameter(
+            f"The tool result is longer than {MAX_MESSAGE_CHARS} characters.", param="content"
+        )
     reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
     _check_reply_asks_for_tools(reply)
     calls = {call.get("id"): call for call in reply.tool_calls or []}

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from html import escape
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Replace
 
 from conversations import access
 from conversations.models import Conversation, Message, User
@@ -49,8 +50,10 @@ def search(user: User, text: str, scope: str = "all", limit: int = 30) -> list[H
     conversations = _scope(user, scope)
 
     def headline(field: str) -> SearchHeadline:
+        # The sentinels mark the matches: any the text itself holds are taken out first.
+        plain = Replace(Replace(F(field), Value(START), Value("")), Value(STOP), Value(""))
         return SearchHeadline(
-            field,
+            plain,
             query,
             config=CONFIG,
             start_sel=START,

@@ -91,6 +91,19 @@ async def test_a_tool_call_is_answered_and_the_reply_continues(
     reply = await Message.objects.aget(pk=reply_id)
     [call] = reply.tool_calls
     assert json.loads(call["function"]["arguments"])["key"]
+    # A result over the length a message may have is refused saying so.
+    await socket.send(
+        {
+            "type": "tool.answer",
+            "reply_id": reply_id,
+            "tool_call_id": call["id"],
+            "content": "x" * 100_001,
+            "client_id": "t0",
+        }
+    )
+    refused = await socket.until_type("error")
+    assert refused["code"] == "invalid_parameter" and refused.get("param") == "content"
+    assert "longer than 100000 characters" in refused["message"], refused
     await socket.send(
         {
             "type": "tool.answer",
