@@ -141,6 +141,18 @@ def test_a_link_holder_continues_the_shared_transcript_in_their_own_chats(
     assert fork.messages.count() == 2 and fork.visibility == "private"
     assert fork.system_prompt == ""  # only what the link shows
     assert ShareLinkOpen.objects.filter(link=link, user=charlie).count() == 2  # page and fork
+    # The link shows the newest branch: a message of another is not his to copy.
+    older = Message.objects.create(
+        conversation=shared,
+        parent=shared.messages.get(role="user"),
+        role="assistant",
+        model=shared.model,
+        content="An older version.",
+    )
+    Message.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(days=1))
+    off_branch = {"link": token, "message_id": str(older.pk)}
+    assert client.post(f"/c/{shared.id}/fork/", off_branch).status_code == 404
+    assert Conversation.objects.filter(owner=charlie).count() == 1
     sharing.revoke_share_link(alice, link.pk)
     assert client.post(f"/c/{shared.id}/fork/", {"link": token}).status_code == 404
 

@@ -1105,6 +1105,14 @@ document.addEventListener("chat:copy-last", () => {
   if (last) copyAndTell(last.content);
 });
 
+// "Continue in my chats" copies the branch on screen (the server's default is the newest).
+for (const form of document.querySelectorAll("form[data-fork]")) {
+  form.addEventListener("submit", () => {
+    const leaf = lastOnPath();
+    form.elements.message_id.value = leaf ? leaf.id : "";
+  });
+}
+
 initSettings(page, (saved) => {
   settings = {
     model: saved.model,
