@@ -80,6 +80,8 @@ CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 MODELS_PATHS = frozenset({"/v1/models", "/models"})
 BALANCE_PATHS = frozenset({"/v1/user/balance", "/user/balance"})
 PATHS = CHAT_PATHS | MODELS_PATHS | BALANCE_PATHS
+#: What the read endpoints answer (HEAD: a GET's headers, no body).
+READ_METHODS = frozenset({"GET", "HEAD"})
 #: Everything under it is the API's: a path it does not serve is a JSON 404, not Django's page.
 PREFIX = "/v1/"
 
@@ -162,11 +164,13 @@ class _Request:
 class _Response:
     """Sends one response; remembers its status (and a stream's failure) for the log line."""
 
-    __slots__ = ("request_id", "send", "status", "stream_error")
+    __slots__ = ("head", "request_id", "send", "status", "stream_error")
 
-    def __init__(self, send: Send, request_id: str) -> None:
+    def __init__(self, send: Send, request_id: str, *, head: bool = False) -> None:
         self.send = send
         self.request_id = request_id.encode()
+        # A HEAD request: the headers of the answer a GET would get, without its body.
+        self.head = head
         self.status = 0
         # The code of the error event that ended a stream after its 200.
         self.stream_error: str | None = None
@@ -188,7 +192,7 @@ class _Response:
         if extra:
             headers += extra
         await self.start(status, headers)
-        await self.send({"type": "http.response.body", "body": body})
+        await self.send({"type": "http.response.body", "body": b"" if self.head else body})
 
     async def envelope(
         self,
@@ -267,7 +271,7 @@ class ApiApplication:
         started = time.perf_counter()
         request = _Request(scope)
         logs.bind(request.request_id, "-")
-        response = _Response(send, request.request_id)
+        response = _Response(send, request.request_id, head=scope["method"] == "HEAD")
         path = scope["path"]
         try:
             if not _host_allowed(request.host):
@@ -309,8 +313,8 @@ class ApiApplication:
     # -- the endpoints -------------------------------------------------------------------------
 
     async def _models(self, scope: Scope, request: _Request, response: _Response) -> None:
-        if scope["method"] != "GET":
-            await _method_not_allowed(response, "GET")
+        if scope["method"] not in READ_METHODS:
+            await _method_not_allowed(response, "GET, HEAD")
             return
         try:
             names = await api_calls.usable_models(request.secret())
@@ -320,8 +324,8 @@ class ApiApplication:
         await response.json(200, api_wire.models_body(names))
 
     async def _balance(self, scope: Scope, request: _Request, response: _Response) -> None:
-        if scope["method"] != "GET":
-            await _method_not_allowed(response, "GET")
+        if scope["method"] not in READ_METHODS:
+            await _method_not_allowed(response, "GET, HEAD")
             return
         try:
             balance = await api_calls.balance_of(request.secret())

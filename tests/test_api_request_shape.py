@@ -143,3 +143,21 @@ def test_a_path_under_v1_the_api_does_not_serve_is_a_json_404(
         assert path in error["message"] and "/v1/chat/completions" in error["message"]
     # The site's own pages are Django's as before.
     assert httpx.get(base + "/healthz").status_code == 200
+
+
+def test_head_on_the_read_endpoints_answers_like_get_without_a_body(
+    base: str, headers: dict[str, str]
+) -> None:
+    for path in ("/v1/models", "/models", "/user/balance"):
+        got = httpx.get(base + path, headers=headers)
+        head = httpx.head(base + path, headers=headers)
+        assert got.status_code == head.status_code == 200
+        assert head.content == b""
+        assert head.headers["content-length"] == str(len(got.content))
+        assert head.headers["content-type"] == got.headers["content-type"]
+    # Authentication is the same: no key, a 401 (without a body).
+    refused = httpx.head(base + "/v1/models")
+    assert refused.status_code == 401 and refused.content == b""
+    # The endpoints say what they take; HEAD on the chat endpoint is not among its methods.
+    assert httpx.post(base + "/v1/models", headers=headers).headers["allow"] == "GET, HEAD"
+    assert httpx.head(base + "/v1/chat/completions", headers=headers).status_code == 405
