@@ -45,7 +45,9 @@ class Env:
             return False
         raise EnvError(f"{name} must be a boolean (1/0, true/false, yes/no, on/off), got {value!r}")
 
-    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
         value = self.raw(name)
         if value is None:
             return default
@@ -55,7 +57,12 @@ class Env:
             raise EnvError(f"{name} must be an integer, got {value!r}") from None
         if minimum is not None and number < minimum:
             raise EnvError(f"{name} must be at least {minimum}, got {number}")
+        if maximum is not None and number > maximum:
+            raise EnvError(f"{name} must be at most {maximum}, got {number}")
         return number
+
+    def port(self, name: str, default: int) -> int:
+        return self.integer(name, default, minimum=1, maximum=65535)
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         value = self.raw(name)

@@ -279,6 +279,27 @@ def _wait(child: Child) -> int:
     return child.process.wait()
 
 
+def port_problem(env: dict[str, str]) -> str | None:
+    """Why ``make run`` cannot serve on its port (checked before anything starts), or None."""
+    from chatsite.env import Env, EnvError
+
+    try:
+        port = Env(env).port("PORT", 8000)
+    except EnvError as error:
+        return f"configuration error: {error}"
+    with socket.socket() as sock:
+        # As the server will (a port left in TIME_WAIT by a previous run is free to it).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as error:
+            return (
+                f"cannot listen on 127.0.0.1:{port} ({error.strerror}); "
+                "another program has it, or choose another: PORT=8001 make run"
+            )
+    return None
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test", "manage"):
         print(__doc__)
@@ -302,6 +323,9 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if command == "run" and (problem := port_problem(env)):
+        say(problem)
+        return 1
     try:
         if not env.get("DATABASE_URL"):
             pg_dir = data_dir / ("pg-test" if command == "test" else "pg")

@@ -53,7 +53,7 @@ try:
     # Local state of the embedded defaults (generated secret key, embedded database).
     DATA_DIR: Path = Path(env.text("DATA_DIR", str(BASE_DIR / ".data")))
     DEBUG: bool = env.flag("DEBUG", False)
-    PORT: int = env.integer("PORT", 8000, minimum=1)
+    PORT: int = env.port("PORT", 8000)
     SECRET_KEY: str = env.text("SECRET_KEY")
     if not SECRET_KEY:
         if not DEBUG:

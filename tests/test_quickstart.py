@@ -108,3 +108,36 @@ def test_make_run_starts_on_embedded_defaults_and_stops_everything() -> None:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("taken", [True, False], ids=["port in use", "not a port"])
+def test_make_run_says_at_once_when_it_cannot_serve_on_its_port(taken: bool) -> None:
+    data_dir = ROOT / ".data" / f"quickstart-{uuid.uuid4().hex[:8]}"
+    holder = socket.socket()
+    try:
+        if taken:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = str(holder.getsockname()[1])
+        else:
+            port = "80a"
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
+        env.update({"DATA_DIR": str(data_dir), "PORT": port})
+        started = time.monotonic()
+        result = subprocess.run(
+            ["make", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=110
+        )
+        assert result.returncode != 0
+        output = result.stdout + result.stderr
+        if taken:
+            assert f"cannot listen on 127.0.0.1:{port}" in output and "PORT=" in output
+        else:
+            assert "configuration error: PORT must be an integer, got '80a'" in output
+        assert "serving on" not in output
+        # Nothing was started: no database was created for the run.
+        assert not (data_dir / "pg").exists()
+        assert time.monotonic() - started < 100
+    finally:
+        holder.close()
+        shutil.rmtree(data_dir, ignore_errors=True)

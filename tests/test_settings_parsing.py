@@ -68,6 +68,9 @@ def test_integers_and_lists_are_parsed_and_checked() -> None:
         Env({"PORT": "eighty"}).integer("PORT", 8000)
     with pytest.raises(EnvError, match="PORT must be at least 1"):
         Env({"PORT": "0"}).integer("PORT", 8000, minimum=1)
+    with pytest.raises(EnvError, match="PORT must be at most 65535, got 70000"):
+        Env({"PORT": "70000"}).port("PORT", 8000)
+    assert Env({"PORT": "65535"}).port("PORT", 8000) == 65535
     assert Env({"HOSTS": "a.example, b.example,,"}).items("HOSTS", []) == ["a.example", "b.example"]
 
 
