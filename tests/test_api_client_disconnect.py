@@ -3,6 +3,7 @@ used and nothing stays reserved."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -32,6 +33,25 @@ def _wait_for_settlement(user: User) -> UsageRecord:
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def streamed_chat(base: str, user: User, content: str) -> Iterator[httpx.Response]:
+    """A streamed completion of ``content`` with a new key of ``user``'s, already answered 200;
+    leaving the block closes the connection (mid-stream, if it has not ended)."""
+    with httpx.stream(
+        "POST",
+        base + "/v1/chat/completions",
+        headers=bearer(make_key(user)),
+        json={
+            "model": "deepseek-chat",
+            "messages": [{"role": "user", "content": content}],
+            "stream": True,
+        },
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        yield response
+
+
 def _counters(user: User) -> dict[str, int]:
     account = UsageAccount.objects.get(user=user)
     return {"day": account.day_used, "month": account.month_used, "streams": account.streams}
@@ -43,18 +63,7 @@ def test_hanging_up_mid_stream_charges_what_was_used_and_frees_the_rest(
     words = " ".join(f"word{i}" for i in range(400))
     content = f"[[sim: tokens_per_s=40]][[sim: say={words}]]"
     received = 0
-    with httpx.stream(
-        "POST",
-        base + "/v1/chat/completions",
-        headers=bearer(make_key(alice)),
-        json={
-            "model": "deepseek-chat",
-            "messages": [{"role": "user", "content": content}],
-            "stream": True,
-        },
-        timeout=30,
-    ) as response:
-        assert response.status_code == 200
+    with streamed_chat(base, alice, content) as response:
         for line in response.iter_lines():
             if '"content":"' in line:
                 received += 1
@@ -79,18 +88,7 @@ def test_hanging_up_after_the_usage_chunk_charges_the_providers_count(
     answer = "Five short words, then silence."
     content = f"Say it. [[sim: stall_after=1000 say={answer}]]"
     text = ""
-    with httpx.stream(
-        "POST",
-        base + "/v1/chat/completions",
-        headers=bearer(make_key(alice)),
-        json={
-            "model": "deepseek-chat",
-            "messages": [{"role": "user", "content": content}],
-            "stream": True,
-        },
-        timeout=30,
-    ) as response:
-        assert response.status_code == 200
+    with streamed_chat(base, alice, content) as response:
         for line in response.iter_lines():
             if line.startswith("data: {"):
                 chunk = json.loads(line[len("data: ") :])
