@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 
@@ -84,6 +85,13 @@ try:
     UPSTREAM_MAX_CONNECTIONS: int = env.integer("UPSTREAM_MAX_CONNECTIONS", 1000, minimum=1)
 
     TIME_ZONE: str = env.text("TIME_ZONE", "UTC")
+    try:
+        ZoneInfo(TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise EnvError(
+            f"TIME_ZONE must be an IANA time zone name such as UTC or Europe/Paris, "
+            f"got {TIME_ZONE!r}"
+        ) from None
     LOG_LEVEL: str = env.text("LOG_LEVEL", "INFO").upper()
     if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise EnvError(

@@ -121,6 +121,11 @@ def test_a_malformed_boolean_is_one_line_naming_it() -> None:
     assert_one_line_error(load_settings(DEBUG="sometimes"), "DEBUG")
 
 
+def test_an_unknown_time_zone_is_one_line_naming_it() -> None:
+    assert_one_line_error(load_settings(TIME_ZONE="Mars/Olympus_Mons"), "TIME_ZONE")
+    assert load_settings(TIME_ZONE="Europe/Paris").returncode == 0
+
+
 def test_without_debug_a_secret_key_is_required() -> None:
     assert_one_line_error(load_settings(DEBUG="0"), "SECRET_KEY")
 
