@@ -99,7 +99,6 @@ try:
         )
     # Password of the superuser `make run` creates on first run (random and printed when unset).
     ADMIN_PASSWORD: str = env.text("ADMIN_PASSWORD")
-    # Share links open without signing in only when this is on (the admin's choice).
     SHUTDOWN_GRACE_SECONDS: float = env.number("SHUTDOWN_GRACE_SECONDS", 20.0)
     # Running replies' rows are heartbeated this often; a row silent for GENERATION_STALE_SECONDS
     # belongs to a dead process and is reaped (marked interrupted) by any live one.
