@@ -570,6 +570,10 @@ def continue_reply(
             raise Conflict("Only a reply that was cut off or interrupted can be continued.")
         if not reply.content:
             raise Conflict("That reply has no text to continue; regenerate it instead.")
+        if reply.children.exists():
+            # Extended in place, it would change the history that what follows it was
+            # written from (and a reply streaming again would have messages under it).
+            raise Conflict("Only the last reply of a branch can be continued.")
         history = upstream_messages(conversation, path_to(conversation, reply.parent_id))
         effective = _effective_params(conversation, reply.params)
         record = _admit(

@@ -538,7 +538,8 @@ function controlsFor(node) {
     }
     const cut = (node.status === "complete" && node.finish_reason === "length") ||
       ((node.status === "interrupted" || node.status === "cancelled") && node.content);
-    if (!page.blocked && !active && cut) {
+    // Only the last reply of its branch: the server refuses one with messages under it.
+    if (!page.blocked && !active && cut && !children.has(node.id)) {
       bar.append(
         el("button", {
           type: "button",
