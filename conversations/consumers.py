@@ -37,6 +37,8 @@ from conversations.models import Conversation, Message, ShareLink, User
 
 logger = logging.getLogger("conversations.consumers")
 MAX_FRAME_CHARS = 200_000
+# The largest sequence number a reply can have (its row's column).
+MAX_SEQ = 2**31 - 1
 
 
 def _load_conversation(
@@ -419,8 +421,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
         after_seq = frame.get("after_seq", 0)
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise InvalidParameter("after_seq must be a non-negative integer.", param="after_seq")
+        if (
+            isinstance(after_seq, bool)
+            or not isinstance(after_seq, int)
+            or not 0 <= after_seq <= MAX_SEQ
+        ):
+            # Past MAX_SEQ no reply has a sequence number (and the request for a snapshot,
+            # through Redis to another worker, could not carry the integer at all).
+            raise InvalidParameter(
+                f"after_seq must be an integer in [0, {MAX_SEQ}].", param="after_seq"
+            )
         reply = await self.reply_state(frame.get("reply_id"))
         await self.start_sync(reply, after_seq=after_seq)
 
