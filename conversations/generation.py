@@ -278,8 +278,11 @@ class GenerationTask:
                 outcome["usage"] = error.partial.usage
             elif not started and not error.billed:  # refused, or never taken: not billed
                 outcome["settle_usage"] = quota.NOTHING_USED
+            # A reply with text (this call's, or a continued reply's from before) keeps it,
+            # interrupted and continuable; only one with nothing at all has failed.
+            kept = started or bool(self.content or self.reasoning or self.tool_calls)
             outcome.update(
-                status=(Message.Status.INTERRUPTED if started else Message.Status.FAILED).value,
+                status=(Message.Status.INTERRUPTED if kept else Message.Status.FAILED).value,
                 error_code=error.code,
                 error_message=error.message,
             )
