@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from conversations import access, params, quota, rows
+from conversations import access, params, quota, rows, text
 from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
 
@@ -621,12 +621,7 @@ def answer_tool_call(
     client_id, conversation, existing = _begin_turn(user, conversation_id, client_id)
     if existing is not None:
         return existing
-    if not isinstance(content, str):
-        raise InvalidParameter("The tool result must be text.", param="content")
-    if len(content) > MAX_MESSAGE_CHARS:
-        raise InvalidParameter(
-            f"The tool result is longer than {MAX_MESSAGE_CHARS} characters.", param="content"
-        )
+    text.bounded(content, MAX_MESSAGE_CHARS, label="The tool result", param="content")
     reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
     _check_reply_asks_for_tools(reply)
     calls = {call.get("id"): call for call in reply.tool_calls or []}
@@ -856,7 +851,7 @@ def reap_stale_replies(
                 heartbeat_at=None,
             ):
                 continue
-            text = reply.content + reply.reasoning
+            written = reply.content + reply.reasoning
             for record_id, base in UsageRecord.objects.filter(
                 quota.reserved_for_message(reply.pk)
             ).values_list("pk", "output_base_chars"):
@@ -864,7 +859,7 @@ def reap_stale_replies(
                     record_id,
                     outcome=Message.Status.INTERRUPTED,
                     usage=None,
-                    output_text=text[base:],  # a continuation: only its own text
+                    output_text=written[base:],  # a continuation: only its own text
                 )
         reaped.append((reply.conversation_id, reply.pk, reply.seq))
     return reaped

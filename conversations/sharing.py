@@ -156,7 +156,7 @@ def fork_conversation(
                 raise NotFound("No such message in this conversation.") from None
         else:
             leaf = source.messages.order_by("-created_at").first()
-        if through_link and leaf is not None and leaf not in shared_branch(source):
+        if through_link and message_id and leaf not in shared_branch(source):
             # A link shows one branch: a message of another is not the link holder's to copy.
             raise NotFound("No such message in this conversation.")
         # Through a link, only what the link shows: the messages' text, no system prompt,

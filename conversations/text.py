@@ -41,6 +41,16 @@ def check(value: str, param: str, label: str = "The text") -> str:
     return value
 
 
+def bounded(value: Any, limit: int, *, label: str, param: str) -> str:
+    """``value`` if it is text of at most ``limit`` characters; else the error that says
+    which (``label`` starts the sentence: "The tool result", "system_prompt")."""
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{label} must be text.", param=param)
+    if len(value) > limit:
+        raise InvalidParameter(f"{label} is longer than {limit} characters.", param=param)
+    return value
+
+
 def check_parsed_json(
     raw: str | bytes, parsed: Any, param: str = "body", *, nul_ok: bool = False
 ) -> None:

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from conversations import actions, params, quota, sharing
+from conversations import actions, params, quota, sharing, text
 from conversations.errors import InvalidParameter, ModelNotAllowed, NotFound
 from conversations.frames import MessageFrame, message_frame
 from conversations.models import Conversation, Message, ModelConfig, User
@@ -81,13 +81,9 @@ def update_settings(
     Raises :class:`InvalidParameter` whose ``param`` names the offending field.
     """
     model = _enabled_model(model_name)
-    if not isinstance(system_prompt, str):
-        raise InvalidParameter("The system prompt must be text.", param="system_prompt")
-    if len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
-        raise InvalidParameter(
-            f"The system prompt is longer than {MAX_SYSTEM_PROMPT_CHARS} characters.",
-            param="system_prompt",
-        )
+    text.bounded(
+        system_prompt, MAX_SYSTEM_PROMPT_CHARS, label="The system prompt", param="system_prompt"
+    )
     if not isinstance(new_params, Mapping):
         raise InvalidParameter("params must be an object.", param="params")
     clean = params.check_params(new_params, model)
@@ -167,13 +163,7 @@ def _imported_message(index: int, raw: Any) -> dict[str, Any]:
     content = raw.get("content")
     if content is None:
         content = ""
-    if not isinstance(content, str):
-        raise InvalidParameter(f"{where}.content must be text.", param="messages")
-    if len(content) > actions.MAX_MESSAGE_CHARS:
-        raise InvalidParameter(
-            f"{where}.content is longer than {actions.MAX_MESSAGE_CHARS} characters.",
-            param="messages",
-        )
+    text.bounded(content, actions.MAX_MESSAGE_CHARS, label=f"{where}.content", param="messages")
     reasoning = raw.get("reasoning_content") or ""
     if not isinstance(reasoning, str):
         raise InvalidParameter(f"{where}.reasoning_content must be text.", param="messages")
@@ -212,13 +202,9 @@ def import_conversation(user: User, data: Any) -> Conversation:
     system_prompt = data.get("system_prompt")
     if system_prompt is None:
         system_prompt = next((m["content"] for m in parsed if m["role"] == "system"), "")
-    if not isinstance(system_prompt, str):
-        raise InvalidParameter("system_prompt must be text.", param="system_prompt")
-    if len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
-        raise InvalidParameter(
-            f"system_prompt is longer than {MAX_SYSTEM_PROMPT_CHARS} characters.",
-            param="system_prompt",
-        )
+    text.bounded(
+        system_prompt, MAX_SYSTEM_PROMPT_CHARS, label="system_prompt", param="system_prompt"
+    )
     title = data.get("title") or ""
     if not isinstance(title, str):
         raise InvalidParameter("title must be text.", param="title")
