@@ -65,3 +65,22 @@ async def test_closing_the_shared_client_lets_the_next_call_open_a_new_one() -> 
     second = get_shared_client()
     await aclose_shared_client()
     assert first is not second
+
+
+@pytest.mark.asyncio
+async def test_a_cookie_the_upstream_sets_is_never_sent_back() -> None:
+    """The shared client serves every user of the process: a cookie from one call must not
+    ride along on the next (httpx's jar and aiohttp's both kept them)."""
+    cookie = {"Set-Cookie": "session=from-upstream; Path=/"}
+    async with RawServer([answer_stream(hello_stream(), headers=cookie)]) as server:
+        client = UpstreamClient(make_config(server.base_url))
+        try:
+            for _ in range(2):
+                events = await collect(
+                    client.stream_chat(TARGET, [{"role": "user", "content": "Hi"}])
+                )
+                assert isinstance(events[-1], Completed)
+        finally:
+            await aclose_shared_client()
+    assert len(server.requests) == 2
+    assert "cookie" not in server.requests[1].headers

@@ -120,6 +120,32 @@ _shared_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.Asyn
 )
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing: see :class:`_UpstreamHttpClient`."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _UpstreamHttpClient(httpx.AsyncClient):
+    """An httpx client without cookies. The upstream is an API called with a key on behalf of
+    every user of the process: a cookie it sets must not ride along on everyone's later calls.
+    (httpx parsed each response's headers for cookies through the standard library's cookie
+    jar, ~3% of an API worker's CPU: bench/RESULTS.md, "Eighth session".)"""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        if cookies:
+            raise ValueError("the upstream client keeps no cookies")
+
+
+_NO_COOKIES = _NoCookies()
+
+
 def create_http_client(
     *, max_connections: int = 1000, connect_timeout: float = 10.0
 ) -> httpx.AsyncClient:
@@ -127,15 +153,28 @@ def create_http_client(
 
     ``Accept-Encoding: identity`` because a compressing hop may buffer and re-batch deltas;
     no read timeout at this layer (the call's own clocks handle silence); ``trust_env`` off so
-    that proxy variables cannot silently move traffic off the aiohttp transport.
+    that proxy variables cannot silently move traffic off the aiohttp transport; no cookies
+    (:class:`_UpstreamHttpClient`).
     """
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=30.0,
     )
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits),
+    ssl_context = httpx.create_ssl_context()
+
+    def session() -> aiohttp.ClientSession:
+        # Created on the first request, inside the loop that will use it; aiohttp's own jar
+        # would keep cookies too.
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=max_connections, keepalive_timeout=limits.keepalive_expiry, ssl=ssl_context
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    return _UpstreamHttpClient(
+        transport=AiohttpTransport(limits=limits, client=session),
         headers={"Accept-Encoding": "identity"},
         timeout=httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None),
         trust_env=False,
