@@ -23,7 +23,11 @@ of 2 tokens (13 SSE events), so what is measured is our overhead, not token paci
 With ``--reads``, also ``GET /models`` and ``GET /user/balance`` at C=1, the simulator's own
 against ours (the key's user's models and allowance: one or two statements each).
 
-Run: ``.venv/bin/python bench/api_overhead.py [--seconds 8] [--concurrency 1,50] [--reads]``
+With ``--pin``, daphne runs alone on the first CPU and everything else on the others, so that
+"per worker" is what one worker does with a core of its own rather than with the share of the
+machine the load generator, the simulator and PostgreSQL leave it.
+
+Run: ``.venv/bin/python bench/api_overhead.py [--seconds 8] [--concurrency 1,50] [--reads] [--pin]``
 (``DATABASE_URL`` if set, else an embedded PostgreSQL in ``.data/bench-api-pg``; everything it
 starts is stopped on exit).
 """
@@ -248,6 +252,11 @@ def load_average() -> str:
 
 def run(options: argparse.Namespace) -> None:
     print(f"load average at start: {load_average()}", flush=True)
+    worker_cpus, other_cpus = cpu_split(options.pin)
+    if other_cpus:
+        # Everything but the worker (this process, PostgreSQL, the simulator, and what they
+        # start) runs on the other CPUs; children inherit it.
+        os.sched_setaffinity(0, other_cpus)
     supervisor = Supervisor()
     simulator: subprocess.Popen[str] | None = None
     daphne: Child | None = None
@@ -285,7 +294,19 @@ def run(options: argparse.Namespace) -> None:
         )
         log = ROOT / ".data" / "bench-api-daphne.log"
         log.unlink(missing_ok=True)
-        daphne = start_daphne(port, daphne_env, log)
+        if worker_cpus:
+            os.sched_setaffinity(0, worker_cpus)  # the worker is started on its own CPU
+        try:
+            daphne = start_daphne(port, daphne_env, log)
+        finally:
+            if other_cpus:
+                os.sched_setaffinity(0, other_cpus)
+        if worker_cpus:
+            print(
+                f"daphne pinned to CPU {sorted(worker_cpus)}, everything else to "
+                f"{sorted(other_cpus)}",
+                flush=True,
+            )
         api_url = f"http://127.0.0.1:{port}"
         process = psutil.Process(daphne.process.pid)
         for stream in (False, True):
@@ -375,6 +396,16 @@ def run(options: argparse.Namespace) -> None:
         )
 
 
+def cpu_split(pin: bool) -> tuple[set[int], set[int]]:
+    """With ``pin``: (the worker's CPU, everyone else's), else two empty sets."""
+    if not pin:
+        return set(), set()
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least two CPUs")
+    return {cpus[0]}, set(cpus[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="measured time per phase")
@@ -389,6 +420,12 @@ def main() -> None:
         "--reads",
         action="store_true",
         help="also GET /models and /user/balance, from the simulator and through our API, at C=1",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run daphne alone on the first CPU and everything else (the load generator, the "
+        "simulator, PostgreSQL) on the others: what one worker does with a core of its own",
     )
     parser.add_argument(
         "--py-spy",
