@@ -19,7 +19,6 @@ Decisions where DeepSeek's behaviour is unknown or unsuitable (documented for cl
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 import uuid
@@ -30,6 +29,7 @@ from typing import Any, TypedDict
 from conversations import params as param_rules
 from conversations.errors import InvalidParameter
 from conversations.models import ModelConfig
+from conversations.text import compact_json
 from conversations.upstream import ChatResult, ToolCallDelta
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -44,8 +44,7 @@ DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+dumps = compact_json
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypedDict
 
 from conversations.models import Message
+from conversations.text import compact_json
 
 
 class MessageFrame(TypedDict):
@@ -130,16 +130,12 @@ class SharedFrame(dict[str, Any]):
 
     def text(self) -> str:
         if self._text is None:
-            self._text = _dumps(self)
+            self._text = compact_json(self)
         return self._text
-
-
-def _dumps(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
 def encode(frame: dict[str, Any]) -> str:
     """A frame as the compact JSON text the socket sends."""
     if type(frame) is SharedFrame:
         return frame.text()
-    return _dumps(frame)
+    return compact_json(frame)
