@@ -280,11 +280,20 @@ class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean_is_default(self) -> bool:
         value: bool = self.cleaned_data["is_default"]
+        # Held until the save commits (the admin saves in the transaction that validates):
+        # what is checked here is still true when the save moves the default, or keeps it.
+        Policy.hold_the_default()
         if (
             not value
             and self.instance.pk
             and Policy.objects.filter(pk=self.instance.pk, is_default=True).exists()
         ):
+            if not self.initial.get("is_default"):
+                # Moved here by another admin while this page was open.
+                raise ValidationError(
+                    "This policy has become the default since this page was opened (another "
+                    "change): reload the page to see it. One policy is always the default."
+                )
             raise ValidationError(
                 "One policy is always the default: tick “Is default” on another policy "
                 "instead, and it takes over from this one."
@@ -338,6 +347,7 @@ class PolicyAdmin(AuditedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
         with transaction.atomic():
+            Policy.hold_the_default()  # concurrent moves queue, and the later one wins
             if obj.is_default:
                 # The default moves here: the previous default gives it up first (audited).
                 for previous in Policy.objects.select_for_update().filter(is_default=True):

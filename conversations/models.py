@@ -11,7 +11,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -311,6 +311,10 @@ class UsageRecord(models.Model):
 # --- usage limits ------------------------------------------------------------------------------
 
 
+# The advisory lock key of :meth:`Policy.hold_the_default` (any constant of our own).
+_DEFAULT_POLICY_LOCK = 0x706F6C6963790001
+
+
 class Policy(models.Model):
     """A named set of limits. One is the default; others are assigned to groups or users.
 
@@ -345,6 +349,17 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return self.name + (" (default)" if self.is_default else "")
+
+    @staticmethod
+    def hold_the_default() -> None:
+        """Until the current transaction ends, no other transaction moves the default.
+
+        Locking the default's row is not enough: two moves queue on it, and the second, let
+        through once the first commits, finds no default any more (the row it waited for gave
+        it up), takes none away and breaks the one-default constraint. They queue here
+        instead, and the second sees the first's move. Outside a transaction: no effect."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DEFAULT_POLICY_LOCK])
 
 
 class UserLimits(models.Model):
