@@ -21,12 +21,14 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import access, audit, sharing
+from conversations import access, audit, sharing, text
+from conversations.errors import InvalidParameter
 from conversations.models import (
     ApiKey,
     AuditEntry,
@@ -42,6 +44,7 @@ from conversations.models import (
     User,
     UserLimits,
 )
+from conversations.params import check_conversation_params
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -502,8 +505,54 @@ class MessageInline(admin.TabularInline):
         return False
 
 
+class ParamsField(forms.JSONField):
+    """JSON as the chat reads it (NaN, Infinity and nesting too deep for the parser are not
+    JSON: they were stored, or failed, as an internal error); blank: no parameters."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                text.loads(value)
+            except ValueError as error:
+                raise ValidationError(f"Enter valid JSON: {error}.", code="invalid") from None
+        parsed = super().to_python(value)
+        return {} if parsed is None else parsed
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # The form shown again keeps what was typed, even where the parser gives up.
+        if isinstance(data, str) and not self.disabled:
+            try:
+                text.loads(data)
+            except ValueError:
+                return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
+
+
+class ConversationForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The parameters are held to the chat's rules for the conversation's model
+    (:func:`~conversations.params.check_conversation_params`) and kept as the chat keeps them:
+    a value the chat would refuse, saved here, failed every later message of the conversation."""
+
+    params = ParamsField(
+        required=False,
+        help_text="An object of the chat's parameters (temperature, top_p, max_tokens, stop, "
+        "...), checked against the model. Blank: none.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        model = cleaned.get("model")
+        if model is not None and "params" in cleaned:
+            try:
+                cleaned["params"] = check_conversation_params(cleaned["params"], model)
+            except InvalidParameter as error:
+                self.add_error("params", error.message)
+        return cleaned
+
+
 @admin.register(Conversation)
 class ConversationAdmin(AnnouncingAdmin):
+    form = ConversationForm
     list_display = ["__str__", "owner", "model", "visibility", "updated_at", "deleted_at"]
     list_filter = ["visibility", "model"]
     search_fields = ["title", "owner__username"]

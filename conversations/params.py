@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from conversations import text
 from conversations.errors import InvalidParameter, JSONPromptMissing
 from conversations.models import ModelConfig
 
@@ -256,6 +257,18 @@ def check_params(
                 param="stop",
             )
         clean["stop"] = stop
+    return clean
+
+
+def check_conversation_params(value: Any, model: ModelConfig) -> dict[str, Any]:
+    """What a conversation may keep as its own parameters for ``model``: what
+    :func:`check_params` accepts, as it returns it, and only if jsonb can store it (no NUL
+    in its text, no number JSON has not: a tool_choice is kept as given). For writers whose
+    input has not come through the chat's frame checks (the admin)."""
+    clean = check_params(value, model)
+    if not _finite_json(clean):
+        raise InvalidParameter("params holds a number out of range.", param="params")
+    text.check_parsed_json(json.dumps(clean), clean, "params")
     return clean
 
 

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from html.parser import HTMLParser
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -161,3 +162,60 @@ def title_context(conversation: Conversation, first_user_text: str) -> Any:
         needs_title=True,
         first_user_text=first_user_text,
     )
+
+
+class _FormReader(HTMLParser):
+    """The values a browser would post from the page's forms, as it stands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, list[str]] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        name = a.get("name")
+        if tag == "input" and name:
+            kind = a.get("type", "text")
+            if kind in ("submit", "button", "file", "image"):
+                return
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            default = "on" if kind in ("checkbox", "radio") else ""
+            self.values.setdefault(name, []).append(a.get("value", default))
+        elif tag == "select" and name:
+            self._select = name
+            self.values.setdefault(name, [])
+        elif tag == "option" and self._select and "selected" in a:
+            self.values[self._select].append(a.get("value", ""))
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.values[name] = [""]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.values[self._textarea][-1] += data
+
+
+def admin_form(client: Client, page: str, **changes: Any) -> dict[str, Any]:
+    """The admin form at ``page`` as a browser would post it unchanged, with ``changes`` on
+    top (None: the field left out, as an unticked checkbox)."""
+    reader = _FormReader()
+    response = client.get(page)
+    assert response.status_code == 200, page
+    reader.feed(response.content.decode())
+    form: dict[str, Any] = {
+        # A textarea's first newline is not part of its value.
+        k: (v[0].removeprefix("\n") if len(v) == 1 else v)
+        for k, v in reader.values.items()
+        if k not in ("csrfmiddlewaretoken",)
+    }
+    form.update(changes)
+    return {k: v for k, v in form.items() if v is not None}
