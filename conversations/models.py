@@ -10,13 +10,17 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
 # A price (USD per 1M tokens) is never negative: it would credit every call it costs.
 NOT_NEGATIVE = MinValueValidator(Decimal(0))
+# A model's output limit, far above any model's (hundreds of thousands today): a call
+# reserves its padded prompt plus up to this in the ledger's 32-bit token counts, which a
+# limit near their maximum overflowed (every call of the model failed at admission).
+MAX_OUTPUT_TOKENS = 10_000_000
 
 
 class User(AbstractUser):
@@ -50,7 +54,9 @@ class ModelConfig(models.Model):
     supports_json = models.BooleanField(default=True)
     supports_logprobs = models.BooleanField(default=True)
     context_window = models.PositiveIntegerField(default=131072)
-    max_output_tokens = models.PositiveIntegerField(default=8192)
+    max_output_tokens = models.PositiveIntegerField(
+        default=8192, validators=[MaxValueValidator(MAX_OUTPUT_TOKENS)]
+    )
     default_max_tokens = models.PositiveIntegerField(default=4096)
     # Prices in USD per 1M tokens.
     price_input_cache_hit = models.DecimalField(
