@@ -278,7 +278,9 @@ class UsageRecord(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     total_tokens = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    # USD. Ten digits before the point: the most the largest token counts the columns hold
+    # cost at the highest prices the registry accepts (999999.9999 per 1M tokens).
+    cost = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal(0))
     estimated = models.BooleanField(
         default=False, help_text="Counts are our estimate, not the provider's."
     )
