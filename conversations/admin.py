@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
@@ -47,7 +48,39 @@ from conversations.models import (
 from conversations.params import check_conversation_params
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class StorableDateTimeField(forms.SplitDateTimeField):
+    """A date and time in the deployment's time zone whose moment is within years 1 to 9999
+    in UTC too: the database stores it in UTC, and Python reads it back from there. Past the
+    calendar's ends (the last evening of 9999 west of UTC, the first morning of year 1 east of
+    it) the save failed as an internal error, or, a year-0 date, was stored and failed every
+    later read of its row (an account's date joined: the account's every request)."""
+
+    def clean(self, value: Any) -> Any:
+        moment = super().clean(value)
+        if moment is not None:
+            try:
+                moment.astimezone(UTC)
+            except OverflowError:
+                raise ValidationError(
+                    "This moment is outside the years 1 to 9999 in UTC, where it is stored: "
+                    "enter a later (or earlier) one.",
+                    code="out_of_range",
+                ) from None
+        return moment
+
+
+class StorableDatesAdmin(admin.ModelAdmin):
+    """Each date and time edited on the admin's pages is one the database can store."""
+
+    formfield_overrides = {
+        models.DateTimeField: {
+            "form_class": StorableDateTimeField,
+            "widget": AdminSplitDateTime,
+        }
+    }
+
+
+class AuditedAdmin(StorableDatesAdmin):
     """Records before/after of every save and delete, many-to-many fields included, and of
     each row a delete changes besides (:meth:`changed_by_deletion`)."""
 
@@ -146,7 +179,7 @@ class UserLimitsInline(admin.StackedInline):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(StorableDatesAdmin, BaseUserAdmin):
     inlines = [UserLimitsInline]
     list_display = [
         "username",
