@@ -46,6 +46,7 @@ from conversations.models import (
     UserLimits,
 )
 from conversations.params import check_conversation_params
+from conversations.ui_actions import MAX_SYSTEM_PROMPT_CHARS
 
 
 class StorableDateTimeField(forms.SplitDateTimeField):
@@ -564,13 +565,24 @@ class ParamsField(forms.JSONField):
 class ConversationForm(forms.ModelForm):  # type: ignore[type-arg]
     """The parameters are held to the chat's rules for the conversation's model
     (:func:`~conversations.params.check_conversation_params`) and kept as the chat keeps them:
-    a value the chat would refuse, saved here, failed every later message of the conversation."""
+    a value the chat would refuse, saved here, failed every later message of the conversation.
+    The system prompt is held to the chat's bound."""
 
     params = ParamsField(
         required=False,
         help_text="An object of the chat's parameters (temperature, top_p, max_tokens, stop, "
         "...), checked against the model. Blank: none.",
     )
+
+    def clean_system_prompt(self) -> str:
+        # The chat's bound: a longer prompt failed the owner's every later settings change.
+        prompt = self.cleaned_data["system_prompt"]
+        try:
+            return text.bounded(
+                prompt, MAX_SYSTEM_PROMPT_CHARS, label="The system prompt", param="system_prompt"
+            )
+        except InvalidParameter as error:
+            raise ValidationError(error.message) from None
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
