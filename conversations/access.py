@@ -189,6 +189,22 @@ def may_open_links(user: User) -> bool:
     return (user.is_authenticated and user.is_active) or public_links_allowed()
 
 
+def link_needs_sign_in(
+    user: User, conversation_id: uuid.UUID | str, link_token: str | None
+) -> bool:
+    """Whether ``link_token`` is a live link to the conversation that ``user`` may not follow
+    only for not being signed in: anonymous, while the admin allows no public links. Telling
+    them so reveals nothing new: the link's page itself sends them to sign in then (and is a
+    404 for a link revoked or expired)."""
+    if not link_token or may_open_links(user):
+        return False
+    try:
+        link = access_shared_link(link_token)
+    except ShareLink.DoesNotExist:
+        return False
+    return str(link.conversation_id) == str(conversation_id)
+
+
 def viewing_link(
     user: User, conversation_id: uuid.UUID | str, link_token: str | None
 ) -> ShareLink | None:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from importlib import import_module
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -68,12 +68,17 @@ def _session_user(session_key: str | None) -> Any:
     return auth.get_user(request)
 
 
+# Why a socket that may no longer view its conversation would again if it signed in: its
+# session ended while the account is usable (signed out, rather than an account deactivated
+# or deleted), or it is anonymous on a live link now that the admin allows no public links.
+SignInWouldHelp = Literal["signed_out", "links_need_sign_in"] | None
+
+
 def _may_still_view(
     user: Any, session_key: str | None, conversation_id: uuid.UUID, link_token: str | None
-) -> tuple[tuple[Conversation, ShareLink | None] | None, bool]:
+) -> tuple[tuple[Conversation, ShareLink | None] | None, SignInWouldHelp]:
     """As :func:`_load_conversation`, for the socket's session as it is now, not as the
-    socket's scope cached it; and whether it is no longer signed in while the account still
-    is usable (signed out, rather than an account deactivated or deleted)."""
+    socket's scope cached it; and, when it may not, whether signing in would let it."""
     signed_out = False
     if user is not None and user.is_authenticated:
         now = _session_user(session_key)
@@ -81,7 +86,14 @@ def _may_still_view(
             signed_out = User.objects.filter(pk=user.pk, is_active=True).exists()
             now = AnonymousUser()
         user = now
-    return _load_conversation(user, conversation_id, link_token), signed_out
+    loaded = _load_conversation(user, conversation_id, link_token)
+    if loaded is not None:
+        return loaded, None
+    if signed_out:
+        return None, "signed_out"
+    if access.link_needs_sign_in(user, conversation_id, link_token):
+        return None, "links_need_sign_in"
+    return None, None
 
 
 def _ready_state(conversation_id: uuid.UUID) -> tuple[list[Message], datetime | None]:
@@ -230,11 +242,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def recheck_access(self) -> bool:
         """Whether this socket may still see the conversation; if not, it is told so and
-        closed (4403)."""
+        closed: 4403, or 4401 where signing in would let it see it again, 4404 once deleted."""
         if self.left:
             return False
         session = self.scope.get("session")
-        loaded, signed_out = await in_db_thread(_may_still_view)(
+        loaded, sign_in = await in_db_thread(_may_still_view)(
             self.scope.get("user"),
             session.session_key if session is not None else None,
             self.conversation_id,
@@ -243,8 +255,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if loaded is None:
             if await in_db_thread(access.conversation_gone)(self.conversation_id):
                 await self._leave(4404, "not_found", "This conversation was deleted.")
-            elif signed_out:
+            elif sign_in == "signed_out":
                 await self._leave(4401, "access_revoked", "You are signed out.")
+            elif sign_in == "links_need_sign_in":
+                await self._leave(4401, "access_revoked", "Share links now need you to sign in.")
             else:
                 await self._leave(
                     4403, "access_revoked", "This conversation is no longer shared with you."

@@ -159,6 +159,8 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
         "title": str(conversation),
         "messages": [link_message(m) for m in transcript],
         "signed_in": request.user.is_authenticated,
+        # Where an anonymous viewer signs in and comes back, if public links are switched off.
+        "sign_in_url": redirect_to_login(request.get_full_path()).url,
         "socket_path": f"/ws/conversations/{conversation.id}/?{urlencode({'link': token})}",
         "messages_url": reverse("shared-link-messages", args=[token]),
     }

@@ -59,14 +59,16 @@ async def test_switching_public_links_off_in_the_admin_closes_anonymous_link_soc
     )
     assert response.status_code == 302, response.content.decode()[:2000]
 
+    # Told that signing in would let them follow it again (what the link's page now says too:
+    # it sends them to sign in), unlike a link that ended.
     frames = await frames_until_closed(anonymous)
     assert frames == [
         {
             "type": "error",
             "code": "access_revoked",
-            "message": "This conversation is no longer shared with you.",
+            "message": "Share links now need you to sign in.",
         },
-        {"type": "closed", "code": 4403},
+        {"type": "closed", "code": 4401},
     ]
     owner = await open_socket(alice, alice_conversation)
     await owner.send({"type": "message.send", "client_id": "a1", "content": "[[sim: say=Hi.]]"})
@@ -94,5 +96,26 @@ async def test_an_anonymous_socket_reads_nothing_once_public_links_are_off(
 
     frames = await frames_until_closed(anonymous)
     assert not [f for f in frames if f["type"] == "reply.snapshot"], frames
-    assert frames[-2]["code"] == "access_revoked" and frames[-1] == {"type": "closed", "code": 4403}
+    assert frames[-2]["code"] == "access_revoked" and frames[-1] == {"type": "closed", "code": 4401}
     await owner.close()
+
+
+async def test_a_link_revoked_as_public_links_go_off_is_told_it_ended_not_to_sign_in(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    """Signing in would not bring a revoked link back: its anonymous viewer hears 4403."""
+    await SharingSettings.objects.aupdate_or_create(pk=1, defaults={"allow_public_links": True})
+    link, token = await sync_to_async(sharing.create_share_link)(alice, alice_conversation.id)
+    anonymous = await anonymous_viewer(alice_conversation, token)
+    await SharingSettings.objects.filter(pk=1).aupdate(allow_public_links=False)
+    await sync_to_async(sharing.revoke_share_link)(alice, link.pk)
+
+    frames = await frames_until_closed(anonymous)
+    assert frames == [
+        {
+            "type": "error",
+            "code": "access_revoked",
+            "message": "This conversation is no longer shared with you.",
+        },
+        {"type": "closed", "code": 4403},
+    ]

@@ -37,9 +37,9 @@ const REFUSALS = {
   4401: page.signed_in
     ? `You are signed out — sign in again to follow this conversation. ${NO_LONGER_LIVE}`
     : `This link now needs you to sign in. ${NO_LONGER_LIVE}`,
-  4403: page.signed_in
-    ? `This link no longer works: it was revoked or it expired. ${NO_LONGER_LIVE}`
-    : `This link no longer works: it was revoked, it expired, or it now needs you to sign in. ${NO_LONGER_LIVE}`,
+  // Public links switched off under an anonymous viewer close with 4401 (signing in helps),
+  // so 4403 is the link's own end for everyone.
+  4403: `This link no longer works: it was revoked or it expired. ${NO_LONGER_LIVE}`,
   4404: `This conversation was deleted. ${NO_LONGER_LIVE}`,
 };
 
@@ -304,6 +304,13 @@ const handlers = {
 function stop(reason) {
   live = false;
   endedNote.textContent = reason;
+  if (!page.signed_in && reason === REFUSALS[4401] && page.sign_in_url) {
+    // Signing in brings the link back (the sign-in page returns here).
+    const signIn = document.createElement("a");
+    signIn.href = page.sign_in_url;
+    signIn.textContent = "Sign in to follow it again";
+    endedNote.append(" ", signIn);
+  }
   endedNote.hidden = false;
   stateNote.textContent = "no longer live";
   statusBadge.textContent = "Not live";
