@@ -20,7 +20,7 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse
@@ -400,6 +400,15 @@ class PolicyAdmin(AuditedAdmin):
         if obj is not None and obj.is_default:
             return False  # make another policy the default first (a batch with it: refused)
         return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Policy) -> None:
+        with transaction.atomic():
+            # The page checked it was not the default; another admin may have moved the
+            # default here since. Checked again with moves held off: refused as the default is.
+            Policy.hold_the_default()
+            if Policy.objects.filter(pk=obj.pk, is_default=True).exists():
+                raise PermissionDenied("This policy has become the default: it cannot be deleted.")
+            super().delete_model(request, obj)
 
 
 admin.site.unregister(Group)

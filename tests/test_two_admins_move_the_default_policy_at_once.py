@@ -119,3 +119,43 @@ def test_a_save_that_leaves_default_unticked_cannot_take_it_from_a_policy_that_j
     )
     assert list(Policy.objects.filter(is_default=True)) == [strict]
     assert Policy.objects.get(pk=strict.pk).tokens_per_day == 1000
+
+
+def test_a_policy_that_becomes_the_default_while_another_admin_deletes_it_stays(
+    staff: User,
+) -> None:
+    """Bob moves the default to "strict" while Alice deletes "strict" from a page that showed
+    it as not the default: her delete is refused (as deleting the default is), and there is
+    still a default policy (with none, users outside every group would have no limits)."""
+    Policy.objects.all().delete()
+    Policy.objects.create(name="standard", is_default=True)
+    strict = Policy.objects.create(name="strict", tokens_per_day=1000)
+    statuses: dict[str, int] = {}
+
+    def act(who: str, page: str, form: dict[str, Any]) -> None:
+        client = Client(raise_request_exception=False)
+        client.force_login(staff)
+        try:
+            statuses[who] = client.post(page, form).status_code
+        finally:
+            connections.close_all()
+
+    change = f"/admin/conversations/policy/{strict.pk}/change/"
+    delete = f"/admin/conversations/policy/{strict.pk}/delete/"
+    params = {**connection.get_connection_params(), "autocommit": False}
+    with psycopg.connect(**params) as holder:
+        holder.execute("SELECT 1 FROM conversations_policy WHERE id = %s FOR UPDATE", [strict.pk])
+        bob = threading.Thread(
+            target=act, args=("bob", change, policy_form(strict, is_default="on"))
+        )
+        bob.start()
+        wait_for_lock_waiters(1)
+        alice = threading.Thread(target=act, args=("alice", delete, {"post": "yes"}))
+        alice.start()
+        wait_for_lock_waiters(2)
+        holder.rollback()
+        for thread in (bob, alice):
+            thread.join(timeout=30)
+
+    assert statuses == {"bob": 302, "alice": 403}
+    assert list(Policy.objects.filter(is_default=True)) == [strict]
