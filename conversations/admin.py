@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -524,8 +524,26 @@ class SharingSettingsAdmin(AnnouncingAdmin):
         return redirect(reverse("admin:conversations_sharingsettings_change", args=[row.pk]))
 
 
+# A browser's "Now" may run a little ahead of the server's clock.
+REVOCATION_CLOCK_SLACK = timedelta(minutes=1)
+
+
+class ShareLinkForm(forms.ModelForm):  # type: ignore[type-arg]
+    def clean_revoked_at(self) -> datetime | None:
+        # Any value revokes the link at once (access.access_shared_link): a future one only
+        # made a dead link claim it would end later.
+        revoked_at: datetime | None = self.cleaned_data["revoked_at"]
+        if revoked_at is not None and revoked_at > timezone.now() + REVOCATION_CLOCK_SLACK:
+            raise ValidationError(
+                "A link is revoked as soon as this is set: enter now or earlier. To end the "
+                "link later, set “Expires at” instead."
+            )
+        return revoked_at
+
+
 @admin.register(ShareLink)
 class ShareLinkAdmin(AnnouncingAdmin):
+    form = ShareLinkForm
     list_display = ["conversation", "created_by", "created_at", "expires_at", "revoked_at"]
     readonly_fields = ["conversation", "created_by", "hashed", "created_at"]
 
