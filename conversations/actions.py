@@ -472,6 +472,20 @@ def _check_parent_is_settled(parent: Message) -> None:
         raise Conflict("Wait for the reply in progress to finish (or stop it) first.")
 
 
+def _check_not_running(reply: Message, doing: str) -> None:
+    """A reply still being written is not ``doing`` (regenerated, continued): that would be a
+    second generation (and charge) beside the running one. The refusal names the reply and
+    its state, so a client can tell it from any other conflict."""
+    if reply.status in ACTIVE:
+        raise Conflict(
+            f"That reply is still being written ({reply.status}): stop it or wait for it to"
+            f" finish before you {doing} it.",
+            param="reply_id",
+            reply_id=str(reply.pk),
+            status=reply.status,
+        )
+
+
 def _check_reply_asks_for_tools(reply: Message) -> None:
     # A reply still streaming may add calls or change their arguments; one that stopped short
     # (cancelled, interrupted, failed, cut off) never finished asking: answering either would
@@ -553,6 +567,7 @@ def regenerate_reply(
     parent = old.parent
     if parent is None:
         raise InvalidParameter("That reply has nothing to answer.", param="reply_id")
+    _check_not_running(old, "regenerate")
     question: Message = parent
     effective = _effective_params(conversation, params)
 
