@@ -619,7 +619,8 @@ def continue_reply(
 ) -> Turn:
     """Extend a reply that was cut off (length) or interrupted, in place.
 
-    Sending it again while the continuation runs returns the running reply: one generation.
+    Sent again while the continuation runs, it is refused naming the reply's state: one
+    generation, and an answer the sender can tell from silence.
     """
     conversation = access.access_conversation_for_posting(user, conversation_id)
     with transaction.atomic():
@@ -631,8 +632,7 @@ def continue_reply(
             )
             .get()
         )
-        if reply.status in ACTIVE:
-            return Turn(conversation, reply=reply, created=False)
+        _check_not_running(reply, "continue")
         truncated = reply.status == Message.Status.COMPLETE and reply.finish_reason == "length"
         if not (truncated or reply.status in RESUMABLE):
             raise Conflict("Only a reply that was cut off or interrupted can be continued.")
@@ -951,11 +951,20 @@ def reap_stale_replies(
     return reaped
 
 
-def cancel_target(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message | None:
-    """The reply to stop, if the user may post here and it is still running."""
+def cancel_target(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message:
+    """The reply to stop, if the user may post here and it is still running: one that has
+    ended is a conflict naming its state (its end, already sent, was not the stop's doing:
+    the sender is told so rather than left waiting for a ``reply.failed`` that never comes)."""
     conversation = access.access_conversation_for_posting(user, conversation_id)
     reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
-    return reply if reply.status in ACTIVE else None
+    if reply.status not in ACTIVE:
+        raise Conflict(
+            f"That reply has already ended ({reply.status}): there is nothing to stop.",
+            param="reply_id",
+            reply_id=str(reply.pk),
+            status=reply.status,
+        )
+    return reply
 
 
 def reply_state(

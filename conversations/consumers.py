@@ -480,8 +480,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         reply = await in_db_thread(actions.cancel_target)(
             self.scope["user"], self.conversation_id, frame.get("reply_id")
         )
-        if reply is not None:
-            await self.service.cancel(reply)
+        await self.service.cancel(reply)
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
         after_seq = frame.get("after_seq", 0)
