@@ -558,18 +558,29 @@ def regenerate_reply(
     params: Any = None,
     channel: str = "",
 ) -> Turn:
-    """A new sibling of ``reply_id``: the same question answered again."""
-    asked = {"role": Message.Role.ASSISTANT}
-    client_id, conversation, existing = _begin_turn(user, conversation_id, client_id, asked)
+    """A new sibling of ``reply_id``: the same question answered again.
+
+    What it asks for is an answer to that question with these parameters: a retry asks for
+    the same (a sibling of ``reply_id`` names the same question), while a client id reused for
+    another question or other parameters is refused. (Parameters are compared as they apply,
+    the conversation's included: a retry after they changed is refused too.)"""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    old = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
+    effective = _effective_params(conversation, params)
+    asked = {
+        "role": Message.Role.ASSISTANT,
+        "parent_id": old.parent_id,
+        "params": json.loads(json.dumps(effective)),  # as the row's JSON column holds them
+    }
+    existing = _existing_turn(conversation, client_id, asked)
     if existing is not None:
         return existing
-    old = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
     parent = old.parent
     if parent is None:
         raise InvalidParameter("That reply has nothing to answer.", param="reply_id")
     _check_not_running(old, "regenerate")
     question: Message = parent
-    effective = _effective_params(conversation, params)
 
     def create() -> Turn:
         reply = _start_reply(

@@ -82,3 +82,51 @@ async def test_a_tool_answer_under_a_used_client_id_must_repeat_the_answer(
     await socket.close()
     assert duplicate["duplicate"] is True and duplicate["message"]["id"] == stored["id"]
     assert await Message.objects.filter(role="tool").acount() == 1
+
+
+async def test_a_regenerate_under_a_used_client_id_must_ask_for_the_same_answer(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    socket = await open_socket(alice, alice_conversation)
+    replies = []
+    for client_id in ("q1", "q2"):
+        await socket.send(
+            {"type": "message.send", "client_id": client_id, "content": "[[sim: say=Hi.]]"}
+        )
+        replies.append((await socket.until_reply_ends())["reply_id"])
+    first_reply, second_reply = replies
+    regenerate = {
+        "type": "reply.regenerate",
+        "reply_id": first_reply,
+        "client_id": "g1",
+        "params": {"temperature": 0.5},
+    }
+    await socket.send(regenerate)
+    created = (await socket.until_type("message.created"))["message"]
+    await socket.until_reply_ends()
+
+    # The same id to regenerate another reply (another question), or with other parameters:
+    # refused, nothing stored or charged.
+    for other in (
+        {"reply_id": second_reply},
+        {"params": {"temperature": 0.7}},
+        {"params": None},
+    ):
+        await socket.send({k: v for k, v in {**regenerate, **other}.items() if v is not None})
+        error = await socket.until_type("error")
+        assert (error["code"], error.get("param"), error.get("client_id")) == (
+            "conflict",
+            "client_id",
+            "g1",
+        ), other
+    assert await Message.objects.acount() == 5
+    assert await UsageRecord.objects.filter(purpose="chat").acount() == 3
+
+    # A true retry is the first request; so is one naming the new reply (the same question).
+    for retry in (regenerate, {**regenerate, "reply_id": created["id"]}):
+        await socket.send(retry)
+        duplicate = await socket.until_type("message.created")
+        assert duplicate["duplicate"] is True and duplicate["message"]["id"] == created["id"]
+    await socket.close()
+    assert await Message.objects.acount() == 5
+    assert await UsageRecord.objects.filter(purpose="chat").acount() == 3
