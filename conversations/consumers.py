@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from importlib import import_module
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -127,17 +127,26 @@ def _run_action(
 
 _ENDS = ("reply.completed", "reply.failed")
 
-# The fields each client frame may carry besides its type (README "Websocket protocol"). Any
-# other is refused naming it rather than ignored: a misspelt ``parent_id`` would post under the
-# newest message, a misspelt ``params`` drop the parameters, without a word.
-FRAME_FIELDS = {
-    "message.send": ("client_id", "content", "parent_id", "params"),
-    "message.edit": ("message_id", "content", "client_id", "params"),
-    "reply.regenerate": ("reply_id", "client_id", "params"),
-    "reply.continue": ("reply_id",),
-    "reply.cancel": ("reply_id",),
-    "tool.answer": ("reply_id", "tool_call_id", "content", "client_id"),
-    "reply.sync": ("reply_id", "after_seq"),
+
+class ClientFrame(NamedTuple):
+    handler: str  # the consumer's method that answers it
+    fields: tuple[str, ...]
+
+
+# The client frames (README "Websocket protocol"): the method answering each, and the fields it
+# may carry besides its type. Any other field is refused naming it rather than ignored: a
+# misspelt ``parent_id`` would post under the newest message, a misspelt ``params`` drop the
+# parameters, without a word.
+CLIENT_FRAMES = {
+    "message.send": ClientFrame("on_send", ("client_id", "content", "parent_id", "params")),
+    "message.edit": ClientFrame("on_edit", ("message_id", "content", "client_id", "params")),
+    "reply.regenerate": ClientFrame("on_regenerate", ("reply_id", "client_id", "params")),
+    "reply.continue": ClientFrame("on_continue", ("reply_id",)),
+    "reply.cancel": ClientFrame("on_cancel", ("reply_id",)),
+    "tool.answer": ClientFrame(
+        "on_tool_answer", ("reply_id", "tool_call_id", "content", "client_id")
+    ),
+    "reply.sync": ClientFrame("on_sync", ("reply_id", "after_seq")),
 }
 
 # Events the service hands a socket directly run at once (they are cheap and never wait on the
@@ -375,13 +384,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         except InvalidParameter as error:
             await self.send_error(error, frame)
             return
-        handler = self.handlers().get(frame["type"])
-        if handler is None:
+        kind = CLIENT_FRAMES.get(frame["type"])
+        if kind is None:
             await self.send_error(
                 InvalidParameter(f"Unknown frame type {frame['type'][:40]!r}.", param="type"), frame
             )
             return
-        unknown = sorted(set(frame) - {"type", *FRAME_FIELDS[frame["type"]]})
+        unknown = sorted(set(frame) - {"type", *kind.fields})
         if unknown:
             await self.send_error(
                 InvalidParameter(
@@ -392,23 +401,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             )
             return
         try:
-            await handler(frame)
+            await getattr(self, kind.handler)(frame)
         except ChatError as error:
             await self.send_error(error, frame)
         except Exception:
             logger.exception("frame %s failed", frame["type"][:40])
             await self.send_error(InternalError(), frame)
-
-    def handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
-        return {
-            "message.send": self.on_send,
-            "message.edit": self.on_edit,
-            "reply.regenerate": self.on_regenerate,
-            "reply.continue": self.on_continue,
-            "reply.cancel": self.on_cancel,
-            "tool.answer": self.on_tool_answer,
-            "reply.sync": self.on_sync,
-        }
 
     def _check_not_link_only(self) -> None:
         if self.link_only:
