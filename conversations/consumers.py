@@ -131,6 +131,10 @@ _ENDS = ("reply.completed", "reply.failed")
 class ClientFrame(NamedTuple):
     handler: str  # the consumer's method that answers it
     fields: tuple[str, ...]
+    # A share link's viewer sends it rarely, so its link is checked anew first; not for a
+    # ping, which an idle page sends every half minute (the link's expiry timer and its
+    # revocation close the socket without it).
+    rechecks_link: bool = True
 
 
 # The client frames (README "Websocket protocol"): the method answering each, and the fields it
@@ -147,6 +151,7 @@ CLIENT_FRAMES = {
         "on_tool_answer", ("reply_id", "tool_call_id", "content", "client_id")
     ),
     "reply.sync": ClientFrame("on_sync", ("reply_id", "after_seq")),
+    "ping": ClientFrame("on_ping", (), rechecks_link=False),
 }
 
 # Events the service hands a socket directly run at once (they are cheap and never wait on the
@@ -356,9 +361,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # -- client → server ---------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # A link's viewer acts rarely (it only reads): each time, its link is checked anew.
-        if self.link_only and not await self.recheck_access():
-            return
         if text_data is None:
             await self.send_error(InvalidParameter("Frames must be JSON text.", param="frame"))
             return
@@ -399,6 +401,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 ),
                 frame,
             )
+            return
+        # A link's viewer acts rarely (it only reads): each time, its link is checked anew.
+        if self.link_only and kind.rechecks_link and not await self.recheck_access():
             return
         try:
             await getattr(self, kind.handler)(frame)
@@ -479,6 +484,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.scope["user"], self.conversation_id, frame.get("reply_id")
         )
         await self.service.cancel(reply)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        """The client's check that the connection still carries frames both ways (a browser
+        that only reads cannot otherwise tell a connection that died without closing)."""
+        await self.send_frame({"type": "pong"})
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
         after_seq = frame.get("after_seq", 0)

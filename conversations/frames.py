@@ -69,6 +69,7 @@ def message_frame(message: Message) -> MessageFrame:
 _LINK_FIELDS: dict[str, tuple[str, ...] | None] = {
     "ready": None,  # None: the whole frame
     "error": None,
+    "pong": None,
     "conversation.updated": ("type", "title"),
     "message.created": ("type", "message"),
     "reply.started": ("type", "reply_id", "seq"),

@@ -20,6 +20,7 @@ def test_the_table_lists_the_frames_readme_documents_with_their_fields() -> None
     section = README.read_text().split("**Client → server**")[1].split("**Server → client**")[0]
     documented = {
         kind: tuple(re.findall(r"`(\w+)`", fields))
-        for kind, fields in re.findall(r"^\| `(\w+\.\w+)` \| ([^|]*) \|", section, re.M)
+        for kind, fields in re.findall(r"^\| `([\w.]+)` \| ([^|]*) \|", section, re.M)
+        if kind != "type"  # the table's head
     }
     assert documented == {kind: frame.fields for kind, frame in CLIENT_FRAMES.items()}

@@ -14,6 +14,11 @@ const REFUSALS = {
 // deduplicates by client_id).
 const ANSWER_TIMEOUT_MS = 10_000;
 
+// A page that only reads writes nothing, so the rule above would never catch its connection
+// dying: after this long without a frame from the server it sends a ping, which is answered
+// (pong) like a frame with a client_id, under the same timeout.
+const PING_AFTER_MS = 25_000;
+
 // How long a socket whose session ended waits before trying the browser's session again.
 const SESSION_RETRY_MS = 1500;
 
@@ -34,6 +39,10 @@ export class ReconnectingSocket {
     this.refusal = ""; // set when the server refused the session for good (see REFUSALS)
     this.sessionRetried = false; // a 4401 on an open socket is tried once more
     this.answerTimer = null;
+    this.lastHeard = 0;
+    // Checked every few seconds rather than timed from the last frame: a streaming reply
+    // brings dozens a second, and none of them need touch a timer.
+    setInterval(() => this.pingIfQuiet(), PING_AFTER_MS / 5);
     window.addEventListener("online", () => this.backOnline());
     window.addEventListener("offline", () => {
       if (!this.refusal) this.setStatus("offline"); // a refusal's reason stays shown
@@ -60,6 +69,7 @@ export class ReconnectingSocket {
       } catch {
         return;
       }
+      if (frame.type === "pong") return; // its arrival was all it had to say
       if (frame.type === "ready") {
         this.attempt = 0;
         this.ready = true;
@@ -142,15 +152,24 @@ export class ReconnectingSocket {
 
   write(frame) {
     this.socket.send(JSON.stringify(frame));
-    if (frame.client_id && !this.answerTimer) {
+    if ((frame.client_id || frame.type === "ping") && !this.answerTimer) {
       this.answerTimer = setTimeout(() => this.replace(), ANSWER_TIMEOUT_MS);
     }
   }
 
   /** A frame came (or the socket closed): the connection was alive. */
   heard() {
+    this.lastHeard = Date.now();
     clearTimeout(this.answerTimer);
     this.answerTimer = null;
+  }
+
+  /** Nothing heard for a while on a connection thought open: ask the server for a word. */
+  pingIfQuiet() {
+    if (this.answerTimer || Date.now() - this.lastHeard < PING_AFTER_MS) return;
+    if (this.socket && this.ready && this.socket.readyState === WebSocket.OPEN) {
+      this.write({ type: "ping" });
+    }
   }
 
   /** The connection went silent with a frame unanswered: give it up and open another. */
