@@ -601,12 +601,17 @@ def edit_message(
     params: Any = None,
     channel: str = "",
 ) -> Turn:
-    """A new branch: the edited user message becomes a sibling of the original, then a reply."""
-    asked = {"role": Message.Role.USER, "content": content}
-    client_id, conversation, existing = _begin_turn(user, conversation_id, client_id, asked)
+    """A new branch: the edited user message becomes a sibling of the original, then a reply.
+
+    A retry asks for the same text in the same place (beside ``message_id``, or beside a
+    sibling of it); a client id reused to edit a message elsewhere is refused."""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    original = _message_in(conversation, message_id, Message.Role.USER, param="message_id")
+    asked = {"role": Message.Role.USER, "content": content, "parent_id": original.parent_id}
+    existing = _existing_turn(conversation, client_id, asked)
     if existing is not None:
         return existing
-    original = _message_in(conversation, message_id, Message.Role.USER, param="message_id")
     content = _check_content(content)
     effective = _effective_params(conversation, params)
 

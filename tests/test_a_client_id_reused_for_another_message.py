@@ -130,3 +130,37 @@ async def test_a_regenerate_under_a_used_client_id_must_ask_for_the_same_answer(
     await socket.close()
     assert await Message.objects.acount() == 5
     assert await UsageRecord.objects.filter(purpose="chat").acount() == 3
+
+
+async def test_an_edit_under_a_used_client_id_must_edit_in_the_same_place(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    socket = await open_socket(alice, alice_conversation)
+    questions = []
+    for client_id in ("q1", "q2"):
+        await socket.send(
+            {"type": "message.send", "client_id": client_id, "content": "[[sim: say=Hi.]]"}
+        )
+        questions.append((await socket.until_type("message.created"))["message"]["id"])
+        await socket.until_reply_ends()
+    edit = {
+        "type": "message.edit",
+        "message_id": questions[0],
+        "content": "[[sim: say=Edited.]]",
+        "client_id": "e1",
+    }
+    await socket.send(edit)
+    edited = (await socket.until_type("message.created"))["message"]
+    await socket.until_reply_ends()
+
+    # The same id and text to edit the other question: refused, nothing stored.
+    await socket.send({**edit, "message_id": questions[1]})
+    error = await socket.until_type("error")
+    assert (error["code"], error.get("param")) == ("conflict", "client_id")
+    assert await Message.objects.acount() == 6
+
+    await socket.send(edit)
+    duplicate = await socket.until_type("message.created")
+    await socket.close()
+    assert duplicate["duplicate"] is True and duplicate["message"]["id"] == edited["id"]
+    assert await Message.objects.acount() == 6
