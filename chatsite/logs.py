@@ -72,7 +72,10 @@ class RequestLogMiddleware(Middleware):
         return response
 
 
+# A link's path by its shape, not by the route it resolved to: a path no route takes (the link
+# without its final slash, which Django redirects; a tail pasted after it) still holds a token.
+_LINK_TOKEN = re.compile(r"^/s/[^/]+")
+
+
 def _loggable_path(request: HttpRequest) -> str:
-    match = request.resolver_match
-    token = match.kwargs.get("token") if match is not None else None
-    return request.path.replace(token, "<token>") if token else request.path
+    return _LINK_TOKEN.sub("/s/<token>", request.path, count=1)

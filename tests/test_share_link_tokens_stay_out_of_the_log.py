@@ -69,3 +69,20 @@ def test_a_served_worker_writes_no_token_anywhere(
     assert "GET /s/<token>/ 200" in written, written[-2000:]
     assert f"/ws/conversations/{alice_conversation.id}/" in written  # the socket is logged
     assert token not in written
+
+
+@pytest.mark.parametrize(
+    "tail", ["", "/x", "/messages.json/"], ids=["no final slash", "a tail", "a slash too many"]
+)
+def test_a_link_path_no_route_takes_leaves_the_token_out(
+    alice: User, bob: User, alice_conversation: Conversation, caplog: Any, tail: str
+) -> None:
+    """A link pasted without its final slash (Django redirects it) or with something after it
+    resolves to no route: its line was written with the path as it came, token and all."""
+    _, token = sharing.create_share_link(alice, alice_conversation.id)
+    caplog.set_level("INFO", logger="chatsite.request")
+    assert client_for(bob).get(f"/s/{token}{tail}").status_code in (301, 404)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatsite.request"]
+    assert lines and lines[0].startswith(f"GET /s/<token>{tail} "), lines
+    assert not any(token in record.getMessage() for record in caplog.records)
