@@ -6,7 +6,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format lock manage clean chromium
+.PHONY: run test lint format lock manage clean chromium nginx
 
 # The browser tests drive the system Chromium (Playwright cannot download browsers here).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -23,12 +23,17 @@ run: $(STAMP)
 	@$(VPY) -m chatsite.launcher run
 
 ## The whole suite; uses DATABASE_URL / REDIS_URL when set, an embedded PostgreSQL otherwise.
-test: $(STAMP) chromium
+test: $(STAMP) chromium nginx
 	@$(VPY) -m chatsite.launcher test $(ARGS)
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "[make] installing Chromium for the browser tests"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+# The compose deployment's proxy (deploy/nginx.conf), which a test runs in front of a worker.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "[make] installing nginx for the proxy's tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx-light; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,13 @@ def daphne_worker(
     *,
     ready_path: str = "/readyz",
     output: Any = None,
+    daphne_options: Sequence[str] = (),
     **env_overrides: str,
 ) -> Iterator[str]:
     """A daphne process serving the app; yields its base URL once ``ready_path`` answers 200
     (``/healthz`` for a worker whose database is meant to be down). Stopped with SIGTERM.
-    ``output``: a file for its stdout and stderr (the test's own by default)."""
+    ``output``: a file for its stdout and stderr (the test's own by default);
+    ``daphne_options``: more of daphne's options (``--proxy-headers``, as the image runs it)."""
     port = free_port()
     env = {
         **os.environ,
@@ -64,9 +67,9 @@ def daphne_worker(
         "LOG_LEVEL": "WARNING",
         **env_overrides,
     }
-    process = subprocess.Popen(
-        daphne_command(port), cwd=ROOT, env=env, stdout=output, stderr=output
-    )
+    command = daphne_command(port)
+    command[-1:-1] = daphne_options  # before the application's path
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -88,6 +91,42 @@ def daphne_worker(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def nginx_proxy(backend: str, directory: Path) -> Iterator[str]:
+    """nginx with the compose deployment's site (``deploy/nginx.conf``) in front of the worker
+    at ``backend``; yields its base URL. Needs the ``nginx`` binary (``.ci/run`` installs it)."""
+    port = free_port()
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = site.replace("server web:8000;", f"server {backend.removeprefix('http://')};")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    (directory / "site.conf").write_text(site)
+    temp = " ".join(
+        f"{kind}_temp_path {directory / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (directory / "nginx.conf").write_text(
+        f"daemon off; pid {directory / 'nginx.pid'}; error_log {directory / 'error.log'};\n"
+        f"events {{}}\nhttp {{ access_log off; {temp} include {directory / 'site.conf'}; }}\n"
+    )
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen([binary, "-p", str(directory), "-c", str(directory / "nginx.conf")])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None, (directory / "error.log").read_text()
+            try:
+                httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "nginx never answered"
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def session_cookie(user: Any) -> str:
