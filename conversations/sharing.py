@@ -15,13 +15,13 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
 
 from conversations import access, audit
 from conversations.actions import ACTIVE, path_to, reply_state
-from conversations.errors import InvalidParameter, NotFound, PermissionDenied
+from conversations.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
 from conversations.frames import LINK_ROLES
 from conversations.models import (
     Conversation,
@@ -31,6 +31,10 @@ from conversations.models import (
     Team,
     User,
 )
+
+#: Live (neither revoked nor expired) links one conversation may have: the owner's sharing page
+#: lists them all, and there is no reason for more.
+MAX_LIVE_LINKS = 50
 
 
 def _owned(user: User, conversation_id: Any) -> Conversation:
@@ -284,6 +288,14 @@ def create_share_link(
         expires_at = timezone.now() + timedelta(days=days)
     with transaction.atomic():
         conversation = _owned(user, conversation_id)
+        # Counted with the conversation's row locked: two creations at once cannot both
+        # take the last place.
+        Conversation.objects.select_for_update().filter(pk=conversation.pk).exists()
+        if _live_links().filter(conversation=conversation).count() >= MAX_LIVE_LINKS:
+            raise Conflict(
+                f"A conversation can have at most {MAX_LIVE_LINKS} live share links: revoke "
+                "one you no longer need first."
+            )
         token = secrets.token_urlsafe(32)
         link = ShareLink.objects.create(
             conversation=conversation, created_by=user, hashed=_hash(token), expires_at=expires_at
@@ -323,12 +335,15 @@ def public_links_allowed() -> bool:
     return access.public_links_allowed()
 
 
+def _live_links() -> QuerySet[ShareLink]:
+    """Links neither revoked nor expired."""
+    return ShareLink.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at__isnull=True
+    )
+
+
 def conversations_with_live_links() -> list[uuid.UUID]:
     """The conversations a live share link leads to: those a change of the sharing settings
     may concern."""
-    live = ShareLink.objects.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()),
-        revoked_at__isnull=True,
-        conversation__deleted_at__isnull=True,
-    )
+    live = _live_links().filter(conversation__deleted_at__isnull=True)
     return list(live.values_list("conversation_id", flat=True).distinct())

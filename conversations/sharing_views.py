@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -44,13 +45,17 @@ def sharing_page(
     conversation = _conversation_or_404(request, conversation_id)
     if conversation.owner_id != request.user.pk:
         raise Http404("No such conversation")
-    links = ShareLink.objects.filter(conversation=conversation).order_by("-created_at")
+    links = (
+        ShareLink.objects.filter(conversation=conversation)
+        .annotate(open_count=Count("opens"))
+        .order_by("-created_at")
+    )
     context = {
         "conversation": conversation,
         "teams": Team.objects.filter(members=request.user),
         "any_teams": Team.objects.exists(),
         "collaborators": ", ".join(conversation.collaborators.values_list("username", flat=True)),
-        "links": [(link, link.opens.count()) for link in links],
+        "links": [(link, link.open_count) for link in links],
         "error": error,
         "new_link": new_link,
     }
