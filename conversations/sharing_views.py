@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from conversations import access, search, sharing
+from conversations import access, search, sharing, signin
 from conversations.errors import ChatError
 from conversations.frames import author_name, link_message
 from conversations.models import Conversation, ShareLink, Team
@@ -139,11 +139,6 @@ def fork(request: HttpRequest, conversation_id: Any) -> HttpResponse:
     return redirect("conversation-detail", conversation_id=new.id)
 
 
-# The token is in the path of a link's page: its requests for scripts, styles and the socket
-# would name the whole address in their Referer (and a proxy's access log writes it down).
-LINK_REFERRER_POLICY = "strict-origin"
-
-
 def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     """Read-only, as the conversation is now, and then live (``static/js/shared.js`` follows
     the link's socket). A revoked or expired link is a 404."""
@@ -180,7 +175,9 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
             "page_data": page_data,
         },
     )
-    response.headers["Referrer-Policy"] = LINK_REFERRER_POLICY
+    # The token is in the page's path: its requests for scripts, styles and the socket would
+    # name the whole address in their Referer (and a proxy's access log writes it down).
+    response.headers["Referrer-Policy"] = signin.LINK_REFERRER_POLICY
     return response
 
 

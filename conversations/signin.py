@@ -15,12 +15,16 @@ from typing import Any
 
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
 from conversations.models import SignInFailures
+
+# As a share link's page has it (sharing_views); the sign-in page may hold a link's token too.
+LINK_REFERRER_POLICY = "strict-origin"
 
 WINDOW = timedelta(minutes=15)
 PER_ACCOUNT = 5
@@ -106,3 +110,17 @@ class SignInForm(ThrottledSignIn, AuthenticationForm):
 
 class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
     pass
+
+
+class SignInView(LoginView):
+    """The sign-in page, throttled. Its address may carry a share link's token: a link sends
+    an anonymous viewer here (``?next=/s/<token>/``) while the admin allows no public links.
+    Like the link's own page, it has its requests (styles, scripts) name only our origin in
+    their Referer, which a proxy's access log writes down."""
+
+    authentication_form = SignInForm
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = super().dispatch(request, *args, **kwargs)
+        response.headers["Referrer-Policy"] = LINK_REFERRER_POLICY
+        return response
