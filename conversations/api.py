@@ -58,7 +58,7 @@ def api_keys_page(request: HttpRequest) -> HttpResponse:
             context["created"] = new
             context["form"] = {}
             status = 201
-    context["keys"] = list(api_keys.keys_of(user))  # type: ignore[arg-type]
+    context["keys"] = api_keys.keys_of(user)  # type: ignore[arg-type]
     context["now"] = timezone.now()
     response = render(request, "api_keys/list.html", context, status=status)
     response["Cache-Control"] = "no-store"

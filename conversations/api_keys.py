@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from conversations import api_wire, audit, quota
-from conversations.errors import ChatError, InvalidParameter, NotFound
+from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
 from conversations.models import (
     ApiKey,
     AuditEntry,
@@ -45,6 +45,10 @@ KEY_PATTERN = re.compile(r"^sk-team-[A-Za-z0-9_-]{40}$")
 SHOWN_PREFIX_CHARS = 12  # "sk-team-" and four random characters: enough to recognise a key
 MAX_NAME_CHARS = 100
 HISTORY_TITLE_CHARS = 60
+#: Live (neither revoked nor expired) keys one account may hold, and the ended keys its keys
+#: page lists besides (the admin lists them all).
+MAX_LIVE_KEYS = 50
+ENDED_KEYS_SHOWN = 20
 
 
 class InvalidKey(ChatError):
@@ -106,6 +110,14 @@ def create_key(
         raise InvalidParameter("The expiry date must be in the future.", param="expires_at")
     secret = generate_secret()
     with transaction.atomic():
+        # Counted with the account's row locked: two creations at once cannot both take the
+        # last place.
+        User.objects.select_for_update().filter(pk=user.pk).exists()
+        if _live(ApiKey.objects.filter(user=user)).count() >= MAX_LIVE_KEYS:
+            raise Conflict(
+                f"You have {MAX_LIVE_KEYS} live keys, the most one account may hold: revoke one "
+                "you no longer use first."
+            )
         key = ApiKey.objects.create(
             user=user,
             name=name,
@@ -118,9 +130,19 @@ def create_key(
     return NewKey(key=key, secret=secret)
 
 
-def keys_of(user: User) -> QuerySet[ApiKey]:
-    """The user's keys, newest first (revoked ones included, to show when they were revoked)."""
-    return ApiKey.objects.filter(user=user).order_by("-created_at")
+def _live(keys: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+    return keys.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at__isnull=True
+    )
+
+
+def keys_of(user: User) -> list[ApiKey]:
+    """The user's live keys, then the :data:`ENDED_KEYS_SHOWN` that ended last (revoked or
+    expired, to show when), newest first in each."""
+    keys = ApiKey.objects.filter(user=user).order_by("-created_at")
+    live = list(_live(keys))
+    ended = keys.exclude(pk__in=[key.pk for key in live])
+    return live + list(ended[:ENDED_KEYS_SHOWN])
 
 
 def access_key(user: User, key_id: Any) -> ApiKey:
