@@ -114,22 +114,24 @@ class AuditedAdmin(StorableDatesAdmin):
         for obj, _ in formset.changed_objects:
             audit.record(request.user, "change", obj, befores.get(obj.pk), audit.stored(obj))  # type: ignore[arg-type]
         for obj in formset.deleted_objects:
-            self._record_deletion(request, obj, befores.get(pks.get(id(obj))))
+            pk = pks.get(id(obj))
+            self._record_deletion(request, obj, pk, befores.get(pk))
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        before = audit.snapshot(obj)
+        pk, before = obj.pk, audit.snapshot(obj)
         others = [(row, _audited(row)) for row in self.changed_by_deletion(obj)]
         super().delete_model(request, obj)
-        self._record_deletion(request, obj, before)
+        self._record_deletion(request, obj, pk, before)
         for row, row_before in others:
             after = _audited(type(row)._default_manager.filter(pk=row.pk).first())
             action = "change" if after is not None else "delete"
             audit.record(request.user, action, row, row_before, after)  # type: ignore[arg-type]
 
     def _record_deletion(
-        self, request: HttpRequest, obj: Any, before: dict[str, Any] | None
+        self, request: HttpRequest, obj: Any, pk: Any, before: dict[str, Any] | None
     ) -> None:
-        obj.pk = before["id"] if before else obj.pk  # deleting cleared it
+        # Deleting cleared its pk (and a snapshot leaves out a pk not editable: a UUID).
+        obj.pk = pk
         audit.record(request.user, "delete", obj, before, None)  # type: ignore[arg-type]
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
@@ -151,6 +153,17 @@ def _account(user: User | None) -> dict[str, Any] | None:
 def _audited(row: models.Model | None) -> dict[str, Any] | None:
     """What the audit log keeps of a row: of an account its flags and grants, else its fields."""
     return _account(row) if isinstance(row, User) or row is None else audit.snapshot(row)
+
+
+class DeletesConversationsAdmin(admin.ModelAdmin):
+    """An admin whose deletes take conversations with them, and so their messages: read-only
+    in the admin (no one may delete them one by one), they alone refused the delete of any
+    conversation, or account, that held a message ("Cannot delete", 403). The ledger rows stay
+    (``UsageRecord.conversation`` and ``.user`` are set to null)."""
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - {str(Message._meta.verbose_name)}, protected
 
 
 class UserLimitsInline(admin.StackedInline):
@@ -180,7 +193,7 @@ class UserLimitsInline(admin.StackedInline):
 
 
 @admin.register(User)
-class UserAdmin(StorableDatesAdmin, BaseUserAdmin):
+class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     inlines = [UserLimitsInline]
     list_display = [
         "username",
@@ -211,13 +224,6 @@ class UserAdmin(StorableDatesAdmin, BaseUserAdmin):
         if change and audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
             sharing.announce_access_change(*access.reachable_conversation_ids(user))
-
-    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
-        """Django's, except that an account's messages go with its conversations: read-only in
-        the admin (never deleted one by one), they alone refused the delete of anyone who had
-        ever chatted. (Its ledger rows stay, keeping its name: see ``UsageRecord.user``.)"""
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        return deleted, counts, perms_needed - {str(Message._meta.verbose_name)}, protected
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         response = super().user_change_password(request, id, form_url)
@@ -623,7 +629,11 @@ class ConversationForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Conversation)
-class ConversationAdmin(AnnouncingAdmin):
+class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
+    """Deleted here (its page or "delete selected"), a conversation goes for good with its
+    messages and share links; its ledger rows stay. Its open views close as after its owner's
+    delete (4404)."""
+
     form = ConversationForm
     list_display = ["__str__", "owner", "model", "visibility", "updated_at", "deleted_at"]
     list_filter = ["visibility", "model"]
@@ -633,6 +643,15 @@ class ConversationAdmin(AnnouncingAdmin):
 
     def concerned(self, conversation: Conversation) -> list[Any]:
         return [conversation.pk]
+
+    def changed_by_deletion(self, conversation: Conversation) -> list[models.Model]:
+        # Its share links go with it; forks of it lose their origin (forked_from set to null).
+        return [
+            *ShareLink.objects.filter(conversation=conversation)
+            .select_related("conversation")  # named in its entry, once deleted
+            .order_by("pk"),
+            *Conversation.objects.filter(forked_from__conversation=conversation).order_by("pk"),
+        ]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
