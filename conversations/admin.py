@@ -27,6 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from conversations import access, audit, sharing, text
 from conversations.errors import InvalidParameter
@@ -45,7 +46,11 @@ from conversations.models import (
     User,
     UserLimits,
 )
-from conversations.params import check_conversation_params
+from conversations.params import (
+    MODEL_FIELDS_CHECKED,
+    check_conversation_params,
+    count_refused_conversations,
+)
 from conversations.ui_actions import MAX_SYSTEM_PROMPT_CHARS
 
 
@@ -305,6 +310,39 @@ class ModelConfigAdmin(AuditedAdmin):
             {"fields": ["price_input_cache_hit", "price_input_cache_miss", "price_output"]},
         ),
     ]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change and set(form.changed_data) & set(MODEL_FIELDS_CHECKED):
+            self._warn_of_refused_params(request, form.instance)
+
+    def _warn_of_refused_params(self, request: HttpRequest, model: ModelConfig) -> None:
+        """The change stands (the upstream decides what a model can do), but the admin is told
+        which conversations it leaves with parameters the model now refuses, and what follows."""
+        refused = count_refused_conversations(model)
+        if not refused:
+            return
+        total = sum(refused.values())
+        by_param = ", ".join(f"{name}: {count}" for name, count in sorted(refused.items()))
+        listing = reverse("admin:conversations_conversation_changelist")
+        self.message_user(
+            request,
+            format_html(
+                "{} conversation{} of {} {} parameters it now refuses ({}). Their next "
+                "message is refused with an error naming the parameter until the owner "
+                "changes it in the conversation's settings; you can also edit them here "
+                '(<a href="{}?model__id__exact={}">the model\'s conversations</a>), or undo '
+                "this change.",
+                total,
+                "" if total == 1 else "s",
+                model.name,
+                "keeps" if total == 1 else "keep",
+                by_param,
+                listing,
+                model.pk,
+            ),
+            messages.WARNING,
+        )
 
     def changed_by_deletion(self, model: ModelConfig) -> list[models.Model]:
         # Only a model never used can be deleted (conversations and the ledger protect it).

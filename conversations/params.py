@@ -14,7 +14,7 @@ from typing import Any
 
 from conversations import text
 from conversations.errors import InvalidParameter, JSONPromptMissing
-from conversations.models import ModelConfig
+from conversations.models import Conversation, ModelConfig
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")  # \Z: "$" would let a final "\n" pass
 MAX_TOOLS = 128
@@ -258,6 +258,38 @@ def check_params(
             )
         clean["stop"] = stop
     return clean
+
+
+# The fields of a model that :func:`check_params` reads: a change to one of them may refuse
+# parameters it accepted before.
+MODEL_FIELDS_CHECKED = (
+    "thinking",
+    "supports_tools",
+    "supports_json",
+    "supports_logprobs",
+    "max_output_tokens",
+)
+
+
+def count_refused_conversations(model: ModelConfig) -> dict[str, int]:
+    """How many live conversations of ``model`` keep parameters it now refuses (the model's
+    capabilities or output limit changed since they were saved), by the parameter refused
+    first: their next message is refused naming it, until its owner changes it in the
+    conversation's settings."""
+    refused: dict[str, int] = {}
+    stored = (
+        Conversation.objects.alive()
+        .filter(model=model)
+        .exclude(params={})
+        .values_list("params", flat=True)
+    )
+    for value in stored.iterator():
+        try:
+            check_params(value, model)
+        except InvalidParameter as error:
+            name = error.param or "params"
+            refused[name] = refused.get(name, 0) + 1
+    return refused
 
 
 def check_conversation_params(value: Any, model: ModelConfig) -> dict[str, Any]:
