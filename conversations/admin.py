@@ -86,9 +86,39 @@ class StorableDatesAdmin(admin.ModelAdmin):
     }
 
 
+class StillStoredForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A change form whose row may have been deleted by another admin since the page was
+    opened: saved, Django's update found no row and inserted it again, so a deleted policy
+    (model, team, ...) came back without a word, and its deletion with it undone in part only
+    (its links to users, groups and prices stayed gone). Such a save is refused, naming why.
+
+    The row is locked from this check to the save (the admin validates and saves in one
+    transaction): a delete that comes after the check waits for the save, and then deletes."""
+
+    # No Meta: the admin builds the form for its model.
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        row = self.instance
+        if row.pk is not None and not row._state.adding:
+            rows = type(row)._default_manager.select_for_update().filter(pk=row.pk)
+            if not rows.exists():
+                name = row._meta.verbose_name
+                raise ValidationError(
+                    f"This {name} was deleted by someone else after this page was opened: "
+                    f"saving it would create it again. To have it back, add a new {name} "
+                    f"(what you entered is below).",
+                    code="deleted",
+                )
+        return cleaned
+
+
 class AuditedAdmin(StorableDatesAdmin):
     """Records before/after of every save and delete, many-to-many fields included, and of
-    each row a delete changes besides (:meth:`changed_by_deletion`)."""
+    each row a delete changes besides (:meth:`changed_by_deletion`). A change form whose row
+    was deleted meanwhile is refused (:class:`StillStoredForm`), not saved as a new row."""
+
+    form = StillStoredForm
 
     def changed_by_deletion(self, obj: Any) -> list[models.Model]:
         """The audited rows that deleting ``obj`` changes or deletes with it (its many-to-many
@@ -352,7 +382,7 @@ class ModelConfigAdmin(AuditedAdmin):
         ]
 
 
-class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
+class PolicyForm(StillStoredForm):
     """One policy is always the default: ticking it on another policy moves it there
     (:meth:`PolicyAdmin.save_model`), and it cannot be unticked or deleted where it is. With no
     default, every user outside a policy's groups would have no limits at all."""
@@ -572,7 +602,7 @@ class SharingSettingsAdmin(AnnouncingAdmin):
 REVOCATION_CLOCK_SLACK = timedelta(minutes=1)
 
 
-class ShareLinkForm(forms.ModelForm):  # type: ignore[type-arg]
+class ShareLinkForm(StillStoredForm):
     def clean_revoked_at(self) -> datetime | None:
         # Any value revokes the link at once (access.access_shared_link): a future one only
         # made a dead link claim it would end later.
@@ -633,7 +663,7 @@ class ParamsField(forms.JSONField):
         return super().bound_data(data, initial)
 
 
-class ConversationForm(forms.ModelForm):  # type: ignore[type-arg]
+class ConversationForm(StillStoredForm):
     """The parameters are held to the chat's rules for the conversation's model
     (:func:`~conversations.params.check_conversation_params`) and kept as the chat keeps them:
     a value the chat would refuse, saved here, failed every later message of the conversation.
