@@ -19,6 +19,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -227,8 +228,14 @@ class UserLimitsInline(admin.StackedInline):
     max_num = 1
 
 
+class AccountChangeForm(StillStoredForm, UserChangeForm):  # type: ignore[type-arg]
+    """Django's account form, refused once the account is deleted: saved, it brought the
+    account back, password and all."""
+
+
 @admin.register(User)
 class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
+    form = AccountChangeForm
     inlines = [UserLimitsInline]
     list_display = [
         "username",

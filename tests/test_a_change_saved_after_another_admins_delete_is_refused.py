@@ -1,4 +1,4 @@
-"""An admin saves the change page of a policy (a model, a team) that another admin deleted
+"""An admin saves the change page of a policy (a model, a team, an account) that another admin deleted
 while the page was open, the delete committing while the save is under way: the save is
 refused with a form error saying the row was deleted by someone else, and the row stays
 deleted. The save found no row to update and inserted it again (Django's update-then-insert),
@@ -18,7 +18,7 @@ from django.db import connection, connections, models
 from django.test import Client
 
 from conversations.models import AuditEntry, ModelConfig, Policy, Team, User
-from tests.support import admin_form, client_for
+from tests.support import admin_form, client_for, make_user
 from tests.test_two_admins_move_the_default_policy_at_once import wait_for_lock_waiters
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -38,14 +38,19 @@ def a_team() -> models.Model:
     return Team.objects.create(name="ops")
 
 
+def an_account() -> models.Model:
+    return make_user("bob")
+
+
 @pytest.mark.parametrize(
     ("make", "changes"),
     [
         (a_policy, {"tokens_per_day": "500"}),
         (a_model, {"display_name": "Spare (renamed)"}),
         (a_team, {"name": "operations"}),
+        (an_account, {"email": "bob@example.com"}),  # came back with its password
     ],
-    ids=["policy", "model", "team"],
+    ids=["policy", "model", "team", "account"],
 )
 def test_a_save_after_another_admin_deleted_the_row_is_refused_and_it_stays_deleted(
     staff: User, make: Any, changes: dict[str, str]
