@@ -199,7 +199,36 @@ class DeletesConversationsAdmin(admin.ModelAdmin):
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        return deleted, counts, perms_needed - {str(Message._meta.verbose_name)}, protected
+        return (
+            _abridged(deleted),
+            counts,
+            perms_needed - {str(Message._meta.verbose_name)},
+            protected,
+        )
+
+
+#: Objects of one kind the delete confirmation lists by name under each object; the summary
+#: above it still counts them all.
+DELETED_OBJECTS_LISTED = 20
+
+
+def _abridged(deleted: list[Any]) -> list[Any]:
+    """Django's nested list of what a delete takes (each object, then a list of what goes
+    with it), at most :data:`DELETED_OBJECTS_LISTED` objects to a list and a line saying how
+    many more. A conversation's every message was listed: thousands of lines for one delete."""
+    kept: list[Any] = []
+    objects = 0
+    for item in deleted:
+        if isinstance(item, list):
+            if objects <= DELETED_OBJECTS_LISTED:
+                kept.append(_abridged(item))
+            continue
+        objects += 1
+        if objects <= DELETED_OBJECTS_LISTED:
+            kept.append(item)
+    if objects > DELETED_OBJECTS_LISTED:
+        kept.append(f"… and {objects - DELETED_OBJECTS_LISTED:,} more")
+    return kept
 
 
 class UserLimitsInline(admin.StackedInline):

@@ -117,3 +117,22 @@ def test_without_the_delete_permission_a_conversation_stays(
     page = f"/admin/conversations/conversation/{alice_conversation.pk}/delete/"
     assert client_for(viewer).post(page, {"post": "yes"}).status_code == 403
     assert Conversation.objects.filter(pk=alice_conversation.pk).exists()
+
+
+def test_the_confirmation_lists_twenty_messages_and_counts_them_all(
+    alice: User, alice_conversation: Conversation
+) -> None:
+    """It listed every message by name: a long conversation made a page of thousands of lines."""
+    Message.objects.bulk_create(
+        Message(conversation=alice_conversation, role=Message.Role.USER, content=f"note {n}")
+        for n in range(300)
+    )
+    staff = moderator("view_conversation", "delete_conversation")
+    page = client_for(staff).get(
+        f"/admin/conversations/conversation/{alice_conversation.pk}/delete/"
+    )
+    body = page.content.decode()
+    assert page.status_code == 200 and "Cannot delete" not in body
+    assert "Messages: 300" in body  # the summary counts them all
+    assert body.count("<li>Message: ") == 20
+    assert "… and 280 more" in body
