@@ -106,6 +106,13 @@ try:
         "GENERATION_HEARTBEAT_SECONDS", 10.0, minimum=0.1
     )
     GENERATION_STALE_SECONDS: float = env.number("GENERATION_STALE_SECONDS", 35.0, minimum=1.0)
+    # Conversation sockets one worker process holds open at once per signed-in account, and per
+    # client address for anonymous viewers of public share links: each holds memory and a
+    # channel group, so one client opening thousands would exhaust the worker.
+    WEBSOCKETS_PER_ACCOUNT: int = env.integer("WEBSOCKETS_PER_ACCOUNT", 100, minimum=1)
+    WEBSOCKETS_PER_ANONYMOUS_ADDRESS: int = env.integer(
+        "WEBSOCKETS_PER_ANONYMOUS_ADDRESS", 20, minimum=1
+    )
 except EnvError as error:
     sys.exit(f"configuration error: {error}")
 

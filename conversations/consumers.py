@@ -8,6 +8,7 @@ their events, keeping each reply's sequence numbers continuous (no gap, no dupli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -66,6 +67,24 @@ def _session_user(session_key: str | None) -> Any:
     request = HttpRequest()
     request.session = SESSION_STORE(session_key)
     return auth.get_user(request)
+
+
+class Place(NamedTuple):
+    """Whose place a socket takes among the process's sockets (``SocketPlaces``)."""
+
+    holder: str
+    limit: int  # how many sockets the holder may have open in one process
+    named: str  # the holder, as a refusal names it
+
+
+def _place_of(user: Any, scope: dict[str, Any]) -> Place:
+    """A signed-in account's place, or an anonymous viewer's (of a public link): its client
+    address's, which daphne takes from X-Forwarded-For behind the proxy (``--proxy-headers``)."""
+    if user is not None and user.is_authenticated:
+        return Place(f"account:{user.pk}", settings.WEBSOCKETS_PER_ACCOUNT, "your account")
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
+    return Place(f"address:{address}", settings.WEBSOCKETS_PER_ANONYMOUS_ADDRESS, "your address")
 
 
 # Why a socket that may no longer view its conversation would again if it signed in: its
@@ -182,6 +201,22 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     link_expires_at: datetime | None = None
     link_expiry: asyncio.TimerHandle | None = None
     left: bool = False  # told why and closed: nothing more is sent
+    # Whose place among the process's sockets this one holds (``SocketPlaces``) until it closes.
+    place: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' consumer, whose every end frees the socket's place and leaves its room:
+        after ``disconnect``, and also where Channels calls no ``disconnect`` (connecting
+        failed, or the channel layer failed under the socket, or the task was cancelled)."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._free_place()
+            if self.link_expiry is not None:
+                self.link_expiry.cancel()
+            if hasattr(self, "group"):
+                with contextlib.suppress(Exception):
+                    await self.service.leave(self.group, self)
 
     async def connect(self) -> None:
         self.server_send = _server_send(self.base_send)
@@ -189,6 +224,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
         # The path only: a link's token comes in the query string.
         logs.logger.info("WS %s open", self.scope["path"])
+        self.service = get_service()
+        place = _place_of(user, self.scope)
+        if not self.service.places.take(place.holder, place.limit):
+            # Told why, and nothing else done: no query, no group.
+            await self.accept()
+            await self._leave(
+                4429,
+                "too_many_connections",
+                f"Too many conversations are open from {place.named} on this server (at most "
+                f"{place.limit}): close some, and this one connects again.",
+            )
+            return
+        self.place = place.holder
         # A share link's viewers join read-only with ``?link=<token>``.
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.link_token: str | None = (query.get("link") or [None])[0]
@@ -206,7 +254,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         conversation, link = loaded
         self.conversation_id = conversation.id
         self.group = group_name(conversation.id)
-        self.service = get_service()
         await self.service.ensure_started()
         self._view_through(link)
         # Per reply: the last sequence number this socket sent, and deltas held during a sync.
@@ -315,6 +362,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             }
         )
         await self.close(code=code)
+
+    def _free_place(self) -> None:
+        if self.place is not None:
+            self.service.places.free(self.place)
+            self.place = None
 
     async def disconnect(self, code: int) -> None:
         logs.logger.info("WS %s closed %s", self.scope["path"], code)

@@ -572,6 +572,32 @@ class _Room:
         self.relay: asyncio.Task[None] | None = None
 
 
+class SocketPlaces:
+    """How many sockets each holder (an account, or an anonymous client's address) has open in
+    this process, up to a limit per holder: each socket holds memory and a channel group, and
+    one client opening thousands would exhaust the worker. Counted on the event loop with no
+    await between a count's check and its change, so two sockets cannot both take the last
+    place."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {}
+
+    def take(self, holder: str, limit: int) -> bool:
+        """A place for one more socket of ``holder``; False when it holds ``limit`` already."""
+        held = self.held.get(holder, 0)
+        if held >= limit:
+            return False
+        self.held[holder] = held + 1
+        return True
+
+    def free(self, holder: str) -> None:
+        held = self.held.get(holder, 0) - 1
+        if held > 0:
+            self.held[holder] = held
+        else:
+            self.held.pop(holder, None)
+
+
 FINAL_WRITE_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -637,8 +663,9 @@ class _Checkpoints:
 
 
 class GenerationService:
-    """The process's generation tasks, reachable from any worker through ``channel``, and the
-    process's sockets per conversation, to which events are handed directly."""
+    """The process's generation tasks, reachable from any worker through ``channel``, the
+    process's sockets per conversation, to which events are handed directly, and the places
+    each account or anonymous address holds among them."""
 
     def __init__(self) -> None:
         layer = get_channel_layer()
@@ -648,6 +675,7 @@ class GenerationService:
         self.single_process = isinstance(layer, InMemoryChannelLayer)
         self.layer_down = False  # the last publish to other processes failed
         self.rooms: dict[str, _Room] = {}
+        self.places = SocketPlaces()
         self.client = upstream_client()
         self.tasks: dict[uuid.UUID, GenerationTask] = {}
         self.background: set[asyncio.Task[Any]] = set()
