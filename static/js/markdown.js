@@ -4,7 +4,7 @@
 //  - images become links (nothing remote is fetched), links open in a new tab without referrer;
 //  - math is rendered by KaTeX into placeholder nodes AFTER sanitizing (KaTeX sets styles through
 //    the CSSOM, which the page's CSP allows, and its `trust` option stays off).
-import { Marked } from "../vendor/marked-18.2.1/marked.esm.js";
+import { Marked, Tokenizer } from "../vendor/marked-18.2.1/marked.esm.js";
 import DOMPurify from "../vendor/dompurify-3.4.18/purify.es.mjs";
 import hljs from "../vendor/highlightjs-11.12.0/highlight.min.js";
 import katex from "../vendor/katex-0.19.1/katex.mjs";
@@ -14,15 +14,39 @@ export function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (ch) => ESCAPES[ch]);
 }
 
+// A display formula on lines of its own: "$$" at the start of a line, up to the first "$$"
+// after it, which must end a line. (A formula holds no "$$"; a pattern that looked past the
+// first for one ending a line read to the end of the text at every "$$".)
+const MATH_BLOCK = /^\$\$((?:[^$]|\$(?!\$))+?)\$\$[ \t]*(?:\n+|$)/;
+const MATH_BLOCK_AT = new RegExp(MATH_BLOCK.source.slice(1), "y");
+const BLANK_LINE = /\n[ \t]*\n/;
+
+// Where in its paragraph ``src`` gives way to a formula: the index of the first line that
+// starts one before the paragraph ends (a blank line), or -1. Each call reads no further than
+// that line, or than the blank line: the parser asks at every line it stops at, and reading
+// to the end of the text each time (or cutting the paragraph at every "$$", as before) made
+// drawing a reply made of "$$" take minutes, its tab frozen, and every reader's with it.
+function formulaCut(src) {
+  for (let from = 0; ; ) {
+    const index = src.indexOf("\n$$", from);
+    const stop = index < 0 ? src.length : index + 1;
+    if (BLANK_LINE.test(src.slice(Math.max(0, from - 1), stop))) return -1;
+    if (index < 0) return -1;
+    MATH_BLOCK_AT.lastIndex = index + 1;
+    if (MATH_BLOCK_AT.test(src)) return index + 1;
+    from = index + 1;
+  }
+}
+
 const mathBlock = {
   name: "mathBlock",
   level: "block",
   start(src) {
-    const index = src.indexOf("$$");
+    const index = formulaCut(src);
     return index < 0 ? undefined : index;
   },
   tokenizer(src) {
-    const match = /^\$\$([\s\S]+?)\$\$[ \t]*(?:\n+|$)/.exec(src);
+    const match = MATH_BLOCK.exec(src);
     if (match) return { type: "mathBlock", raw: match[0], text: match[1].trim() };
     return undefined;
   },
@@ -77,8 +101,18 @@ const renderer = {
   },
 };
 
+// A setext heading ("Title" over "===") ends where its paragraph does: a formula's line ends
+// it too. marked's own pattern looked for the underline up to the next blank line, and a
+// reply of text lines and formulas without blank lines read to its end at every formula.
+const tokenizer = {
+  lheading(src) {
+    const cut = formulaCut(src.slice(1));
+    return cut < 0 ? false : Tokenizer.prototype.lheading.call(this, src.slice(0, cut + 1));
+  },
+};
+
 const marked = new Marked({ gfm: true, breaks: false });
-marked.use({ extensions: [mathBlock, mathInline], renderer });
+marked.use({ extensions: [mathBlock, mathInline], renderer, tokenizer });
 
 const PURIFY_CONFIG = {
   USE_PROFILES: { html: true },

@@ -7,7 +7,6 @@ every teammate who opened it, and of anyone holding a public link."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import Browser
 
 from conversations import sharing
@@ -19,10 +18,6 @@ from tests.ui.conftest import LiveServer
 HOSTILE = "$$" * 20_000 + "x"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="static/js/markdown.js: mathBlock's tokenizer scans to the end of the text at every $$",
-)
 def test_a_shared_reply_of_dollar_signs_opens_at_once(
     browser: Browser, chat_server: LiveServer, ui_conversation: Conversation
 ) -> None:
