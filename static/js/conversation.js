@@ -7,6 +7,7 @@ import {
   applyFailed,
   applySnapshot,
   applyStarted,
+  announcingReplies,
   resumeReplies,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -23,7 +24,6 @@ const STATUS_TEXT = {
 const page = JSON.parse(document.getElementById("page-data").textContent);
 const root = document.querySelector(".conversation");
 const list = root.querySelector(".messages");
-const liveRegion = root.querySelector(".live-reply");
 const composer = document.getElementById("composer");
 const input = document.getElementById("composer-input");
 const sendButton = document.getElementById("send-button");
@@ -421,9 +421,6 @@ function fillArticle(article, node, { full = false } = {}) {
     article.querySelector(":scope > .message-controls").replaceWith(controls);
   } else {
     article.replaceChildren(header, node.editing ? editForm(node) : body, controls);
-  }
-  if (node.role === "assistant" && ACTIVE.has(node.status)) {
-    liveRegion.textContent = "";
   }
 }
 
@@ -1178,13 +1175,11 @@ const handlers = {
     const timing = timings.get(node.id);
     if (timing && timing.start && !timing.end) timing.end = performance.now();
     node.thinkingOpen = undefined;
-    liveRegion.textContent = `${node.author} finished answering.`;
     schedule(node.id);
   },
   "reply.failed"(frame) {
     const node = nodes.get(frame.reply_id);
     if (!node || !applyFailed(node, frame, syncing)) return;
-    liveRegion.textContent = node.error_message;
     schedule(node.id);
   },
   "conversation.updated"(frame) {
@@ -1225,10 +1220,7 @@ const handlers = {
   },
 };
 
-function onFrame(frame) {
-  const handler = handlers[frame.type];
-  if (handler) handler(frame);
-}
+const onFrame = announcingReplies(nodes, (frame) => handlers[frame.type]?.(frame));
 
 function onStatus(status, detail) {
   statusBadge.textContent = detail || STATUS_TEXT[status] || status;

@@ -199,6 +199,22 @@ export function renderMarkdown(text) {
   return fragment;
 }
 
+const BLOCKS = "p, li, h1, h2, h3, h4, h5, h6, pre, blockquote, tr, th, td, div, hr, br";
+
+/** `text` as words to be read out (a screen reader's announcement): the markdown's marks gone,
+ * a formula as written, blocks apart. */
+export function markdownText(text) {
+  let html;
+  try {
+    html = marked.parse(text || "", { async: false });
+  } catch {
+    return String(text || "");
+  }
+  const fragment = DOMPurify.sanitize(html, PURIFY_CONFIG);
+  for (const block of fragment.querySelectorAll(BLOCKS)) block.after(" ");
+  return fragment.textContent.replace(/\s+/g, " ").trim();
+}
+
 /** A highlighted, sanitized <pre> for JSON text (JSON mode). */
 export function renderCode(text, language) {
   // A fence longer than any run of backticks inside the text, so the text cannot close it.

@@ -2,11 +2,56 @@
 // of rules for the conversation page and a share link's page. Each function changes `node` and
 // says whether it did; the page then redraws it (and does anything else of its own).
 //
+// What a screen reader hears of a reply is said here too (replyAnnouncement): once when it
+// starts and once when it ends, never each delta.
+//
 // `syncing`: reply id → true while a reply.snapshot is awaited (deltas and ends wait for it).
 // `requestSync(replyId, afterSeq)`: asks for one (a gap in the sequence, a stale snapshot).
 
+import { markdownText } from "./markdown.js";
+import { announce } from "./util.js";
+
 /** The statuses of a reply still being written. */
 export const ACTIVE = new Set(["pending", "streaming"]);
+
+/** How much of a finished reply is read out; the rest is in its article. */
+const ANNOUNCED_CHARS = 400;
+
+/** What to tell a screen reader about `node` after a frame changed it ("" for nothing):
+ * `wasActive` says whether the page held it as being written before the frame. */
+export function replyAnnouncement(node, wasActive) {
+  if (node.role !== "assistant") return "";
+  const active = ACTIVE.has(node.status);
+  if (active) return wasActive ? "" : `${node.author} is replying…`;
+  if (!wasActive) return "";
+  if (node.status === "cancelled") return "Reply stopped.";
+  if (node.status !== "complete") {
+    return `${node.author} did not finish: ${node.error_message || "the reply failed."}`;
+  }
+  const cut = node.finish_reason === "length" ? " (cut off at the token limit)" : "";
+  let text = markdownText(node.content);
+  if (text.length > ANNOUNCED_CHARS) {
+    const end = text.lastIndexOf(" ", ANNOUNCED_CHARS);
+    text = `${text.slice(0, end > 0 ? end : ANNOUNCED_CHARS)}…`;
+  }
+  if (text) return `${node.author} replied${cut}: ${text}`;
+  const tools = (node.tool_calls || []).map((call) => call.function?.name).filter(Boolean);
+  if (tools.length) return `${node.author} asks for ${tools.join(", ")}.`;
+  return `${node.author} replied with no text.`;
+}
+
+/** `handle(frame)`, telling a screen reader what the frame did to the reply it is about (a new
+ * reply, or one started, finished, stopped or failed). */
+export function announcingReplies(nodes, handle) {
+  return (frame) => {
+    const id = frame.reply_id || frame.message?.id;
+    const before = id && nodes.get(id);
+    const wasActive = Boolean(before) && ACTIVE.has(before.status);
+    handle(frame);
+    const after = id && nodes.get(id);
+    if (after) announce(replyAnnouncement(after, wasActive));
+  };
+}
 
 /** On `ready`: every reply in progress is synced from the sequence number held, and any the page
  * thought was running but the server no longer lists (it ended meanwhile) is asked about too.

@@ -9,6 +9,7 @@ import {
   applyFailed,
   applySnapshot,
   applyStarted,
+  announcingReplies,
   resumeReplies,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -340,7 +341,7 @@ flushRender();
 
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
 const socket = new ReconnectingSocket(`${scheme}//${location.host}${page.socket_path}`, {
-  onFrame: (frame) => handlers[frame.type]?.(frame),
+  onFrame: announcingReplies(nodes, (frame) => handlers[frame.type]?.(frame)),
   onOpen: () => {},
   onStatus,
   refusals: REFUSALS,

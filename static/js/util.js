@@ -113,6 +113,14 @@ export async function copyText(text) {
   }
 }
 
+/** Tell a screen reader `text` (the page's polite live region, #announcer in base.html): each
+ * announcement replaces the last, and the same words twice are said twice. */
+export function announce(text) {
+  const region = document.getElementById("announcer");
+  if (!region || !text) return;
+  region.replaceChildren(el("p", { text }));
+}
+
 /** A short-lived status message; `action` = {label, run} adds a button (e.g. Undo). */
 export function toast(message, { action = null, timeout = 5000, onExpire = null } = {}) {
   let region = document.getElementById("toasts");
