@@ -2,13 +2,15 @@
 soon every reply is drawn as markdown, and how long the main thread was blocked, against an
 empty conversation in the same run.
 
-    .venv/bin/python bench/first_render.py [--turns 150] [--runs 5]
+    .venv/bin/python bench/first_render.py [--turns 150] [--runs 5] [--shared]
 
 Each conversation holds ``--turns`` turns (a short question, then a reply of realistic markdown:
 headings, lists, a highlighted code block, inline code, a table every third reply, math every
 fifth, a thought before every fourth). For each run a fresh tab navigates to the conversation
 and presses a key in the composer as soon as the document is parsed (module scripts have run).
 Reported (median and worst over the runs, ms from the navigation's start):
+
+- ``served``: the page's last byte received (the server's part, Navigation Timing responseEnd);
 
 - ``input``: the key's keydown to the next paint (Event Timing: startTime + duration), i.e. when
   the typed character is on screen (0: it took under 16 ms, Event Timing's floor, so no entry);
@@ -18,6 +20,10 @@ Reported (median and worst over the runs, ms from the navigation's start):
   longest one;
 - ``settings save``: then Settings is opened and saved unchanged; the sum of the long tasks from
   the click on Save to 500 ms after the dialog has closed (the messages drawn again, if any).
+
+``--shared`` opens the same conversations through a share link (/s/<token>/, static/js/shared.js)
+instead: the page has no composer, so the key is pressed on the page (``input`` is then when the
+page could paint after it), and no settings (``settings save`` is left out).
 
 Uses DATABASE_URL (migrated here), or an embedded PostgreSQL; /usr/bin/chromium.
 """
@@ -132,7 +138,8 @@ def free_port() -> int:
 
 
 def create_conversations(turns: int) -> tuple[str, str]:
-    """A user, an empty conversation and one of ``turns`` turns; their ids."""
+    """A user, an empty conversation and one of ``turns`` turns; their ids (or, ``shared``, the
+    paths of share links to them)."""
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -167,7 +174,20 @@ def create_conversations(turns: int) -> tuple[str, str]:
     return str(empty.id), str(long.id)
 
 
-def open_once(context: Any, url: str, count: int) -> dict[str, float]:
+def share_links(*conversation_ids: str) -> list[str]:
+    """A share link's path to each conversation (its owner opens it, signed in)."""
+    from conversations.models import Conversation
+    from conversations.sharing import create_share_link
+
+    paths = []
+    for conversation_id in conversation_ids:
+        conversation = Conversation.objects.get(pk=conversation_id)
+        _, token = create_share_link(conversation.owner, conversation.id)
+        paths.append(f"/s/{token}/")
+    return paths
+
+
+def open_once(context: Any, url: str, count: int, shared: bool = False) -> dict[str, float]:
     page = context.new_page()
     try:
         page.goto(url, wait_until="domcontentloaded")
@@ -176,10 +196,20 @@ def open_once(context: Any, url: str, count: int) -> dict[str, float]:
         all_drawn = float(drawn.json_value())
         page.wait_for_timeout(300)  # let the Event Timing entry and the last long task land
         probe = page.evaluate("window.__bench")
+        tasks = probe["longTasks"]
+        served = page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd")
+        result = {
+            "served": float(served),
+            "input": float(probe["keydown"] or 0.0),
+            "all drawn": all_drawn,
+            "long tasks": float(sum(tasks)),
+            "longest task": float(max(tasks, default=0.0)),
+        }
+        if shared:
+            return result
         typed = page.evaluate("document.getElementById('composer-input').value")
         if typed != "x":
             raise RuntimeError(f"the composer holds {typed!r}, not the key pressed")
-        tasks = probe["longTasks"]
         # CSS selectors: Playwright's role queries walk the page's accessibility tree, in the page.
         page.locator("#settings-open").click()
         page.locator("#settings-dialog").wait_for(state="visible")
@@ -189,13 +219,7 @@ def open_once(context: Any, url: str, count: int) -> dict[str, float]:
         page.locator("#settings-dialog").wait_for(state="hidden")
         page.wait_for_timeout(500)
         after_save = page.evaluate("window.__bench.longTasks")[before_save:]
-        return {
-            "input": float(probe["keydown"] or 0.0),
-            "all drawn": all_drawn,
-            "long tasks": float(sum(tasks)),
-            "longest task": float(max(tasks, default=0.0)),
-            "settings save": float(sum(after_save)),
-        }
+        return {**result, "settings save": float(sum(after_save))}
     finally:
         page.close()
 
@@ -204,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=150)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--shared", action="store_true", help="open them through share links")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -214,6 +239,10 @@ def main() -> None:
     try:
         setup_django(supervisor, "bench-first-render")
         empty_id, long_id = create_conversations(args.turns)
+        if args.shared:
+            paths = share_links(empty_id, long_id)
+        else:
+            paths = [f"/c/{empty_id}/", f"/c/{long_id}/"]
         database_url = os.environ["DATABASE_URL"]
         close_django_connections()
         port = free_port()
@@ -242,21 +271,22 @@ def main() -> None:
             login.wait_for_url(f"{origin}/")
             login.close()
             context.add_init_script(PROBE)
-            cases = [("empty", empty_id, 0), (f"{args.turns} turns", long_id, 2 * args.turns)]
+            cases = [("empty", paths[0], 0), (f"{args.turns} turns", paths[1], 2 * args.turns)]
             # One warm-up each (caches, compiled scripts), then the runs interleaved.
-            for _, conversation_id, count in cases:
-                open_once(context, f"{origin}/c/{conversation_id}/", count)
+            for _, path, count in cases:
+                open_once(context, f"{origin}{path}", count, args.shared)
             results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in cases}
             for _ in range(args.runs):
-                for name, conversation_id, count in cases:
-                    results[name].append(
-                        open_once(context, f"{origin}/c/{conversation_id}/", count)
-                    )
+                for name, path, count in cases:
+                    results[name].append(open_once(context, f"{origin}{path}", count, args.shared))
             browser.close()
-        print(f"first render, {args.runs} runs each (median / worst, ms from navigation start)")
+        where = "share link" if args.shared else "conversation page"
+        print(
+            f"first render ({where}), {args.runs} runs each (median / worst, ms from navigation start)"
+        )
         for name, runs in results.items():
             cells = []
-            for metric in ("input", "all drawn", "long tasks", "longest task", "settings save"):
+            for metric in runs[0]:
                 values = [run[metric] for run in runs]
                 cells.append(f"{metric} {statistics.median(values):7.0f} / {max(values):7.0f}")
             print(f"  {name:>10}: " + "   ".join(cells))

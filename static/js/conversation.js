@@ -8,6 +8,8 @@ import {
   applySnapshot,
   applyStarted,
   announcingReplies,
+  LazyDrawing,
+  placeholder,
   resumeReplies,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -52,10 +54,6 @@ const articles = new Map();
 const drafts = new Map();
 /** message body → what it was drawn from ({key, lazy}); see bodyKey. */
 const bodies = new WeakMap();
-/** Articles whose markdown is not drawn yet (their text stands as plain text), and the articles
- * near the viewport (an IntersectionObserver keeps the set). */
-const placeholders = new Set();
-const nearView = new Set();
 const dirty = new Set();
 let frameRequested = false;
 let structureDirty = true;
@@ -181,7 +179,7 @@ function flushRender() {
     structureDirty = false;
     renderStructure();
   }
-  const placed = placeholders.size;
+  const placed = lazyDrawing.size;
   for (const id of dirty) {
     const node = nodes.get(id);
     const article = articles.get(id);
@@ -189,104 +187,27 @@ function flushRender() {
   }
   dirty.clear();
   if (followBottom) scrollToBottom();
-  if (placeholders.size && (structureChanged || placeholders.size > placed)) drawWhatIsInView();
+  if (lazyDrawing.size && (structureChanged || lazyDrawing.size > placed)) lazyDrawing.drawInView();
   if (spot) restoreTypingSpot(spot);
-  drawTheRestWhenIdle();
+  lazyDrawing.drawWhenIdle();
   updateComposer();
 }
 
-// The markdown of a long conversation (highlighting, math, sanitizing) costs seconds: a reply
-// is drawn at once only if it is streaming or near the viewport; elsewhere its text stands as
-// plain text (found by find-in-page) until it comes near the viewport, or the page is idle.
-const viewWatcher = new IntersectionObserver(
-  (entries) => {
-    for (const entry of entries) {
-      // Away from the viewport an article is not laid out (content-visibility in app.css):
-      // drawing its markdown then costs no layout of the page.
-      entry.target.classList.toggle("is-far", !entry.isIntersecting);
-      if (!entry.isIntersecting) {
-        nearView.delete(entry.target);
-        continue;
-      }
-      nearView.add(entry.target);
-      if (placeholders.has(entry.target)) schedule(entry.target.dataset.id);
-    }
+// A long conversation's replies are drawn as they are read (replies.js).
+const lazyDrawing = new LazyDrawing(list, {
+  draw(article) {
+    const node = nodes.get(article.dataset.id);
+    if (node) fillArticle(article, node, { full: true });
   },
-  { rootMargin: "100% 0px" }, // a viewport's height above and below
-);
-
-/** Draw the placeholders on screen before the frame is painted (drawing one moves the others:
- * again until none is left on screen). Those near it follow with the IntersectionObserver. */
-function drawWhatIsInView() {
-  for (let pass = 0; pass < 20; pass += 1) {
-    const near = [...placeholders].filter((article) => {
-      if (!article.isConnected) return false;
-      const box = article.getBoundingClientRect();
-      return box.bottom > 0 && box.top < window.innerHeight;
-    });
-    if (!near.length) return;
-    const selected = selectedRange();
-    for (const article of near) drawInFull(article, selected);
-    if (followBottom) scrollToBottom();
-  }
-}
-
-/** The text the reader has selected, if any. (Asked once per batch: Chromium lays the page
- * out to answer.) */
-function selectedRange() {
-  const selection = window.getSelection();
-  return selection && selection.rangeCount && !selection.isCollapsed ? selection.getRangeAt(0) : null;
-}
-
-/** Draw a placeholder's markdown, unless the reader has text selected in it (drawing would
- * drop the selection): it is drawn once the selection is gone. */
-function drawInFull(article, selected) {
-  const node = nodes.get(article.dataset.id);
-  if (!node) {
-    placeholders.delete(article);
-    return false;
-  }
-  if (selected && selected.intersectsNode(article)) return false;
-  fillArticle(article, node, { full: true });
-  return true;
-}
-
-let idleRequested = false;
-const ANCHORED_SCROLLING = CSS.supports("overflow-anchor", "auto");
-// Safari has no requestIdleCallback: a short batch every 50 ms instead.
-const whenIdle = window.requestIdleCallback
-  ? (callback) => window.requestIdleCallback(callback)
-  : (callback) =>
-      setTimeout(() => {
-        const end = performance.now() + 20;
-        callback({ timeRemaining: () => Math.max(0, end - performance.now()) });
-      }, 50);
-
-/** Draw the remaining placeholders a few at a time while the page is idle, newest first. */
-function drawTheRestWhenIdle() {
-  if (idleRequested || !placeholders.size) return;
-  idleRequested = true;
-  whenIdle((deadline) => {
-    idleRequested = false;
+  schedule: (article) => schedule(article.dataset.id),
+  following: () => followBottom,
+  toBottom: () => scrollToBottom(),
+  keepFocus(work) {
     const spot = typingSpot();
-    const selected = selectedRange();
-    let drew = false;
-    for (let article = list.lastElementChild; article; article = article.previousElementSibling) {
-      if (!placeholders.has(article) || !drawInFull(article, selected)) continue;
-      drew = true;
-      if (deadline.timeRemaining() < 20) break; // the rest of the slice lays them out
-    }
-    // Only selected or detached ones left: a selection change or a redraw asks again.
-    if (!drew) return;
-    // At the bottom, scroll anchoring keeps the reader there as articles above change height
-    // (without it, the page goes back down; either way the layout is left to the next frame).
-    if (followBottom && !ANCHORED_SCROLLING) scrollToBottom();
+    work();
     if (spot) restoreTypingSpot(spot);
-    drawTheRestWhenIdle();
-  });
-}
-
-document.addEventListener("selectionchange", () => drawTheRestWhenIdle());
+  },
+});
 
 function renderStructure() {
   const path = activePath();
@@ -297,7 +218,7 @@ function renderStructure() {
       article = el("article", { class: `message message-${node.role}`, "data-id": node.id });
       articles.set(node.id, article);
       dirty.add(node.id);
-      if (node.role === "assistant") viewWatcher.observe(article);
+      if (node.role === "assistant") lazyDrawing.observe(article);
     }
     // Only new and changed articles are drawn again: every article of a long conversation
     // (markdown, highlighting, math) on every message froze the page for seconds.
@@ -392,19 +313,19 @@ function fillArticle(article, node, { full = false } = {}) {
       : null,
   );
   const key = bodyKey(node);
-  const lazy =
+  const heldBack =
     node.role === "assistant" &&
     !ACTIVE.has(node.status) &&
     Boolean(node.content || node.reasoning) &&
     !full &&
-    !nearView.has(article);
+    !lazyDrawing.isNear(article);
   const old = article.querySelector(":scope > .message-body");
   const drawn = old && bodies.get(old);
   let body = old;
-  if (key === null || !drawn || drawn.key !== key || (drawn.lazy && !lazy)) {
+  if (key === null || !drawn || drawn.key !== key || (drawn.lazy && !heldBack)) {
     body = el("div", { class: "message-body" });
-    bodies.set(body, { key, lazy });
-    if (node.role === "assistant") fillAssistantBody(body, node, lazy);
+    bodies.set(body, { key, lazy: heldBack });
+    if (node.role === "assistant") fillAssistantBody(body, node, heldBack);
     else if (node.role === "tool") {
       body.append(el("p", { class: "tool-result-label", text: `Result for ${node.tool_call_id}` }));
       body.append(el("pre", { class: "tool-result" }, el("code", { text: node.content })));
@@ -412,8 +333,7 @@ function fillArticle(article, node, { full = false } = {}) {
       body.append(el("div", { class: "user-text", text: node.content }));
     }
   }
-  if (bodies.get(body).lazy) placeholders.add(article);
-  else placeholders.delete(article);
+  lazyDrawing.hold(article, bodies.get(body).lazy);
   const controls = controlsFor(node);
   if (body === old) {
     // Kept: only the head and the controls around it change.
@@ -422,11 +342,6 @@ function fillArticle(article, node, { full = false } = {}) {
   } else {
     article.replaceChildren(header, node.editing ? editForm(node) : body, controls);
   }
-}
-
-/** Markdown not drawn yet: its text, as plain text (a text node, never parsed). */
-function placeholder(text) {
-  return el("div", { class: "markdown-placeholder", "data-placeholder": "", text });
 }
 
 function thinkingBlock(node, lazy) {

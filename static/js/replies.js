@@ -2,6 +2,7 @@
 // of rules for the conversation page and a share link's page. Each function changes `node` and
 // says whether it did; the page then redraws it (and does anything else of its own).
 //
+// A long transcript's markdown is drawn as it is read, on both pages (LazyDrawing, at the end).
 // What a screen reader hears of a reply is said here too (replyAnnouncement): once when it
 // starts and once when it ends, never each delta.
 //
@@ -9,7 +10,7 @@
 // `requestSync(replyId, afterSeq)`: asks for one (a gap in the sequence, a stale snapshot).
 
 import { markdownText } from "./markdown.js";
-import { announce } from "./util.js";
+import { announce, el } from "./util.js";
 
 /** The statuses of a reply still being written. */
 export const ACTIVE = new Set(["pending", "streaming"]);
@@ -136,4 +137,138 @@ export function applyFailed(node, frame, syncing) {
   node.error_message = frame.message || "";
   if (frame.seq) node.seq = Math.max(node.seq || 0, frame.seq);
   return true;
+}
+
+// --- drawing a long transcript as it is read ------------------------------------------------
+// The markdown of a long conversation (highlighting, math, sanitizing) costs seconds: a reply
+// is drawn at once only if it is being written or near the viewport; elsewhere its text stands
+// as plain text (found by find-in-page) until it comes near the viewport, or the page is idle.
+
+/** Markdown not drawn yet: its text, as plain text (a text node, never parsed). */
+export function placeholder(text) {
+  return el("div", { class: "markdown-placeholder", "data-placeholder": "", text });
+}
+
+const ANCHORED_SCROLLING = CSS.supports("overflow-anchor", "auto");
+// Safari has no requestIdleCallback: a short batch every 50 ms instead.
+const whenIdle = window.requestIdleCallback
+  ? (callback) => window.requestIdleCallback(callback)
+  : (callback) =>
+      setTimeout(() => {
+        const end = performance.now() + 20;
+        callback({ timeRemaining: () => Math.max(0, end - performance.now()) });
+      }, 50);
+
+/** The text the reader has selected, if any. (Asked once per batch: Chromium lays the page
+ * out to answer.) */
+function selectedRange() {
+  const selection = window.getSelection();
+  return selection && selection.rangeCount && !selection.isCollapsed ? selection.getRangeAt(0) : null;
+}
+
+/** Which of a page's articles hold placeholders, and drawing them: those on screen before the
+ * frame is painted, those coming near it (an IntersectionObserver), the rest in idle time,
+ * newest first. A placeholder with the reader's selection in it waits for the selection to go
+ * (drawing would drop it).
+ *
+ * The page says, for an article, whether to hold its markdown back (`isNear`, when it fills
+ * it) and tells which articles hold a placeholder (`hold`); the hooks:
+ * - `draw(article)`: draw its markdown in full, wherever it is;
+ * - `schedule(article)`: fill it again at the next frame (it came near the viewport);
+ * - `following()`: whether the page keeps to the bottom, and `toBottom()` to go there;
+ * - `keepFocus(work)`: run an idle batch, keeping what the reader is typing in. */
+export class LazyDrawing {
+  constructor(list, { draw, schedule, following, toBottom, keepFocus = (work) => work() }) {
+    this.list = list;
+    this.hooks = { draw, following, toBottom, keepFocus };
+    this.placeholders = new Set();
+    this.near = new Set();
+    this.idleRequested = false;
+    this.watcher = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries) {
+          // Away from the viewport an article is not laid out (content-visibility in app.css):
+          // drawing its markdown then costs no layout of the page.
+          entry.target.classList.toggle("is-far", !entry.isIntersecting);
+          if (!entry.isIntersecting) {
+            this.near.delete(entry.target);
+            continue;
+          }
+          this.near.add(entry.target);
+          if (this.placeholders.has(entry.target)) schedule(entry.target);
+        }
+      },
+      { rootMargin: "100% 0px" }, // a viewport's height above and below
+    );
+    document.addEventListener("selectionchange", () => this.drawWhenIdle());
+  }
+
+  /** Watch an article that may hold a placeholder. */
+  observe(article) {
+    this.watcher.observe(article);
+  }
+
+  /** Whether the article is within a viewport of the screen (its markdown is drawn at once). */
+  isNear(article) {
+    return this.near.has(article);
+  }
+
+  /** The page filled the article: with a placeholder (`held`) or drawn. */
+  hold(article, held) {
+    if (held) this.placeholders.add(article);
+    else this.placeholders.delete(article);
+  }
+
+  get size() {
+    return this.placeholders.size;
+  }
+
+  /** Draw the placeholders on screen before the frame is painted (drawing one moves the others:
+   * again until none is left on screen). Those near it follow with the IntersectionObserver. */
+  drawInView() {
+    for (let pass = 0; pass < 20; pass += 1) {
+      const follow = this.hooks.following();
+      const onScreen = [...this.placeholders].filter((article) => {
+        if (!article.isConnected) return false;
+        const box = article.getBoundingClientRect();
+        return box.bottom > 0 && box.top < window.innerHeight;
+      });
+      if (!onScreen.length) return;
+      const selected = selectedRange();
+      for (const article of onScreen) this.drawInFull(article, selected);
+      if (follow) this.hooks.toBottom();
+    }
+  }
+
+  /** Draw the remaining placeholders a few at a time while the page is idle, newest first. */
+  drawWhenIdle() {
+    if (this.idleRequested || !this.placeholders.size) return;
+    this.idleRequested = true;
+    whenIdle((deadline) => {
+      this.idleRequested = false;
+      let drew = false;
+      this.hooks.keepFocus(() => {
+        const follow = this.hooks.following();
+        const selected = selectedRange();
+        for (let article = this.list.lastElementChild; article; article = article.previousElementSibling) {
+          if (!this.placeholders.has(article) || !this.drawInFull(article, selected)) continue;
+          drew = true;
+          if (deadline.timeRemaining() < 20) break; // the rest of the slice lays them out
+        }
+        // At the bottom, scroll anchoring keeps the reader there as articles above change
+        // height (without it, the page goes back down; either way the layout is left to the
+        // next frame).
+        if (drew && follow && !ANCHORED_SCROLLING) this.hooks.toBottom();
+      });
+      // Only selected or detached ones left: a selection change or a redraw asks again.
+      if (drew) this.drawWhenIdle();
+    });
+  }
+
+  drawInFull(article, selected) {
+    if (selected && selected.intersectsNode(article)) return false;
+    this.placeholders.delete(article);
+    this.hooks.draw(article);
+    return true;
+  }
 }

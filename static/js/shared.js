@@ -1,6 +1,7 @@
 // The page a share link opens (/s/<token>/): the transcript drawn as the conversation page draws
-// it (markdown.js: the same rendering and sanitizing), then followed live, read-only, over the
-// link's socket (README "Sharing"). Without this script the server's transcript stays as it is.
+// it (markdown.js: the same rendering and sanitizing; a long one as it is read, replies.js), then
+// followed live, read-only, over the link's socket (README "Sharing"). Without this script the
+// server's transcript stays as it is.
 import { renderMarkdown } from "./markdown.js";
 import {
   ACTIVE,
@@ -10,6 +11,8 @@ import {
   applySnapshot,
   applyStarted,
   announcingReplies,
+  LazyDrawing,
+  placeholder,
   resumeReplies,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -53,6 +56,8 @@ let branch = [];
 const nodes = new Map();
 /** message id → its <article>. */
 const articles = new Map();
+/** message body → what it was drawn from ({key, lazy}); see fillArticle. */
+const bodies = new WeakMap();
 /** reply id → true while waiting for a reply.snapshot (deltas are then ignored). */
 const syncing = new Map();
 const dirty = new Set();
@@ -119,9 +124,14 @@ function isAtBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 24;
 }
 
+function scrollToBottom() {
+  document.scrollingElement.scrollTop = document.scrollingElement.scrollHeight;
+}
+
 function flushRender() {
   frameRequested = false;
   const follow = live && isAtBottom();
+  const structureChanged = structureDirty;
   if (structureDirty) {
     structureDirty = false;
     const wanted = [];
@@ -132,21 +142,37 @@ function flushRender() {
         article = el("article", { class: `message message-${node.role}`, "data-id": node.id });
         articles.set(node.id, article);
         dirty.add(node.id);
+        if (node.role === "assistant") lazyDrawing.observe(article);
       }
       wanted.push(article);
     }
     placeChildren(list, wanted);
   }
+  const placed = lazyDrawing.size;
   for (const id of dirty) {
     const node = nodes.get(id);
     const article = articles.get(id);
     if (node && article) fillArticle(article, node);
   }
   dirty.clear();
-  if (follow) document.scrollingElement.scrollTop = document.scrollingElement.scrollHeight;
+  if (follow) scrollToBottom();
+  if (lazyDrawing.size && (structureChanged || lazyDrawing.size > placed)) lazyDrawing.drawInView();
+  lazyDrawing.drawWhenIdle();
 }
 
-function fillArticle(article, node) {
+// A long transcript's replies are drawn as they are read (replies.js), as on the conversation page.
+const lazyDrawing = new LazyDrawing(list, {
+  draw(article) {
+    const node = nodes.get(article.dataset.id);
+    if (node) fillArticle(article, node, { full: true });
+  },
+  schedule: (article) => schedule(article.dataset.id),
+  following: () => live && isAtBottom(),
+  toBottom: scrollToBottom,
+});
+
+/** `full`: draw the markdown even away from the viewport. */
+function fillArticle(article, node, { full = false } = {}) {
   const writing = ACTIVE.has(node.status);
   article.setAttribute("aria-label", node.author);
   article.classList.toggle("is-streaming", writing && live);
@@ -159,10 +185,24 @@ function fillArticle(article, node) {
       ? el("span", { class: "message-state", text: node.status === "pending" ? "Waiting…" : "Writing…" })
       : null,
   );
+  // A body drawn from the same text and state is kept (a redraw after the link ended changes
+  // the heads); one being written is drawn again every time.
+  const key = writing && live ? null : JSON.stringify([node.content, node.status, writing]);
+  const heldBack =
+    node.role === "assistant" && !writing && Boolean(node.content) && !full && !lazyDrawing.isNear(article);
+  const old = article.querySelector(":scope > .message-body");
+  const drawn = old && bodies.get(old);
+  if (key !== null && drawn && drawn.key === key && !(drawn.lazy && !heldBack)) {
+    article.querySelector(":scope > .message-head").replaceWith(header);
+    return;
+  }
   const body = el("div", { class: "message-body" });
+  bodies.set(body, { key, lazy: heldBack });
+  lazyDrawing.hold(article, heldBack);
   if (node.role === "assistant") {
     const content = el("div", { class: "message-content" });
-    if (node.content) content.append(renderMarkdown(node.content));
+    if (heldBack) content.append(placeholder(node.content));
+    else if (node.content) content.append(renderMarkdown(node.content));
     else if (writing && live) {
       content.append(el("span", { class: "typing", "aria-label": "Waiting for the answer" }, "…"));
     }
