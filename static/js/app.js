@@ -1,5 +1,6 @@
-// Every signed-in page: theme toggle, sidebar (search, rename, delete with undo, phone drawer),
-// new chat from the welcome screen, import, and the keyboard shortcuts.
+// Every signed-in page: theme toggle, the account's pages (a menu in a narrow window), sidebar
+// (search, rename, delete with undo, phone drawer), new chat from the welcome screen, import, and
+// the keyboard shortcuts.
 import { el, enterSends, postJSON, sendsMessage, toast } from "./util.js";
 
 // --- theme ---------------------------------------------------------------------------------------
@@ -31,6 +32,32 @@ themeButton?.addEventListener("click", () => {
 });
 darkQuery.addEventListener("change", labelThemeButton);
 labelThemeButton();
+
+// --- account pages (a menu in a narrow window) ---------------------------------------------------
+
+const accountMenu = document.querySelector(".usermenu");
+const accountButton = document.getElementById("account-toggle");
+const accountPages = document.getElementById("account-pages");
+const inAccountMenu = (node) => accountButton?.contains(node) || accountPages?.contains(node);
+
+function setAccountMenu(open, { focusButton = false } = {}) {
+  accountMenu?.classList.toggle("is-open", open);
+  accountButton?.setAttribute("aria-expanded", String(open));
+  if (focusButton) accountButton?.focus();
+}
+
+accountButton?.addEventListener("click", () => {
+  const open = !accountMenu.classList.contains("is-open");
+  setAccountMenu(open);
+  if (open) accountPages.querySelector("a")?.focus();
+});
+document.addEventListener("click", (event) => {
+  if (accountMenu?.classList.contains("is-open") && !inAccountMenu(event.target)) setAccountMenu(false);
+});
+accountMenu?.addEventListener("focusout", (event) => {
+  // Tabbing out of the menu closes it.
+  if (event.relatedTarget && !inAccountMenu(event.relatedTarget)) setAccountMenu(false);
+});
 
 // --- sidebar ----------------------------------------------------------------------------------------
 
@@ -207,6 +234,8 @@ document.addEventListener("keydown", (event) => {
   } else if (event.shiftKey && event.key === "Escape") {
     event.preventDefault();
     focusComposer();
+  } else if (event.key === "Escape" && accountMenu?.classList.contains("is-open")) {
+    setAccountMenu(false, { focusButton: true }); // not the reply's Stop
   } else if (event.key === "Escape" && document.querySelector("details.menu[open]")) {
     // An open menu closes first (the focus back on its button); the reply is not stopped.
     for (const menu of document.querySelectorAll("details.menu[open]")) {
