@@ -335,6 +335,7 @@ function fillArticle(article, node, { full = false } = {}) {
   }
   lazyDrawing.hold(article, bodies.get(body).lazy);
   const controls = controlsFor(node);
+  const focused = focusedControl(article);
   if (body === old) {
     // Kept: only the head and the controls around it change.
     article.querySelector(":scope > .message-head").replaceWith(header);
@@ -342,6 +343,33 @@ function fillArticle(article, node, { full = false } = {}) {
   } else {
     article.replaceChildren(header, node.editing ? editForm(node) : body, controls);
   }
+  if (node.focusVersions && article.isConnected) {
+    // It replaced the article the focus was in (another version, Regenerate, an edit sent).
+    const wanted = node.focusVersions === "previous" ? "Previous version" : "Next version";
+    const other = node.focusVersions === "previous" ? "Next version" : "Previous version";
+    node.focusVersions = null;
+    refocusControl(controls, wanted) || refocusControl(controls, other);
+  } else if (focused) refocusControl(controls, focused);
+}
+
+function controlName(control) {
+  return control.getAttribute("aria-label") || control.textContent;
+}
+
+/** The name of the message control that has the focus in `article`, if one has: the controls
+ * are drawn again on each change (every delta of a reply), and the focus would fall to the page. */
+function focusedControl(article) {
+  const control = document.activeElement;
+  if (!control || !article.contains(control) || !control.closest(".message-controls")) return null;
+  return controlName(control);
+}
+
+function refocusControl(controls, name) {
+  const control = [...controls.querySelectorAll("button, summary")].find(
+    (candidate) => controlName(candidate) === name && !candidate.disabled,
+  );
+  control?.focus();
+  return Boolean(control);
 }
 
 function thinkingBlock(node, lazy) {
@@ -600,29 +628,34 @@ function branchNav(node) {
     const target = ids[index + delta];
     if (!target) return;
     chosen.set(node.parent_id || "", target);
+    // The version shown now takes the focus on the same button (its article replaces this one,
+    // and the focus would fall to the page): the keyboard goes on through the versions.
+    nodes.get(target).focusVersions = delta < 0 ? "previous" : "next";
     structureDirty = true;
-    schedule();
+    schedule(target);
   };
+  const previous = el("button", {
+    type: "button",
+    class: "icon",
+    "aria-label": "Previous version",
+    disabled: index === 0,
+    text: "‹",
+    onclick: () => go(-1),
+  });
+  const next = el("button", {
+    type: "button",
+    class: "icon",
+    "aria-label": "Next version",
+    disabled: index === ids.length - 1,
+    text: "›",
+    onclick: () => go(1),
+  });
   return el(
     "span",
-    { class: "branch-nav", role: "group", "aria-label": "Versions" },
-    el("button", {
-      type: "button",
-      class: "icon",
-      "aria-label": "Previous version",
-      disabled: index === 0,
-      text: "‹",
-      onclick: () => go(-1),
-    }),
-    el("span", { class: "branch-pos", text: `${index + 1} / ${ids.length}` }),
-    el("button", {
-      type: "button",
-      class: "icon",
-      "aria-label": "Next version",
-      disabled: index === ids.length - 1,
-      text: "›",
-      onclick: () => go(1),
-    }),
+    { class: "branch-nav", role: "group", "aria-label": `Version ${index + 1} of ${ids.length}` },
+    previous,
+    el("span", { class: "branch-pos", text: `${index + 1} / ${ids.length}`, "aria-hidden": "true" }),
+    next,
   );
 }
 
@@ -678,7 +711,7 @@ function controlsFor(node) {
           type: "button",
           class: "small",
           text: "Regenerate",
-          onclick: () => regenerate(node),
+          onclick: (event) => regenerate(node, event.currentTarget),
         }),
       );
     }
@@ -727,7 +760,9 @@ function editForm(node) {
       return;
     }
     close();
-    post({ type: "message.edit", message_id: node.id, content, client_id: crypto.randomUUID() });
+    const clientId = crypto.randomUUID();
+    focusNewVersion = clientId;
+    post({ type: "message.edit", message_id: node.id, content, client_id: clientId });
   });
   area.addEventListener("keydown", (event) => {
     if (sendsMessage(event)) {
@@ -752,8 +787,15 @@ async function copyAndTell(text) {
   toast(ok ? "Copied." : "Could not copy.", { timeout: 2000 });
 }
 
-function regenerate(node) {
-  post({ type: "reply.regenerate", reply_id: node.id, client_id: crypto.randomUUID() });
+/** client_id of a reply.regenerate or message.edit whose new version takes the focus, on its
+ * versions' buttons: the Regenerate button or the editor that had it goes with the version it
+ * belonged to (and the focus would fall to the page). */
+let focusNewVersion = null;
+
+function regenerate(node, button) {
+  const clientId = crypto.randomUUID();
+  if (document.activeElement === button) focusNewVersion = clientId;
+  post({ type: "reply.regenerate", reply_id: node.id, client_id: clientId });
 }
 
 function updateExportLinks(path) {
@@ -1063,6 +1105,10 @@ const handlers = {
     const existed = nodes.has(frame.message.id);
     const node = addNode(frame.message);
     if (frame.message.client_id) settle(frame.message.client_id);
+    if (frame.message.client_id && frame.message.client_id === focusNewVersion) {
+      focusNewVersion = null;
+      node.focusVersions = "previous";
+    }
     if (!existed || !frame.duplicate) chooseBranchTo(node.id);
     schedule(node.id);
   },
