@@ -64,12 +64,25 @@ accountMenu?.addEventListener("focusout", (event) => {
 const sidebar = document.getElementById("sidebar");
 const drawerButton = document.getElementById("sidebar-toggle");
 
+function drawerIsOpen() {
+  return document.body.classList.contains("drawer-open");
+}
+
+/** Open or close the sidebar as a drawer (a narrow window). Opened, it takes the focus (on the
+ * conversation shown, else its first control); closed with the focus in it, the focus goes back
+ * to its button. (Closed, it is hidden: its controls are out of the Tab order.) */
 function setDrawer(open) {
   document.body.classList.toggle("drawer-open", open);
   drawerButton?.setAttribute("aria-expanded", String(open));
+  if (open) {
+    const first = sidebar.querySelector("a[aria-current=page]") || sidebar.querySelector("select, button, input, a");
+    first?.focus();
+  } else if (sidebar.contains(document.activeElement)) {
+    drawerButton?.focus();
+  }
 }
 
-drawerButton?.addEventListener("click", () => setDrawer(!document.body.classList.contains("drawer-open")));
+drawerButton?.addEventListener("click", () => setDrawer(!drawerIsOpen()));
 document.getElementById("drawer-scrim")?.addEventListener("click", () => setDrawer(false));
 
 const search = document.getElementById("conversation-search");
@@ -234,6 +247,9 @@ document.addEventListener("keydown", (event) => {
   } else if (event.shiftKey && event.key === "Escape") {
     event.preventDefault();
     focusComposer();
+  } else if (event.key === "Escape" && drawerIsOpen()) {
+    setDrawer(false); // not the reply's Stop
+    drawerButton?.focus();
   } else if (event.key === "Escape" && accountMenu?.classList.contains("is-open")) {
     setAccountMenu(false, { focusButton: true }); // not the reply's Stop
   } else if (event.key === "Escape" && document.querySelector("details.menu[open]")) {
