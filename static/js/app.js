@@ -1,7 +1,7 @@
 // Every signed-in page: theme toggle, the account's pages (a menu in a narrow window), sidebar
-// (search, rename, delete with undo, phone drawer), new chat from the welcome screen, import, and
-// the keyboard shortcuts.
-import { el, enterSends, postJSON, sendsMessage, toast } from "./util.js";
+// (search, rename, delete with undo, phone drawer), new chat from the welcome screen, import, copy
+// buttons for a field's value (a new API key), and the keyboard shortcuts.
+import { copyText, el, enterSends, postJSON, sendsMessage, toast } from "./util.js";
 
 // --- theme ---------------------------------------------------------------------------------------
 
@@ -220,6 +220,17 @@ importInput?.addEventListener("change", async () => {
   }
   location.assign(result.data.url);
 });
+
+// --- copying a field's value ---------------------------------------------------------------------
+
+// <button data-copy-from="field-id">: a value to copy whole (a new API key, shown only once).
+for (const button of document.querySelectorAll("button[data-copy-from]")) {
+  button.addEventListener("click", async () => {
+    const field = document.getElementById(button.dataset.copyFrom);
+    const ok = await copyText(field ? field.value : "");
+    toast(ok ? "Copied." : "Could not copy: select the text and copy it.", { timeout: 3000 });
+  });
+}
 
 // --- keyboard shortcuts ----------------------------------------------------------------------------
 
