@@ -363,13 +363,13 @@ function stop(reason) {
   schedule();
 }
 
-function onStatus(status) {
+function onStatus(status, detail) {
   statusBadge.hidden = false;
   if (socket.refusal) {
     if (live) stop(socket.refusal);
     return;
   }
-  statusBadge.textContent = STATUS_TEXT[status] || status;
+  statusBadge.textContent = detail || STATUS_TEXT[status] || status;
   statusBadge.dataset.status = status;
   if (status === "connected") stateNote.textContent = "live";
 }

@@ -7,6 +7,14 @@ const REFUSALS = {
   4404: "This conversation was deleted or does not exist.",
 };
 
+// Close codes after which trying again later can help, and what the page says meanwhile: the
+// server holds only so many sockets per account (or per address, for a link's anonymous
+// viewers). The page retries at the slowest pace, and connects once another tab has closed.
+const BUSY = {
+  4429: "Too many conversations open at once: close some tabs. Trying again…",
+};
+const BUSY_ATTEMPT = 6; // the backoff's ceiling: a try every 5 to 10 s
+
 // A connection can die without closing (the network changed, the laptop slept) and the browser
 // may go on writing into it for minutes. A frame with a client_id is always answered (its
 // message.created, or an error): one left without any frame in return for this long means the
@@ -99,6 +107,11 @@ export class ReconnectingSocket {
         this.timer = setTimeout(() => this.connect(), SESSION_RETRY_MS);
         return;
       }
+      if (BUSY[event.code]) {
+        this.attempt = Math.max(this.attempt, BUSY_ATTEMPT - 1);
+        this.scheduleReconnect(BUSY[event.code]);
+        return;
+      }
       if (refusal) {
         // Final: trying again would be refused again. Nothing queued can be sent now.
         this.refusal = refusal;
@@ -110,11 +123,11 @@ export class ReconnectingSocket {
     });
   }
 
-  scheduleReconnect() {
+  scheduleReconnect(detail = "") {
     this.attempt += 1;
     const base = Math.min(10_000, 500 * 2 ** (this.attempt - 1));
     const delay = base / 2 + Math.random() * (base / 2);
-    this.setStatus(navigator.onLine === false ? "offline" : "reconnecting");
+    this.setStatus(navigator.onLine === false ? "offline" : "reconnecting", detail);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);
   }
