@@ -44,7 +44,7 @@ from django.http.request import split_domain_port, validate_host
 from chatsite import logs
 from conversations import api_calls, api_wire, quota
 from conversations.api_keys import Call, InvalidKey
-from conversations.errors import ChatError, InvalidParameter
+from conversations.errors import ChatError, InvalidParameter, QuotaExceeded
 from conversations.generation import upstream_client
 from conversations.text import check_parsed_json, loads
 from conversations.upstream import (
@@ -207,6 +207,10 @@ class _Response:
 
     async def error(self, error: ChatError) -> None:
         extra = _retry_after_header(error.extra.get("retry_after"))
+        if isinstance(error, QuotaExceeded):
+            # A spent day or month: no retry passes before it resets. The OpenAI SDKs retry a
+            # 429 unless told not to (DeepSeek's "out of balance" is a 402 they never retry).
+            extra = [*(extra or []), (b"x-should-retry", b"false")]
         await self.envelope(
             error.status, error.message, param=error.param, code=error.code, extra=extra
         )
