@@ -246,7 +246,7 @@ async def start_call(secret: str, body: Any) -> Call:
     model, request = checked
     # A request without max_tokens gets the model's default within the user's cap: admission
     # knows the cap, and says what it reserved.
-    asked = request.max_tokens if body.get("max_tokens") is not None else None
+    asked = request.max_tokens if request.max_tokens_asked else None
     hashed = api_keys.hash_key(secret)
     params = quota.admission_params(
         0,

@@ -10,7 +10,9 @@ chunk and then ``data: [DONE]``.
 Decisions where DeepSeek's behaviour is unknown or unsuitable (documented for clients):
 
 * Unknown top-level fields are refused with 400 naming the field (§3.1: "do not send them"),
-  except ``n: 1`` (or null), which some SDKs send by default. Unknown fields inside a message are
+  except ``n: 1`` (or null), which some SDKs send by default, and ``max_completion_tokens``,
+  OpenAI's newer name for ``max_tokens`` (LangChain's ChatOpenAI sends it instead), taken as
+  ``max_tokens``; DeepSeek ignores it, so its limit would never apply. Unknown fields inside a message are
   ignored (clients often echo the SDK's whole message objects back).
 * Every malformed body is a 400 (DeepSeek's current behaviour), never a 422.
 * ``prefix`` (chat prefix completion) is a beta feature we do not serve: 400, as upstream.
@@ -38,7 +40,7 @@ REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max
 OUR_FIELDS = frozenset(
     {"model", "messages", "stream", "stream_options", "thinking", "reasoning_effort", "user_id"}
 )
-KNOWN_FIELDS = OUR_FIELDS | frozenset(param_rules.KNOWN) | {"n"}
+KNOWN_FIELDS = OUR_FIELDS | frozenset(param_rules.KNOWN) | {"n", "max_completion_tokens"}
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -98,6 +100,7 @@ class ChatRequest:
     include_usage: bool = False
     thinking: bool | None = None  # None: the model's own mode
     logprobs: bool = False
+    max_tokens_asked: bool = False  # False: max_tokens is the model's default
 
     def history_params(self) -> dict[str, Any]:
         """The parameters worth keeping on a conversation saved from this call."""
@@ -157,13 +160,24 @@ def parse_chat_request(
     # The mode the call runs in decides the thinking-mode rules (tool_choice, logprobs).
     thinking = _check_thinking(body.get("thinking"))
     cap = max_tokens_cap
+    params = {k: v for k, v in body.items() if k in param_rules.KNOWN}
+    alias = body.get("max_completion_tokens")
+    if alias is not None:
+        if params.get("max_tokens") is not None and params["max_tokens"] != alias:
+            raise InvalidParameter(
+                "max_completion_tokens is another name for max_tokens; send one of them, or "
+                "the same value in both.",
+                param="max_completion_tokens",
+            )
+        params["max_tokens"] = alias
     checked = param_rules.check_params(
-        {k: v for k, v in body.items() if k in param_rules.KNOWN},
+        params,
         model,
         max_tokens_cap=cap,
         thinking=thinking,
     )
     max_tokens = checked.get("max_tokens")
+    max_tokens_asked = max_tokens is not None
     if max_tokens is None:
         max_tokens = min(model.default_max_tokens, model.max_output_tokens)
         if cap is not None:
@@ -199,6 +213,7 @@ def parse_chat_request(
         include_usage=include_usage,
         thinking=thinking,
         logprobs=bool(checked.get("logprobs")),
+        max_tokens_asked=max_tokens_asked,
     )
 
 
