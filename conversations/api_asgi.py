@@ -18,6 +18,11 @@ the event loop: the units of database work are raw statements on an asyncio pool
 The key goes in ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (the API reference's
 two formats), exactly one of them. Errors use DeepSeek's envelope.
 
+Cross-origin calls (CORS) are allowed from any origin: ``OPTIONS`` answers a preflight, and
+every answer says ``Access-Control-Allow-Origin: *`` (never with credentials). The key in a
+header is the only credential, so a page can do nothing here that its own key does not allow;
+browser-based tools need this to call the API at all.
+
 Streaming: we wait up to :data:`KEEPALIVE_INTERVAL_S` for the upstream's first delta before
 answering, so that a request the upstream refuses at once still gets its real status. After
 that the 200 goes out, ``: keep-alive`` comments follow every few seconds until the first
@@ -33,6 +38,7 @@ import contextlib
 import itertools
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -90,6 +96,16 @@ def serves(path: str) -> bool:
     return path in PATHS or path.startswith(PREFIX)
 
 
+#: On every answer: any origin may read it (no credentials: the key is sent by the page itself).
+_CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"x-request-id, retry-after, x-should-retry"),
+]
+#: The request headers a preflight allows when it names none we can echo.
+_CORS_REQUEST_HEADERS = b"authorization, x-api-key, content-type, x-request-id"
+_HEADER_LIST = re.compile(
+    rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*\Z"
+)
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -112,13 +128,22 @@ def _next_request_id() -> str:
 class _Request:
     """What the API reads of a request: a few headers, parsed once."""
 
-    __slots__ = ("api_key", "authorization", "content_length", "host", "request_id")
+    __slots__ = (
+        "api_key",
+        "authorization",
+        "content_length",
+        "host",
+        "preflight_headers",
+        "request_id",
+    )
 
     def __init__(self, scope: Scope) -> None:
         self.authorization: str | None = None
         self.api_key: str | None = None
         self.content_length: bytes | None = None
         self.host: bytes | None = None
+        # A CORS preflight's Access-Control-Request-Headers.
+        self.preflight_headers: bytes | None = None
         request_id: bytes | None = None
         for name, value in scope["headers"]:
             # ASGI servers give lower-case names.
@@ -132,6 +157,8 @@ class _Request:
                 self.host = value
             elif name == b"x-request-id":
                 request_id = value
+            elif name == b"access-control-request-headers":
+                self.preflight_headers = value
         self.request_id = (
             logs.new_request_id(request_id.decode("latin-1"))
             if request_id is not None
@@ -180,7 +207,7 @@ class _Response:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [*headers, (b"x-request-id", self.request_id)],
+                "headers": [*headers, *_CORS_HEADERS, (b"x-request-id", self.request_id)],
             }
         )
 
@@ -279,6 +306,8 @@ class ApiApplication:
         try:
             if not _host_allowed(request.host):
                 await response.envelope(400, "Invalid Host header.")
+            elif scope["method"] == "OPTIONS" and path in PATHS:
+                await _options(response, request, "POST" if path in CHAT_PATHS else "GET, HEAD")
             elif path in CHAT_PATHS:
                 await self._chat(scope, receive, request, response)
             elif path in MODELS_PATHS:
@@ -429,6 +458,24 @@ def _parse_json(raw: bytes) -> Any:
     except InvalidParameter as error:
         return error
     return parsed
+
+
+async def _options(response: _Response, request: _Request, allowed: str) -> None:
+    """An OPTIONS request: the methods, and a CORS preflight's answer (any origin may call)."""
+    asked = request.preflight_headers
+    headers = asked.strip() if asked is not None and _HEADER_LIST.match(asked.strip()) else b""
+    await response.start(
+        204,
+        [
+            (b"allow", allowed.encode()),
+            (b"access-control-allow-methods", allowed.encode()),
+            # Echoed: "*" would not cover Authorization.
+            (b"access-control-allow-headers", headers or _CORS_REQUEST_HEADERS),
+            (b"access-control-max-age", b"7200"),
+            (b"vary", b"access-control-request-headers"),
+        ],
+    )
+    await response.send({"type": "http.response.body", "body": b""})
 
 
 async def _method_not_allowed(response: _Response, allowed: str) -> None:
