@@ -93,7 +93,14 @@ PREFIX = "/v1/"
 
 def serves(path: str) -> bool:
     """Whether ``path`` is the API's (``chatsite/asgi.py`` routes by this)."""
-    return path in PATHS or path.startswith(PREFIX)
+    return path in PATHS or path.startswith(PREFIX) or _endpoint(path) in PATHS
+
+
+def _endpoint(path: str) -> str:
+    """The endpoint ``path`` names: one of :data:`PATHS` with a trailing slash is that path."""
+    if path.endswith("/") and path[:-1] in PATHS:
+        return path[:-1]
+    return path
 
 
 #: On every answer: any origin may read it (no credentials: the key is sent by the page itself).
@@ -302,7 +309,7 @@ class ApiApplication:
         request = _Request(scope)
         logs.bind(request.request_id, "-")
         response = _Response(send, request.request_id, head=scope["method"] == "HEAD")
-        path = scope["path"]
+        path = _endpoint(scope["path"])
         try:
             if not _host_allowed(request.host):
                 await response.envelope(400, "Invalid Host header.")
@@ -335,7 +342,7 @@ class ApiApplication:
             request_logger.info(
                 "%s %s %s %.1fms%s",
                 scope["method"],
-                path,
+                scope["path"],
                 response.status or 499,
                 (time.perf_counter() - started) * 1000,
                 # A 200 whose stream ended with an error event says so.

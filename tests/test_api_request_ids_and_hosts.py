@@ -50,5 +50,5 @@ def test_a_host_outside_allowed_hosts_is_refused(
 def test_other_paths_are_still_django(base: str) -> None:
     page = httpx.get(base + "/settings/api-keys/")
     assert page.status_code == 302 and "/accounts/login/" in page.headers["location"]
-    assert httpx.get(base + "/v1/models/").status_code == 404
+    assert httpx.get(base + "/v1/embeddings").status_code == 404
     assert httpx.get(base + "/healthz").json() == {"status": "ok"}

@@ -149,11 +149,11 @@ def test_other_methods_are_refused_in_the_envelope(base: str, headers: dict[str,
 def test_a_path_under_v1_the_api_does_not_serve_is_a_json_404(
     base: str, headers: dict[str, str]
 ) -> None:
-    # A client with a misconfigured base URL (a trailing slash, a path of another API) gets
-    # the API's envelope saying what it serves, not the site's HTML page.
+    # A client with a misconfigured base URL (a path of another API) gets the API's envelope
+    # saying what it serves, not the site's HTML page. (A trailing slash on one of the API's
+    # own paths is that path: tests/test_api_paths_with_a_trailing_slash.py.)
     for method, path in [
-        ("POST", "/v1/chat/completions/"),
-        ("GET", "/v1/models/"),
+        ("POST", "/v1/chat/completions/x"),
         ("GET", "/v1/models/deepseek-chat"),
         ("POST", "/v1/completions"),
         ("POST", "/v1/embeddings"),
