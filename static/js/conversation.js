@@ -701,7 +701,13 @@ function controlsFor(node) {
           type: "button",
           class: "small",
           text: "Continue",
-          onclick: () => socket.send({ type: "reply.continue", reply_id: node.id }),
+          // Asked once: a second click before the reply restarts would be refused.
+          disabled: Boolean(node.continuing),
+          onclick: (event) => {
+            event.currentTarget.disabled = true;
+            node.continuing = true;
+            socket.send({ type: "reply.continue", reply_id: node.id });
+          },
         }),
       );
     }
@@ -1114,6 +1120,7 @@ const handlers = {
   },
   "reply.started"(frame) {
     const node = nodes.get(frame.reply_id);
+    if (node) node.continuing = false;
     if (!node || !applyStarted(node, frame, syncing)) return;
     schedule(node.id);
   },
@@ -1158,6 +1165,15 @@ const handlers = {
   },
   error(frame) {
     const message = frame.message || "Something went wrong.";
+    if (frame.request_type === "reply.continue") {
+      // A refused Continue may be asked again (the error names its reply, or all are freed).
+      for (const node of nodes.values()) {
+        if (node.continuing && (!frame.reply_id || frame.reply_id === node.id)) {
+          node.continuing = false;
+          schedule(node.id);
+        }
+      }
+    }
     const entry = frame.client_id ? settle(frame.client_id) : null;
     if (entry) {
       // A refused tool result: its form (button disabled on submit) is drawn again, enabled.
