@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -234,12 +234,15 @@ def shared_branch(conversation: Conversation) -> list[Message]:
 
 def link_transcript(conversation: Conversation) -> list[Message]:
     """What the shared page lists: the shared branch's user and assistant messages (a reply
-    that only called a tool has no text to show)."""
-    return [
+    that only called a tool has no text to show), with their authors and models (each named
+    on the page: read one message at a time, they were two queries a turn)."""
+    messages = [
         m
         for m in shared_branch(conversation)
         if m.role in LINK_ROLES and (m.content or m.status in ACTIVE)
     ]
+    prefetch_related_objects(messages, "author", "model")
+    return messages
 
 
 def shared_reply_state(
