@@ -98,3 +98,24 @@ def test_the_command_prints_a_working_key(alice: User) -> None:
     assert key.name == "ci" and key.user_id == alice.pk and key.revoked_at is None
     with pytest.raises(CommandError, match="No user"):
         call_command("create_api_key", "nobody", stdout=io.StringIO())
+
+
+def test_sending_the_creation_form_again_creates_no_second_key(alice: User) -> None:
+    """Reloading the page that shows a new key sends its form again: that created a second key
+    (the answer shows the key itself, so it cannot be a redirect)."""
+    client = client_for(alice)
+    form = re.search(r'name="form_id" value="([^"]+)"', client.get(PAGE).content.decode())
+    assert form is not None
+    fields = {"name": "laptop", "form_id": form.group(1)}
+    assert client.post(PAGE, fields).status_code == 201
+    again = client.post(PAGE, fields)
+    assert again.status_code == 409
+    assert "already sent" in again.content.decode()
+    assert not KEY.findall(again.content.decode())
+    assert ApiKey.objects.filter(user=alice).count() == 1
+
+    # A new form (the page loaded again) creates a key as usual.
+    form = re.search(r'name="form_id" value="([^"]+)"', again.content.decode())
+    assert form is not None and form.group(1) != fields["form_id"]
+    assert client.post(PAGE, {"name": "desktop", "form_id": form.group(1)}).status_code == 201
+    assert ApiKey.objects.filter(user=alice).count() == 2
