@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from html import escape
 
@@ -29,8 +30,26 @@ class Hit:
     rank: float
 
 
+# Markdown's marks, which a snippet shows as plain text: code fences (with their language),
+# headings, quotes and list markers at the start of a line, bold, italics, strikethrough and
+# code spans, and links (their text is kept).
+_FENCE = re.compile(r"(`{3,}|~{3,})[\w+#.-]*")
+_LINE_MARKS = re.compile(r"(?m)^[ \t]*(#{1,6}[ \t]+|>[ \t]?|[-*+][ \t]+|\d+[.)][ \t]+)")
+_INLINE_MARKS = re.compile(r"\*\*|__|~~|`|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])")
+_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*\)")
+
+
+def plain_text(markdown: str) -> str:
+    """``markdown`` as a line of plain text: marks out, whitespace collapsed."""
+    text = _FENCE.sub(" ", markdown)
+    text = _LINE_MARKS.sub("", text)
+    text = _LINK.sub(r"\1", text)
+    text = _INLINE_MARKS.sub("", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
 def _snippet(raw: str) -> str:
-    return escape(raw).replace(START, "<mark>").replace(STOP, "</mark>")
+    return escape(plain_text(raw)).replace(START, "<mark>").replace(STOP, "</mark>")
 
 
 def _scope(user: User, scope: str) -> QuerySet[Conversation]:
