@@ -353,6 +353,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if self.left:
             return
         self.left = True
+        self._free_place()  # at once: the client may try again as soon as it is told
         if self.link_expiry is not None:
             self.link_expiry.cancel()
         await self.server_send(
