@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from conversations import api_wire, audit, quota
@@ -33,6 +32,7 @@ from conversations.models import (
     Message,
     UsageRecord,
     User,
+    live,
 )
 from conversations.text import storable
 from conversations.upstream import ChatResult, ModelTarget
@@ -113,7 +113,7 @@ def create_key(
         # Counted with the account's row locked: two creations at once cannot both take the
         # last place.
         User.objects.select_for_update().filter(pk=user.pk).exists()
-        if _live(ApiKey.objects.filter(user=user)).count() >= MAX_LIVE_KEYS:
+        if live(ApiKey.objects.filter(user=user)).count() >= MAX_LIVE_KEYS:
             raise Conflict(
                 f"You have {MAX_LIVE_KEYS} live keys, the most one account may hold: revoke one "
                 "you no longer use first."
@@ -130,19 +130,13 @@ def create_key(
     return NewKey(key=key, secret=secret)
 
 
-def _live(keys: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
-    return keys.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at__isnull=True
-    )
-
-
 def keys_of(user: User) -> list[ApiKey]:
     """The user's live keys, then the :data:`ENDED_KEYS_SHOWN` that ended last (revoked or
     expired, to show when), newest first in each."""
     keys = ApiKey.objects.filter(user=user).order_by("-created_at")
-    live = list(_live(keys))
-    ended = keys.exclude(pk__in=[key.pk for key in live])
-    return live + list(ended[:ENDED_KEYS_SHOWN])
+    live_keys = list(live(keys))
+    ended = keys.exclude(pk__in=[key.pk for key in live_keys])
+    return live_keys + list(ended[:ENDED_KEYS_SHOWN])
 
 
 def access_key(user: User, key_id: Any) -> ApiKey:

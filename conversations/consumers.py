@@ -370,11 +370,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.place = None
 
     async def disconnect(self, code: int) -> None:
+        # What a socket's end undoes is undone once, in __call__, however it ends.
         logs.logger.info("WS %s closed %s", self.scope["path"], code)
-        if self.link_expiry is not None:
-            self.link_expiry.cancel()
-        if hasattr(self, "group"):
-            await self.service.leave(self.group, self)
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """An event of the conversation, handed over by the service (read-only: it may be

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -21,6 +22,17 @@ NOT_NEGATIVE = MinValueValidator(Decimal(0))
 # reserves its padded prompt plus up to this in the ledger's 32-bit token counts, which a
 # limit near their maximum overflowed (every call of the model failed at admission).
 MAX_OUTPUT_TOKENS = 10_000_000
+
+
+_Revocable = TypeVar("_Revocable", bound=models.Model)
+
+
+def live(rows: models.QuerySet[_Revocable]) -> models.QuerySet[_Revocable]:
+    """Those of ``rows`` (share links, API keys: rows with ``expires_at`` and ``revoked_at``)
+    neither revoked nor expired now."""
+    return rows.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at__isnull=True
+    )
 
 
 class User(AbstractUser):

@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -30,6 +30,7 @@ from conversations.models import (
     ShareLinkOpen,
     Team,
     User,
+    live,
 )
 
 #: Live (neither revoked nor expired) links one conversation may have: the owner's sharing page
@@ -294,7 +295,7 @@ def create_share_link(
         # Counted with the conversation's row locked: two creations at once cannot both
         # take the last place.
         Conversation.objects.select_for_update().filter(pk=conversation.pk).exists()
-        if _live_links().filter(conversation=conversation).count() >= MAX_LIVE_LINKS:
+        if live(ShareLink.objects.filter(conversation=conversation)).count() >= MAX_LIVE_LINKS:
             raise Conflict(
                 f"A conversation can have at most {MAX_LIVE_LINKS} live share links: revoke "
                 "one you no longer need first."
@@ -338,15 +339,8 @@ def public_links_allowed() -> bool:
     return access.public_links_allowed()
 
 
-def _live_links() -> QuerySet[ShareLink]:
-    """Links neither revoked nor expired."""
-    return ShareLink.objects.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at__isnull=True
-    )
-
-
 def conversations_with_live_links() -> list[uuid.UUID]:
     """The conversations a live share link leads to: those a change of the sharing settings
     may concern."""
-    live = _live_links().filter(conversation__deleted_at__isnull=True)
-    return list(live.values_list("conversation_id", flat=True).distinct())
+    links = live(ShareLink.objects.filter(conversation__deleted_at__isnull=True))
+    return list(links.values_list("conversation_id", flat=True).distinct())
