@@ -27,7 +27,16 @@ With ``--pin``, daphne runs alone on the first CPU and everything else on the ot
 "per worker" is what one worker does with a core of its own rather than with the share of the
 machine the load generator, the simulator and PostgreSQL leave it.
 
-Run: ``.venv/bin/python bench/api_overhead.py [--seconds 8] [--concurrency 1,50] [--reads] [--pin]``
+With ``--litellm PATH`` (the ``litellm`` command of a LiteLLM installed in a venv of its own:
+``python3 -m venv .data/litellm && .data/litellm/bin/pip install -r bench/litellm-requirements.txt``),
+the same client requests also go through a LiteLLM proxy in front of the same simulator, in the
+same run: one uvicorn worker started (and pinned) the way daphne is, with its access log off and
+only a master key (no database: its lightest configuration, doing less per request than we do:
+no per-user key lookup, no admission, no ledger row). The summary then gives our throughput as
+a multiple of LiteLLM's measured here, beside the one against the ~115 requests/s quoted for it.
+
+Run: ``.venv/bin/python bench/api_overhead.py [--seconds 8] [--concurrency 1,50] [--reads] [--pin]
+[--litellm .data/litellm/bin/litellm]``
 (``DATABASE_URL`` if set, else an embedded PostgreSQL in ``.data/bench-api-pg``; everything it
 starts is stopped on exit).
 """
@@ -47,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,7 +75,7 @@ LITELLM_RPS = 115.0
 
 @dataclass
 class Phase:
-    mode: str  # "direct" | "api"
+    mode: str  # "direct" | "api" | "litellm"
     stream: bool
     concurrency: int
     first_byte: list[float] = field(default_factory=list)
@@ -122,6 +132,71 @@ def create_keys(database_url: str, count: int) -> list[str]:
     return keys
 
 
+LITELLM_CONFIG = """\
+model_list:
+  - model_name: deepseek-chat
+    litellm_params:
+      model: openai/deepseek-v4-flash
+      api_base: {sim_url}
+      api_key: {sim_key}
+      extra_body:
+        thinking: {{type: disabled}}
+general_settings:
+  master_key: {master_key}
+litellm_settings:
+  telemetry: false
+"""
+#: uvicorn's loggers as daphne runs (``-v 0``): no line per request.
+LITELLM_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"uvicorn.access": {"level": "WARNING"}, "uvicorn.error": {"level": "WARNING"}},
+}
+
+
+def start_litellm(
+    command: str, sim_url: str, sim_key: str, master_key: str, port: int
+) -> subprocess.Popen[bytes]:
+    """LiteLLM's proxy, one uvicorn worker, in front of the simulator as ``deepseek-chat``."""
+    data = ROOT / ".data"
+    config = data / "bench-litellm.yaml"
+    config.write_text(
+        LITELLM_CONFIG.format(sim_url=sim_url, sim_key=sim_key, master_key=master_key)
+    )
+    logging_config = data / "bench-litellm-logging.json"
+    logging_config.write_text(json.dumps(LITELLM_LOGGING))
+    log_path = data / "bench-litellm.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                *(command, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)),
+                *("--num_workers", "1", "--log_config", str(logging_config)),
+            ],
+            # Not our environment: LiteLLM would take DATABASE_URL as its own.
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": os.environ.get("HOME", "/tmp"),
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "LITELLM_LOG": "ERROR",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"LiteLLM exited ({process.returncode}); see {log_path}")
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/health/liveliness", timeout=2) as answer:
+                if answer.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit(f"LiteLLM did not answer within 180 s; see {log_path}")
+
+
 # --- load ------------------------------------------------------------------------------------
 
 
@@ -136,6 +211,8 @@ def read_request_for(
 def request_for(
     mode: str, stream: bool, sim_url: str, api_url: str, sim_key: str, key: str
 ) -> tuple[str, dict[str, str], bytes]:
+    """One request of ``mode``; ``api_url`` and ``key`` are LiteLLM's for ``litellm``, which
+    gets the same body as our API."""
     messages = [{"role": "user", "content": f"[[sim: say={ANSWER}]]"}]
     if mode == "direct":
         body: dict[str, Any] = {
@@ -246,6 +323,35 @@ def report(phases: list[Phase], options: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def litellm_report(phases: list[Phase], options: argparse.Namespace) -> str:
+    """LiteLLM's proxy beside our API, each against the simulator alone, same clients."""
+    lines = [
+        "| stream | C | api added first byte p50/p99 ms | litellm added first byte p50/p99 ms "
+        "| api added total p50/p99 ms | litellm added total p50/p99 ms | api req/s | litellm "
+        "req/s | api / litellm req/s | api CPU ms/request | litellm CPU ms/request | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    by_key = {(p.mode, p.stream, p.concurrency): p for p in phases}
+
+    def added(server: list[float], direct: list[float]) -> str:
+        return f"{pct(server, 50) - pct(direct, 50):.2f} / {pct(server, 99) - pct(direct, 99):.2f}"
+
+    def cpu_ms(phase: Phase) -> float:
+        return phase.cpu / len(phase.total) * 1000 if phase.total else float("nan")
+
+    for stream in (False, True):
+        for c in options.concurrency:
+            d, a, t = (by_key[(mode, stream, c)] for mode in ("direct", "api", "litellm"))
+            ratio = a.rps / t.rps if t.rps else float("nan")
+            lines.append(
+                f"| {'yes' if stream else 'no'} | {c} | {added(a.first_byte, d.first_byte)} "
+                f"| {added(t.first_byte, d.first_byte)} | {added(a.total, d.total)} "
+                f"| {added(t.total, d.total)} | {a.rps:.0f} | {t.rps:.0f} | {ratio:.1f}x "
+                f"| {cpu_ms(a):.2f} | {cpu_ms(t):.2f} | {a.errors + t.errors} |"
+            )
+    return "\n".join(lines)
+
+
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -260,6 +366,7 @@ def run(options: argparse.Namespace) -> None:
     supervisor = Supervisor()
     simulator: subprocess.Popen[str] | None = None
     daphne: Child | None = None
+    litellm: subprocess.Popen[bytes] | None = None
     phases: list[Phase] = []
     reads: list[tuple[str, Phase]] = []
     try:
@@ -309,9 +416,28 @@ def run(options: argparse.Namespace) -> None:
             )
         api_url = f"http://127.0.0.1:{port}"
         process = psutil.Process(daphne.process.pid)
+        servers = {"api": (process, api_url, keys)}
+        modes = ["direct", "api"]
+        if options.litellm:
+            master_key = "sk-litellm-" + secrets.token_hex(8)
+            litellm_port = free_port()
+            if worker_cpus:
+                os.sched_setaffinity(0, worker_cpus)  # the same CPU daphne has, alone
+            try:
+                litellm = start_litellm(options.litellm, sim_url, sim_key, master_key, litellm_port)
+            finally:
+                if other_cpus:
+                    os.sched_setaffinity(0, other_cpus)
+            servers["litellm"] = (
+                psutil.Process(litellm.pid),
+                f"http://127.0.0.1:{litellm_port}",
+                [master_key] * max(options.concurrency),
+            )
+            modes.append("litellm")
+            print(f"LiteLLM proxy on port {litellm_port}", flush=True)
         for stream in (False, True):
             for c in options.concurrency:
-                for mode in ("direct", "api"):
+                for mode in modes:
                     phase = Phase(mode, stream, c)
                     profiler = None
                     if options.py_spy and mode == "api":
@@ -338,10 +464,18 @@ def run(options: argparse.Namespace) -> None:
                             stderr=subprocess.DEVNULL,
                         )
 
-                    def make(i: int, mode: str = mode, stream: bool = stream) -> Any:
-                        return request_for(mode, stream, sim_url, api_url, sim_key, keys[i])
+                    server, url, secrets_ = servers.get(mode, servers["api"])
 
-                    asyncio.run(run_phase(phase, options.seconds, options.warmup, make, process))
+                    def make(
+                        i: int,
+                        mode: str = mode,
+                        stream: bool = stream,
+                        url: str = url,
+                        secrets_: list[str] = secrets_,
+                    ) -> Any:
+                        return request_for(mode, stream, sim_url, url, sim_key, secrets_[i])
+
+                    asyncio.run(run_phase(phase, options.seconds, options.warmup, make, server))
                     if profiler is not None:
                         profiler.send_signal(signal.SIGINT)
                         profiler.wait(30)
@@ -361,6 +495,13 @@ def run(options: argparse.Namespace) -> None:
                 asyncio.run(run_phase(phase, options.seconds, options.warmup, make_read, process))
                 reads.append((path, phase))
     finally:
+        if litellm is not None:
+            os.killpg(litellm.pid, signal.SIGTERM)
+            try:
+                litellm.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(litellm.pid, signal.SIGKILL)
+                litellm.wait()
         if daphne is not None:
             daphne.stop()
         if simulator is not None:
@@ -387,13 +528,20 @@ def run(options: argparse.Namespace) -> None:
                 f"| {pct(a.total, 50) - pct(d.total, 50):.2f} / "
                 f"{pct(a.total, 99) - pct(d.total, 99):.2f} | {d.errors + a.errors} |"
             )
+    if options.litellm:
+        print()
+        print(litellm_report(phases, options))
     print(f"load average at end: {load_average()}")
     for stream in (False, True):
         top = max(p.rps for p in phases if p.mode == "api" and p.stream == stream)
-        print(
+        line = (
             f"stream={stream}: best API throughput {top:.0f} req/s per worker = "
             f"{top / LITELLM_RPS:.1f}x LiteLLM's ~{LITELLM_RPS:.0f} req/s"
         )
+        if options.litellm:
+            theirs = max(p.rps for p in phases if p.mode == "litellm" and p.stream == stream)
+            line += f"; {top / theirs:.1f}x LiteLLM's {theirs:.0f} req/s measured in this run"
+        print(line)
 
 
 def cpu_split(pin: bool) -> tuple[set[int], set[int]]:
@@ -426,6 +574,12 @@ def main() -> None:
         action="store_true",
         help="run daphne alone on the first CPU and everything else (the load generator, the "
         "simulator, PostgreSQL) on the others: what one worker does with a core of its own",
+    )
+    parser.add_argument(
+        "--litellm",
+        default="",
+        help="path to the `litellm` command of a LiteLLM installed apart (see the docstring): "
+        "measure its proxy in the same run, with the same clients and simulator",
     )
     parser.add_argument(
         "--py-spy",
