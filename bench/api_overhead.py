@@ -35,8 +35,12 @@ only a master key (no database: its lightest configuration, doing less per reque
 no per-user key lookup, no admission, no ledger row). The summary then gives our throughput as
 a multiple of LiteLLM's measured here, beside the one against the ~115 requests/s quoted for it.
 
+Each request opens a connection of its own (what curl does), unless ``--keep-alive``: then each
+client keeps its connections open between requests, as the openai SDK and any client with a
+connection pool do (to the simulator, to our API and to LiteLLM alike).
+
 Run: ``.venv/bin/python bench/api_overhead.py [--seconds 8] [--concurrency 1,50] [--reads] [--pin]
-[--litellm .data/litellm/bin/litellm]``
+[--keep-alive] [--litellm .data/litellm/bin/litellm]``
 (``DATABASE_URL`` if set, else an embedded PostgreSQL in ``.data/bench-api-pg``; everything it
 starts is stopped on exit).
 """
@@ -260,11 +264,17 @@ async def one(
 
 
 async def run_phase(
-    phase: Phase, seconds: float, warmup: float, make: Any, daphne: psutil.Process
+    phase: Phase,
+    seconds: float,
+    warmup: float,
+    make: Any,
+    daphne: psutil.Process,
+    keep_alive: bool = False,
 ) -> None:
-    # A fresh connection per request: the simulator answers later requests on a reused
-    # connection ~40 ms late (see RESULTS.md), which would swamp what is measured here.
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    # By default a fresh connection per request (what curl does; a connection's set-up is
+    # measured too). With ``keep_alive`` each client reuses its connections, as the openai SDK
+    # and other HTTP clients with a pool do.
+    connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive)
     async with aiohttp.ClientSession(connector=connector) as session:
         stop_at = 0.0
         measuring = False
@@ -475,7 +485,11 @@ def run(options: argparse.Namespace) -> None:
                     ) -> Any:
                         return request_for(mode, stream, sim_url, url, sim_key, secrets_[i])
 
-                    asyncio.run(run_phase(phase, options.seconds, options.warmup, make, server))
+                    asyncio.run(
+                        run_phase(
+                            phase, options.seconds, options.warmup, make, server, options.keep_alive
+                        )
+                    )
                     if profiler is not None:
                         profiler.send_signal(signal.SIGINT)
                         profiler.wait(30)
@@ -492,7 +506,16 @@ def run(options: argparse.Namespace) -> None:
                 def make_read(i: int, mode: str = mode, path: str = path) -> Any:
                     return read_request_for(mode, path, sim_url, api_url, sim_key, keys[i])
 
-                asyncio.run(run_phase(phase, options.seconds, options.warmup, make_read, process))
+                asyncio.run(
+                    run_phase(
+                        phase,
+                        options.seconds,
+                        options.warmup,
+                        make_read,
+                        process,
+                        options.keep_alive,
+                    )
+                )
                 reads.append((path, phase))
     finally:
         if litellm is not None:
@@ -574,6 +597,12 @@ def main() -> None:
         action="store_true",
         help="run daphne alone on the first CPU and everything else (the load generator, the "
         "simulator, PostgreSQL) on the others: what one worker does with a core of its own",
+    )
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="each client reuses its connections (as the openai SDK does) instead of opening "
+        "one per request",
     )
     parser.add_argument(
         "--litellm",
