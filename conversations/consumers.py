@@ -26,6 +26,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from chatsite import logs
+from chatsite.addresses import scope_address
 from conversations import access, actions, sharing, text
 from conversations.asyncdb import in_db_thread
 from conversations.errors import (
@@ -82,9 +83,9 @@ def _place_of(user: Any, scope: dict[str, Any]) -> Place:
     address's, which daphne takes from X-Forwarded-For behind the proxy (``--proxy-headers``)."""
     if user is not None and user.is_authenticated:
         return Place(f"account:{user.pk}", settings.WEBSOCKETS_PER_ACCOUNT, "your account")
-    client = scope.get("client")
-    address = client[0] if client else "unknown"
-    return Place(f"address:{address}", settings.WEBSOCKETS_PER_ANONYMOUS_ADDRESS, "your address")
+    return Place(
+        f"address:{scope_address(scope)}", settings.WEBSOCKETS_PER_ANONYMOUS_ADDRESS, "your address"
+    )
 
 
 # Why a socket that may no longer view its conversation would again if it signed in: its

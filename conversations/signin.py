@@ -21,6 +21,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
+from chatsite.addresses import request_address
 from conversations.models import SignInFailures
 
 # As a share link's page has it (sharing_views); the sign-in page may hold a link's token too.
@@ -47,10 +48,6 @@ def _account_key(username: str, address: str) -> str:
 def _keys(username: str, address: str) -> dict[str, int]:
     """Each key counted for a sign-in, and its allowance."""
     return {_account_key(username, address): PER_ACCOUNT, f"address:{address}": PER_ADDRESS}
-
-
-def _address(request: HttpRequest | None) -> str:
-    return (request.META.get("REMOTE_ADDR") if request is not None else None) or "unknown"
 
 
 def wait_left(username: str, address: str) -> timedelta | None:
@@ -85,7 +82,7 @@ class ThrottledSignIn:
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
-        address = _address(self.request)
+        address = request_address(self.request)
         wait = wait_left(username, address)
         if wait is not None:
             minutes = max(1, math.ceil(wait.total_seconds() / 60))
