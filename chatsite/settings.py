@@ -113,6 +113,12 @@ try:
     WEBSOCKETS_PER_ANONYMOUS_ADDRESS: int = env.integer(
         "WEBSOCKETS_PER_ANONYMOUS_ADDRESS", 20, minimum=1
     )
+    # Requests a client address may make to share links in a minute while not signed in (each
+    # page, its messages.json and its socket's handshake one, whether the token is live or
+    # not): each page reads a whole transcript, and guessing tokens is slowed as much.
+    ANONYMOUS_LINK_REQUESTS_PER_MINUTE: int = env.integer(
+        "ANONYMOUS_LINK_REQUESTS_PER_MINUTE", 60, minimum=1
+    )
 except EnvError as error:
     sys.exit(f"configuration error: {error}")
 

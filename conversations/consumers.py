@@ -27,13 +27,14 @@ from django.utils import timezone
 
 from chatsite import logs
 from chatsite.addresses import scope_address
-from conversations import access, actions, sharing, text
+from conversations import access, actions, link_limits, sharing, text
 from conversations.asyncdb import in_db_thread
 from conversations.errors import (
     ChatError,
     InternalError,
     InvalidParameter,
     PermissionDenied,
+    RateLimited,
     ShuttingDown,
 )
 from conversations.frames import MessageFrame, encode, link_frame, message_frame
@@ -242,6 +243,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.link_token: str | None = (query.get("link") or [None])[0]
         signed_in = user is not None and user.is_authenticated
+        if not signed_in and self.link_token:
+            # Counted as a request to a share link, before its token is looked up.
+            try:
+                await in_db_thread(link_limits.count_request)(scope_address(self.scope))
+            except RateLimited as error:
+                await self.accept()
+                await self._leave(4429, error.code, error.message, **error.extra)
+                return
         if not signed_in and not (
             self.link_token and await in_db_thread(access.may_open_links)(user)
         ):
@@ -350,7 +359,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     def _past_link_expiry(self) -> bool:
         return self.link_expires_at is not None and timezone.now() >= self.link_expires_at
 
-    async def _leave(self, code: int, error_code: str, message: str) -> None:
+    async def _leave(self, code: int, error_code: str, message: str, **extra: Any) -> None:
         if self.left:
             return
         self.left = True
@@ -360,7 +369,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.server_send(
             {
                 "type": "websocket.send",
-                "text": encode({"type": "error", "code": error_code, "message": message}),
+                "text": encode({"type": "error", "code": error_code, "message": message, **extra}),
             }
         )
         await self.close(code=code)

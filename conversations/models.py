@@ -452,6 +452,22 @@ class SignInFailures(models.Model):
         return f"{self.key}: {self.failures} since {self.window_start:%Y-%m-%d %H:%M}"
 
 
+class LinkRequests(models.Model):
+    """Anonymous requests to share links from one client address in one minute (counted by
+    ``conversations.link_limits``; its table is unlogged, see migration 0019)."""
+
+    pk = models.CompositePrimaryKey("window_start", "address")
+    window_start = models.DateTimeField()
+    address = models.TextField()
+    requests = models.IntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "link requests"
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.requests} in the minute from {self.window_start:%H:%M}"
+
+
 class ModelPrice(models.Model):
     """Prices of a model from a date on (USD per 1M tokens); a call is costed at its day's price."""
 

@@ -3,7 +3,9 @@ search. Thin: parse, call one action (which authorizes), answer."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -15,12 +17,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from conversations import access, search, sharing, signin
-from conversations.errors import ChatError
+from chatsite.addresses import request_address
+from conversations import access, link_limits, search, sharing, signin
+from conversations.errors import ChatError, RateLimited
 from conversations.frames import author_name, link_message
 from conversations.models import Conversation, ShareLink, Team
 
 PAGE_SIZE = 30
+
+P = ParamSpec("P")
 
 
 def _user(request: HttpRequest) -> Any:
@@ -139,6 +144,31 @@ def fork(request: HttpRequest, conversation_id: Any) -> HttpResponse:
     return redirect("conversation-detail", conversation_id=new.id)
 
 
+def limited_for_anonymous(
+    view: Callable[Concatenate[HttpRequest, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    """For every view of a share link (under ``/s/``): a visitor not signed in is counted
+    against their address's requests a minute (``link_limits``) before the token is looked up,
+    and past them answered 429 with Retry-After and one line saying so (no transcript, no
+    token)."""
+
+    @wraps(view)
+    def limited(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            try:
+                link_limits.count_request(request_address(request))
+            except RateLimited as error:
+                response = HttpResponse(
+                    error.message, status=error.status, content_type="text/plain; charset=utf-8"
+                )
+                response.headers["Retry-After"] = str(error.extra["retry_after"])
+                return response
+        return view(request, *args, **kwargs)
+
+    return limited
+
+
+@limited_for_anonymous
 def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     """Read-only, as the conversation is now, and then live (``static/js/shared.js`` follows
     the link's socket). A revoked or expired link is a 404."""
@@ -181,6 +211,7 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+@limited_for_anonymous
 def shared_link_messages(request: HttpRequest, token: str) -> JsonResponse:
     """What the link's page shows, read again by its script (after a reconnect, or when a
     message arrives under one the link does not show): not another opening of the link."""

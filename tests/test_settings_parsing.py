@@ -121,6 +121,12 @@ def test_a_malformed_boolean_is_one_line_naming_it() -> None:
     assert_one_line_error(load_settings(DEBUG="sometimes"), "DEBUG")
 
 
+def test_a_bad_link_rate_limit_is_one_line_naming_it() -> None:
+    for value in ("many", "0"):
+        result = load_settings(ANONYMOUS_LINK_REQUESTS_PER_MINUTE=value)
+        assert_one_line_error(result, "ANONYMOUS_LINK_REQUESTS_PER_MINUTE")
+
+
 def test_an_unknown_time_zone_is_one_line_naming_it() -> None:
     assert_one_line_error(load_settings(TIME_ZONE="Mars/Olympus_Mons"), "TIME_ZONE")
     assert load_settings(TIME_ZONE="Europe/Paris").returncode == 0

@@ -14,6 +14,10 @@ const BUSY = {
   4429: "Too many conversations open at once: close some tabs. Trying again…",
 };
 const BUSY_ATTEMPT = 6; // the backoff's ceiling: a try every 5 to 10 s
+// A 4429 after an `error` frame `rate_limited`: an anonymous viewer's address opened share links
+// too often this minute. The page says so and tries again once the frame's `retry_after` has
+// passed (sooner would only be refused again, and counted).
+const RATE_LIMITED = "Too many requests from your address. Trying again soon…";
 
 // A connection can die without closing (the network changed, the laptop slept) and the browser
 // may go on writing into it for minutes. A frame with a client_id is always answered (its
@@ -45,6 +49,7 @@ export class ReconnectingSocket {
     this.closed = false;
     this.ready = false;
     this.refusal = ""; // set when the server refused the session for good (see REFUSALS)
+    this.retryAfter = 0; // seconds, from a refusal of the handshake as rate_limited
     this.sessionRetried = false; // a 4401 on an open socket is tried once more
     this.answerTimer = null;
     this.lastHeard = 0;
@@ -78,6 +83,9 @@ export class ReconnectingSocket {
         return;
       }
       if (frame.type === "pong") return; // its arrival was all it had to say
+      if (frame.type === "error" && frame.code === "rate_limited" && !this.ready) {
+        this.retryAfter = Number(frame.retry_after) || 60; // the close comes next
+      }
       if (frame.type === "ready") {
         this.attempt = 0;
         this.ready = true;
@@ -105,6 +113,14 @@ export class ReconnectingSocket {
         this.setStatus("reconnecting");
         clearTimeout(this.timer);
         this.timer = setTimeout(() => this.connect(), SESSION_RETRY_MS);
+        return;
+      }
+      if (event.code === 4429 && this.retryAfter) {
+        const wait = this.retryAfter * 1000 + Math.random() * 5000;
+        this.retryAfter = 0;
+        this.setStatus("reconnecting", RATE_LIMITED);
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.connect(), wait);
         return;
       }
       if (BUSY[event.code]) {
