@@ -736,7 +736,7 @@ class ConversationForm(StillStoredForm):
 class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
     """Deleted here (its page or "delete selected"), a conversation goes for good with its
     messages and share links; its ledger rows stay. Its open views close as after its owner's
-    delete (4404)."""
+    delete (4404), and its replies being written stop (``generation.stop_replies``)."""
 
     form = ConversationForm
     list_display = ["__str__", "owner", "model", "visibility", "updated_at", "deleted_at"]

@@ -7,4 +7,5 @@ class ConversationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from conversations import quota, sharing  # noqa: F401 - connect their signal receivers
+        # Connect their signal receivers.
+        from conversations import generation, quota, sharing  # noqa: F401

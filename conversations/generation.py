@@ -7,8 +7,9 @@ finalizes exactly once. It knows nothing of websockets: it publishes events to a
 through the service.
 
 Each process runs one :class:`GenerationService` per event loop. It owns a channel on the layer
-so that any socket, on any worker, can ask it for a reply's snapshot or cancel it; it heartbeats
-the rows of its running replies and reaps the rows other (dead) processes left streaming.
+so that any socket, on any worker, can ask it for a reply's snapshot or cancel it (and a
+conversation's delete, anywhere, stops its replies: :func:`stop_replies`); it heartbeats the
+rows of its running replies and reaps the rows other (dead) processes left streaming.
 
 Fan-out: a group_send per frame to every socket's channel costs a walk of the in-memory layer or
 a Redis round trip per socket. So the service keeps, per conversation, the sockets of this
@@ -33,14 +34,18 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import psycopg
+from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 
 from chatsite import logs
 from conversations import actions, pgpool, quota
 from conversations.asyncdb import in_db_thread
 from conversations.frames import SharedFrame
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.text import storable, storable_json
 from conversations.upstream import (
     Completed,
@@ -999,3 +1004,42 @@ def _install_shutdown_hook(service: GenerationService) -> None:
         )
 
     reactor.addSystemEventTrigger("before", "shutdown", drain)  # type: ignore[attr-defined,arg-type]
+
+
+def stop_replies(*conversation_ids: uuid.UUID) -> None:
+    """Every reply of these conversations still being written stops, wherever it runs, and is
+    charged what it used: for conversations being deleted, whose replies nobody can read. The
+    replies are read now (their rows may be about to go with the delete), and their processes
+    told once it has committed: a ``generation.cancel`` to the generation channel of each, as a
+    ``reply.cancel`` from another worker is sent."""
+    layer = get_channel_layer()
+    replies = list(
+        Message.objects.filter(conversation_id__in=conversation_ids, status__in=actions.ACTIVE)
+        .exclude(generation_channel="")
+        .values_list("pk", "generation_channel")
+    )
+    if layer is None or not replies:
+        return
+
+    def send() -> None:
+        for reply_id, channel in replies:
+            try:
+                async_to_sync(layer.send)(
+                    channel, {"type": "generation.cancel", "reply_id": str(reply_id)}
+                )
+            except Exception as error:
+                # Redis away: that reply runs to its end, and is charged what it used then.
+                logger.warning("stopping reply %s failed (%s)", reply_id, type(error).__name__)
+
+    transaction.on_commit(send)
+
+
+@receiver(pre_delete, sender=Conversation)
+def stop_the_replies_of_a_deleted_conversation(
+    sender: Any, instance: Conversation, **kwargs: Any
+) -> None:
+    """However a conversation is deleted for good — on its admin page, by "delete selected",
+    with its owner's account, by any code — its replies being written stop (read before the
+    delete: its messages go with it). Its ledger rows stay (``UsageRecord.conversation`` and
+    ``.message`` are set to null), each settled by its task as it ends."""
+    stop_replies(instance.pk)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from conversations import actions, api_wire, params, quota, sharing, text
+from conversations import actions, api_wire, generation, params, quota, sharing, text
 from conversations.errors import InvalidParameter, ModelNotAllowed, NotFound
 from conversations.frames import MessageFrame, message_frame
 from conversations.models import Conversation, Message, ModelConfig, User
@@ -65,9 +65,11 @@ def rename_conversation(conversation: Conversation, title: Any) -> Conversation:
 
 def delete_conversation(conversation: Conversation) -> None:
     """Soft delete: the row stays so the delete can be undone. Open sockets on it (the
-    owner's other tabs, teammates watching) re-check, and leave."""
+    owner's other tabs, teammates watching) re-check, and leave; its replies being written
+    stop (kept as stopped, with their text, should the delete be undone)."""
     Conversation.objects.filter(pk=conversation.pk).update(deleted_at=timezone.now())
     sharing.announce_access_change(conversation.pk)
+    generation.stop_replies(conversation.pk)
 
 
 def restore_conversation(conversation: Conversation) -> None:

@@ -1,0 +1,159 @@
+"""Deleting a conversation while one of its replies is being written stops that reply, wherever
+it runs: the upstream call is cancelled, the ledger row is settled to what was used (no
+reservation left, nothing for the reaper), and the sockets open on the conversation are told
+it is gone and closed. The reply ran to the end against the upstream, charged in full, though
+nobody could ever read it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+
+from conversations import actions, quota
+from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
+from simulator import count_tokens
+from simulator.testing import running_simulator
+from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
+from tests.support import SIM_KEY, client_for, open_socket
+from tests.test_deleting_an_account_closes_its_views import closed_code
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+LONG = " ".join(f"w{i}" for i in range(300))
+# The whole answer: at 40 tokens/s, about 13 s of streaming.
+FULL = count_tokens(LONG)
+
+
+def delete(how: str, conversation: Conversation, staff: User) -> None:
+    owner = conversation.owner
+    if how == "delete page":
+        response = client_for(staff).post(
+            f"/admin/conversations/conversation/{conversation.pk}/delete/", {"post": "yes"}
+        )
+    elif how == "changelist action":
+        response = client_for(staff).post(
+            "/admin/conversations/conversation/",
+            {"action": "delete_selected", "_selected_action": [conversation.pk], "post": "yes"},
+        )
+    elif how == "owner deleted":
+        response = client_for(staff).post(
+            f"/admin/conversations/user/{owner.pk}/delete/", {"post": "yes"}
+        )
+    else:  # the owner's own delete, in the chat (undoable)
+        response = client_for(owner).post(f"/c/{conversation.pk}/delete/")
+    assert response.status_code in (200, 302), response.content.decode()[:2000]
+
+
+async def settled(record_id: int, timeout: float = 30) -> UsageRecord:
+    """The ledger row once its call has been settled."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        record = await UsageRecord.objects.aget(pk=record_id)
+        if record.state == UsageRecord.State.SETTLED:
+            return record
+        assert asyncio.get_running_loop().time() < deadline, "the call was never settled"
+        await asyncio.sleep(0.1)
+
+
+async def assert_nothing_left_reserved() -> None:
+    assert not await UsageRecord.objects.filter(state=UsageRecord.State.RESERVED).aexists()
+    assert not await UsageAccount.objects.filter(streams__gt=0).aexists()
+    # Nothing for the reaper: no reply row left active, no reservation however old.
+    assert not await Message.objects.filter(status__in=actions.ACTIVE).aexists()
+    assert await sync_to_async(quota.release_orphaned_reservations)(timedelta(0)) == 0
+
+
+@pytest.mark.parametrize(
+    "how", ["delete page", "changelist action", "owner deleted", "owner's own delete"]
+)
+async def test_deleting_a_conversation_stops_its_reply_and_closes_its_sockets(
+    alice: User,
+    staff: User,
+    alice_conversation: Conversation,
+    slow_simulator: str,
+    generation_service: Any,
+    how: str,
+) -> None:
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={LONG}]]"}
+    )
+    await socket.until_type("reply.delta")
+    reply_id = socket.of_type("message.created")[1]["message"]["id"]
+    record = await UsageRecord.objects.aget(message_id=reply_id)
+
+    await sync_to_async(delete)(how, alice_conversation, staff)
+
+    gone = await socket.until_type("error")
+    assert (gone["code"], gone["message"]) == ("not_found", "This conversation was deleted.")
+    assert await closed_code(socket) == 4404
+    # The upstream call was cancelled, and its row settled to what it had produced.
+    record = await settled(record.pk)
+    assert (record.outcome, record.reserved_tokens) == ("cancelled", 0)
+    assert 0 < record.completion_tokens < FULL // 2
+    assert record.user_id == (None if how == "owner deleted" else alice.pk)
+    assert record.username == ("alice" if how == "owner deleted" else "")
+    if how == "owner's own delete":  # undoable: the reply stays, stopped, with its text
+        reply = await Message.objects.aget(pk=reply_id)
+        assert reply.status == Message.Status.CANCELLED
+        assert reply.content and LONG.startswith(reply.content) and reply.content != LONG
+    else:
+        assert not await Message.objects.filter(pk=reply_id).aexists()
+    assert not generation_service.tasks
+    await assert_nothing_left_reserved()
+
+
+@pytest.fixture
+def workers(chat_model: Any) -> Any:
+    with running_simulator(api_key=SIM_KEY, tokens_per_s=40, seed=3) as upstream:
+        env = {"REDIS_URL": redis_url()}
+        with (
+            daphne_worker(upstream, SIM_KEY, **env) as a,
+            daphne_worker(upstream, SIM_KEY, **env) as b,
+        ):
+            yield a, b
+
+
+def delete_in_the_admin_of(worker: str, cookie: str, conversation: Conversation) -> None:
+    """Staff delete the conversation on its admin page, served by ``worker``."""
+    page = f"/admin/conversations/conversation/{conversation.pk}/delete/"
+    with httpx.Client(base_url=worker, cookies={"sessionid": cookie}) as browser:
+        confirm = browser.get(page)
+        assert confirm.status_code == 200
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', confirm.text)
+        assert token is not None
+        done = browser.post(page, data={"post": "yes", "csrfmiddlewaretoken": token[1]})
+        assert done.status_code == 302, done.text[:2000]
+
+
+async def test_a_reply_running_on_another_worker_stops_when_its_conversation_is_deleted(
+    alice: User, staff: User, alice_conversation: Conversation, workers: tuple[str, str]
+) -> None:
+    worker_a, worker_b = workers
+    on_a = await WorkerSocket.open(
+        worker_a, alice_conversation.id, await sync_to_async(session_cookie)(alice)
+    )
+    await on_a.send({"type": "message.send", "client_id": "c1", "content": f"[[sim: say={LONG}]]"})
+    delta = await on_a.until("reply.delta")
+    record = await UsageRecord.objects.aget(message_id=delta["reply_id"])
+
+    staff_cookie = await sync_to_async(session_cookie)(staff)
+    await sync_to_async(delete_in_the_admin_of)(worker_b, staff_cookie, alice_conversation)
+
+    gone = await on_a.until("error")
+    assert gone["code"] == "not_found"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await on_a.receive()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+    record = await settled(record.pk)
+    assert (record.outcome, record.reserved_tokens) == ("cancelled", 0)
+    assert 0 < record.completion_tokens < FULL // 2
+    await assert_nothing_left_reserved()
