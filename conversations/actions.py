@@ -378,8 +378,8 @@ _CONTEXT_KEY = "_generation_context"
 
 def prepared_context(reply: Message) -> GenerationContext | None:
     """What :func:`load_generation_context` would read for ``reply`` just after the action
-    that created it committed, built from the rows it wrote (None for any other instance):
-    the generation task started at once need not read them back."""
+    that created (or continued) it committed, built from the rows it wrote (None for any
+    other instance): the generation task started at once need not read them back."""
     context: GenerationContext | None = reply.__dict__.get(_CONTEXT_KEY)
     return context
 
@@ -658,7 +658,8 @@ def continue_reply(
             # Extended in place, it would change the history that what follows it was
             # written from (and a reply streaming again would have messages under it).
             raise Conflict("Only the last reply of a branch can be continued.")
-        history = upstream_messages(conversation, path_to(conversation, reply.parent_id))
+        path = path_to(conversation, reply.parent_id)
+        history = upstream_messages(conversation, path)
         effective = _effective_params(
             conversation, _within_todays_ceiling(user, conversation, reply)
         )
@@ -691,6 +692,9 @@ def continue_reply(
                 "updated_at",
             ]
         )
+    # For the task started right after commit: read back then, the reply could be gone (its
+    # conversation deleted meanwhile), and its call's reservation out of reach, unsettled.
+    reply.__dict__[_CONTEXT_KEY] = _generation_context(conversation, reply, path, record)
     return Turn(conversation, reply=reply, new_messages=[reply])
 
 
@@ -771,7 +775,19 @@ def load_generation_context(reply_id: uuid.UUID) -> GenerationContext:
         pk=reply_id
     )
     conversation = reply.conversation
-    path = path_to(conversation, reply.parent_id)
+    record = (
+        UsageRecord.objects.filter(quota.reserved_for_message(reply.id))
+        .order_by("-created_at")
+        .first()
+    )
+    return _generation_context(conversation, reply, path_to(conversation, reply.parent_id), record)
+
+
+def _generation_context(
+    conversation: Conversation, reply: Message, path: list[Message], record: UsageRecord | None
+) -> GenerationContext:
+    """What the task generating ``reply`` (its text so far extended, if it has any) needs:
+    ``path``, the branch down to its parent; ``record``, its call's reserved ledger row."""
     messages = upstream_messages(conversation, path)
     prefix = bool(reply.content)
     if prefix:
@@ -779,11 +795,6 @@ def load_generation_context(reply_id: uuid.UUID) -> GenerationContext:
         if reply.reasoning:
             partial["reasoning_content"] = reply.reasoning
         messages.append(partial)
-    record = (
-        UsageRecord.objects.filter(quota.reserved_for_message(reply.id))
-        .order_by("-created_at")
-        .first()
-    )
     first_user = next((m for m in path if m.role == Message.Role.USER), None)
     return GenerationContext(
         reply_id=reply.id,
@@ -791,7 +802,7 @@ def load_generation_context(reply_id: uuid.UUID) -> GenerationContext:
         user_id=record.user_id if record and record.user_id else conversation.owner_id,
         model=conversation.model,
         messages=messages,
-        params=dict(reply.params),
+        params=json.loads(json.dumps(reply.params)),  # as the JSON column returns it
         record_id=record.pk if record else None,
         prefix=prefix,
         content=reply.content,

@@ -67,6 +67,9 @@ logger = logging.getLogger("conversations.generation")
 FLUSH_INTERVAL = 0.05
 CHECKPOINT_INTERVAL = 1.0
 SNAPSHOT_TIMEOUT = 2.0
+# How long a process remembers a stop for a reply it does not hold (yet): the stop of a reply
+# whose action has just committed can come before its task is started.
+STOPPED_EARLY_SECONDS = 10.0
 # The key under which a layer event names the generation channel of the process that sent it.
 PUBLISHER = "publisher"
 
@@ -688,6 +691,8 @@ class GenerationService:
         self.accepting = True
         self.channel = ""
         self._started = False
+        # Stops for replies of this process whose task was not started yet: reply id → when.
+        self.stopped_early: dict[uuid.UUID, float] = {}
 
     async def ensure_started(self) -> None:
         if self._started:
@@ -841,6 +846,9 @@ class GenerationService:
             return existing
         task = GenerationTask(self, reply_id, conversation_id, context)
         self.tasks[reply_id] = task
+        stopped = self.stopped_early.pop(reply_id, None)
+        if stopped is not None and self._loop_time() - stopped < STOPPED_EARLY_SECONDS:
+            task.stop("cancelled")  # it finalizes as stopped before calling the upstream
         task.task = asyncio.ensure_future(task.run())
         return task
 
@@ -872,13 +880,26 @@ class GenerationService:
         return True
 
     async def cancel(self, reply: Message) -> None:
-        local = self.tasks.get(reply.pk)
-        if local is not None:
-            local.stop("cancelled")
-        elif reply.generation_channel and reply.generation_channel != self.channel:
+        if reply.pk in self.tasks or reply.generation_channel == self.channel:
+            self.stop_reply(reply.pk)
+        elif reply.generation_channel:
             await self.layer.send(
                 reply.generation_channel, {"type": "generation.cancel", "reply_id": str(reply.pk)}
             )
+
+    def stop_reply(self, reply_id: uuid.UUID) -> None:
+        """Stop the task of a reply of this process. One whose task is not started yet (its
+        action has just committed, and the task starts once the action's rows are published)
+        is remembered for a few seconds and stopped as it starts."""
+        task = self.tasks.get(reply_id)
+        if task is not None:
+            task.stop("cancelled")
+            return
+        now = self._loop_time()
+        self.stopped_early = {
+            r: at for r, at in self.stopped_early.items() if now - at < STOPPED_EARLY_SECONDS
+        }
+        self.stopped_early[reply_id] = now
 
     async def _listen(self) -> None:
         while True:
@@ -895,11 +916,12 @@ class GenerationService:
     async def _answer(self, message: dict[str, Any]) -> None:
         """A cancel or snapshot request for a task of this process, from any worker."""
         try:
-            task = self.tasks.get(uuid.UUID(message.get("reply_id", "")))
+            reply_id = uuid.UUID(message.get("reply_id", ""))
         except ValueError:
             return
-        if message.get("type") == "generation.cancel" and task is not None:
-            task.stop("cancelled")
+        task = self.tasks.get(reply_id)
+        if message.get("type") == "generation.cancel":
+            self.stop_reply(reply_id)
         elif message.get("type") == "generation.snapshot":
             answer = (
                 task.snapshot(int(message.get("after_seq") or 0))

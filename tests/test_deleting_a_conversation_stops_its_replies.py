@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -108,6 +109,58 @@ async def test_deleting_a_conversation_stops_its_reply_and_closes_its_sockets(
         assert not await Message.objects.filter(pk=reply_id).aexists()
     assert not generation_service.tasks
     await assert_nothing_left_reserved()
+
+
+async def test_a_continuation_whose_conversation_is_deleted_before_it_starts_calls_nothing(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    """Deleted between the continuation's commit and its task's start, the reply's row (and
+    the link from its ledger row to it) is gone: the task, reading it back, gave up and left
+    the call reserved; and the stop, sent before the task existed, was lost."""
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {
+            "type": "message.send",
+            "client_id": "c1",
+            "content": f"[[sim: say={LONG}]]",
+            "params": {"max_tokens": 5},
+        }
+    )
+    cut = await socket.until_reply_ends()
+    assert cut["finish_reason"] == "length"
+    turn = await sync_to_async(actions.continue_reply)(
+        alice, alice_conversation.id, reply_id=cut["reply_id"], channel=generation_service.channel
+    )
+    record = await UsageRecord.objects.aget(
+        message_id=cut["reply_id"], state=UsageRecord.State.RESERVED
+    )
+
+    await sync_to_async(Conversation.objects.filter(pk=alice_conversation.pk).delete)()
+    # The process answers its channel's requests in order: once a snapshot request sent after
+    # the delete is answered, the delete's stop has been handled too.
+    answers = await generation_service.layer.new_channel()
+    await generation_service.layer.send(
+        generation_service.channel,
+        {
+            "type": "generation.snapshot",
+            "reply_id": str(uuid.uuid4()),
+            "after_seq": 0,
+            "reply_channel": answers,
+        },
+    )
+    assert (await generation_service.layer.receive(answers))["type"] == "reply.gone"
+
+    task = generation_service.start(
+        turn.reply.pk, alice_conversation.id, actions.prepared_context(turn.reply)
+    )
+    assert task.task is not None
+    await asyncio.wait_for(task.task, 10)
+
+    record = await UsageRecord.objects.aget(pk=record.pk)
+    assert (record.state, record.outcome) == (UsageRecord.State.SETTLED, "cancelled")
+    assert (record.completion_tokens, record.reserved_tokens, record.cost) == (0, 0, 0)
+    await assert_nothing_left_reserved()
+    await socket.close()
 
 
 @pytest.fixture
