@@ -390,15 +390,25 @@ _CLIENT_ID_SQL = (
 )
 
 
+#: In ``asked`` (see :func:`_existing_turn`): the parameters of the reply a message starts.
+REPLY_PARAMS = "reply_params"
+
+
+def _as_stored(effective: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as a reply's JSON column returns them (to compare with a stored reply's)."""
+    return json.loads(json.dumps(effective))  # type: ignore[no-any-return]
+
+
 def _existing_turn(
     conversation: Conversation, client_id: str, asked: dict[str, Any]
 ) -> Turn | None:
     """The turn a previous attempt with this client id started, if any.
 
     ``asked``: what this attempt asks for, as the first row it would write holds it (its
-    role, and its text where it has one). A retry asks for the same; a request that reuses
-    the id for something else is refused (answered with the first request's rows, its own
-    text would be dropped without a word)."""
+    role, and its text where it has one), and under :data:`REPLY_PARAMS` the parameters of
+    the reply it would start under that row (a message sent or edited). A retry asks for the
+    same; a request that reuses the id for something else is refused (answered with the first
+    request's rows, its own text or parameters would be dropped without a word)."""
     with rows.server_bound_cursor() as cursor:  # one fixed statement: most ids are new
         cursor.execute(_CLIENT_ID_SQL, [conversation.pk, client_id])
         (seen,) = cursor.fetchone()
@@ -407,7 +417,7 @@ def _existing_turn(
     first = conversation.messages.filter(client_id=client_id).first()
     if first is None:
         return None
-    if any(getattr(first, name) != value for name, value in asked.items()):
+    if any(getattr(first, name) != value for name, value in asked.items() if name != REPLY_PARAMS):
         raise Conflict(
             "This client_id was already used for another message in this conversation;"
             " a new message needs a new one.",
@@ -418,6 +428,12 @@ def _existing_turn(
     reply = first.children.filter(role=Message.Role.ASSISTANT).order_by("created_at").first()
     if reply is None:  # a tool answer still waiting for its siblings
         return Turn(conversation, reply=first, new_messages=[first], created=False)
+    if REPLY_PARAMS in asked and reply.params != asked[REPLY_PARAMS]:
+        raise Conflict(
+            "This client_id was already used for this message with other parameters;"
+            " a new request needs a new one.",
+            param="client_id",
+        )
     return Turn(conversation, reply=reply, new_messages=[first, reply], created=False)
 
 
@@ -506,13 +522,18 @@ def send_message(
     params: Any = None,
     channel: str = "",
 ) -> Turn:
-    """Post a user message and start its reply."""
-    asked = {"role": Message.Role.USER, "content": content}
-    client_id, conversation, existing = _begin_turn(user, conversation_id, client_id, asked)
+    """Post a user message and start its reply.
+
+    A retry asks for the same text with the same parameters (compared as they apply, the
+    conversation's included); a client id reused for other text or parameters is refused."""
+    client_id = _check_client_id(client_id)
+    conversation = access.access_conversation_for_posting(user, conversation_id)
+    effective = _effective_params(conversation, params)
+    asked = {"role": Message.Role.USER, "content": content, REPLY_PARAMS: _as_stored(effective)}
+    existing = _existing_turn(conversation, client_id, asked)
     if existing is not None:
         return existing
     content = _check_content(content)
-    effective = _effective_params(conversation, params)
 
     def create() -> Turn:
         branch = branch_to(conversation, parent_id)
@@ -571,7 +592,7 @@ def regenerate_reply(
     asked = {
         "role": Message.Role.ASSISTANT,
         "parent_id": old.parent_id,
-        "params": json.loads(json.dumps(effective)),  # as the row's JSON column holds them
+        "params": _as_stored(effective),
     }
     existing = _existing_turn(conversation, client_id, asked)
     if existing is not None:
@@ -604,16 +625,22 @@ def edit_message(
     """A new branch: the edited user message becomes a sibling of the original, then a reply.
 
     A retry asks for the same text in the same place (beside ``message_id``, or beside a
-    sibling of it); a client id reused to edit a message elsewhere is refused."""
+    sibling of it) with the same parameters; a client id reused to edit a message elsewhere,
+    or with other parameters, is refused."""
     client_id = _check_client_id(client_id)
     conversation = access.access_conversation_for_posting(user, conversation_id)
     original = _message_in(conversation, message_id, Message.Role.USER, param="message_id")
-    asked = {"role": Message.Role.USER, "content": content, "parent_id": original.parent_id}
+    effective = _effective_params(conversation, params)
+    asked = {
+        "role": Message.Role.USER,
+        "content": content,
+        "parent_id": original.parent_id,
+        REPLY_PARAMS: _as_stored(effective),
+    }
     existing = _existing_turn(conversation, client_id, asked)
     if existing is not None:
         return existing
     content = _check_content(content)
-    effective = _effective_params(conversation, params)
 
     def create() -> Turn:
         message = Message.objects.create(

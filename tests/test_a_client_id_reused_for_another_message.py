@@ -164,3 +164,56 @@ async def test_an_edit_under_a_used_client_id_must_edit_in_the_same_place(
     await socket.close()
     assert duplicate["duplicate"] is True and duplicate["message"]["id"] == edited["id"]
     assert await Message.objects.acount() == 6
+
+
+async def test_a_message_under_a_used_client_id_must_ask_with_the_same_parameters(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    socket = await open_socket(alice, alice_conversation)
+    send = {
+        "type": "message.send",
+        "client_id": "s1",
+        "content": "[[sim: say=Hi.]]",
+        "params": {"temperature": 0.5},
+    }
+    await socket.send(send)
+    question = (await socket.until_type("message.created"))["message"]["id"]
+    await socket.until_reply_ends()
+    edit = {
+        "type": "message.edit",
+        "message_id": question,
+        "content": "[[sim: say=Edited.]]",
+        "client_id": "e1",
+        "params": {"max_tokens": 100},
+    }
+    await socket.send(edit)
+    edited = (await socket.until_type("message.created"))["message"]["id"]
+    await socket.until_reply_ends()
+
+    # The same id and text with other parameters (or none): another request, refused, where
+    # it used to be answered as the first one while its parameters were dropped.
+    for frame, other in (
+        (send, {"params": {"temperature": 0.7}}),
+        (send, {"params": None}),
+        (edit, {"params": {"max_tokens": 200}}),
+        (edit, {"params": None}),
+    ):
+        await socket.send({k: v for k, v in {**frame, **other}.items() if v is not None})
+        error = await socket.until_type("error")
+        assert (error["code"], error.get("param"), error.get("client_id")) == (
+            "conflict",
+            "client_id",
+            frame["client_id"],
+        ), other
+    assert await Message.objects.acount() == 4
+    assert await UsageRecord.objects.filter(purpose="chat").acount() == 2
+
+    # True retries are still the first requests (each answered with its message and reply).
+    for frame, created in ((send, question), (edit, edited)):
+        await socket.send(frame)
+        duplicate = await socket.until_type("message.created")
+        assert duplicate["duplicate"] is True and duplicate["message"]["id"] == created
+        reply = await socket.until_type("message.created")
+        assert reply["duplicate"] is True and reply["message"]["role"] == "assistant"
+    await socket.close()
+    assert await Message.objects.acount() == 4
