@@ -12,8 +12,11 @@ Decisions where DeepSeek's behaviour is unknown or unsuitable (documented for cl
 * Unknown top-level fields are refused with 400 naming the field (§3.1: "do not send them"),
   except ``n: 1`` (or null), which some SDKs send by default, and ``max_completion_tokens``,
   OpenAI's newer name for ``max_tokens`` (LangChain's ChatOpenAI sends it instead), taken as
-  ``max_tokens``; DeepSeek ignores it, so its limit would never apply. Unknown fields inside a message are
-  ignored (clients often echo the SDK's whole message objects back).
+  ``max_tokens``; DeepSeek ignores it, so its limit would never apply; and OpenAI's ``user``
+  (an end-user id that apps such as LibreChat send on every call), a string accepted and not
+  used: the key already says who calls, and DeepSeek's own ``user_id`` is a separate field.
+  Unknown fields inside a message are ignored (clients often echo the SDK's whole message
+  objects back).
 * Every malformed body is a 400 (DeepSeek's current behaviour), never a 422.
 * ``prefix`` (chat prefix completion) is a beta feature we do not serve: 400, as upstream.
 """
@@ -40,7 +43,9 @@ REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max
 OUR_FIELDS = frozenset(
     {"model", "messages", "stream", "stream_options", "thinking", "reasoning_effort", "user_id"}
 )
-KNOWN_FIELDS = OUR_FIELDS | frozenset(param_rules.KNOWN) | {"n", "max_completion_tokens"}
+KNOWN_FIELDS = OUR_FIELDS | frozenset(param_rules.KNOWN) | {"n", "max_completion_tokens", "user"}
+#: OpenAI's ``user`` (the caller's own end-user id, for their tracking): accepted, not used.
+MAX_USER_BYTES = 512
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -132,6 +137,13 @@ def parse_chat_request(
     n = body.get("n")
     if n is not None and (n != 1 or isinstance(n, bool)):
         raise InvalidParameter("n must be 1: one choice is always returned.", param="n")
+    end_user = body.get("user")
+    if end_user is not None and (
+        not isinstance(end_user, str) or len(end_user.encode()) > MAX_USER_BYTES
+    ):
+        raise InvalidParameter(
+            f"user must be a string of at most {MAX_USER_BYTES} bytes.", param="user"
+        )
     messages = _check_messages(body.get("messages"))
 
     stream = body.get("stream", False)
