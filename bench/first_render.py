@@ -10,6 +10,8 @@ fifth, a thought before every fourth). For each run a fresh tab navigates to the
 and presses a key in the composer as soon as the document is parsed (module scripts have run).
 Reported (median and worst over the runs, ms from the navigation's start):
 
+- ``kB``: the page's size as served (Navigation Timing decodedBodySize; the app does not
+  compress pages);
 - ``served``: the page's last byte received (the server's part, Navigation Timing responseEnd);
 
 - ``input``: the key's keydown to the next paint (Event Timing: startTime + duration), i.e. when
@@ -197,9 +199,13 @@ def open_once(context: Any, url: str, count: int, shared: bool = False) -> dict[
         page.wait_for_timeout(300)  # let the Event Timing entry and the last long task land
         probe = page.evaluate("window.__bench")
         tasks = probe["longTasks"]
-        served = page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd")
+        navigation = page.evaluate(
+            "(({responseEnd, decodedBodySize}) => ({responseEnd, decodedBodySize}))"
+            "(performance.getEntriesByType('navigation')[0])"
+        )
         result = {
-            "served": float(served),
+            "kB": float(navigation["decodedBodySize"]) / 1000,
+            "served": float(navigation["responseEnd"]),
             "input": float(probe["keydown"] or 0.0),
             "all drawn": all_drawn,
             "long tasks": float(sum(tasks)),

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from chatsite.addresses import request_address
 from conversations import access, link_limits, search, sharing, signin
 from conversations.errors import ChatError, RateLimited
-from conversations.frames import author_name, link_message
+from conversations.frames import link_message
 from conversations.models import Conversation, ShareLink, Team
 
 PAGE_SIZE = 30
@@ -183,11 +183,11 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
     except ShareLink.DoesNotExist:
         raise Http404("No such link") from None
     conversation = link.conversation
-    transcript = sharing.link_transcript(conversation)
+    # The script reads the messages from the articles (templates/sharing/shared.html): the
+    # page carries the transcript once, not again in its data.
     page_data = {
         "conversation_id": str(conversation.id),
         "title": str(conversation),
-        "messages": [link_message(m) for m in transcript],
         "signed_in": request.user.is_authenticated,
         # Where an anonymous viewer signs in and comes back, if public links are switched off.
         "sign_in_url": redirect_to_login(request.get_full_path()).url,
@@ -200,7 +200,7 @@ def shared_link(request: HttpRequest, token: str) -> HttpResponse:
         # The token goes back with "Continue in my chats": a link is all some viewers have.
         {
             "conversation": conversation,
-            "messages": [(author_name(m), m) for m in transcript],
+            "messages": [link_message(m) for m in sharing.link_transcript(conversation)],
             "token": token,
             "page_data": page_data,
         },

@@ -219,3 +219,49 @@ def admin_form(client: Client, page: str, **changes: Any) -> dict[str, Any]:
     }
     form.update(changes)
     return {k: v for k, v in form.items() if v is not None}
+
+
+class _SharedMessagesReader(HTMLParser):
+    """The messages of a share link's page as its script reads them (static/js/shared.js,
+    serverMessages): each article's data attributes, its author and its text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[dict[str, Any]] = []
+        self._into: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "article" and "data-id" in a:
+            self.messages.append(
+                {
+                    "id": a["data-id"],
+                    "parent_id": a.get("data-parent-id") or None,
+                    "role": a["data-role"],
+                    "author": "",
+                    "content": "",
+                    "status": a["data-status"],
+                    "seq": int(a["data-seq"]),
+                    "created_at": a["data-created-at"],
+                }
+            )
+        elif self.messages and tag == "h2" and a.get("class") == "author":
+            self._into = "author"
+        elif self.messages and tag == "div" and a.get("class") == "text":
+            self._into = "content"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h2", "div"):
+            self._into = None
+
+    def handle_data(self, data: str) -> None:
+        if self._into:
+            self.messages[-1][self._into] += data
+
+
+def shared_messages(html: str) -> list[dict[str, Any]]:
+    """The messages a share link's page (``html``) holds, as its script reads them."""
+    reader = _SharedMessagesReader()
+    reader.feed(html)
+    reader.close()
+    return reader.messages

@@ -1,6 +1,7 @@
 """The page a share link opens is the transcript itself, server-rendered, for a browser without
-JavaScript; its script (a module of our own origin, no inline code) upgrades it from the page's
-data: the messages as the link's socket sends them, and the link's socket. The messages it reads
+JavaScript; its script (a module of our own origin, no inline code) upgrades it from that same
+transcript (each message as the link's socket sends it, in its article) and the page's data (the
+link's socket, where to read the messages again). The messages it reads
 again when it catches up are what the link shows, read without logging another opening; and the
 token stays out of every Referer and log line."""
 
@@ -14,6 +15,7 @@ import pytest
 from django.test import Client
 
 from conversations import sharing
+from conversations.frames import link_message
 from conversations.models import (
     Conversation,
     Message,
@@ -21,7 +23,7 @@ from conversations.models import (
     SharingSettings,
     User,
 )
-from tests.support import client_for
+from tests.support import client_for, shared_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +73,9 @@ def test_the_page_is_the_transcript_and_its_script_is_not_inline(
 
     # Without JavaScript: every message, as written, and the reply still being written.
     assert html.count("<article") == 3
-    assert "Show me **code**" in html and "```python<br>print(1)<br>```" in html
+    # As written, its lines kept by the page's style (white-space: pre-wrap), not by <br>.
+    assert '<div class="text">Show me **code**</div>' in html
+    assert '<div class="text">```python\nprint(1)\n```</div>' in html
     assert "(still being written)" in html
     assert "Continue in my chats" in html
 
@@ -88,13 +92,16 @@ def test_the_page_is_the_transcript_and_its_script_is_not_inline(
     assert data["socket_path"] == f"/ws/conversations/{conversation.id}/?link={token}"
     assert data["messages_url"] == f"/s/{token}/messages.json"
     assert data["signed_in"] is True
-    assert [m["content"] for m in data["messages"]] == [
+    assert "messages" not in data  # the script reads them from the transcript above
+    messages = shared_messages(html)
+    assert [m["content"] for m in messages] == [
         "Show me **code**",
         "```python\nprint(1)\n```",
         "Still going",
     ]
     # As the link's socket sends a message: nothing the link does not show.
-    assert set(data["messages"][1]) == {
+    assert messages == [link_message(m) for m in sharing.link_transcript(conversation)]
+    assert set(messages[1]) == {
         "id",
         "parent_id",
         "role",

@@ -374,8 +374,25 @@ function onStatus(status, detail) {
   if (status === "connected") stateNote.textContent = "live";
 }
 
-// The server's transcript is drawn again from the page's data, as the conversation page draws.
-setBranch(page.messages.map((message) => ({ ...message, content: message.content || "", seq: message.seq || 0 })));
+/** The transcript as the server wrote it (templates/sharing/shared.html), the page's only copy:
+ * each message as the link's socket sends it, read from its article (its markdown source is its
+ * .text's text: escaped by the server, never parsed as markup here). */
+function serverMessages() {
+  return Array.from(list.querySelectorAll(":scope > article[data-id]"), (article) => ({
+    id: article.dataset.id,
+    parent_id: article.dataset.parentId || null,
+    role: article.dataset.role,
+    author: article.querySelector(":scope > .author").textContent,
+    content: article.querySelector(":scope > .text").textContent,
+    status: article.dataset.status,
+    seq: Number(article.dataset.seq) || 0,
+    created_at: article.dataset.createdAt,
+  }));
+}
+
+// The server's transcript is drawn again, as the conversation page draws (its articles give way
+// to the script's).
+setBranch(serverMessages());
 list.classList.add("messages");
 flushRender();
 
