@@ -33,6 +33,8 @@ from django.utils.html import format_html
 from conversations import access, audit, sharing, text
 from conversations.errors import InvalidParameter
 from conversations.models import (
+    LIMIT_FIELDS,
+    UNLIMITED,
     ApiKey,
     AuditEntry,
     Conversation,
@@ -231,8 +233,110 @@ def _abridged(deleted: list[Any]) -> list[Any]:
     return kept
 
 
+INHERIT, A_NUMBER = "inherit", "number"
+OVERRIDE_CHOICES = [
+    (INHERIT, "Inherit from the policy"),
+    (A_NUMBER, "Limit to"),
+    (UNLIMITED, "Unlimited"),
+]
+_CHOICE_LABELS = dict(OVERRIDE_CHOICES)
+
+
+class LimitOverrideWidget(forms.MultiWidget):
+    """How a user's own limit is set: a choice (inherit, a number, unlimited) and the number.
+    The number keeps the field's own name (``<field>``), the choice is ``<field>_choice``."""
+
+    def __init__(self, number_label: str) -> None:
+        super().__init__(
+            {
+                "choice": forms.Select(choices=OVERRIDE_CHOICES),
+                "": forms.NumberInput(attrs={"min": 0, "aria-label": number_label}),
+            }
+        )
+
+    def decompress(self, value: Any) -> list[Any]:
+        if value == UNLIMITED:
+            return [UNLIMITED, None]
+        return [INHERIT, None] if value is None else [A_NUMBER, value]
+
+    def id_for_label(self, id_: str) -> str:
+        return f"{id_}_0" if id_ else ""  # the label names the choice (the first widget)
+
+
+class LimitOverrideField(forms.MultiValueField):
+    """A user's own limit as :meth:`UserLimits.override` reads it: a number, ``UNLIMITED``,
+    or None (inherit). A number with "inherit" or "unlimited" chosen is refused, not dropped
+    (the admin who typed it meant something); so is "limit to" without a number. A post
+    without the choice (a script written before it existed) means what the number says."""
+
+    def __init__(self, number: forms.Field, label: str) -> None:
+        super().__init__(
+            fields=(forms.ChoiceField(choices=OVERRIDE_CHOICES, required=False), number),
+            widget=LimitOverrideWidget(f"{label}: the limit"),
+            label=label,
+            required=False,
+            require_all_fields=False,
+        )
+
+    def compress(self, data_list: list[Any]) -> int | str | None:
+        choice, number = [*data_list, "", None][:2]  # [] when both were left empty
+        if not choice:
+            choice = INHERIT if number is None else A_NUMBER
+        if choice == A_NUMBER:
+            if number is None:
+                raise ValidationError(
+                    "Enter the limit, or choose “Inherit from the policy” or “Unlimited”.",
+                    code="required",
+                )
+            return int(number)
+        if number is not None:
+            raise ValidationError(
+                f"“{_CHOICE_LABELS[choice]}” is chosen, and a number entered: choose “Limit "
+                f"to” to limit to {number:,}, or clear the number.",
+                code="ambiguous",
+            )
+        return UNLIMITED if choice == UNLIMITED else None
+
+
+def _override_field(name: str) -> LimitOverrideField:
+    column = UserLimits._meta.get_field(name)
+    assert isinstance(column, models.Field)
+    number = column.formfield(required=False)  # the column's bounds
+    assert number is not None
+    return LimitOverrideField(number, name.replace("_", " ").capitalize())
+
+
+class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A user's own limits, each inherited, a number or unlimited (stored as the number and
+    ``<field>_unlimited``, set here together)."""
+
+    tokens_per_day = _override_field("tokens_per_day")
+    tokens_per_month = _override_field("tokens_per_month")
+    max_output_tokens = _override_field("max_output_tokens")
+    requests_per_minute = _override_field("requests_per_minute")
+    concurrent_streams = _override_field("concurrent_streams")
+
+    class Meta:
+        model = UserLimits
+        fields = ["suspended", "policy", *LIMIT_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in LIMIT_FIELDS:
+            self.initial[name] = self.instance.override(name)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        for name in LIMIT_FIELDS:
+            if name in cleaned:  # absent: refused, and the form with it
+                self.instance.set_override(name, cleaned[name])
+                cleaned[name] = getattr(self.instance, name)  # what the model form saves
+        return cleaned
+
+
 class UserLimitsInline(admin.StackedInline):
     model = UserLimits
+    form = UserLimitsForm
     can_delete = False
     verbose_name_plural = "Limits"
     fieldsets = [
@@ -245,11 +349,11 @@ class UserLimitsInline(admin.StackedInline):
                     ("tokens_per_day", "tokens_per_month"),
                     ("max_output_tokens", "requests_per_minute", "concurrent_streams"),
                 ],
-                # Unlike a policy's, a blank field here is not unlimited.
-                "description": "A number overrides that one limit for this user. Blank: the "
-                "policy's value (the user's own policy, else the most generous of their "
-                "groups' policies, else the default policy). To make a limit unlimited, "
-                "assign a policy that leaves it blank.",
+                # Unlike a policy's, a blank field here is not unlimited: each limit says.
+                "description": "Each limit: “Inherit from the policy” takes the policy's value "
+                "(the user's own policy, else the most generous of their groups' policies, "
+                "else the default policy); “Limit to” a number sets this user's own; "
+                "“Unlimited” lifts it for this user, whatever the policy says.",
             },
         )
     ]

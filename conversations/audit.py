@@ -10,11 +10,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.forms.models import model_to_dict
 
-from conversations.models import AuditEntry, User
+from conversations.models import LIMIT_FIELDS, AuditEntry, User, UserLimits
+
+INHERITED = "inherited"
 
 
 def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
-    """The instance's fields as JSON-safe data (many-to-many as sorted ids)."""
+    """The instance's fields as JSON-safe data (many-to-many as sorted ids); a user's own
+    limits each as "inherited", "unlimited" or the number."""
     if instance is None or instance.pk is None:
         return None
     data = model_to_dict(instance)
@@ -23,6 +26,12 @@ def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
             data[key] = sorted(getattr(item, "pk", item) for item in value)
         elif isinstance(value, models.Model):
             data[key] = value.pk
+    if isinstance(instance, UserLimits):
+        # One value per limit, as the admin chose it (not a number and a flag to read together).
+        for name in LIMIT_FIELDS:
+            data.pop(f"{name}_unlimited", None)
+            override = instance.override(name)
+            data[name] = INHERITED if override is None else override
     result: dict[str, Any] = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
     return result
 

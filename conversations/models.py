@@ -382,8 +382,25 @@ class Policy(models.Model):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DEFAULT_POLICY_LOCK])
 
 
+LIMIT_FIELDS = (
+    "tokens_per_day",
+    "tokens_per_month",
+    "max_output_tokens",
+    "requests_per_minute",
+    "concurrent_streams",
+)
+"""The limits a policy sets and a user's own limits override, field by field."""
+
+UNLIMITED = "unlimited"
+
+
 class UserLimits(models.Model):
-    """A user's own limits: suspension, a policy of their own, and per-field overrides."""
+    """A user's own limits: suspension, a policy of their own, and per-field overrides.
+
+    Each limit is overridden three ways: blank (NULL, the policy's value, as every row
+    stored before the choice existed), a number, or unlimited (``<field>_unlimited``, the
+    number then blank: a constraint holds it so). Read them with :meth:`override`.
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
@@ -402,13 +419,42 @@ class UserLimits(models.Model):
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
+    # A default in the database too: a process still running the previous release inserts
+    # rows without these columns while a deployment rolls.
+    tokens_per_day_unlimited = models.BooleanField(default=False, db_default=False)
+    tokens_per_month_unlimited = models.BooleanField(default=False, db_default=False)
+    max_output_tokens_unlimited = models.BooleanField(default=False, db_default=False)
+    requests_per_minute_unlimited = models.BooleanField(default=False, db_default=False)
+    concurrent_streams_unlimited = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         verbose_name = "limits"
         verbose_name_plural = "limits"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(**{f"{name}_unlimited": False}) | Q(**{f"{name}__isnull": True}),
+                name=f"userlimits_{name}_unlimited_or_a_number",
+                violation_error_message=f"{name.replace('_', ' ').capitalize()} is either "
+                "unlimited or a number, not both.",
+            )
+            for name in LIMIT_FIELDS
+        ]
 
     def __str__(self) -> str:
         return f"Limits of {self.user}"
+
+    def override(self, name: str) -> int | str | None:
+        """This user's own value of the limit ``name``: a number, :data:`UNLIMITED`, or None
+        (not overridden: the policy's value applies)."""
+        if getattr(self, f"{name}_unlimited"):
+            return UNLIMITED
+        value: int | None = getattr(self, name)
+        return value
+
+    def set_override(self, name: str, value: int | str | None) -> None:
+        """Set the limit ``name`` as :meth:`override` reads it."""
+        setattr(self, f"{name}_unlimited", value == UNLIMITED)
+        setattr(self, name, None if value == UNLIMITED else value)
 
 
 class UsageAccount(models.Model):

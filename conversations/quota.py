@@ -13,7 +13,8 @@ Python only computes the periods, words refusals and builds the returned record.
 their own (the async API) run :data:`ADMIT_SQL` / :data:`SETTLE_SQL` themselves with
 :func:`admission_params` / :func:`admission_result` / :func:`settlement_params`.
 :func:`limits_for` (pages, the composer) resolves the same limits through the ORM; the SQL
-twin is ``usage_limits``, and tests/test_quota_limits_in_sql_agree.py keeps them equal.
+twin is ``usage_limits`` (as of migration 0020: a user's own limit may be unlimited), and
+tests/test_quota_limits_in_sql_agree.py keeps them equal.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from conversations.errors import (
     TooManyStreams,
 )
 from conversations.models import (
+    LIMIT_FIELDS,
+    UNLIMITED,
     ApiKey,
     Conversation,
     Message,
@@ -120,13 +123,6 @@ def counts_from_usage(usage: Mapping[str, Any]) -> Counts:
 # replaces it at settlement, stays within what was reserved.
 PROMPT_PADDING = 1.1
 PROMPT_SLACK = 16
-_LIMIT_FIELDS = (
-    "tokens_per_day",
-    "tokens_per_month",
-    "max_output_tokens",
-    "requests_per_minute",
-    "concurrent_streams",
-)
 
 
 @dataclass(frozen=True)
@@ -156,14 +152,14 @@ def _from_policy(policy: Policy, source: str) -> Limits:
         else frozenset(m.pk for m in policy.allowed_models.all()),
         api_access=policy.api_access,
         source=source,
-        **{name: getattr(policy, name) for name in _LIMIT_FIELDS},
+        **{name: getattr(policy, name) for name in LIMIT_FIELDS},
     )
 
 
 def _most_generous(policies: Sequence[Policy]) -> Limits:
     """Field by field, the largest limit among the user's groups (unlimited beats any number)."""
     merged: dict[str, Any] = {}
-    for name in _LIMIT_FIELDS:
+    for name in LIMIT_FIELDS:
         values = [getattr(p, name) for p in policies]
         merged[name] = None if any(v is None for v in values) else max(values)
     models: frozenset[int] | None = None
@@ -179,7 +175,7 @@ def _most_generous(policies: Sequence[Policy]) -> Limits:
 
 def limits_for(user: User) -> Limits:
     """The user's own policy, else the most generous of their groups' policies, else the
-    default policy; then the user's overrides, field by field."""
+    default policy; then the user's overrides, field by field: a number, or unlimited."""
     own = UserLimits.objects.filter(user=user).select_related("policy").first()
     if own is not None and own.policy is not None:
         return _resolve(own, [], None)
@@ -225,12 +221,17 @@ def _resolve(
         limits = Limits()
     if own is None:
         return limits
-    overrides = {
-        name: getattr(own, name) for name in _LIMIT_FIELDS if getattr(own, name) is not None
-    }
+    # Each limit the user's own row sets (a number, or unlimited: None) replaces the policy's.
+    overrides: dict[str, Any] = {}
+    said = []
+    for name in LIMIT_FIELDS:
+        value = own.override(name)
+        if value is not None:
+            overrides[name] = None if value == UNLIMITED else value
+            said.append(name.replace("_", " ") + (" (unlimited)" if value == UNLIMITED else ""))
     source = limits.source
-    if overrides:  # said, or the policy named would seem to set what the user's own limits do
-        source += "; the user's own: " + ", ".join(n.replace("_", " ") for n in overrides)
+    if said:  # said, or the policy named would seem to set what the user's own limits do
+        source += "; the user's own: " + ", ".join(said)
     return replace(limits, suspended=own.suspended, source=source, **overrides)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conversations.models import ModelConfig, User, UserLimits
+from conversations.models import ModelConfig, Policy, User, UserLimits
 from tests.test_api_support import api_server, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -66,3 +66,20 @@ def test_an_exhausted_allowance_is_not_available(
     balance = _balance(base, key)
     assert balance["is_available"] is False
     assert balance["balance_infos"][0]["total_balance"] == "0.00"  # type: ignore[index]
+
+
+def test_a_user_whose_own_daily_limit_is_unlimited_has_no_balance_and_is_admitted(
+    base: str, alice: User, bob: User, chat_model: ModelConfig
+) -> None:
+    """The policy allows 100 tokens a day; Alice's own limit lifts it, Bob inherits it."""
+    Policy.objects.all().delete()
+    Policy.objects.create(name="Default", is_default=True, tokens_per_day=100)
+    UserLimits.objects.create(user=alice, tokens_per_day_unlimited=True)
+    UserLimits.objects.create(user=bob)
+    alice_key, bob_key = make_key(alice), make_key(bob)
+
+    assert _balance(base, alice_key) == {"is_available": True, "balance_infos": []}
+    assert _balance(base, bob_key)["balance_infos"][0]["total_balance"] == "100.00"  # type: ignore[index]
+    # Admitted through the API's own statement for far more than the policy's day.
+    assert chat(base, bearer(alice_key), max_tokens=8_000).status_code == 200
+    assert chat(base, bearer(bob_key), max_tokens=8_000).status_code == 429

@@ -35,3 +35,10 @@ def test_overridden_fields_are_named_beside_the_policy(staff: User, alice: User)
 def test_a_user_without_overrides_gets_the_policy_alone(alice: User) -> None:
     UserLimits.objects.create(user=alice, suspended=True)
     assert quota.limits_for(alice).source == "policy Default (default)"
+
+
+def test_a_field_the_user_has_no_limit_on_is_named_unlimited(alice: User) -> None:
+    UserLimits.objects.create(user=alice, tokens_per_day_unlimited=True, concurrent_streams=1)
+    assert quota.limits_for(alice).source == (
+        "policy Default (default); the user's own: tokens per day (unlimited), concurrent streams"
+    )

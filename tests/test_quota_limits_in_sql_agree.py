@@ -133,6 +133,40 @@ def test_a_users_own_policy_replaces_the_groups_and_overrides_go_on_top(
     assert (limits.tokens_per_day, limits.requests_per_minute) == (50_000, 2)
 
 
+def test_a_users_own_unlimited_fields_are_unlimited_whatever_the_policy(
+    alice: User, bob: User, models: list[ModelConfig]
+) -> None:
+    Policy.objects.all().delete()
+    everything = {name: 10 for name in FIELDS}
+    Policy.objects.create(name="Default", is_default=True, **everything)
+    team = Group.objects.create(name="team")
+    Policy.objects.create(name="team", **everything).groups.set([team])
+    own = UserLimits.objects.create(
+        user=alice,
+        tokens_per_day_unlimited=True,
+        max_output_tokens_unlimited=True,
+        concurrent_streams_unlimited=True,
+        requests_per_minute=99,
+    )
+    UserLimits.objects.create(user=bob, tokens_per_month_unlimited=True)
+    expected = (None, 10, None, 99, None)
+    # Under the default policy, a group's, and one of the user's own.
+    for arrange in (
+        lambda: None,
+        lambda: alice.groups.set([team]),
+        lambda: UserLimits.objects.filter(pk=own.pk).update(
+            policy=Policy.objects.create(name="own", **everything)
+        ),
+    ):
+        arrange()
+        limits = assert_agree(alice, models)
+        assert tuple(getattr(limits, name) for name in FIELDS) == expected
+    assert assert_agree(bob, models).tokens_per_month is None
+    assert assert_agree(bob, models).tokens_per_day == 10
+    together = quota.limits_for_many([alice, bob])
+    assert together == {alice.pk: quota.limits_for(alice), bob.pk: quota.limits_for(bob)}
+
+
 def test_suspension_an_inactive_account_and_a_disabled_model(
     alice: User, models: list[ModelConfig], reasoner_model: ModelConfig
 ) -> None:

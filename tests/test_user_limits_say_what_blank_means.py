@@ -1,6 +1,7 @@
 """A user's Limits section says what a blank field means there: the policy's value, not
 unlimited (a policy's blank is unlimited, and the section looked the same, so an admin who
-cleared a user's daily limit to lift it got the policy's limit back, with nothing saying so)."""
+cleared a user's daily limit to lift it got the policy's limit back, with nothing saying so).
+Each limit now names its choice: inherit from the policy, a number, or unlimited."""
 
 from __future__ import annotations
 
@@ -23,5 +24,7 @@ def test_the_limits_section_explains_blank_fields(staff: User, alice: User) -> N
     page = client_for(staff).get(f"/admin/conversations/user/{alice.pk}/change/")
     html = page.content.decode()
     limits = html[html.index('id="limits-group"') :]
-    assert "Blank: the policy&#x27;s value" in limits or "Blank: the policy's value" in limits
-    assert "To make a limit unlimited, assign a policy that leaves it blank." in limits
+    assert "“Inherit from the policy” takes the policy's value" in limits
+    assert "“Unlimited” lifts it for this user, whatever the policy says." in limits
+    # The blank field says so itself.
+    assert '<option value="inherit" selected>Inherit from the policy</option>' in limits
