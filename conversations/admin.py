@@ -360,6 +360,9 @@ class UserLimitsInline(admin.StackedInline):
     extra = 0
     max_num = 1
 
+    class Media:
+        js = ["js/admin_limits.js"]  # a number typed chooses "Limit to", and back
+
 
 class AccountChangeForm(StillStoredForm, UserChangeForm):  # type: ignore[type-arg]
     """Django's account form, refused once the account is deleted: saved, it brought the
