@@ -38,6 +38,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
@@ -45,7 +46,7 @@ from chatsite import logs
 from conversations import actions, pgpool, quota
 from conversations.asyncdb import in_db_thread
 from conversations.frames import SharedFrame
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, User
 from conversations.text import storable, storable_json
 from conversations.upstream import (
     Completed,
@@ -1056,12 +1057,40 @@ def stop_replies(*conversation_ids: uuid.UUID) -> None:
     transaction.on_commit(send)
 
 
+def _conversations_deleted_with(origin: Any) -> QuerySet[Conversation] | None:
+    """The conversations that deleting ``origin`` takes, when it is a set of conversations, an
+    account or a set of accounts (their conversations go with them); None for anything else."""
+    if isinstance(origin, User):
+        return Conversation.objects.filter(owner_id=origin.pk)
+    if isinstance(origin, QuerySet) and origin.model is User:
+        return Conversation.objects.filter(owner__in=origin.values("pk"))
+    if isinstance(origin, QuerySet) and origin.model is Conversation:
+        return Conversation.objects.filter(pk__in=origin.values("pk"))
+    return None
+
+
+# Kept on a delete's origin: the conversations whose replies were stopped for it at once.
+_STOPPED_FOR = "_conversations_with_replies_stopped"
+
+
 @receiver(pre_delete, sender=Conversation)
 def stop_the_replies_of_a_deleted_conversation(
-    sender: Any, instance: Conversation, **kwargs: Any
+    sender: Any, instance: Conversation, origin: Any = None, **kwargs: Any
 ) -> None:
     """However a conversation is deleted for good — on its admin page, by "delete selected",
     with its owner's account, by any code — its replies being written stop (read before the
     delete: its messages go with it). Its ledger rows stay (``UsageRecord.conversation`` and
-    ``.message`` are set to null), each settled by its task as it ends."""
-    stop_replies(instance.pk)
+    ``.message`` are set to null), each settled by its task as it ends.
+
+    A delete that takes many conversations at once (accounts, a set of conversations): at the
+    first one's signal, the replies of all of them are stopped in one query (not one per
+    conversation), and the others' signals find theirs done."""
+    if instance.pk in getattr(origin, _STOPPED_FOR, ()):
+        return
+    taken = _conversations_deleted_with(origin)
+    if taken is None:
+        stop_replies(instance.pk)
+        return
+    ids = frozenset(taken.values_list("pk", flat=True)) | {instance.pk}
+    stop_replies(*ids)
+    setattr(origin, _STOPPED_FOR, ids)

@@ -210,3 +210,79 @@ async def test_a_reply_running_on_another_worker_stops_when_its_conversation_is_
     assert (record.outcome, record.reserved_tokens) == ("cancelled", 0)
     assert 0 < record.completion_tokens < FULL // 2
     await assert_nothing_left_reserved()
+
+
+def stop_queries(queries: list[dict[str, str]]) -> int:
+    """The queries that read replies to stop (only they select ``generation_channel``)."""
+    return sum('"generation_channel"' in q["sql"] and "SELECT" in q["sql"] for q in queries)
+
+
+@pytest.mark.parametrize("how", ["account", "accounts", "conversations"])
+def test_a_delete_that_takes_many_conversations_reads_their_replies_once(
+    alice: User, bob: User, chat_model: Any, how: str
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for owner in (alice, bob):
+        Conversation.objects.bulk_create(
+            Conversation(owner=owner, model=chat_model, title=f"c{i}") for i in range(20)
+        )
+    with CaptureQueriesContext(connection) as queries:
+        if how == "account":
+            alice.delete()
+        elif how == "accounts":
+            User.objects.filter(pk__in=[alice.pk, bob.pk]).delete()
+        else:
+            Conversation.objects.filter(owner__in=[alice, bob]).delete()
+    assert not Conversation.objects.filter(owner=alice.pk).exists()
+    # One query for all of them (the ids of what the delete takes, then their replies).
+    assert stop_queries(queries.captured_queries) == 1
+
+
+@pytest.mark.parametrize("how", ["delete page", "changelist action"])
+async def test_deleting_an_account_stops_the_replies_of_all_its_conversations(
+    alice: User,
+    bob: User,
+    staff: User,
+    chat_model: Any,
+    slow_simulator: str,
+    generation_service: Any,
+    how: str,
+) -> None:
+    """Read at once for all of them, the replies of every conversation of the account stop,
+    and no one else's."""
+    conversations = [
+        await Conversation.objects.acreate(owner=owner, model=chat_model, title=title)
+        for owner, title in ((alice, "one"), (alice, "two"), (bob, "Bob's"))
+    ]
+    records = []
+    for conversation in conversations:
+        socket = await open_socket(conversation.owner, conversation)
+        await socket.send(
+            {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={LONG}]]"}
+        )
+        await socket.until_type("reply.delta")
+        reply_id = socket.of_type("message.created")[1]["message"]["id"]
+        records.append(await UsageRecord.objects.aget(message_id=reply_id))
+
+    admin = await sync_to_async(client_for)(staff)
+    if how == "delete page":
+        response = await sync_to_async(admin.post)(
+            f"/admin/conversations/user/{alice.pk}/delete/", {"post": "yes"}
+        )
+    else:
+        response = await sync_to_async(admin.post)(
+            "/admin/conversations/user/",
+            {"action": "delete_selected", "_selected_action": [alice.pk], "post": "yes"},
+        )
+    assert response.status_code == 302
+
+    for record in records[:2]:
+        record = await settled(record.pk)
+        assert (record.outcome, record.reserved_tokens) == ("cancelled", 0)
+        assert 0 < record.completion_tokens < FULL // 2
+    # Bob's reply runs on (told at the same moment as Alice's, had it been told).
+    bobs = await UsageRecord.objects.aget(pk=records[2].pk)
+    assert bobs.state == UsageRecord.State.RESERVED
+    assert (await Message.objects.aget(pk=bobs.message_id)).status in actions.ACTIVE
