@@ -1038,8 +1038,10 @@ def title_admission(
     conversation_id: uuid.UUID,
     prompt_tokens: int,
     max_tokens: int,
-) -> int | None:
-    """Admit the small title call (its own ledger row); None if the user may not spend now.
+) -> UsageRecord | None:
+    """Admit the small title call (its own ledger row), for ``max_tokens`` or the user's
+    output cap if lower (:func:`quota.output_budget` of the row); None if the user may not
+    spend now.
 
     Raises :class:`TitleNotNeeded` when the conversation was named meanwhile or another title
     call for it is running (two first replies ending together: one call, one charge)."""
@@ -1063,10 +1065,9 @@ def title_admission(
         ):
             raise TitleNotNeeded()
         try:
-            record = quota.run_admission(admission)
+            return quota.run_admission(admission, within_cap=True)
         except ChatError:  # a refused title is not worth an error: the fallback title is used
             return None
-    return record.pk
 
 
 class TitleNotNeeded(Exception):

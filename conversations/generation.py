@@ -531,7 +531,7 @@ async def generate_title(
     max_tokens = 24
     title = ""
     try:
-        record_id = await _db(actions.title_admission)(
+        record = await _db(actions.title_admission)(
             context.user_id,
             context.model,
             context.conversation_id,
@@ -540,21 +540,22 @@ async def generate_title(
         )
     except actions.TitleNotNeeded:
         return
-    if record_id is not None:
+    if record is not None:
         usage = None
         outcome = "failed"
         try:
             result = await service.client.complete_chat(
                 target_of(context.model, thinking=False),
                 messages,
-                {"max_tokens": max_tokens, "temperature": 0.3},
+                # The user's output cap, if lower, shortens the title (what was reserved).
+                {"max_tokens": quota.output_budget(record), "temperature": 0.3},
             )
             title, usage, outcome = clean_title(result.text), result.usage, "complete"
         except UpstreamError as error:
             logger.info("title call failed: %s", error.code)
             if not error.billed:  # refused, or never taken: not billed, as a reply's
                 usage = dict(quota.NOTHING_USED)
-        await _db(actions.settle_call)(record_id, outcome=outcome, usage=usage, output_text=title)
+        await _db(actions.settle_call)(record.pk, outcome=outcome, usage=usage, output_text=title)
     title = title or fallback_title(context.first_user_text)
     if await _db(actions.set_title)(context.conversation_id, title):
         await service.publish(

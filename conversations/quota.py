@@ -493,12 +493,20 @@ def _counter_values(account: UsageAccount | None, periods: Periods) -> dict[str,
     return values
 
 
-def run_admission(params: AdmissionParams) -> UsageRecord:
+def run_admission(params: AdmissionParams, *, within_cap: bool = False) -> UsageRecord:
     """:data:`ADMIT_SQL` with ``params`` (from :func:`admission_params`) on Django's
-    connection: the ledger row it inserted, or the refusal raised as a :class:`ChatError`."""
+    connection: the ledger row it inserted, or the refusal raised as a :class:`ChatError`.
+
+    ``within_cap``: a ``max_tokens`` over the user's output cap is lowered to the cap instead
+    of refused (for the app's own small calls, such as titles, which a user's low cap should
+    shorten, not prevent); :func:`output_budget` of the row says what was reserved."""
     with rows.server_bound_cursor() as cursor:
         cursor.execute(ADMIT_SQL, params)
         row = cursor.fetchone()
+        if within_cap and row[0] == "max_tokens":
+            params = (*params[:5], Int4(row[4]), *params[6:])  # type: ignore[assignment]
+            cursor.execute(ADMIT_SQL, params)
+            row = cursor.fetchone()
     return admission_result(row, params)
 
 

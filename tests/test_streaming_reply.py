@@ -94,6 +94,30 @@ async def test_the_first_reply_names_the_conversation(
     assert await sync_to_async(UsageRecord.objects.filter(conversation=conversation).count)() == 2
 
 
+async def test_a_user_whose_output_cap_is_under_the_titles_budget_still_gets_a_model_title(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    """The title call asks for 24 tokens; a user capped at 5 output tokens got the first words
+    of the question instead (the call was refused for its max_tokens). It is asked within the
+    cap now, so the title is the model's, cut to the cap."""
+    await UserLimits.objects.acreate(user=alice, max_output_tokens=5)
+    await Conversation.objects.filter(pk=alice_conversation.pk).aupdate(title="")
+    socket = await open_socket(alice, alice_conversation)
+    # The title call sends the first question too, so the simulator says the same to it.
+    words = "Quarterly offsite planning for the platform team in the spring"
+    await socket.send(
+        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={words}]] Offsite"}
+    )
+    assert (await socket.until_reply_ends())["type"] == "reply.completed"
+    updated = await socket.until_type("conversation.updated")
+    await socket.close()
+    title_call = await UsageRecord.objects.aget(conversation=alice_conversation, purpose="title")
+    assert (title_call.state, title_call.outcome) == (UsageRecord.State.SETTLED, "complete")
+    assert 0 < title_call.completion_tokens <= 5
+    assert updated["title"] != "Offsite"  # not the fallback
+    assert updated["title"].startswith("Quarterly offsite") and words.startswith(updated["title"])
+
+
 async def test_a_refused_title_call_falls_back_to_the_first_words(
     alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
 ) -> None:
