@@ -14,7 +14,11 @@ Decisions where DeepSeek's behaviour is unknown or unsuitable (documented for cl
   OpenAI's newer name for ``max_tokens`` (LangChain's ChatOpenAI sends it instead), taken as
   ``max_tokens``; DeepSeek ignores it, so its limit would never apply; and OpenAI's ``user``
   (an end-user id that apps such as LibreChat send on every call), a string accepted and not
-  used: the key already says who calls, and DeepSeek's own ``user_id`` is a separate field.
+  used: the key already says who calls, and DeepSeek's own ``user_id`` is a separate field;
+  and OpenAI's ``parallel_tool_calls`` (true, false or null), which LangChain sends on every
+  ``with_structured_output`` call (``ChatDeepSeek``'s default method, ``ChatOpenAI``'s
+  ``function_calling``), accepted and not forwarded: DeepSeek does not document it, and a
+  named ``tool_choice`` already asks for the one call those clients want.
   Unknown fields inside a message are ignored (clients often echo the SDK's whole message
   objects back).
 * Every malformed body is a 400 (DeepSeek's current behaviour), never a 422.
@@ -43,7 +47,9 @@ REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max
 OUR_FIELDS = frozenset(
     {"model", "messages", "stream", "stream_options", "thinking", "reasoning_effort", "user_id"}
 )
-KNOWN_FIELDS = OUR_FIELDS | frozenset(param_rules.KNOWN) | {"n", "max_completion_tokens", "user"}
+#: OpenAI's fields that clients send on their own (see above): accepted, as described there.
+OPENAI_FIELDS = frozenset({"n", "max_completion_tokens", "user", "parallel_tool_calls"})
+KNOWN_FIELDS = OUR_FIELDS | frozenset(param_rules.KNOWN) | OPENAI_FIELDS
 #: OpenAI's ``user`` (the caller's own end-user id, for their tracking): accepted, not used.
 MAX_USER_BYTES = 512
 
@@ -143,6 +149,11 @@ def parse_chat_request(
     ):
         raise InvalidParameter(
             f"user must be a string of at most {MAX_USER_BYTES} bytes.", param="user"
+        )
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise InvalidParameter(
+            "parallel_tool_calls must be true or false.", param="parallel_tool_calls"
         )
     messages = _check_messages(body.get("messages"))
 

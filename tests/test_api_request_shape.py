@@ -26,7 +26,7 @@ def headers(alice: User, chat_model: ModelConfig) -> dict[str, str]:
 
 
 def test_an_unknown_field_is_refused_by_name(base: str, headers: dict[str, str]) -> None:
-    for field in ("seed", "logit_bias", "parallel_tool_calls", "modle"):
+    for field in ("seed", "logit_bias", "store", "modle"):
         error = assert_envelope(chat(base, headers, {field: 1}), 400, "invalid_request_error")
         assert error["param"] == field and field in error["message"]
     assert not UsageRecord.objects.exists()
