@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import math
 import re
@@ -454,9 +455,23 @@ async def _read_body(receive: Receive) -> bytes:
 def _parse_json(raw: bytes) -> Any:
     """The parsed body, or the InvalidParameter to answer once the key is known to be good."""
     try:
-        # UTF-8 only, as DeepSeek's API takes; and JSON only: Python's NaN and Infinity
-        # would be passed on upstream as a body it cannot read.
-        parsed = loads(raw.decode("utf-8"))
+        # UTF-8 only, as DeepSeek's API takes (a leading byte order mark, which some Windows
+        # tools write, is skipped as RFC 8259 allows).
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return InvalidParameter(
+            f"The request body is not valid UTF-8 (byte {error.start}): send JSON in UTF-8."
+        )
+    try:
+        # JSON only: Python's NaN and Infinity would be passed on upstream as a body it
+        # cannot read.
+        parsed = loads(text)
+    except json.JSONDecodeError as error:
+        # Where, as DeepSeek says it: hand-written bodies (curl, shell quoting) go wrong here.
+        return InvalidParameter(
+            f"The request body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}."
+        )
     except ValueError:
         return InvalidParameter("The request body is not valid JSON.")
     try:
