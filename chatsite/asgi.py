@@ -43,8 +43,8 @@ class StartServices:
 
 
 class HttpRouter:
-    """The API's paths (and anything under ``/v1/``) to the API application, everything else
-    to Django."""
+    """The API's paths (and anything under ``/v1/`` or ``/beta/``) to the API application,
+    everything else to Django."""
 
     def __init__(self, api: Any, django: Any) -> None:
         self.api = api

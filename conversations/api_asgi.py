@@ -90,11 +90,19 @@ PATHS = CHAT_PATHS | MODELS_PATHS | BALANCE_PATHS
 READ_METHODS = frozenset({"GET", "HEAD"})
 #: Everything under it is the API's: a path it does not serve is a JSON 404, not Django's page.
 PREFIX = "/v1/"
+#: DeepSeek's beta base URL (chat prefix completion, FIM, strict tools), which we do not offer:
+#: a client pointed at it hears so in the API's envelope, not from the site's HTML 404 page.
+BETA_PREFIX = "/beta/"
 
 
 def serves(path: str) -> bool:
     """Whether ``path`` is the API's (``chatsite/asgi.py`` routes by this)."""
-    return path in PATHS or path.startswith(PREFIX) or _endpoint(path) in PATHS
+    return (
+        path in PATHS
+        or path.startswith((PREFIX, BETA_PREFIX))
+        or path in ("/v1", "/beta")
+        or _endpoint(path) in PATHS
+    )
 
 
 def _endpoint(path: str) -> str:
@@ -323,10 +331,16 @@ class ApiApplication:
             elif path in BALANCE_PATHS:
                 await self._balance(scope, request, response)
             else:
+                beta = (
+                    "DeepSeek's beta features (chat prefix completion, FIM, strict tools) are "
+                    "not offered here. "
+                    if path == "/beta" or path.startswith(BETA_PREFIX)
+                    else ""
+                )
                 await response.envelope(
                     404,
-                    f"No such endpoint: {path[:200]}. The API serves POST /v1/chat/completions, "
-                    "GET /v1/models and GET /user/balance.",
+                    f"No such endpoint: {path[:200]}. {beta}The API serves POST "
+                    "/v1/chat/completions, GET /v1/models and GET /user/balance.",
                     code="not_found",
                 )
         except ChatError as error:

@@ -157,6 +157,7 @@ def test_a_path_under_v1_the_api_does_not_serve_is_a_json_404(
         ("GET", "/v1/models/deepseek-chat"),
         ("POST", "/v1/completions"),
         ("POST", "/v1/embeddings"),
+        ("GET", "/v1"),
     ]:
         response = httpx.request(method, base + path, headers=headers, json={})
         error = assert_envelope(response, 404, "invalid_request_error")
@@ -164,6 +165,24 @@ def test_a_path_under_v1_the_api_does_not_serve_is_a_json_404(
         assert path in error["message"] and "/v1/chat/completions" in error["message"]
     # The site's own pages are Django's as before.
     assert httpx.get(base + "/healthz").status_code == 200
+
+
+def test_deepseeks_beta_base_url_is_told_it_is_not_offered_in_the_envelope(
+    base: str, headers: dict[str, str]
+) -> None:
+    # DeepSeek documents https://api.deepseek.com/beta as the base URL of chat prefix
+    # completion, FIM and strict tools; a client pointed at ours got the site's HTML 404 page.
+    for method, path in [
+        ("POST", "/beta/chat/completions"),
+        ("POST", "/beta/completions"),
+        ("GET", "/beta/models"),
+        ("GET", "/beta"),
+    ]:
+        response = httpx.request(method, base + path, headers=headers, json={})
+        error = assert_envelope(response, 404, "invalid_request_error")
+        assert error["code"] == "not_found" and path in error["message"]
+        assert "beta features" in error["message"] and "/v1/chat/completions" in error["message"]
+    assert not UsageRecord.objects.exists()
 
 
 def test_head_on_the_read_endpoints_answers_like_get_without_a_body(
