@@ -105,7 +105,10 @@ def _check_tools(tools: Any) -> list[dict[str, Any]]:
 
 def _check_tool_choice(
     choice: Any, tools: list[dict[str, Any]] | None, model: ModelConfig, thinking: bool
-) -> None:
+) -> str | dict[str, Any]:
+    """The tool choice as the reference spells it: a named function keeps only its name (other
+    fields, which the upstream does not read, could hold what neither its JSON nor jsonb can:
+    an out-of-range number, a NUL)."""
     names = {t["function"]["name"] for t in tools or []}
     if isinstance(choice, str):
         if choice not in ("none", "auto", "required"):
@@ -134,6 +137,9 @@ def _check_tool_choice(
             f'{model.name} in thinking mode accepts only tool_choice "none" or "auto".',
             param="tool_choice",
         )
+    if isinstance(choice, str):
+        return choice
+    return {"type": "function", "function": {"name": choice["function"]["name"]}}
 
 
 def _logprobs_allowed(model: ModelConfig, thinking: bool) -> bool:
@@ -240,8 +246,9 @@ def check_params(
         if clean["tools"] is None:
             del clean["tools"]
     if params.get("tool_choice") is not None:
-        _check_tool_choice(params["tool_choice"], clean.get("tools"), model, thinking)
-        clean["tool_choice"] = params["tool_choice"]
+        clean["tool_choice"] = _check_tool_choice(
+            params["tool_choice"], clean.get("tools"), model, thinking
+        )
 
     stop = params.get("stop")
     if stop is not None:
@@ -295,7 +302,7 @@ def count_refused_conversations(model: ModelConfig) -> dict[str, int]:
 def check_conversation_params(value: Any, model: ModelConfig) -> dict[str, Any]:
     """What a conversation may keep as its own parameters for ``model``: what
     :func:`check_params` accepts, as it returns it, and only if jsonb can store it (no NUL
-    in its text, no number JSON has not: a tool_choice is kept as given). For writers whose
+    in its text, no number JSON has not: tools are kept as given). For writers whose
     input has not come through the chat's frame checks (the admin)."""
     clean = check_params(value, model)
     if not _finite_json(clean):
