@@ -262,11 +262,13 @@ class _Response:
         status = _upstream_status(error)
         # The provider's own wait, passed on as our quota's is.
         retry_after = error.retry_after if isinstance(error, UpstreamRateLimited) else None
-        await self.json(
-            status,
-            api_wire.dumps(_upstream_envelope(error)).encode(),
-            _retry_after_header(retry_after),
-        )
+        extra = _retry_after_header(retry_after)
+        if not error.retryable:
+            # Our provider key rejected, its balance spent, its deadline passed: no retry of
+            # the client's mends those (the upstream client retried what a retry can mend),
+            # and the OpenAI SDKs retry every 5xx unless told not to.
+            extra = [*(extra or []), (b"x-should-retry", b"false")]
+        await self.json(status, api_wire.dumps(_upstream_envelope(error)).encode(), extra)
 
     async def internal_error(self) -> None:
         logger.exception("API request failed")
