@@ -25,6 +25,7 @@ from conversations.upstream import (
     Stalled,
     ToolCallDelta,
     Truncated,
+    UnknownModel,
     Usage,
 )
 from simulator.testing import running_simulator
@@ -70,15 +71,18 @@ async def test_a_wrong_key_is_a_non_retryable_auth_error() -> None:  # §11 item
 
 
 @pytest.mark.asyncio
-async def test_unknown_and_retired_models_are_invalid_requests() -> None:  # §11 item 3
+async def test_unknown_and_retired_models_are_unknown_models() -> None:  # §11 item 3
+    """The provider's 400 for an id it does not serve is our registry's fault (a 502 for the
+    caller); its own words are kept for the log."""
     with running_simulator() as url:
         async with upstream_client(url) as client:
-            with pytest.raises(InvalidRequest) as unknown:
+            with pytest.raises(UnknownModel) as unknown:
                 await client.complete_chat(ModelTarget("nope", False, "send"), ask("Hi"))
-            with pytest.raises(InvalidRequest) as retired:
+            with pytest.raises(UnknownModel) as retired:
                 await client.complete_chat(ModelTarget("deepseek-chat", False, "send"), ask("Hi"))
-    assert unknown.value.message == "Model Not Exist"
-    assert "deepseek-chat" in retired.value.message
+    assert unknown.value.detail.endswith(": Model Not Exist")
+    assert "but you passed deepseek-chat." in retired.value.detail
+    assert unknown.value.http_status == retired.value.http_status == 502
 
 
 @pytest.mark.asyncio

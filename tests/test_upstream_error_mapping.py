@@ -50,7 +50,13 @@ GATEWAY_HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
             "upstream_insufficient_balance",
             False,
         ),
-        (400, error_body("Model Not Exist"), InvalidRequest, "invalid_request", False),
+        (
+            400,
+            error_body("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"),
+            InvalidRequest,
+            "invalid_request",
+            False,
+        ),
         (
             422,
             error_body("Failed to deserialize the JSON body"),

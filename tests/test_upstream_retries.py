@@ -21,6 +21,7 @@ from conversations.upstream import (
     RetryNotice,
     ServerError,
     Truncated,
+    UnknownModel,
     Unreachable,
     UpstreamError,
 )
@@ -148,18 +149,24 @@ async def test_retries_stop_after_max_retries() -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("status", "error_type"),
-    [(400, InvalidRequest), (401, AuthError), (402, InsufficientBalance), (422, InvalidRequest)],
+    ("status", "message", "error_type", "shown_as"),
+    [
+        (400, "Invalid max_tokens value", InvalidRequest, 400),
+        (400, "Model Not Exist", UnknownModel, 502),  # our registry's fault, not the request's
+        (401, "Authentication Fails", AuthError, 401),
+        (402, "Insufficient Balance", InsufficientBalance, 402),
+        (422, "Failed to deserialize the JSON body", InvalidRequest, 422),
+    ],
 )
 async def test_a_client_error_is_never_retried(
-    status: int, error_type: type[UpstreamError]
+    status: int, message: str, error_type: type[UpstreamError], shown_as: int
 ) -> None:
-    handlers = [answer_status(status, error_body("Model Not Exist")), answer_stream(hello_stream())]
+    handlers = [answer_status(status, error_body(message)), answer_stream(hello_stream())]
     async with serving(handlers) as (server, client):
         with pytest.raises(error_type) as caught:
             await collect(client.stream_chat(TARGET, MESSAGES))
     assert len(server.requests) == 1
-    assert caught.value.http_status == status
+    assert caught.value.http_status == shown_as
     assert not caught.value.retryable
 
 

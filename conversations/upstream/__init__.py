@@ -28,6 +28,7 @@ from .errors import (
     Stalled,
     TimedOut,
     Truncated,
+    UnknownModel,
     Unreachable,
     UpstreamError,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Truncated",
+    "UnknownModel",
     "Unreachable",
     "UpstreamClient",
     "UpstreamConfig",

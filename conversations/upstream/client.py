@@ -640,7 +640,8 @@ class UpstreamClient:
             callback(notice)
 
     def _log_failure(self, error: UpstreamError, attempts: int, *, output_started: bool) -> None:
-        logger.info(
+        logger.log(
+            logging.ERROR if error.needs_admin else logging.INFO,
             "upstream call failed after %d attempt(s)%s: %s (%s)",
             attempts,
             " with output started" if output_started else "",

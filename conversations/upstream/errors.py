@@ -16,6 +16,7 @@ Every failure of a call to DeepSeek is an :class:`UpstreamError` with
 from __future__ import annotations
 
 import json
+import re
 import time
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +47,9 @@ class UpstreamError(Exception):
     # False: the provider refused the call or never took it (an error status before any body,
     # no connection, closed while queued); it bills nothing, so neither do we.
     billed: ClassVar[bool] = True
+    # True: only an administrator can mend it (our key, our balance, our registry), so it is
+    # logged as an error, not as one more failed call.
+    needs_admin: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class AuthError(UpstreamError):
 
     code = "upstream_auth_failed"
     billed = False
+    needs_admin = True
     default_status = 401
     default_message = "The model provider rejected the server's API key."
 
@@ -85,6 +90,7 @@ class InsufficientBalance(UpstreamError):
 
     code = "upstream_insufficient_balance"
     billed = False
+    needs_admin = True
     default_status = 402
     default_message = "The model provider account has insufficient balance."
 
@@ -96,6 +102,27 @@ class InvalidRequest(UpstreamError):
     billed = False
     default_status = 400
     default_message = "The model provider refused the request as invalid."
+
+
+class UnknownModel(UpstreamError):
+    """400 naming the model: the provider does not serve the registry's upstream id (a typo, a
+    retired name). Our configuration is wrong, not the caller's request, so the caller is not
+    told the provider's text (its model names) as if it had asked for something invalid; the
+    log says what the provider answered, for the administrator."""
+
+    code = "upstream_model_unknown"
+    billed = False
+    needs_admin = True
+    default_status = 502
+    default_message = (
+        "The model provider does not know this model's upstream id; an administrator must "
+        "correct it in the model registry."
+    )
+
+
+# What DeepSeek answers for an id it does not serve (deepseek-api.md §0 and §3): an unknown id,
+# and a retired name ("The supported API model names are …, but you passed deepseek-chat.").
+_UNKNOWN_MODEL = re.compile(r"^Model Not Exist\b|supported API model names .* but you passed ")
 
 
 class RateLimited(UpstreamError):
@@ -241,6 +268,8 @@ def error_from_response(
         return AuthError(http_status=status, detail=detail)
     if status == 402:
         return InsufficientBalance(http_status=status, detail=detail)
+    if status == 400 and _UNKNOWN_MODEL.search(upstream_message):
+        return UnknownModel(detail=detail)
     if status in (400, 422):
         message = redact(upstream_message, api_key) if upstream_message else None
         return InvalidRequest(message, http_status=status, detail=detail)
