@@ -939,6 +939,28 @@ function tooLong(text) {
   return `The message is longer than ${max} characters.`;
 }
 
+// What is typed in the composer is kept for this tab (sessionStorage, as the first message from
+// the welcome screen is): a reload, a visit to another page or a restored tab finds it again.
+// Per account too: whoever signs in next in this tab does not find it.
+const draftKey = `draft:${page.user_id}:${page.conversation_id}`;
+
+function saveDraft() {
+  try {
+    if (input.value.trim()) sessionStorage.setItem(draftKey, input.value);
+    else sessionStorage.removeItem(draftKey);
+  } catch {
+    /* storage full or refused: the draft is only on the page */
+  }
+}
+
+function savedDraft() {
+  try {
+    return sessionStorage.getItem(draftKey) || "";
+  } catch {
+    return "";
+  }
+}
+
 function sendMessage() {
   if (socket.refusal) {
     composerError.textContent = socket.refusal; // the text stays in the composer
@@ -958,6 +980,7 @@ function sendMessage() {
   followBottom = true; // the message and its reply are what the reader wants to see now
   post(frame, content);
   input.value = "";
+  saveDraft();
   composerError.textContent = "";
   autoGrow();
   updateEstimate();
@@ -981,6 +1004,7 @@ input.addEventListener("keydown", (event) => {
   }
 });
 input.addEventListener("input", () => {
+  saveDraft();
   autoGrow();
   updateEstimate();
   updateComposer();
@@ -1188,6 +1212,7 @@ const handlers = {
       const text = entry.text;
       if (text !== null && !input.value) {
         input.value = text;
+        saveDraft();
         autoGrow();
         updateEstimate();
       }
@@ -1212,6 +1237,7 @@ function returnOutbox(reason) {
   outbox.clear();
   if (texts.length) {
     input.value = [...texts, input.value].filter((text) => text.trim()).join("\n\n");
+    saveDraft();
     autoGrow();
   }
   composerError.textContent = reason;
@@ -1279,6 +1305,9 @@ if (firstMessage) {
   sessionStorage.removeItem(pendingKey);
   input.value = firstMessage;
   sendMessage();
+  saveDraft(); // refused (too long, say), it stays in the composer
+} else {
+  input.value = savedDraft();
 }
 
 autoGrow();
