@@ -8,6 +8,7 @@ import {
   applySnapshot,
   applyStarted,
   announcingReplies,
+  FINISH_NOTES,
   LazyDrawing,
   placeholder,
   resumeReplies,
@@ -422,8 +423,8 @@ function fillAssistantBody(body, node, lazy) {
   if (node.status === "failed" || node.status === "interrupted" || node.status === "cancelled") {
     const text = node.error_message || (node.status === "cancelled" ? "Stopped." : "The reply did not finish.");
     body.append(el("p", { class: `message-error status-${node.status}`, role: "note", text }));
-  } else if (node.status === "complete" && node.finish_reason === "length") {
-    body.append(el("p", { class: "message-note", text: "The reply was cut off at the token limit." }));
+  } else if (node.status === "complete" && FINISH_NOTES[node.finish_reason]) {
+    body.append(el("p", { class: "message-note", role: "note", text: FINISH_NOTES[node.finish_reason] }));
   }
 }
 

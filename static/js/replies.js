@@ -15,6 +15,15 @@ import { announce, el } from "./util.js";
 /** The statuses of a reply still being written. */
 export const ACTIVE = new Set(["pending", "streaming"]);
 
+/** What the page says under a reply that ended early of its own accord (by its finish_reason):
+ * its text is not the whole answer. */
+export const FINISH_NOTES = {
+  length: "The reply was cut off at the token limit.",
+  content_filter: "The provider's content filter withheld the rest of this reply.",
+};
+/** The same, said after "… replied" to a screen reader. */
+const FINISH_ASIDES = { length: " (cut off at the token limit)", content_filter: " (cut short by the content filter)" };
+
 /** How much of a finished reply is read out; the rest is in its article. */
 const ANNOUNCED_CHARS = 400;
 
@@ -29,7 +38,7 @@ export function replyAnnouncement(node, wasActive) {
   if (node.status !== "complete") {
     return `${node.author} did not finish: ${node.error_message || "the reply failed."}`;
   }
-  const cut = node.finish_reason === "length" ? " (cut off at the token limit)" : "";
+  const cut = FINISH_ASIDES[node.finish_reason] || "";
   let text = markdownText(node.content);
   if (text.length > ANNOUNCED_CHARS) {
     const end = text.lastIndexOf(" ", ANNOUNCED_CHARS);
