@@ -86,10 +86,18 @@ drawerButton?.addEventListener("click", () => setDrawer(!drawerIsOpen()));
 document.getElementById("drawer-scrim")?.addEventListener("click", () => setDrawer(false));
 
 const search = document.getElementById("conversation-search");
+const noMatch = document.getElementById("search-no-match");
 search?.addEventListener("input", () => {
   const needle = search.value.trim().toLowerCase();
+  let shown = 0;
   for (const item of document.querySelectorAll(".conversation-list li[data-title]")) {
     item.hidden = Boolean(needle) && !item.dataset.title.toLowerCase().includes(needle);
+    if (!item.hidden) shown += 1;
+  }
+  // The list holds one page of titles: none of them matching says nothing of the others.
+  if (noMatch) {
+    noMatch.hidden = !needle || shown > 0;
+    noMatch.textContent = noMatch.hidden ? "" : "No title listed here matches. Press Enter to search all your conversations.";
   }
 });
 
