@@ -156,8 +156,13 @@ async function deleteConversation(item) {
     toast(result.data?.error?.message || "Could not delete.");
     return;
   }
+  // The focus was on its Delete button: it goes to the conversation listed next (or before, or
+  // the search box), not to the page, so the keyboard goes on from where it was.
+  const hadFocus = item.contains(document.activeElement);
+  const neighbour = [item.nextElementSibling, item.previousElementSibling].find((li) => li?.matches("li[data-id]"));
   const placeholder = document.createComment("deleted");
   item.replaceWith(placeholder);
+  if (hadFocus) (neighbour?.querySelector("a") || search)?.focus();
   toast(`Deleted “${item.dataset.title}”.`, {
     timeout: 6000,
     action: {
@@ -167,7 +172,10 @@ async function deleteConversation(item) {
         if (!restored.ok) toast("Could not undo.");
         // The open conversation's socket was closed for good by the delete: open it anew.
         else if (id === currentId) location.reload();
-        else placeholder.replaceWith(item);
+        else {
+          placeholder.replaceWith(item);
+          item.querySelector("a")?.focus(); // the Undo button that had the focus is gone
+        }
       },
     },
     onExpire: () => {
