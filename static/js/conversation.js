@@ -891,6 +891,7 @@ function updateComposer() {
 function post(frame, text = null) {
   outbox.set(frame.client_id, { frame, text });
   if (frame.type === "message.send") structureDirty = true;
+  keepUnsent();
   if (!catchingUp) socket.sendIfOpen(frame);
   schedule();
 }
@@ -901,6 +902,7 @@ function settle(clientId) {
   if (!entry) return null;
   outbox.delete(clientId);
   if (entry.frame.type === "message.send") structureDirty = true;
+  keepUnsent();
   schedule();
   return entry;
 }
@@ -960,6 +962,35 @@ function savedDraft() {
   } catch {
     return "";
   }
+}
+
+// Messages sent and not yet acknowledged ("Sending…", offline say) are kept for the tab too: a
+// reload gives back to the composer those the server never got.
+const unsentKey = `unsent:${page.user_id}:${page.conversation_id}`;
+
+function keepUnsent() {
+  const unsent = [...outbox.values()]
+    .filter((entry) => entry.frame.type === "message.send")
+    .map((entry) => ({ client_id: entry.frame.client_id, text: entry.text }));
+  try {
+    if (unsent.length) sessionStorage.setItem(unsentKey, JSON.stringify(unsent));
+    else sessionStorage.removeItem(unsentKey);
+  } catch {
+    /* storage full or refused: they are only on the page */
+  }
+}
+
+/** The texts of messages a previous load of this page sent that the server does not hold. */
+function takeUnsent() {
+  let unsent = [];
+  try {
+    unsent = JSON.parse(sessionStorage.getItem(unsentKey) || "[]");
+    sessionStorage.removeItem(unsentKey);
+  } catch {
+    return [];
+  }
+  const delivered = new Set(page.messages.map((message) => message.client_id).filter(Boolean));
+  return unsent.filter((entry) => !delivered.has(entry.client_id)).map((entry) => entry.text);
 }
 
 function sendMessage() {
@@ -1236,6 +1267,7 @@ function onStatus(status, detail) {
 function returnOutbox(reason) {
   const texts = [...outbox.values()].map((entry) => entry.text).filter(Boolean);
   outbox.clear();
+  keepUnsent();
   if (texts.length) {
     input.value = [...texts, input.value].filter((text) => text.trim()).join("\n\n");
     saveDraft();
@@ -1308,7 +1340,8 @@ if (firstMessage) {
   sendMessage();
   saveDraft(); // refused (too long, say), it stays in the composer
 } else {
-  input.value = savedDraft();
+  input.value = [...takeUnsent(), savedDraft()].filter((text) => text.trim()).join("\n\n");
+  if (input.value) saveDraft();
 }
 
 autoGrow();

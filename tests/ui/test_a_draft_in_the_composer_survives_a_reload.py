@@ -3,9 +3,12 @@ another conversation and back, finds it where it was. A message sent leaves no d
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from playwright.sync_api import expect
 
-from conversations.models import Conversation, ModelConfig, User
+from conversations.models import Conversation, Message, ModelConfig, User
 from tests.ui.conftest import Session, send, wait_until_idle
 
 
@@ -41,3 +44,32 @@ def test_a_sent_message_leaves_no_draft(session: Session, ui_conversation: Conve
     page.reload()
     session.wait_connected()
     expect(page.get_by_role("textbox", name="Message", exact=True)).to_have_value("")
+
+
+def test_a_message_still_sending_at_a_reload_comes_back_to_the_composer(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    """Sent into a connection that is gone ("Sending…"), then the page reloaded: the server never
+    got it, and its text is in the composer again, not lost with the page."""
+    page = session.page
+    connections: list[dict[str, bool]] = []
+
+    def relay(ws: Any) -> None:
+        server = ws.connect_to_server()
+        state = {"dead": False}
+        connections.append(state)
+        ws.on_message(lambda message: None if state["dead"] else server.send(message))
+        server.on_message(lambda message: None if state["dead"] else ws.send(message))
+
+    page.route_web_socket(re.compile(r"/ws/conversations/"), relay)
+    session.open(ui_conversation)
+    composer = page.get_by_role("textbox", name="Message", exact=True)
+    connections[-1]["dead"] = True
+    composer.fill("the question that never left")
+    composer.press("Enter")
+    expect(page.get_by_role("article", name="You").last).to_contain_text("Sending…")
+    expect(composer).to_have_value("")
+    page.reload()
+    session.wait_connected()
+    expect(composer).to_have_value("the question that never left")
+    assert not Message.objects.filter(conversation=ui_conversation).exists()
