@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,9 +28,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from conversations import access, audit, sharing, text
+from conversations import access, audit, quota, sharing, text
 from conversations.errors import InvalidParameter
 from conversations.models import (
     LIMIT_FIELDS,
@@ -306,6 +306,26 @@ def _override_field(name: str) -> LimitOverrideField:
     return LimitOverrideField(number, name.replace("_", " ").capitalize())
 
 
+def describe_inherited(limit: quota.InheritedLimit) -> str:
+    """What "Inherit from the policy" gives a limit and where it comes from, as HTML (the
+    admin shows help text unescaped: policy and group names are escaped here)."""
+    value = "unlimited" if limit.value is None else f"{limit.value:,}"
+    if limit.policy is None:
+        return format_html("Inherits: {} (no policy applies)", value)
+    if limit.reached_by == "assigned":
+        return format_html("Inherits: {} from policy “{}”, the user's own", value, limit.policy)
+    if limit.reached_by == "default":
+        return format_html("Inherits: {} from the default policy “{}”", value, limit.policy)
+    groups = format_html_join(", ", "“{}”", ((group,) for group in limit.groups))
+    return format_html(
+        "Inherits: {} from policy “{}” via group{} {}",
+        value,
+        limit.policy,
+        "" if len(limit.groups) == 1 else "s",
+        groups,
+    )
+
+
 class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
     """A user's own limits, each inherited, a number or unlimited (stored as the number and
     ``<field>_unlimited``, set here together)."""
@@ -320,10 +340,22 @@ class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
         model = UserLimits
         fields = ["suspended", "policy", *LIMIT_FIELDS]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        inherited: Mapping[str, quota.InheritedLimit] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         for name in LIMIT_FIELDS:
             self.initial[name] = self.instance.override(name)
+            if inherited is not None:
+                # Under the field: what "inherit" gives, whichever choice is made, read
+                # with the choice by a screen reader (the admin's help text sits outside it).
+                field = self.fields[name]
+                field.help_text = describe_inherited(inherited[name])
+                choice = field.widget.widgets[0]  # type: ignore[attr-defined]
+                choice.attrs["aria-describedby"] = f"{self[name].id_for_label}_helptext"
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
@@ -353,7 +385,9 @@ class UserLimitsInline(admin.StackedInline):
                 "description": "Each limit: “Inherit from the policy” takes the policy's value "
                 "(the user's own policy, else the most generous of their groups' policies, "
                 "else the default policy); “Limit to” a number sets this user's own; "
-                "“Unlimited” lifts it for this user, whatever the policy says.",
+                "“Unlimited” lifts it for this user, whatever the policy says. Under each "
+                "limit: what inheriting gives it now, and from which policy (as saved: a "
+                "change of policy or groups on this page shows once saved).",
             },
         )
     ]
@@ -384,6 +418,16 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     ]
     # The "suspended" column reads each user's limits: with the page's query, not one each.
     list_select_related = ["limits"]
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Any, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, UserLimitsInline) and obj is not None and obj.pk is not None:
+            # Each limit says what "inherit" gives, resolved as admission resolves it. The
+            # form added by "Add another" (no row yet) says it too.
+            kwargs["form_kwargs"] = {"inherited": quota.inherited_limits(obj)}
+        return kwargs
 
     @admin.display(boolean=True)
     def suspended(self, user: User) -> bool:

@@ -156,12 +156,19 @@ def _from_policy(policy: Policy, source: str) -> Limits:
     )
 
 
+def _most_generous_of(policies: Sequence[Policy], name: str) -> Policy:
+    """Of ``policies``, the one whose limit ``name`` is the most generous: unlimited (blank)
+    beats any number, else the largest; among equals, the first by name. (``usage_limits``
+    in SQL takes the same value: NULL if any is NULL, else the max.)"""
+    return min(
+        policies,
+        key=lambda p: (getattr(p, name) is not None, -(getattr(p, name) or 0), p.name),
+    )
+
+
 def _most_generous(policies: Sequence[Policy]) -> Limits:
     """Field by field, the largest limit among the user's groups (unlimited beats any number)."""
-    merged: dict[str, Any] = {}
-    for name in LIMIT_FIELDS:
-        values = [getattr(p, name) for p in policies]
-        merged[name] = None if any(v is None for v in values) else max(values)
+    merged = {name: getattr(_most_generous_of(policies, name), name) for name in LIMIT_FIELDS}
     models: frozenset[int] | None = None
     if not any(p.all_models for p in policies):
         models = frozenset(m.pk for p in policies for m in p.allowed_models.all())
@@ -173,17 +180,24 @@ def _most_generous(policies: Sequence[Policy]) -> Limits:
     )
 
 
-def limits_for(user: User) -> Limits:
-    """The user's own policy, else the most generous of their groups' policies, else the
-    default policy; then the user's overrides, field by field: a number, or unlimited."""
+def _read_policies_of(user: User) -> tuple[UserLimits | None, list[Policy], Policy | None]:
+    """What :func:`limits_for` resolves from: the user's own limits row, their groups'
+    policies (unless the row assigns a policy), and the default policy (unless they have
+    either)."""
     own = UserLimits.objects.filter(user=user).select_related("policy").first()
     if own is not None and own.policy is not None:
-        return _resolve(own, [], None)
+        return own, [], None
     # Allowed models are read only for policies that restrict them (most allow every
     # model), so no prefetch here.
     group_policies = list(Policy.objects.filter(groups__user=user).distinct())
     default = None if group_policies else Policy.objects.filter(is_default=True).first()
-    return _resolve(own, group_policies, default)
+    return own, group_policies, default
+
+
+def limits_for(user: User) -> Limits:
+    """The user's own policy, else the most generous of their groups' policies, else the
+    default policy; then the user's overrides, field by field: a number, or unlimited."""
+    return _resolve(*_read_policies_of(user))
 
 
 def limits_for_many(users: Iterable[User]) -> dict[int, Limits]:
@@ -207,16 +221,32 @@ def limits_for_many(users: Iterable[User]) -> dict[int, Limits]:
     }
 
 
+def _applying(
+    own: UserLimits | None, group_policies: Sequence[Policy], default: Policy | None
+) -> tuple[str, Sequence[Policy]]:
+    """The policies that set a user's limits, and how they reach the user: the user's own
+    (``"assigned"``), else their groups' (``"groups"``: the most generous of them applies,
+    field by field), else the default one (``"default"``), else none (``"none"``)."""
+    if own is not None and own.policy is not None:
+        return "assigned", [own.policy]
+    if group_policies:
+        return "groups", group_policies
+    if default is not None:
+        return "default", [default]
+    return "none", []
+
+
 def _resolve(
     own: UserLimits | None, group_policies: Sequence[Policy], default: Policy | None
 ) -> Limits:
     """The rule of :func:`limits_for`, on rows already read."""
-    if own is not None and own.policy is not None:
-        limits = _from_policy(own.policy, f"policy {own.policy.name} (assigned to the user)")
-    elif group_policies:
-        limits = _most_generous(group_policies)
-    elif default is not None:
-        limits = _from_policy(default, f"policy {default.name} (default)")
+    reached_by, policies = _applying(own, group_policies, default)
+    if reached_by == "groups":
+        limits = _most_generous(policies)
+    elif policies:
+        (policy,) = policies
+        how = "assigned to the user" if reached_by == "assigned" else "default"
+        limits = _from_policy(policy, f"policy {policy.name} ({how})")
     else:
         limits = Limits()
     if own is None:
@@ -233,6 +263,46 @@ def _resolve(
     if said:  # said, or the policy named would seem to set what the user's own limits do
         source += "; the user's own: " + ", ".join(said)
     return replace(limits, suspended=own.suspended, source=source, **overrides)
+
+
+@dataclass(frozen=True)
+class InheritedLimit:
+    """What "inherit" gives one of a user's limits, and where it comes from.
+
+    ``value`` is the limit (None: unlimited); ``policy`` the policy that sets it (None: no
+    policy applies, nothing is limited); ``reached_by`` how that policy reaches the user:
+    ``"assigned"`` (the user's own policy), ``"groups"`` (then ``groups`` names the user's
+    groups that carry it) or ``"default"``."""
+
+    value: int | None
+    policy: str | None = None
+    reached_by: str = ""
+    groups: tuple[str, ...] = ()
+
+
+def inherited_limits(user: User) -> dict[str, InheritedLimit]:
+    """Each limit as the user's policies set it, before the user's own overrides: the value
+    :func:`limits_for` (and admission, in SQL) takes for a limit left to "inherit", read and
+    resolved by the same rule, with the policy that decides it and how it reaches the user."""
+    reached_by, policies = _applying(*_read_policies_of(user))
+    carried_by: dict[int, list[str]] = {}
+    if reached_by == "groups":
+        for policy_id, group in (
+            Policy.groups.through.objects.filter(group__user=user, policy__in=policies)
+            .order_by("group__name")
+            .values_list("policy_id", "group__name")
+        ):
+            carried_by.setdefault(policy_id, []).append(group)
+    inherited = {}
+    for name in LIMIT_FIELDS:
+        if not policies:
+            inherited[name] = InheritedLimit(None)
+            continue
+        policy = _most_generous_of(policies, name)
+        inherited[name] = InheritedLimit(
+            getattr(policy, name), policy.name, reached_by, tuple(carried_by.get(policy.pk, ()))
+        )
+    return inherited
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,11 @@ def test_a_typed_number_chooses_limit_to_and_unlimited_clears_the_number(
 
         month = limits.get_by_label("Tokens per month:", exact=True)
         expect(month).to_have_value("inherit")
+        # What "inherit" gives is said under the choice, and read with it by a screen reader.
+        expect(month).to_have_accessible_description(
+            "Inherits: 20,000,000 from the default policy “Default”"
+        )
+        admin.screenshot("admin-user-limits")
         limits.get_by_label("Tokens per month: the limit").fill("7000")
         expect(month).to_have_value("number")
 
