@@ -561,12 +561,50 @@ class ModelConfigAdmin(AuditedAdmin):
             messages.WARNING,
         )
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """A model that conversations, messages or the ledger name is protected: the page says
+        what uses each, counted, and what to do instead, and nothing is deleted. Django's own
+        page read every one of those rows, the whole ledger of the model (slow to the point of
+        timing out on a busy deployment), and then only said that the account "doesn't have
+        permission to delete" usage records (no account has: the ledger is read-only), never
+        what protects the model nor that disabling it is the way to retire it."""
+        in_use = describe_uses(objs)
+        if in_use:
+            return [], {}, set(), in_use
+        return super().get_deleted_objects(objs, request)
+
     def changed_by_deletion(self, model: ModelConfig) -> list[models.Model]:
         # Only a model never used can be deleted (conversations and the ledger protect it).
         return [
             *Policy.objects.filter(allowed_models=model).order_by("pk"),
             *ModelPrice.objects.filter(model=model).select_related("model"),
         ]
+
+
+def describe_uses(models_: Any) -> list[str]:
+    """For each of ``models_`` that is in use, a line saying by how many conversations,
+    messages and ledger rows (which keep it from being deleted), counted in the database."""
+    ids = [model.pk for model in models_]
+    uses: dict[int, list[str]] = {}
+    for one, many, rows in (
+        ("conversation", "conversations", Conversation.objects.filter(model_id__in=ids)),
+        ("message", "messages", Message.objects.filter(model_id__in=ids)),
+        (
+            "call in the usage ledger",
+            "calls in the usage ledger",
+            UsageRecord.objects.filter(model_id__in=ids),
+        ),
+    ):
+        for row in rows.values("model_id").annotate(n=models.Count("pk")).order_by():
+            n = row["n"]
+            uses.setdefault(row["model_id"], []).append(f"{n:,} {one if n == 1 else many}")
+    return [
+        f"{model.name}: used by {', '.join(uses[model.pk])}. They are kept for good, so the "
+        "model cannot be deleted: untick “Enabled” to retire it (no one can choose it any "
+        "more, and its history stays)."
+        for model in models_
+        if model.pk in uses
+    ]
 
 
 class PolicyForm(StillStoredForm):
