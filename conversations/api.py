@@ -112,5 +112,5 @@ def api_key_history(request: HttpRequest, key_id: int) -> HttpResponse:
         key = api_keys.access_key(request.user, key_id)  # type: ignore[arg-type]
     except ChatError as error:
         return HttpResponse(error.message, status=error.status)
-    api_keys.set_save_history(key, request.POST.get("save_history") == "on")
+    api_keys.set_save_history(key, request.POST.get("save_history") == "on", request.user)  # type: ignore[arg-type]
     return redirect("api-keys")

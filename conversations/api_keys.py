@@ -27,7 +27,6 @@ from conversations import api_wire, audit, quota
 from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
 from conversations.models import (
     ApiKey,
-    AuditEntry,
     Conversation,
     Message,
     UsageRecord,
@@ -126,7 +125,7 @@ def create_key(
             expires_at=expires_at,
             save_history=save_history,
         )
-        _audit(actor or user, "api_key.create", key, after={"name": name, "user": user.pk})
+        audit.record(actor or user, "create", key, None, audit.snapshot(key))
     return NewKey(key=key, secret=secret)
 
 
@@ -148,42 +147,33 @@ def access_key(user: User, key_id: Any) -> ApiKey:
 
 
 def revoke_key(key: ApiKey, actor: User | None) -> bool:
-    """Revoke ``key`` now (its owner or staff); False if it was already revoked."""
-    now = timezone.now()
+    """Revoke ``key`` now (its owner, or staff from the admin); False if it was already
+    revoked. Audited with the key's before and after, as every change in the admin is."""
     with transaction.atomic():
-        # Conditional, so that two revocations never both write (nor both audit).
-        revoked = bool(
-            ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
-        )
-        if revoked:
-            key.revoked_at = now
-            _audit(actor, "api_key.revoke", key, before={"revoked_at": None})
-    return revoked
+        # Locked and re-read: of two revocations at once, the second finds the key revoked
+        # and neither writes it again nor audits it again.
+        stored = ApiKey.objects.select_for_update().filter(pk=key.pk, revoked_at__isnull=True)
+        row = stored.first()
+        if row is None:
+            return False
+        before = audit.snapshot(row)
+        row.revoked_at = key.revoked_at = timezone.now()
+        row.save(update_fields=["revoked_at"])
+        audit.record(actor, "revoke", row, before, audit.snapshot(row))
+    return True
 
 
-def set_save_history(key: ApiKey, save_history: bool) -> None:
-    """Whether calls made with ``key`` from now on are recorded as conversations."""
-    ApiKey.objects.filter(pk=key.pk).update(save_history=save_history)
+def set_save_history(key: ApiKey, save_history: bool, actor: User | None = None) -> None:
+    """Whether calls made with ``key`` from now on are recorded as conversations (audited)."""
     key.save_history = save_history
-
-
-def _audit(
-    actor: User | None,
-    action: str,
-    key: ApiKey,
-    *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    AuditEntry.objects.create(
-        **audit.actor_fields(actor),
-        action=action,
-        target_type="api_key",
-        target_id=str(key.pk),
-        target_repr=str(key)[:200],
-        before=before,
-        after=after,
-    )
+    with transaction.atomic():
+        row = ApiKey.objects.select_for_update().filter(pk=key.pk).first()
+        if row is None or row.save_history == save_history:
+            return
+        before = audit.snapshot(row)
+        row.save_history = save_history
+        row.save(update_fields=["save_history"])
+        audit.record(actor, "change", row, before, audit.snapshot(row))
 
 
 # --- one call --------------------------------------------------------------------------------

@@ -40,7 +40,9 @@ def test_a_new_key_is_shown_once_and_stored_only_as_a_hash(alice: User) -> None:
     assert key.name == "laptop scripts" and key.save_history
     assert key.hashed == api_keys.hash_key(secret) and key.prefix == secret[:12]
     assert key.expires_at is not None and key.expires_at > timezone.now() + timedelta(days=1)
-    assert AuditEntry.objects.filter(action="api_key.create", target_id=str(key.pk)).exists()
+    assert AuditEntry.objects.filter(
+        action="create", target_type="apikey", target_id=str(key.pk)
+    ).exists()
     listing = client.get(PAGE).content.decode()
     assert "laptop scripts" in listing and secret[:12] in listing and secret not in listing
     assert "never" in listing  # not used yet
@@ -68,14 +70,14 @@ def test_owners_revoke_their_keys_and_nobody_elses(alice: User, bob: User) -> No
     bobs.refresh_from_db()
     assert alices.revoked_at is not None and bobs.revoked_at is None
     assert "revoked" in client.get(PAGE).content.decode()
-    entry = AuditEntry.objects.get(action="api_key.revoke")
+    entry = AuditEntry.objects.get(action="revoke")
     assert entry.actor == alice and entry.target_id == str(alices.pk)
 
 
 def test_staff_revoke_any_key_through_the_action(alice: User, staff: User) -> None:
     key = api_keys.create_key(alice, name="a").key
     assert api_keys.revoke_key(key, staff)
-    assert AuditEntry.objects.get(action="api_key.revoke").actor == staff
+    assert AuditEntry.objects.get(action="revoke").actor == staff
 
 
 def test_saving_to_history_can_be_switched_per_key(alice: User) -> None:
