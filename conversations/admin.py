@@ -653,6 +653,43 @@ class PolicyForm(StillStoredForm):
         return {*super()._get_validation_exclusions(), "is_default"}  # type: ignore[misc]
 
 
+#: Names listed in a line of :func:`describe_who_loses`; the line counts the others.
+NAMES_LISTED = 10
+
+
+def _names(names: list[str], total: int) -> str:
+    more = total - len(names)
+    return ", ".join(names) + (f" and {more:,} more" if more > 0 else "")
+
+
+def describe_who_loses(policies: Any) -> list[str]:
+    """For each of ``policies``: the users whose own policy it is, and each group that
+    carries it with its members, whose limits change when it is deleted (as
+    :func:`quota.limits_for` then resolves them)."""
+    lines = []
+    for policy in policies:
+        assigned = User.objects.filter(limits__policy=policy).order_by("username")
+        if total := assigned.count():
+            names = list(assigned.values_list("username", flat=True)[:NAMES_LISTED])
+            lines.append(
+                f"It is the own policy of {total:,} user{'s' if total != 1 else ''} "
+                f"({_names(names, total)}): their limits become those of their groups' "
+                "policies, or of the default policy."
+            )
+        for group in policy.groups.order_by("name"):
+            members = group.user_set.order_by("username")
+            total = members.count()
+            names = list(members.values_list("username", flat=True)[:NAMES_LISTED])
+            who = f"{total:,} member{'s' if total != 1 else ''}"
+            lines.append(
+                f"Group “{group.name}” carries it ({who}"
+                + (f": {_names(names, total)}" if total else "")
+                + "): unless their own policy is another, its members get the most generous "
+                "of their other groups' policies, or the default policy if none is left."
+            )
+    return lines
+
+
 @admin.register(Policy)
 class PolicyAdmin(AuditedAdmin):
     form = PolicyForm
@@ -676,6 +713,13 @@ class PolicyAdmin(AuditedAdmin):
         ),
         ("Rate", {"fields": ["requests_per_minute", "concurrent_streams", "api_access"]}),
     ]
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """The confirmation also says whose limits the delete changes: the users it is
+        assigned to, and the groups that carry it with their members. Django's page named
+        only "Policy_groups object (1)", and nothing of the users."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return [*deleted, *describe_who_loses(objs)], counts, perms_needed, protected
 
     def changed_by_deletion(self, policy: Policy) -> list[models.Model]:
         # Users it was assigned to fall back to their groups' policies or the default one.
