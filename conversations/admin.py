@@ -1066,15 +1066,41 @@ def _csv_response(filename: str, header: list[str], rows: Any) -> HttpResponse:
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_name", "action", "target_type", "target_repr", "changes"]
-    # One "actor" on an entry's page: the name kept (the account itself may be deleted since).
-    exclude = ["actor"]
     list_filter = ["action", "target_type"]
     search_fields = ["target_repr", "actor_name"]
     actions = ["export_csv"]
 
+    date_hierarchy = "at"
+    # Its page: what changed, field by field and by name, above the rows as stored; one
+    # "actor", the name kept (the account itself may be deleted since).
+    readonly_fields = ["what_changed"]
+    fields = [
+        "at",
+        "actor_name",
+        "action",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "what_changed",
+        "before",
+        "after",
+    ]
+
     @admin.display(description="fields changed")
     def changes(self, entry: AuditEntry) -> str:
         return ", ".join(audit.changed_fields(entry.before, entry.after))
+
+    @admin.display(description="what changed")
+    def what_changed(self, entry: AuditEntry) -> str:
+        rows = audit.readable_changes(entry)
+        if not rows:
+            return "nothing"
+        return format_html(
+            '<table class="audit-changes"><thead><tr><th scope="col">field</th>'
+            '<th scope="col">before</th><th scope="col">after</th></tr></thead>'
+            "<tbody>{}</tbody></table>",
+            format_html_join("", '<tr><th scope="row">{}</th><td>{}</td><td>{}</td></tr>', rows),
+        )
 
     @admin.action(description="Export the selected entries as CSV")
     def export_csv(self, request: HttpRequest, queryset: Any) -> HttpResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth.models import AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -75,3 +76,60 @@ def record(
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
     keys = set(before or {}) | set(after or {})
     return sorted(k for k in keys if (before or {}).get(k) != (after or {}).get(k))
+
+
+def _target_model(target_type: str) -> type[models.Model] | None:
+    """The model an entry's ``target_type`` names (ours, or auth's Group), if any."""
+    for app in ("conversations", "auth"):
+        try:
+            return apps.get_model(app, target_type)
+        except LookupError:
+            continue
+    return None
+
+
+def _readable(value: Any, names: dict[Any, str] | None) -> str:
+    if names is not None and value is not None:  # a related row's id, or a list of them
+        ids = value if isinstance(value, list) else [value]
+        return ", ".join(names.get(pk, f"#{pk} (deleted since)") for pk in ids) or "none"
+    if value is None:
+        return "blank"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "none"
+    return str(value)
+
+
+def readable_changes(entry: AuditEntry) -> list[tuple[str, str, str]]:
+    """Each field an entry changed, with its before and after as the admin reads them: a
+    related row (a policy's groups and models, a key's user, ...) by its name, not its id."""
+    before, after = entry.before or {}, entry.after or {}
+    fields = changed_fields(entry.before, entry.after)
+    model = _target_model(entry.target_type)
+    related: dict[str, dict[Any, str]] = {}
+    for name in fields:
+        field = None
+        if model is not None:
+            try:
+                field = model._meta.get_field(name)
+            except LookupError:
+                field = None
+        if field is None or not field.is_relation or field.related_model is None:
+            continue
+        ids: set[Any] = set()
+        for side in (before.get(name), after.get(name)):
+            if side is not None:
+                ids.update(side if isinstance(side, list) else [side])
+        rows = field.related_model._default_manager.in_bulk(list(ids))  # type: ignore[union-attr]
+        related[name] = {pk: str(row) for pk, row in rows.items()}
+    return [
+        (
+            name,
+            "" if entry.before is None else _readable(before.get(name), related.get(name)),
+            "" if entry.after is None else _readable(after.get(name), related.get(name)),
+        )
+        for name in fields
+    ]
