@@ -24,17 +24,28 @@ def test_a_double_click_on_continue_continues_once_without_an_error(
         lambda ws: ws.on("framesent", lambda payload: sent.append(json.loads(payload))),
     )
     session.open(ui_conversation)
-    send(page, f"Count slowly [[sim: tokens_per_s=8 say={words(40)}]]")
+    # The upstream sends five words and then nothing until it is stopped: each call (the reply,
+    # then its continuation) is still being written whenever the test acts on it, however
+    # slowly a loaded machine runs the test's steps.
+    send(page, f"Count [[sim: stall_after=6 say={words(40)}]]")
     reply = page.get_by_role("article", name=re.compile("^DeepSeek Chat"))
-    expect(reply.locator(".message-content")).to_contain_text("word2")
+    content = reply.locator(".message-content")
+    expect(content).to_contain_text("word4")
     page.get_by_role("button", name="Stop", exact=True).click()
     wait_until_idle(page)
     expect(reply).to_contain_text("Stopped.")
+    stopped = Message.objects.get(conversation=ui_conversation, role="assistant").content
 
     reply.get_by_role("button", name="Continue", exact=True).dblclick()
     expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
-    wait_until_idle(page, timeout=60000)
+    expect(content).not_to_have_text(stopped)  # the continuation's words are on the page
+    # Stopped from the page: its stop follows both clicks, so a refusal of the second click
+    # would be on the page by the time the reply shows it stopped.
+    page.get_by_role("button", name="Stop", exact=True).click()
+    wait_until_idle(page)
+    expect(reply).to_contain_text("Stopped.")
     row = Message.objects.get(conversation=ui_conversation, role="assistant")
-    assert row.status == "complete"
+    assert row.status == "cancelled"
+    assert row.content.startswith(stopped) and len(row.content) > len(stopped)
     assert [frame["type"] for frame in sent].count("reply.continue") == 1
     expect(page.locator("#composer-error")).to_have_text("")
