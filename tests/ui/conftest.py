@@ -132,7 +132,12 @@ def chat_server(
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
     """Chromium for one test. Per test, not per session: Playwright's sync API keeps an event
     loop running in this thread while it is open, which would break later asyncio tests."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Assertions wait for what the page shows as long as actions wait for it (Playwright's own
+    # default is 5 s): on a loaded machine a frame's round trip and the redraw after it can take
+    # longer, and waiting longer weakens nothing (what shows at once passes at once).
+    expect.set_options(timeout=15000)
 
     # The ORM calls a test makes between browser steps are plain synchronous calls; Django only
     # sees Playwright's loop and would refuse them.
