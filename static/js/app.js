@@ -195,9 +195,33 @@ sidebar?.addEventListener("click", (event) => {
 // --- new chat from the welcome screen; import ------------------------------------------------------
 
 const starter = document.getElementById("starter");
+const starterInput = starter?.querySelector("textarea");
+// What is typed here is kept for this tab as the conversation page's composer keeps its draft
+// (conversation.js): a reload or a visit elsewhere finds it again; per account, so whoever
+// signs in next in this tab does not; gone once sent.
+const starterDraftKey = `draft:${document.querySelector(".layout")?.dataset.accountId}:new`;
+
+function saveStarterDraft() {
+  try {
+    if (starterInput.value.trim()) sessionStorage.setItem(starterDraftKey, starterInput.value);
+    else sessionStorage.removeItem(starterDraftKey);
+  } catch {
+    /* storage full or refused: the draft is only on the page */
+  }
+}
+
+if (starterInput) {
+  try {
+    starterInput.value = sessionStorage.getItem(starterDraftKey) || starterInput.value;
+  } catch {
+    /* storage refused: nothing kept */
+  }
+  starterInput.addEventListener("input", saveStarterDraft);
+}
+
 starter?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const text = starter.querySelector("textarea").value;
+  const text = starterInput.value;
   const model = starter.querySelector("select").value;
   const result = await postJSON("/c/new/", { model });
   if (!result.ok) {
@@ -205,10 +229,13 @@ starter?.addEventListener("submit", async (event) => {
       result.data?.error?.message || "Could not start a conversation.";
     return;
   }
+  // The message goes on to the new conversation's page, which sends it (and keeps it as that
+  // conversation's draft if it is refused): the draft here is done.
   if (text.trim()) sessionStorage.setItem(`pending-message:${result.data.id}`, text);
+  starterInput.value = "";
+  saveStarterDraft();
   location.assign(result.data.url);
 });
-const starterInput = starter?.querySelector("textarea");
 // The hint names the keys of a keyboard; a touch screen's Enter adds a line.
 if (starterInput && !enterSends()) starterInput.placeholder = "Ask anything";
 starterInput?.addEventListener("keydown", (event) => {
