@@ -11,6 +11,7 @@ import {
   FINISH_NOTES,
   LazyDrawing,
   placeholder,
+  replyState,
   resumeReplies,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -310,7 +311,7 @@ function fillArticle(article, node, { full = false } = {}) {
     { class: "message-head" },
     el("span", { class: "message-author", text: label }),
     node.role === "assistant" && ACTIVE.has(node.status)
-      ? el("span", { class: "message-state", text: node.status === "pending" ? "Waiting…" : "Writing…" })
+      ? el("span", { class: "message-state", text: replyState(node) })
       : null,
   );
   const key = bodyKey(node);

@@ -81,8 +81,22 @@ export function resumeReplies(nodes, activeReplies, requestSync) {
   return listed;
 }
 
+/** What the head of a reply being written says: that it waits for the model (in the provider's
+ * queue, or before its first token) until its first delta comes, then that it is being written.
+ * The server says nothing in between (reply.started comes before the upstream call is made; the
+ * provider's keep-alives stay upstream), so the sign is no delta since it started: a sequence
+ * number still where it started, or, for a reply this page did not see start, no text yet. */
+export function replyState(node) {
+  let waiting;
+  if (node.status === "pending") waiting = true;
+  else if (node.startedSeq !== undefined) waiting = (node.seq || 0) <= node.startedSeq;
+  else waiting = !node.content && !node.reasoning && !(node.tool_calls || []).length;
+  return waiting ? "Waiting for the model…" : "Writing…";
+}
+
 export function applyStarted(node, frame, syncing) {
   node.status = "streaming";
+  node.startedSeq = frame.seq; // a continuation starts from the sequence its text has
   if (!syncing.get(node.id)) node.seq = frame.seq;
   return true;
 }

@@ -13,6 +13,7 @@ import {
   announcingReplies,
   LazyDrawing,
   placeholder,
+  replyState,
   resumeReplies,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -182,7 +183,7 @@ function fillArticle(article, node, { full = false } = {}) {
     { class: "message-head" },
     el("span", { class: "message-author", text: node.author }),
     node.role === "assistant" && writing && live
-      ? el("span", { class: "message-state", text: node.status === "pending" ? "Waiting…" : "Writing…" })
+      ? el("span", { class: "message-state", text: replyState(node) })
       : null,
   );
   // A body drawn from the same text and state is kept (a redraw after the link ended changes
