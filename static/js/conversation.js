@@ -838,8 +838,10 @@ async function refreshAllowance() {
 }
 
 function updateEstimate() {
-  const tokens = estimateTokens(input.value);
-  let text = `${settings.modelDisplayName} · ~${tokens} token${tokens === 1 ? "" : "s"}`;
+  // An empty composer has nothing to estimate: the model and the allowance only.
+  const tokens = input.value.trim() ? estimateTokens(input.value) : 0;
+  let text = settings.modelDisplayName;
+  if (tokens > 0) text += ` · ~${tokens} token${tokens === 1 ? "" : "s"}`;
   const model = (page.models || []).find((m) => m.name === settings.model);
   if (model && tokens > 0) {
     const cost = (tokens * model.price_input_per_million) / 1e6;
