@@ -63,9 +63,10 @@ def message_frame(message: Message) -> MessageFrame:
 
 
 # What a share link's socket is sent: what the shared page (templates/sharing/shared.html)
-# shows — the user and assistant messages' author, text and state — plus the ids and sequence
-# numbers that keep a reply's frames continuous. Never the owner's reasoning, tool calls and
-# results, usage, logprobs, errors' detail or account ids. Frames not listed are not sent.
+# shows — the user and assistant messages' author, text and state, and why a reply ended early
+# — plus the ids and sequence numbers that keep a reply's frames continuous. Never the owner's
+# reasoning, tool calls and results, usage, logprobs, errors' detail or account ids. Frames not
+# listed are not sent.
 _LINK_FIELDS: dict[str, tuple[str, ...] | None] = {
     "ready": None,  # None: the whole frame
     "error": None,
@@ -74,9 +75,18 @@ _LINK_FIELDS: dict[str, tuple[str, ...] | None] = {
     "message.created": ("type", "message"),
     "reply.started": ("type", "reply_id", "seq"),
     "reply.delta": ("type", "reply_id", "seq", "content"),
-    "reply.completed": ("type", "reply_id", "seq", "status"),
+    "reply.completed": ("type", "reply_id", "seq", "status", "finish_reason"),
     "reply.failed": ("type", "reply_id", "seq", "status"),
-    "reply.snapshot": ("type", "reply_id", "seq", "status", "mode", "after_seq", "content"),
+    "reply.snapshot": (
+        "type",
+        "reply_id",
+        "seq",
+        "status",
+        "mode",
+        "after_seq",
+        "content",
+        "finish_reason",
+    ),
 }
 _LINK_MESSAGE_FIELDS = (
     "id",
@@ -85,9 +95,14 @@ _LINK_MESSAGE_FIELDS = (
     "author",
     "content",
     "status",
+    "finish_reason",
     "seq",
     "created_at",
 )
+#: Why a reply ended, as far as a link tells it: the ends its page explains under the reply
+#: (static/js/replies.js FINISH_NOTES: its text is not the whole answer). Any other (a reply
+#: that called a tool, say) is sent as "" — the link shows no tool calls.
+LINK_FINISH_REASONS = ("length", "content_filter")
 #: The messages a share link shows (its page, its socket, "Continue in my chats"): no system
 #: prompt, no tool results.
 LINK_ROLES = (Message.Role.USER, Message.Role.ASSISTANT)
@@ -97,7 +112,13 @@ def link_message(message: Message) -> dict[str, Any]:
     """A message as a share link's viewer is sent it (its page's data, as its socket's
     ``message.created`` carries it)."""
     frame: dict[str, Any] = dict(message_frame(message))
-    return {name: frame[name] for name in _LINK_MESSAGE_FIELDS}
+    return _shown_to_link({name: frame[name] for name in _LINK_MESSAGE_FIELDS})
+
+
+def _shown_to_link(fields: dict[str, Any]) -> dict[str, Any]:
+    if fields.get("finish_reason") not in (None, *LINK_FINISH_REASONS):
+        fields["finish_reason"] = ""
+    return fields
 
 
 def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
@@ -109,12 +130,14 @@ def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
         return frame
     if not fields:
         return None
-    shown = {name: frame[name] for name in fields if name in frame}
+    shown = _shown_to_link({name: frame[name] for name in fields if name in frame})
     if "message" in shown:
         message = shown["message"]
         if message.get("role") not in LINK_ROLES:
             return None
-        shown["message"] = {name: message[name] for name in _LINK_MESSAGE_FIELDS if name in message}
+        shown["message"] = _shown_to_link(
+            {name: message[name] for name in _LINK_MESSAGE_FIELDS if name in message}
+        )
     return shown
 
 

@@ -241,6 +241,7 @@ class _SharedMessagesReader(HTMLParser):
                     "author": "",
                     "content": "",
                     "status": a["data-status"],
+                    "finish_reason": a.get("data-finish-reason", ""),
                     "seq": int(a["data-seq"]),
                     "created_at": a["data-created-at"],
                 }

@@ -108,6 +108,7 @@ def test_the_page_is_the_transcript_and_its_script_is_not_inline(
         "author",
         "content",
         "status",
+        "finish_reason",
         "seq",
         "created_at",
     }

@@ -15,14 +15,24 @@ from tests.support import Socket, client_for, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
-MESSAGE_FIELDS = {"id", "parent_id", "role", "author", "content", "status", "seq", "created_at"}
+MESSAGE_FIELDS = {
+    "id",
+    "parent_id",
+    "role",
+    "author",
+    "content",
+    "status",
+    "finish_reason",
+    "seq",
+    "created_at",
+}
 FRAME_FIELDS = {
     "message.created": {"type", "message"},
     "reply.started": {"type", "reply_id", "seq"},
     "reply.delta": {"type", "reply_id", "seq", "content"},
-    "reply.completed": {"type", "reply_id", "seq", "status"},
+    "reply.completed": {"type", "reply_id", "seq", "status", "finish_reason"},
     "reply.failed": {"type", "reply_id", "seq", "status"},
-    "reply.snapshot": {"type", "reply_id", "seq", "status", "mode", "content"},
+    "reply.snapshot": {"type", "reply_id", "seq", "status", "mode", "content", "finish_reason"},
     "conversation.updated": {"type", "title"},
 }
 TOOLS = [
@@ -46,10 +56,13 @@ def assert_only_the_shared_text(frames: list[dict[str, Any]]) -> None:
         if frame["type"] in ("ready", "error"):
             continue
         assert set(frame) <= FRAME_FIELDS[frame["type"]], frame
+        # Only the ends the page explains (cut off, filtered): not that a reply called a tool.
+        assert frame.get("finish_reason", "") in ("", "length", "content_filter"), frame
         if frame["type"] == "message.created":
             message = frame["message"]
             assert set(message) == MESSAGE_FIELDS, message
             assert message["role"] in ("user", "assistant"), message
+            assert message["finish_reason"] in ("", "length", "content_filter"), message
 
 
 async def test_a_link_socket_gets_the_text_of_a_tool_using_reply_and_nothing_else(

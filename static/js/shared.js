@@ -11,6 +11,7 @@ import {
   applySnapshot,
   applyStarted,
   announcingReplies,
+  FINISH_NOTES,
   LazyDrawing,
   placeholder,
   replyState,
@@ -188,7 +189,7 @@ function fillArticle(article, node, { full = false } = {}) {
   );
   // A body drawn from the same text and state is kept (a redraw after the link ended changes
   // the heads); one being written is drawn again every time.
-  const key = writing && live ? null : JSON.stringify([node.content, node.status, writing]);
+  const key = writing && live ? null : JSON.stringify([node.content, node.status, node.finish_reason, writing]);
   const heldBack =
     node.role === "assistant" && !writing && Boolean(node.content) && !full && !lazyDrawing.isNear(article);
   const old = article.querySelector(":scope > .message-body");
@@ -213,6 +214,9 @@ function fillArticle(article, node, { full = false } = {}) {
     } else if (["failed", "interrupted", "cancelled"].includes(node.status)) {
       const text = node.status === "cancelled" ? "Stopped." : "The reply did not finish.";
       body.append(el("p", { class: `message-error status-${node.status}`, role: "note", text }));
+    } else if (node.status === "complete" && FINISH_NOTES[node.finish_reason]) {
+      // Ended early of its own accord, as the conversation page says under it.
+      body.append(el("p", { class: "message-note", role: "note", text: FINISH_NOTES[node.finish_reason] }));
     }
   } else {
     body.append(el("div", { class: "user-text", text: node.content }));
@@ -386,6 +390,7 @@ function serverMessages() {
     author: article.querySelector(":scope > .author").textContent,
     content: article.querySelector(":scope > .text").textContent,
     status: article.dataset.status,
+    finish_reason: article.dataset.finishReason || "",
     seq: Number(article.dataset.seq) || 0,
     created_at: article.dataset.createdAt,
   }));
