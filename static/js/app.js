@@ -149,6 +149,10 @@ function startRename(item) {
   field.addEventListener("blur", () => finish(true));
 }
 
+/** The notice of the last delete, while it shows: Ctrl+Z (⌘Z) outside a text field presses its
+ * Undo, so the keyboard need not travel to the end of the page to reach it in time. */
+let undoToast = null;
+
 async function deleteConversation(item) {
   const id = item.dataset.id;
   const result = await postJSON(`/c/${id}/delete/`, {});
@@ -163,10 +167,11 @@ async function deleteConversation(item) {
   const placeholder = document.createComment("deleted");
   item.replaceWith(placeholder);
   if (hadFocus) (neighbour?.querySelector("a") || search)?.focus();
-  toast(`Deleted “${item.dataset.title}”.`, {
+  undoToast = toast(`Deleted “${item.dataset.title}”.`, {
     timeout: 6000,
     action: {
       label: "Undo",
+      shortcut: "Ctrl+Z",
       run: async () => {
         const restored = await postJSON(`/c/${id}/restore/`, {});
         if (!restored.ok) toast("Could not undo.");
@@ -295,6 +300,9 @@ document.addEventListener("keydown", (event) => {
   if (mod && event.shiftKey && event.key.toLowerCase() === "o") {
     event.preventDefault();
     document.getElementById("new-chat-form")?.requestSubmit();
+  } else if (mod && !event.shiftKey && event.key.toLowerCase() === "z" && !typing(event.target) && undoToast?.isConnected) {
+    event.preventDefault();
+    undoToast.querySelector("button.toast-action")?.click();
   } else if (mod && event.shiftKey && (event.key === ";" || event.code === "Semicolon")) {
     event.preventDefault();
     document.dispatchEvent(new CustomEvent("chat:copy-last"));

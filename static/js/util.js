@@ -121,7 +121,10 @@ export function announce(text) {
   region.replaceChildren(el("p", { text }));
 }
 
-/** A short-lived status message; `action` = {label, run} adds a button (e.g. Undo). */
+/** A short-lived status message; `action` = {label, run, shortcut?} adds a button (e.g. Undo;
+ * `shortcut`: the keys that press it, as a hint beside it, e.g. "Ctrl+Z"). It waits while the
+ * pointer is on it or the focus in it, and gives the reader a moment more when they leave: a
+ * keyboard user on their way to its button does not see it vanish on arrival. */
 export function toast(message, { action = null, timeout = 5000, onExpire = null } = {}) {
   let region = document.getElementById("toasts");
   if (!region) {
@@ -133,24 +136,50 @@ export function toast(message, { action = null, timeout = 5000, onExpire = null 
   const finish = (expired) => {
     if (done) return;
     done = true;
+    clearTimeout(timer);
     item.remove();
     if (expired && onExpire) onExpire();
   };
   if (action) {
-    item.append(
-      el("button", {
-        type: "button",
-        class: "toast-action",
-        text: action.label,
-        onclick: () => {
-          finish(false);
-          action.run();
-        },
-      }),
-    );
+    const button = el("button", {
+      type: "button",
+      class: "toast-action",
+      text: action.label,
+      onclick: () => {
+        finish(false);
+        action.run();
+      },
+    });
+    item.append(button);
+    if (action.shortcut) {
+      button.setAttribute("aria-keyshortcuts", action.shortcut.replace("Ctrl", "Control"));
+      item.append(el("kbd", { class: "toast-shortcut", text: action.shortcut }));
+    }
   }
+  let remaining = timeout;
+  let started = 0;
+  let timer = null;
+  const run = () => {
+    started = performance.now();
+    timer = setTimeout(() => finish(true), remaining);
+  };
+  const hold = () => {
+    if (timer === null) return;
+    clearTimeout(timer);
+    timer = null;
+    remaining -= performance.now() - started;
+  };
+  const release = (leaving) => {
+    if (done || timer !== null || item.matches(":hover") || item.contains(leaving)) return;
+    remaining = Math.max(remaining, 2000);
+    run();
+  };
+  item.addEventListener("pointerenter", hold);
+  item.addEventListener("focusin", hold);
+  item.addEventListener("pointerleave", () => release(document.activeElement));
+  item.addEventListener("focusout", (event) => release(event.relatedTarget));
   region.append(item);
-  setTimeout(() => finish(true), timeout);
+  run();
   return item;
 }
 
