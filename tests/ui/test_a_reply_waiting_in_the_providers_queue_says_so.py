@@ -34,5 +34,7 @@ def test_a_queued_reply_waits_for_the_model_then_writes(
         expect(reply.locator(".message-content")).to_contain_text("word1", timeout=15000)
         expect(reply.locator(".message-state")).to_have_text("Writing…")
     wait_until_idle(page)
-    expect(page.get_by_role("article", name="DeepSeek Chat").locator(".message-state")).to_have_count(0)
+    expect(
+        page.get_by_role("article", name="DeepSeek Chat").locator(".message-state")
+    ).to_have_count(0)
     assert not session.errors, session.errors
