@@ -952,9 +952,14 @@ def finalize_params(
     ]
 
 
-def set_title(conversation_id: uuid.UUID, title: str) -> bool:
-    """Set the title unless someone named the conversation meanwhile."""
-    return bool(Conversation.objects.filter(pk=conversation_id, title="").update(title=title[:200]))
+def set_title(conversation_id: uuid.UUID, title: str) -> int | None:
+    """Set the title unless someone named the conversation meanwhile: its owner's id when set
+    (whose lists show the title), else None."""
+    if not Conversation.objects.filter(pk=conversation_id, title="").update(title=title[:200]):
+        return None
+    return (
+        Conversation.objects.filter(pk=conversation_id).values_list("owner_id", flat=True).first()
+    )
 
 
 def heartbeat(reply_ids: list[uuid.UUID]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from conversations import api_wire, audit, quota
+from conversations import api_wire, audit, quota, sharing
 from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
 from conversations.models import (
     ApiKey,
@@ -262,3 +262,4 @@ def _save_history(call: Call, result: ChatResult) -> None:
         status=Message.Status.COMPLETE,
     )
     UsageRecord.objects.filter(pk=call.record_id).update(conversation=conversation, message=reply)
+    sharing.announce_listed(conversation)  # the owner's open tabs list it

@@ -38,7 +38,7 @@ from conversations.errors import (
     ShuttingDown,
 )
 from conversations.frames import MessageFrame, encode, link_frame, message_frame
-from conversations.generation import SNAPSHOT_TIMEOUT, get_service, group_name
+from conversations.generation import SNAPSHOT_TIMEOUT, account_group, get_service, group_name
 from conversations.models import Conversation, Message, ShareLink, User
 
 logger = logging.getLogger("conversations.consumers")
@@ -184,6 +184,7 @@ _DIRECT_HANDLERS = {
     "reply.failed": "reply_failed",
     "message.created": "message_created",
     "conversation.updated": "conversation_updated",
+    "conversation.listed": "conversation_listed",
 }
 
 
@@ -205,6 +206,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     left: bool = False  # told why and closed: nothing more is sent
     # Whose place among the process's sockets this one holds (``SocketPlaces``) until it closes.
     place: str | None = None
+    # The account's group (``account_group``), joined by a socket of a signed-in account on a
+    # conversation it sees by right (not through a share link): its tab's list of conversations.
+    account: str | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Channels' consumer, whose every end frees the socket's place and leaves its room:
@@ -219,6 +223,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if hasattr(self, "group"):
                 with contextlib.suppress(Exception):
                     await self.service.leave(self.group, self)
+            if self.account is not None:
+                with contextlib.suppress(Exception):
+                    await self.service.leave(self.account, self)
 
     async def connect(self) -> None:
         self.server_send = _server_send(self.base_send)
@@ -272,6 +279,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Events handed over before ``ready`` is sent wait here, then run in order.
         self.early: list[dict[str, Any]] | None = []
         await self.service.join(self.group, self)
+        if signed_in and link is None:
+            # Only the account's own sockets, which close when its session ends (signed out,
+            # a new password, the account deactivated: ``recheck_access``).
+            self.account = account_group(user.pk)
+            await self.service.join(self.account, self)
         await self.accept()
         # Replies in progress are listed; the client syncs each from the sequence it holds.
         active, newest = await in_db_thread(_ready_state)(conversation.id)
@@ -701,3 +713,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def conversation_updated(self, event: dict[str, Any]) -> None:
         await self.send_frame(event)
+
+    async def conversation_listed(self, event: dict[str, Any]) -> None:
+        """One of the account's conversations, new or renamed: only its own sockets joined its
+        group, and a link's frames never carry it (``link_frame``)."""
+        if self.account is not None:
+            await self.send_frame(
+                {"type": "conversation.listed", "conversation": event["conversation"]}
+            )

@@ -79,6 +79,20 @@ def group_name(conversation_id: uuid.UUID | str) -> str:
     return f"conversation.{uuid.UUID(str(conversation_id)).hex}"
 
 
+def account_group(user_id: int) -> str:
+    """The group of an account's own conversation sockets (not those on a share link): what
+    its conversation lists show changes (``conversation.listed``)."""
+    return f"account.{int(user_id)}"
+
+
+def listed_event(conversation_id: uuid.UUID | str, title: str) -> dict[str, Any]:
+    """The event telling an account's tabs how one of its conversations is listed now."""
+    return {
+        "type": "conversation.listed",
+        "conversation": {"id": str(conversation_id), "title": title},
+    }
+
+
 _db = in_db_thread
 
 
@@ -557,10 +571,12 @@ async def generate_title(
                 usage = dict(quota.NOTHING_USED)
         await _db(actions.settle_call)(record.pk, outcome=outcome, usage=usage, output_text=title)
     title = title or fallback_title(context.first_user_text)
-    if await _db(actions.set_title)(context.conversation_id, title):
+    owner_id = await _db(actions.set_title)(context.conversation_id, title)
+    if owner_id is not None:
         await service.publish(
             group_name(context.conversation_id), {"type": "conversation.updated", "title": title}
         )
+        await service.publish(account_group(owner_id), listed_event(context.conversation_id, title))
 
 
 class LocalSocket(Protocol):

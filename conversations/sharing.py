@@ -60,6 +60,21 @@ def announce_title(conversation_id: uuid.UUID, title: str) -> None:
     _announce({"type": "conversation.updated", "title": title}, (conversation_id,))
 
 
+def announce_listed(conversation: Conversation) -> None:
+    """After commit: the owner's open tabs (their own conversation sockets, never a share
+    link's) list the conversation, new or renamed, under its title (their sidebars)."""
+    from conversations.generation import account_group, listed_event
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    group, event = (
+        account_group(conversation.owner_id),
+        listed_event(conversation.pk, str(conversation)),
+    )
+    transaction.on_commit(lambda: async_to_sync(layer.group_send)(group, event))
+
+
 def _announce(event: dict[str, Any], conversation_ids: Iterable[uuid.UUID]) -> None:
     from conversations.generation import group_name
 
@@ -224,6 +239,7 @@ def fork_conversation(
                 finish_reason=message.finish_reason,
                 usage=None if through_link else message.usage,
             )
+        announce_listed(fork)
     return fork
 
 

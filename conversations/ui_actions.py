@@ -50,7 +50,9 @@ def create_conversation(user: User, model_name: Any) -> Conversation:
     """A new, empty conversation with an enabled model."""
     model = _enabled_model(model_name)
     quota.check_may_use(user, model)
-    return Conversation.objects.create(owner=user, model=model)
+    conversation = Conversation.objects.create(owner=user, model=model)
+    sharing.announce_listed(conversation)  # the owner's other tabs list it
+    return conversation
 
 
 def rename_conversation(conversation: Conversation, title: Any) -> Conversation:
@@ -60,6 +62,7 @@ def rename_conversation(conversation: Conversation, title: Any) -> Conversation:
     Conversation.objects.filter(pk=conversation.pk).update(title=title, updated_at=timezone.now())
     conversation.title = title
     sharing.announce_title(conversation.pk, title)  # the other tabs and readers on it
+    sharing.announce_listed(conversation)  # the owner's tabs' lists
     return conversation
 
 
@@ -241,4 +244,5 @@ def import_conversation(user: User, data: Any) -> Conversation:
                 status=Message.Status.COMPLETE,
                 finish_reason="stop" if item["role"] == "assistant" else "",
             )
+        sharing.announce_listed(conversation)
     return conversation

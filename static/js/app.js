@@ -127,8 +127,7 @@ function startRename(item) {
       toast(result.data?.error?.message || "Could not rename.");
       return;
     }
-    link.textContent = result.data.title;
-    item.dataset.title = result.data.title;
+    retitle(item, result.data.title);
     if (id === currentId) {
       for (const heading of document.querySelectorAll("[data-conversation-title]")) {
         heading.textContent = result.data.title;
@@ -188,6 +187,50 @@ async function deleteConversation(item) {
     },
   });
 }
+
+/** The sidebar's entry of the account's conversation `id` (as templates/chat_layout.html writes it). */
+function sidebarItem(id, title) {
+  const item = el(
+    "li",
+    { "data-id": id },
+    el("a", { class: "conversation-link", "data-id": id, href: `/c/${encodeURIComponent(id)}/` }),
+    el(
+      "span",
+      { class: "item-actions" },
+      el("button", { type: "button", class: "icon small", "data-action": "rename", title: "Rename", text: "✎" }),
+      el("button", { type: "button", class: "icon small", "data-action": "delete", title: "Delete", text: "✕" }),
+    ),
+  );
+  retitle(item, title);
+  return item;
+}
+
+function retitle(item, title) {
+  item.dataset.title = title;
+  item.querySelector("a.conversation-link").textContent = title;
+  item.querySelector("[data-action=rename]")?.setAttribute("aria-label", `Rename ${title}`);
+  item.querySelector("[data-action=delete]")?.setAttribute("aria-label", `Delete ${title}`);
+}
+
+// A conversation of this account made or renamed elsewhere (another tab, a script through the
+// API with "save to history", a fork, an import), as the conversation page's socket hears it
+// (conversation.listed): listed here without a reload. A new one goes first, on the list's
+// first page unfiltered (elsewhere the list holds other conversations than the newest).
+document.addEventListener("chat:conversation-listed", (event) => {
+  const { id, title } = event.detail || {};
+  const list = sidebar?.querySelector(".conversation-list:not(.shared-list)");
+  if (!list || typeof id !== "string" || typeof title !== "string") return;
+  const listed = [...list.querySelectorAll("li[data-id]")].find((item) => item.dataset.id === id);
+  if (listed) {
+    retitle(listed, title);
+    return;
+  }
+  const query = new URLSearchParams(location.search);
+  if (query.get("q") || (query.get("page") || "1") !== "1") return;
+  list.querySelector("li.empty")?.remove();
+  list.prepend(sidebarItem(id, title));
+  if (search?.value) search.dispatchEvent(new Event("input")); // the title filter typed applies
+});
 
 sidebar?.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-action]");

@@ -1222,6 +1222,10 @@ const handlers = {
     }
     document.title = `${frame.title} — DeepSeek team chat`;
   },
+  "conversation.listed"(frame) {
+    // One of this account's conversations, new or renamed elsewhere: the sidebar is app.js's.
+    document.dispatchEvent(new CustomEvent("chat:conversation-listed", { detail: frame.conversation }));
+  },
   error(frame) {
     const message = frame.message || "Something went wrong.";
     if (frame.request_type === "reply.continue") {
