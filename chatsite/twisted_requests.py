@@ -19,11 +19,17 @@ at 5 MB; a worker reached directly had nothing). A body declared or sent past
 :data:`MAX_BODY_BYTES` is answered 413 at once and the connection closed; the app never sees it.
 Bodies up to that size still reach the app, which refuses those over its own limits (the API's
 2 MB, Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``) with its own answers.
+
+And it gives every status its standard reason phrase. Twisted writes the status line from its
+own table (``twisted.web.http.RESPONSES``), which lacks 429 and a dozen others: the API's and
+the site's 429s went out as ``HTTP/1.1 429 Unknown Status``. The phrases now come from the
+standard library's :class:`http.HTTPStatus` (Twisted's table only for a code it does not know).
 """
 
 from __future__ import annotations
 
 import io
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +40,8 @@ _TOO_LARGE = (
     b"HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 30\r\n"
     b"Connection: close\r\n\r\nThe request body is too large."
 )
+#: The reason phrase of each standard status, for the status line.
+REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 _installed = False
 
@@ -62,6 +70,10 @@ def install() -> None:
 
     got_length = WebRequest.gotLength
     process = WebRequest.process
+    set_response_code = WebRequest.setResponseCode
+
+    def setResponseCode(self: Any, code: int, message: bytes | None = None) -> None:
+        set_response_code(self, code, REASONS.get(code) if message is None else message)
 
     def gotLength(self: Any, length: int | None) -> None:
         self._too_large = False
@@ -89,4 +101,5 @@ def install() -> None:
     WebRequest.gotLength = gotLength  # type: ignore[method-assign]
     WebRequest.handleContentChunk = handleContentChunk  # type: ignore[method-assign]
     WebRequest.process = process_unless_refused  # type: ignore[method-assign]
+    WebRequest.setResponseCode = setResponseCode  # type: ignore[method-assign]
     _installed = True
