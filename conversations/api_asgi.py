@@ -23,11 +23,13 @@ every answer says ``Access-Control-Allow-Origin: *`` (never with credentials). T
 header is the only credential, so a page can do nothing here that its own key does not allow;
 browser-based tools need this to call the API at all.
 
-Streaming: we wait up to :data:`KEEPALIVE_INTERVAL_S` for the upstream's first delta before
+Streaming: we wait up to :data:`FIRST_OUTPUT_WAIT_S` for the upstream's first delta before
 answering, so that a request the upstream refuses at once still gets its real status. After
-that the 200 goes out, ``: keep-alive`` comments follow every few seconds until the first
-delta, and a later failure (the first event's too, once a keep-alive went out) ends the
-stream with a ``data: {"error": …}`` event and no ``[DONE]``. A client that leaves (mid-stream or while waiting for a non-streamed answer)
+that the 200 goes out, and a later failure (the first event's too, once a keep-alive went out)
+ends the stream with a ``data: {"error": …}`` event and no ``[DONE]``. From the 200 on, the
+client never waits more than :data:`KEEPALIVE_INTERVAL_S` for a byte: whenever the upstream is
+silent (queued before the first delta, or paused mid-stream) a ``: keep-alive`` comment goes
+out (:class:`_Heartbeat`), so clients and proxies with a short read timeout keep the stream. A client that leaves (mid-stream or while waiting for a non-streamed answer)
 cancels the upstream call, and the call is settled as ``cancelled`` with what it used.
 """
 
@@ -78,7 +80,14 @@ logger = logging.getLogger("conversations.api")
 request_logger = logging.getLogger("chatsite.request")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
-KEEPALIVE_INTERVAL_S = 5.0
+#: How long a call waits for the upstream's first output before its status goes out (a 200):
+#: an upstream that refuses at once still gets its own status through.
+FIRST_OUTPUT_WAIT_S = 5.0
+#: The longest a client waits for a byte once the status went out: after half of it without
+#: one, and at most all of it, a keep-alive goes out (see :class:`_Heartbeat`). Well under
+#: the idle timeouts of common proxies and clients (30-60 s), while the upstream's own silence
+#: may last minutes (a queue, a long pause in reasoning: UPSTREAM_IDLE_TIMEOUT is 180 s).
+KEEPALIVE_INTERVAL_S = 10.0
 # Statuses of upstream failures as our callers see them; anything else is a bad gateway.
 UPSTREAM_STATUSES = {400: 400, 422: 400, 429: 429, 503: 503, 504: 504}
 
@@ -619,8 +628,9 @@ async def _stream(call: Call, response: _Response) -> None:
         ]
         return ChatResult(text="".join(text), reasoning="".join(reasoning), tool_calls=calls)
 
+    heartbeat: _Heartbeat | None = None
     try:
-        await asyncio.wait((first,), timeout=KEEPALIVE_INTERVAL_S)
+        await asyncio.wait((first,), timeout=FIRST_OUTPUT_WAIT_S)
         if first.done() and (error := first.exception()) is not None:
             if not isinstance(error, UpstreamError):
                 outcome = "failed"
@@ -632,12 +642,13 @@ async def _stream(call: Call, response: _Response) -> None:
             return
         await response.start(200, _SSE_HEADERS)
         send = response.send
-        # Still waiting after the interval: the headers go out with a keep-alive.
-        while not first.done():
+        if not first.done():
+            # Still waiting: the headers go out with a keep-alive (the heartbeat sends more).
             await send(
                 {"type": "http.response.body", "body": api_wire.KEEPALIVE, "more_body": True}
             )
-            await asyncio.wait((first,), timeout=KEEPALIVE_INTERVAL_S)
+        heartbeat = _Heartbeat(send, api_wire.KEEPALIVE)
+        await asyncio.wait((first,))
         writer = api_wire.ChunkWriter(
             model_name=call.model_name,
             fingerprint=call.fingerprint,
@@ -691,15 +702,18 @@ async def _stream(call: Call, response: _Response) -> None:
                     await send(
                         {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                     )
+                    heartbeat.sent += 1
                     # Settled before [DONE]: a client that checks its balance after the
                     # stream sees this call charged.
                     await _settle(call, outcome, result)
+                    heartbeat.stop()
                     await send({"type": "http.response.body", "body": api_wire.DONE})
                     return
                 if out:
                     body = b"".join(out) if len(out) > 1 else out[0]
                     out = []
                     await send({"type": "http.response.body", "body": body, "more_body": True})
+                    heartbeat.sent += 1
                 event = following if following is not None else await anext(events)
         except asyncio.CancelledError as stop:
             # The client left: the provider's usage, if its chunk had come, is what is charged.
@@ -722,10 +736,47 @@ async def _stream(call: Call, response: _Response) -> None:
         await _stop_upstream(first, events)
         await _settle(call, outcome, result)
         response.stream_error = envelope["error"]["code"]
+        heartbeat.stop()
         await send({"type": "http.response.body", "body": api_wire.error_event(envelope)})
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         await _stop_upstream(first, events)
         await _settle(call, outcome, result or partial())
+
+
+class _Heartbeat:
+    """Keep-alives on a response whose status has gone out, while nothing else does.
+
+    One task per response, waking every half :data:`KEEPALIVE_INTERVAL_S`: if the response
+    sent nothing since its last wake it sends ``keepalive``. So a keep-alive follows between
+    half of the interval and all of it of silence, and real events are never held back or
+    reordered (they are sent by the response's own task, as they come). The response counts
+    what it sends in :attr:`sent`; that increment is all a chunk costs (no timer per chunk).
+    """
+
+    __slots__ = ("_task", "sent")
+
+    def __init__(self, send: Send, keepalive: bytes) -> None:
+        self.sent = 0
+        self._task = asyncio.ensure_future(self._beat(send, keepalive))
+
+    async def _beat(self, send: Send, keepalive: bytes) -> None:
+        message = {"type": "http.response.body", "body": keepalive, "more_body": True}
+        seen = self.sent
+        while True:
+            await asyncio.sleep(KEEPALIVE_INTERVAL_S / 2)
+            if self.sent == seen:
+                try:
+                    await send(message)
+                except Exception:  # the response's own next send meets the same failure
+                    return
+                self.sent += 1
+            seen = self.sent
+
+    def stop(self) -> None:
+        """No keep-alive after this (call it before a response's last message)."""
+        self._task.cancel()
 
 
 async def _next_event(events: AsyncGenerator[StreamEvent, None]) -> StreamEvent:
