@@ -29,8 +29,11 @@ that the 200 goes out, and a later failure (the first event's too, once a keep-a
 ends the stream with a ``data: {"error": …}`` event and no ``[DONE]``. From the 200 on, the
 client never waits more than :data:`KEEPALIVE_INTERVAL_S` for a byte: whenever the upstream is
 silent (queued before the first delta, or paused mid-stream) a ``: keep-alive`` comment goes
-out (:class:`_Heartbeat`), so clients and proxies with a short read timeout keep the stream. A client that leaves (mid-stream or while waiting for a non-streamed answer)
-cancels the upstream call, and the call is settled as ``cancelled`` with what it used.
+out (:class:`_Heartbeat`), so clients and proxies with a short read timeout keep the stream.
+A non-streamed answer not ready within the same wait gets its 200 and blank lines before its
+body, as DeepSeek's queue sends (:class:`_SlowAnswer`). A client that leaves (mid-stream or
+while waiting for a non-streamed answer) cancels the upstream call, and the call is settled as
+``cancelled`` with what it used.
 """
 
 from __future__ import annotations
@@ -576,6 +579,7 @@ async def _complete(call: Call, response: _Response) -> None:
     outcome = "cancelled"
     result: ChatResult | None = None
     request = call.request
+    waiting = _SlowAnswer(response)
     try:
         result = await upstream_client().complete_chat(
             call.target, request.messages, request.params
@@ -583,16 +587,26 @@ async def _complete(call: Call, response: _Response) -> None:
         outcome = "complete"
     except UpstreamError as error:
         outcome = "failed"
+        await waiting.stop()
         await _settle(call, outcome, _received(error, error.partial))
-        await response.upstream_error(error)
+        if response.status:
+            await waiting.fail(_upstream_envelope(error))
+        else:
+            await response.upstream_error(error)
         return
     except Exception:
         outcome = "failed"
+        await waiting.stop()
         await _settle(call, outcome, None)
-        await response.internal_error()
+        if response.status:
+            logger.exception("API request failed")
+            await waiting.fail(_INTERNAL_ERROR)
+        else:
+            await response.internal_error()
         return
     finally:
         # Reached first by a cancellation (the client left): settle what was used.
+        await waiting.stop()
         await _settle(call, outcome, result)
     usage = result.usage or _estimated_usage(call, result)
     body = api_wire.completion_body(
@@ -603,7 +617,80 @@ async def _complete(call: Call, response: _Response) -> None:
         logprobs=request.logprobs,
         usage=usage,
     )
-    await response.json(200, body)
+    if response.status:
+        # After the blank lines: the body ends the response (its length was not known).
+        await response.send({"type": "http.response.body", "body": body})
+    else:
+        await response.json(200, body)
+
+
+_INTERNAL_ERROR = api_wire.error_envelope(
+    500, "Something went wrong on our side.", code="internal_error"
+)
+#: A non-streamed answer whose status went out before its body: no length, as DeepSeek's.
+_JSON_WAITING_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+class _SlowAnswer:
+    """Blank lines ahead of a non-streamed answer the upstream takes long to give.
+
+    DeepSeek keeps a queued non-streaming request's connection open by writing empty lines
+    before the JSON body (``deepseek-api.md`` §4.5); JSON parsers skip them. We do the same:
+    a call still waiting after :data:`FIRST_OUTPUT_WAIT_S` gets its 200 and a ``\\n``, then a
+    ``\\n`` after every 5-10 s of silence (:class:`_Heartbeat`), and the body when it comes,
+    so clients and proxies with a short read timeout keep waiting. A call answered within the
+    wait (nearly all, and every refusal made at once) keeps its status and its length; one that
+    fails after the 200 went out can only say so in the body, with the error envelope
+    (:meth:`fail`), as a failed stream's last event does. Costs a timer per call, nothing more
+    unless it fires.
+    """
+
+    __slots__ = ("_heartbeat", "_starting", "_timer", "response")
+
+    def __init__(self, response: _Response) -> None:
+        self.response = response
+        self._starting: asyncio.Task[None] | None = None
+        self._heartbeat: _Heartbeat | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            FIRST_OUTPUT_WAIT_S, self._start_waiting
+        )
+
+    def _start_waiting(self) -> None:
+        self._timer = None
+        self._starting = asyncio.ensure_future(self._send_status())
+
+    async def _send_status(self) -> None:
+        response = self.response
+        await response.start(200, _JSON_WAITING_HEADERS)
+        await response.send({"type": "http.response.body", "body": b"\n", "more_body": True})
+        self._heartbeat = _Heartbeat(response.send, b"\n")
+
+    async def stop(self) -> None:
+        """Nothing more from here: the status is either still to send, or it went out (the
+        answer's body follows it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            # Let a status already on its way out get there: the body must follow it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(starting)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+    async def fail(self, envelope: api_wire.ErrorEnvelope) -> None:
+        """End an answer whose 200 went out with the error envelope as its body."""
+        self.response.stream_error = envelope["error"]["code"]
+        await self.response.send(
+            {"type": "http.response.body", "body": api_wire.dumps(envelope).encode()}
+        )
 
 
 async def _stream(call: Call, response: _Response) -> None:
