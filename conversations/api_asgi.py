@@ -58,7 +58,7 @@ from conversations import api_calls, api_wire, quota
 from conversations.api_keys import Call, InvalidKey
 from conversations.errors import ChatError, InvalidParameter, QuotaExceeded
 from conversations.generation import upstream_client
-from conversations.text import check_parsed_json, loads
+from conversations.text import DuplicateKey, check_parsed_json, loads_unique
 from conversations.upstream import (
     ChatResult,
     Completed,
@@ -493,13 +493,15 @@ def _parse_json(raw: bytes) -> Any:
     try:
         # JSON only: Python's NaN and Infinity would be passed on upstream as a body it
         # cannot read.
-        parsed = loads(text)
+        parsed = loads_unique(text)
     except json.JSONDecodeError as error:
         # Where, as DeepSeek says it: hand-written bodies (curl, shell quoting) go wrong here.
         return InvalidParameter(
             f"The request body is not valid JSON: {error.msg} at line {error.lineno} "
             f"column {error.colno}."
         )
+    except DuplicateKey as error:
+        return _duplicate_key(error)
     except ValueError:
         return InvalidParameter("The request body is not valid JSON.")
     try:
@@ -508,6 +510,21 @@ def _parse_json(raw: bytes) -> Any:
     except InvalidParameter as error:
         return error
     return parsed
+
+
+def _duplicate_key(error: DuplicateKey) -> InvalidParameter:
+    """The refusal of a body naming a key twice in one object (which one we would have read
+    is not for us to guess): the key, where, and the top-level field it is under."""
+
+    def shown(text: str, limit: int) -> str:
+        # Any text can be a key, a lone surrogate too: escaped where UTF-8 cannot encode it.
+        return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+    where = f"{shown(error.path, 200)} has" if error.path else "The request body has"
+    return InvalidParameter(
+        f"{where} the key {json.dumps(error.key[:100])} twice: send each key of an object once.",
+        param=shown(error.field, 100) or None,
+    )
 
 
 async def _options(response: _Response, request: _Request, allowed: str) -> None:

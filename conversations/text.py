@@ -72,6 +72,76 @@ def loads(raw: str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names ``key`` twice; ``path`` is the object's place in the document
+    (``messages[1]``, ``tools[0].function``; empty for the outermost object) and ``field``
+    the outermost object's key it is under (``key`` itself for the outermost object)."""
+
+    def __init__(self, key: str, path: str, field: str) -> None:
+        super().__init__(f"duplicate key {key!r} in {path or 'the outermost object'}")
+        self.key = key
+        self.path = path
+        self.field = field
+
+
+class _Duplicated(Exception):
+    """Raised from inside the parse, which knows the pairs but not where they are."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Duplicated
+    return obj
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in order, duplicates kept (only to say where one was)."""
+
+
+_UNIQUE_DECODER = json.JSONDecoder(parse_constant=_not_json, object_pairs_hook=_unique_object)
+_PAIRS_DECODER = json.JSONDecoder(parse_constant=_not_json, object_pairs_hook=_Pairs)
+
+
+def loads_unique(raw: str) -> Any:
+    """As :func:`loads`, and :class:`DuplicateKey` for an object that names a key twice, at
+    any depth: Python's parser lets the last one win, so a body could say one thing to a
+    reader of its text and another to us (DeepSeek refuses it). The check is one call per
+    object from inside the parse (``object_pairs_hook``); only a refused body is parsed again,
+    to say where."""
+    try:
+        return _UNIQUE_DECODER.decode(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except _Duplicated:
+        pass
+    try:
+        document = _PAIRS_DECODER.decode(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    raise _first_duplicate(document)
+
+
+def _first_duplicate(document: Any) -> DuplicateKey:
+    """The first object (in document order) that names a key twice."""
+    stack: list[tuple[Any, str, str | None]] = [(document, "", None)]
+    while stack:
+        value, path, field = stack.pop()
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for key, _ in value:
+                if key in seen:
+                    return DuplicateKey(key, path, key if field is None else field)
+                seen.add(key)
+            stack.extend(
+                (item, f"{path}.{key}" if path else key, key if field is None else field)
+                for key, item in reversed(value)
+            )
+        elif isinstance(value, list):
+            stack.extend((value[i], f"{path}[{i}]", field) for i in range(len(value) - 1, -1, -1))
+    raise AssertionError("no duplicate key in a document refused for one")
+
+
 def compact_json(value: Any) -> str:
     """``value`` as JSON without spaces, non-ASCII characters as they are: what our sockets and
     the API send."""
