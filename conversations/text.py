@@ -163,7 +163,15 @@ def check_parsed_json(
         if reason is not None:
             # The error names the top-level field at fault (``content``, ``messages``...).
             field = re.split(r"[.\[ ]", path, maxsplit=1)[0] if isinstance(parsed, dict) else ""
+            # The path is made of the body's own keys, which may hold a lone surrogate
+            # themselves: escaped, so the error can be written in UTF-8.
+            path, field = _shown(path), _shown(field)
             raise InvalidParameter(f"{path or 'The text'} {reason}.", param=field or param)
+
+
+def _shown(text: str) -> str:
+    """``text`` as UTF-8 can carry it (a lone surrogate escaped as ``\\udXXX``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:

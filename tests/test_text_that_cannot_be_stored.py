@@ -178,7 +178,7 @@ def test_the_api_refuses_what_it_could_not_send_and_names_the_parameter(
         headers={**headers, "Content-Type": "application/json"},
         content=utf16.encode("utf-16"),
     )
-    assert "not valid JSON" in assert_envelope(response, 400, "invalid_request_error")["message"]
+    assert "not valid UTF-8" in assert_envelope(response, 400, "invalid_request_error")["message"]
     for body, param in [
         ({"temperature": 10**400}, "temperature"),
         ({"reasoning_effort": ["high"]}, "reasoning_effort"),
@@ -227,3 +227,23 @@ def test_a_saving_key_is_charged_even_when_its_copy_cannot_be_kept(
     records = UsageRecord.objects.filter(user=alice).order_by("id")
     assert [r.state for r in records] == ["settled"] * 4
     assert all(r.completion_tokens > 0 and not r.estimated for r in records)
+
+
+@pytest.mark.timeout(120)
+def test_a_key_holding_a_lone_surrogate_is_named_escaped_not_a_500(
+    api_base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    """The error names where the bad text is by the body's own keys: a key that is itself a
+    lone surrogate made the error unwritable in UTF-8, and the client got a 500."""
+    raw = (
+        b'{"model": "deepseek-chat", "messages": [{"role": "user", "content": "Hi"}],'
+        b' "stream": true, "stream_options": {"\\ud800": true}}'
+    )
+    response = httpx.post(
+        api_base + "/v1/chat/completions",
+        headers={**bearer(make_key(alice)), "Content-Type": "application/json"},
+        content=raw,
+    )
+    error = assert_envelope(response, 400, "invalid_request_error")
+    assert error["param"] == "stream_options"
+    assert "stream_options.\\ud800" in error["message"] and "surrogate" in error["message"]
