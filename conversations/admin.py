@@ -8,7 +8,6 @@ and members).
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -24,13 +23,14 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.forms.fields import InvalidJSONInput
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from conversations import access, api_keys, audit, quota, sharing, text
+from conversations.csv_export import stream_csv
 from conversations.errors import InvalidParameter
 from conversations.models import (
     LIMIT_FIELDS,
@@ -1038,31 +1038,6 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).select_related("user", "model")
 
 
-# A text cell starting with one of these is a formula to a spreadsheet (a title such as
-# =HYPERLINK(...) would run when staff open the export): such cells get a leading quote.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        # In the deployment's time zone, as the admin shows it and as days and months are
-        # counted (in UTC a call late in the evening was dated the next day), offset included.
-        return timezone.localtime(value).isoformat()
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _csv_response(filename: str, header: list[str], rows: Any) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_csv_cell(value) for value in row])
-    return response
-
-
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_name", "action", "target_type", "target_repr", "changes"]
@@ -1103,23 +1078,24 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         )
 
     @admin.action(description="Export the selected entries as CSV")
-    def export_csv(self, request: HttpRequest, queryset: Any) -> HttpResponse:
-        rows = (
-            [
-                e.at,
-                e.actor_name,
-                e.action,
-                e.target_type,
-                e.target_id,
-                e.target_repr,
-                # JSON, as stored (not Python's repr: True/None, single quotes).
-                "" if e.before is None else json.dumps(e.before),
-                "" if e.after is None else json.dumps(e.after),
-            ]
-            for e in queryset
-        )
-        return _csv_response(
+    def export_csv(self, request: HttpRequest, queryset: Any) -> HttpResponseBase:
+        return stream_csv(
             "audit.csv",
             ["at", "actor", "action", "target_type", "target_id", "target", "before", "after"],
-            rows,
+            queryset,
+            _audit_columns,
         )
+
+
+def _audit_columns(entry: AuditEntry) -> list[Any]:
+    return [
+        entry.at,
+        entry.actor_name,
+        entry.action,
+        entry.target_type,
+        entry.target_id,
+        entry.target_repr,
+        # JSON, as stored (not Python's repr: True/None, single quotes).
+        "" if entry.before is None else json.dumps(entry.before),
+        "" if entry.after is None else json.dumps(entry.after),
+    ]

@@ -13,12 +13,12 @@ from django.contrib.auth.models import Group
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from conversations import charts, quota
-from conversations.admin import _csv_response
+from conversations.csv_export import stream_csv
 from conversations.models import ModelConfig, UsageRecord, User
 
 WARN_AT = 0.8
@@ -262,53 +262,59 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "usage/dashboard.html", context)
 
 
-def export_csv(request: HttpRequest) -> HttpResponse:
-    """The ledger under the dashboard's filters, one row per upstream call."""
-    records, _ = _filtered(request)
-    header = [
-        "created_at",
-        "user",
-        "model",
-        "purpose",
-        "state",
-        "outcome",
-        "prompt_tokens",
-        "cache_hit_tokens",
-        "cache_miss_tokens",
-        "completion_tokens",
-        "reasoning_tokens",
-        "total_tokens",
-        "reserved_tokens",
-        "cost_usd",
-        "estimated",
-        "conversation",
-        "api_key",
+LEDGER_COLUMNS = [
+    "created_at",
+    "user",
+    "model",
+    "purpose",
+    "state",
+    "outcome",
+    "prompt_tokens",
+    "cache_hit_tokens",
+    "cache_miss_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "reserved_tokens",
+    "cost_usd",
+    "estimated",
+    "conversation",
+    "api_key",
+]
+
+
+def _ledger_columns(r: UsageRecord) -> list[Any]:
+    return [
+        r.created_at,
+        r.account_name,
+        r.model.name,
+        r.purpose,
+        r.state,
+        r.outcome,
+        r.prompt_tokens,
+        r.cache_hit_tokens,
+        r.cache_miss_tokens,
+        r.completion_tokens,
+        r.reasoning_tokens,
+        r.total_tokens,
+        r.reserved_tokens,
+        r.cost,
+        r.estimated,
+        r.conversation_id or "",
+        r.api_key.prefix if r.api_key else "",
     ]
-    rows = (
-        [
-            r.created_at,
-            r.account_name,
-            r.model.name,
-            r.purpose,
-            r.state,
-            r.outcome,
-            r.prompt_tokens,
-            r.cache_hit_tokens,
-            r.cache_miss_tokens,
-            r.completion_tokens,
-            r.reasoning_tokens,
-            r.total_tokens,
-            r.reserved_tokens,
-            r.cost,
-            r.estimated,
-            r.conversation_id or "",
-            r.api_key.prefix if r.api_key else "",
-        ]
-        for r in records.select_related("user", "model", "api_key")
-        .order_by("created_at")
-        .iterator()
+
+
+def export_csv(request: HttpRequest) -> HttpResponseBase:
+    """The ledger under the dashboard's filters, one row per upstream call, sent as it is
+    read (:func:`csv_export.stream_csv`)."""
+    records, _ = _filtered(request)
+    return stream_csv(
+        "usage.csv",
+        LEDGER_COLUMNS,
+        records.select_related("user", "model", "api_key").order_by("created_at", "pk"),
+        _ledger_columns,
     )
-    return _csv_response("usage.csv", header, rows)
 
 
 PERIOD_LABELS = {"today": "today's", "month": "this month's"}

@@ -9,7 +9,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
@@ -46,6 +46,18 @@ def usage_account(
         },
     )
     return account
+
+
+def downloaded(response: Any) -> str:
+    """A response's body as text, streamed or not: a streamed one (the CSV exports) read as
+    the ASGI server reads it, its parts in turn from its async iterator."""
+    if not response.streaming:
+        return str(response.content.decode())
+
+    async def read() -> bytes:
+        return b"".join([part async for part in response.streaming_content])
+
+    return async_to_sync(read)().decode()
 
 
 def client_for(user: User) -> Client:

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conversations.models import AuditEntry, Policy, User
-from tests.support import client_for
+from tests.support import client_for, downloaded
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def test_before_and_after_are_json_in_the_export(staff: User) -> None:
         "/admin/conversations/auditentry/",
         {"action": "export_csv", "_selected_action": [str(entry.pk)]},
     )
-    (row,) = csv.DictReader(io.StringIO(export.content.decode()))
+    (row,) = csv.DictReader(io.StringIO(downloaded(export)))
     assert row["before"] == ""  # a creation has no before
     after = json.loads(row["after"])
     assert after == entry.after

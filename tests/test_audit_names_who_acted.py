@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from conversations.models import AuditEntry, Policy, User
-from tests.support import client_for
+from tests.support import client_for, downloaded
 
 
 @pytest.mark.django_db
@@ -45,7 +45,7 @@ def test_an_entry_still_names_its_actor_after_the_account_is_deleted(staff: User
         "/admin/conversations/auditentry/",
         {"action": "export_csv", "_selected_action": [str(entry.pk)]},
     )
-    [row] = list(csv.DictReader(io.StringIO(export.content.decode())))
+    [row] = list(csv.DictReader(io.StringIO(downloaded(export))))
     assert row["actor"] == "moderator" and row["target"] == "interns"
 
 

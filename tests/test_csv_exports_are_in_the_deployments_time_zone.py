@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from conversations import quota
 from conversations.models import AuditEntry, ModelConfig, Policy, UsageRecord, User
-from tests.support import client_for
+from tests.support import client_for, downloaded
 
 pytestmark = pytest.mark.django_db
 
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db
 FAR_EAST = "Pacific/Kiritimati"
 
 
-def rows(content: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(content.decode())))
+def rows(response: object) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(downloaded(response))))
 
 
 def test_the_ledger_export_dates_calls_in_the_deployments_time_zone(
@@ -36,7 +36,7 @@ def test_the_ledger_export_dates_calls_in_the_deployments_time_zone(
     quota.settle(record.pk, outcome="complete", usage={"prompt_tokens": 10, "completion_tokens": 5})
     created = UsageRecord.objects.get(pk=record.pk).created_at
 
-    (row,) = rows(client_for(staff).get("/admin/usage/export.csv").content)
+    (row,) = rows(client_for(staff).get("/admin/usage/export.csv"))
     exported = datetime.fromisoformat(row["created_at"])
     assert exported == created
     assert exported.utcoffset() == timedelta(hours=14)
@@ -58,6 +58,6 @@ def test_the_audit_export_dates_entries_in_the_deployments_time_zone(
         "/admin/conversations/auditentry/",
         {"action": "export_csv", "_selected_action": [str(entry.pk)]},
     )
-    (row,) = rows(export.content)
+    (row,) = rows(export)
     exported = datetime.fromisoformat(row["at"])
     assert exported == entry.at and exported.utcoffset() == timedelta(hours=14)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import User
-from tests.support import client_for
+from tests.support import client_for, downloaded
 
 pytestmark = pytest.mark.django_db
 
@@ -19,4 +19,5 @@ def test_a_filter_that_is_not_an_id_does_not_fail_the_page(
 ) -> None:
     client = client_for(staff)
     assert client.get("/admin/usage/", {name: value}).status_code == 200
-    assert client.get("/admin/usage/export.csv", {name: value}).status_code == 200
+    export = client.get("/admin/usage/export.csv", {name: value})
+    assert export.status_code == 200 and downloaded(export).startswith("created_at,")

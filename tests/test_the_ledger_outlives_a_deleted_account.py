@@ -14,7 +14,7 @@ from django.db import transaction
 
 from conversations import quota
 from conversations.models import Conversation, Message, ModelConfig, Policy, UsageRecord, User
-from tests.support import client_for
+from tests.support import client_for, downloaded
 from tests.test_dashboard_counts_settled_usage import spend
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,7 @@ def test_a_deleted_account_s_calls_stay_in_every_total(
     settled = 450 + running.total_tokens
     assert f"3 calls · {settled} tokens" in after, re.findall(r"usage-totals.{0,200}", after)
     export = admin.get("/admin/usage/export.csv")
-    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(downloaded(export))))
     assert sorted(r["user"] for r in rows) == ["alice", "bob (deleted)", "bob (deleted)"]
     ledger = admin.get("/admin/conversations/usagerecord/").content.decode()
     assert "bob (deleted)" in ledger

