@@ -93,19 +93,33 @@ class ModelConfig(models.Model):
         return self.name
 
     def clean(self) -> None:
-        # Sent as max_tokens when a reply asks for none (chat, titles): the upstream refuses
-        # 0 and anything above the model's output limit.
-        if (
-            self.default_max_tokens is not None
-            and self.max_output_tokens is not None
-            and not 1 <= self.default_max_tokens <= self.max_output_tokens
-        ):
-            raise ValidationError(
-                {
-                    "default_max_tokens": f"Must be between 1 and the model's output limit "
-                    f"({self.max_output_tokens})."
-                }
+        """Each limit refused on its own field: the output limit and the context window are
+        at least 1 token, the window holds the output limit (the reply is part of the
+        context), and the default output budget lies between 1 and the output limit."""
+        errors: dict[str, str] = {}
+        output, default, context = (
+            self.max_output_tokens,
+            self.default_max_tokens,
+            self.context_window,
+        )
+        if output is not None and output < 1:
+            # Every reply is sent with a max_tokens within it: the upstream refuses 0.
+            errors["max_output_tokens"] = "The output limit is at least 1 token."
+        elif output is not None and default is not None and not 1 <= default <= output:
+            # Sent as max_tokens when a reply asks for none (chat, titles).
+            errors["default_max_tokens"] = (
+                f"Must be between 1 and the model's output limit ({output:,})."
             )
+        if context is not None and context < 1:
+            errors["context_window"] = "The context window is at least 1 token."
+        elif context is not None and output is not None and output >= 1 and context < output:
+            errors["context_window"] = (
+                f"The context window ({context:,} tokens) is smaller than the output limit "
+                f"({output:,}): a reply is part of the context, so enter at least {output:,} "
+                "here, or lower the output limit."
+            )
+        if errors:
+            raise ValidationError(errors)
 
 
 class ConversationQuerySet(models.QuerySet["Conversation"]):

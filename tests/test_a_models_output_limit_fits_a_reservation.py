@@ -37,7 +37,14 @@ def test_a_model_at_the_largest_output_limit_admits_its_calls(
 ) -> None:
     client = client_for(staff)
     most = str(MAX_OUTPUT_TOKENS)
-    form = admin_form(client, page(chat_model), max_output_tokens=most, default_max_tokens=most)
+    # (A context window that holds it: a reply is part of the context.)
+    form = admin_form(
+        client,
+        page(chat_model),
+        context_window=most,
+        max_output_tokens=most,
+        default_max_tokens=most,
+    )
     assert client.post(page(chat_model), form).status_code == 302
     chat_model.refresh_from_db()
     Policy.objects.all().delete()  # no limits but the model's
