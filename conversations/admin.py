@@ -645,6 +645,19 @@ class PolicyForm(StillStoredForm):
                 "“All models” is ticked, so every enabled model is allowed: untick it to "
                 "allow only the models chosen here, or clear this list.",
             )
+        elif (
+            "all_models" in cleaned
+            and not cleaned["all_models"]
+            and not cleaned.get("allowed_models")
+        ):
+            # Saved, no one it applies to could chat or call the API, told only that the
+            # model is not allowed. Suspension is the way to stop someone (it says so to them).
+            self.add_error(
+                "allowed_models",
+                "This policy allows no model: choose the models it allows, or tick “All "
+                "models”. To stop someone from chatting, suspend them instead (“Suspended”, "
+                "under Limits on their account's page).",
+            )
         return cleaned
 
     def _get_validation_exclusions(self) -> set[str]:
