@@ -22,6 +22,7 @@ from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.db.models.functions import Coalesce
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
@@ -398,6 +399,24 @@ class UserLimitsInline(admin.StackedInline):
         js = ["js/admin_limits.js"]  # a number typed chooses "Limit to", and back
 
 
+class SuspendedFilter(admin.SimpleListFilter):
+    """Suspended or not; a user without limits of their own is not (nor is one whose row says
+    not), which a plain filter on ``limits__suspended`` would leave out of both."""
+
+    title = "suspended"
+    parameter_name = "suspended"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "yes":
+            return queryset.filter(limits__suspended=True)
+        if self.value() == "no":
+            return queryset.exclude(limits__suspended=True)
+        return queryset
+
+
 class AccountChangeForm(StillStoredForm, UserChangeForm):  # type: ignore[type-arg]
     """Django's account form, refused once the account is deleted: saved, it brought the
     account back, password and all."""
@@ -416,6 +435,7 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         "is_active",
         "suspended",
     ]
+    list_filter = [*BaseUserAdmin.list_filter, SuspendedFilter]
     # The "suspended" column reads each user's limits: with the page's query, not one each.
     list_select_related = ["limits"]
 
@@ -429,7 +449,8 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
             kwargs["form_kwargs"] = {"inherited": quota.inherited_limits(obj)}
         return kwargs
 
-    @admin.display(boolean=True)
+    # Sorted as shown: no limits of their own is not suspended (not NULL, first or last).
+    @admin.display(boolean=True, ordering=Coalesce("limits__suspended", False))
     def suspended(self, user: User) -> bool:
         limits = getattr(user, "limits", None)
         return bool(limits and limits.suspended)
