@@ -3,7 +3,8 @@
 Every change to a policy, a group, a user's limits (suspension included), a model and its
 dated prices, a key or a share is written to the audit log with its before and after, and so
 is every row a deletion changes with it (a deleted policy's users, a deleted group's policies
-and members).
+and members), every account created here and every password set here (that it was set, never
+what to).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -187,6 +189,11 @@ def _account(user: User | None) -> dict[str, Any] | None:
         k: data.get(k)
         for k in ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
     }
+
+
+def _password_state(user: User) -> str:
+    """What the audit log says of an account's password: set, or password sign-in disabled."""
+    return "set" if user.has_usable_password() else "disabled"
 
 
 def _audited(row: models.Model | None) -> dict[str, Any] | None:
@@ -464,16 +471,32 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         super().save_related(request, form, formsets, change)
         user = form.instance
         before, after = getattr(request, "_account_before", None), _account(user)
-        if change and audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
+        if not change:
+            # Created with a password, or with password sign-in disabled: said, never kept.
+            created = {**(after or {}), "password": _password_state(user)}
+            audit.record(request.user, "create", user, None, created)  # type: ignore[arg-type]
+        elif audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
             sharing.announce_access_change(*access.reachable_conversation_ids(user))
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        """Django's page; a password it sets (or password sign-in it disables) is audited, as
+        "password" set or disabled by whom, and the account's sessions elsewhere leave. Read
+        from the stored hash, which each setting changes (a new salt, even for the same
+        words): a refused form, or Django's redirect back for conflicting choices, set none."""
+        user = self.get_object(request, unquote(id))
         response = super().user_change_password(request, id, form_url)
-        if request.method == "POST" and response.status_code == 302:  # changed
-            user = User.objects.filter(pk=id).first()
-            if user is not None:
-                sharing.announce_password_change(user)
+        if request.method == "POST" and user is not None:
+            stored = User.objects.filter(pk=user.pk).first()
+            if stored is not None and stored.password != user.password:
+                audit.record(
+                    request.user,  # type: ignore[arg-type]
+                    "password",
+                    stored,
+                    None,
+                    {"password": _password_state(stored)},
+                )
+                sharing.announce_password_change(stored)
         return response
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
@@ -511,7 +534,9 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
                 continue
             before, after = befores.get(obj.pk), audit.snapshot(obj)
             was = bool(before and before.get("suspended"))
-            action = "change"
+            # The user's first limits are created; a suspension (first or not) is found by
+            # its own action.
+            action = "change" if obj.pk in befores else "create"
             if after and after.get("suspended") != was:
                 action = "suspend" if after.get("suspended") else "unsuspend"
             audit.record(request.user, action, obj, before, after)  # type: ignore[arg-type]
