@@ -8,15 +8,19 @@ collects every part into a list, which is the whole file again. So the rows are 
 batch at a time from a server-side cursor (``QuerySet.iterator``), each batch on the request's
 own thread (``sync_to_async``, thread-sensitive: the cursor lives on that thread's connection),
 and each batch's lines are sent before the next is read.
+
+Outside a transaction Django declares the cursor WITH HOLD, so PostgreSQL computes the whole
+result when the first batch is asked for (in its own memory, or temporary files past
+``work_mem``), not in the worker: the lines then come as fast as the worker writes them.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.db import models
@@ -59,27 +63,44 @@ def stream_csv(
     """A download of ``rows`` (in their query's order), one line each: ``columns`` gives a
     row's cells, in ``header``'s order. Only the related rows the query selects may be read
     there (``select_related``): it runs on the cursor's thread, a batch at a time."""
-    response = StreamingHttpResponse(_lines(header, rows, columns), content_type="text/csv")
+    response = StreamingHttpResponse(_CsvLines(header, rows, columns), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-async def _lines(
-    header: Sequence[str], rows: models.QuerySet[Row], columns: Callable[[Row], Sequence[Any]]
-) -> AsyncIterator[str]:
-    writer = csv.writer(_Lines())
-    yield writer.writerow(header)
-    cursor: Iterator[Row] = await sync_to_async(rows.iterator)(chunk_size=BATCH_ROWS)
+class _CsvLines(Generic[Row]):
+    """A download's lines: iterated asynchronously, a batch of rows read at a time on the
+    request's thread; closed by Django once the response ends (``HttpResponse.close``, on that
+    thread too), also when the client leaves mid-way. The server-side cursor is closed there,
+    before the request's connection goes back to the pool: left to the garbage collector, it
+    was closed whenever that came, from whichever thread, on a connection by then another's."""
 
-    def next_batch() -> str:
+    def __init__(
+        self,
+        header: Sequence[str],
+        rows: models.QuerySet[Row],
+        columns: Callable[[Row], Sequence[Any]],
+    ) -> None:
+        self.header, self.rows, self.columns = header, rows, columns
+        self.writer = csv.writer(_Lines())
+        self.cursor: Generator[Row] | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        yield self.writer.writerow(self.header)
+        while batch := await sync_to_async(self._next_batch)():
+            yield batch
+
+    def _next_batch(self) -> str:
+        if self.cursor is None:
+            self.cursor = cast("Generator[Row]", self.rows.iterator(chunk_size=BATCH_ROWS))
         return "".join(
-            writer.writerow([_cell(value) for value in columns(row)])
-            for row in islice(cursor, BATCH_ROWS)
+            self.writer.writerow([_cell(value) for value in self.columns(row)])
+            for row in islice(self.cursor, BATCH_ROWS)
         )
 
-    try:
-        while batch := await sync_to_async(next_batch)():
-            yield batch
-    finally:
-        # Also when the client leaves mid-way: the server-side cursor is closed on its thread.
-        await sync_to_async(cursor.close)()  # type: ignore[attr-defined]
+    def close(self) -> None:
+        if self.cursor is not None:
+            self.cursor.close()
