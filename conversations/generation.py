@@ -185,6 +185,14 @@ class GenerationTask:
         if self._began and self.task is not None and not self.task.done():
             self.task.cancel()
 
+    def _check_stopped(self) -> None:
+        """Raise the stop that a library under an await may have swallowed: on Python 3.11,
+        ``asyncio.wait_for`` (redis-py's every write to Redis, so every delta's publish)
+        returns its result instead of raising a cancellation that lands just as the write
+        completes, and the reply would otherwise stream on to its end."""
+        if self._stop_reason is not None:
+            raise asyncio.CancelledError
+
     def snapshot(self, after_seq: int = 0) -> dict[str, Any]:
         """The reply up to the last published sequence number (text and tool-call fragments
         still pending are left to the next delta), whole or only what came after ``after_seq``
@@ -247,6 +255,7 @@ class GenerationTask:
             )
             async with contextlib.aclosing(stream):
                 async for event in stream:
+                    self._check_stopped()
                     # Text is kept as it can be stored (no NUL: PostgreSQL text cannot hold it).
                     if isinstance(event, ContentDelta):
                         piece = storable(event.text)
@@ -271,6 +280,7 @@ class GenerationTask:
                         outcome.setdefault("finish_reason", event.result.finish_reason or "")
                         continue
                     await self._delta_arrived()
+                    self._check_stopped()
         except asyncio.CancelledError as stop:
             # The provider's own count, when it had come (its chunk before the end of the
             # stream, or the closing events already handed over): charged instead of an estimate.
