@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, expect
 
-from conversations.models import UNLIMITED, ModelConfig, User, UserLimits
+from conversations.models import UNLIMITED, ModelConfig, Policy, User, UserLimits
 from tests.support import make_user
 from tests.ui.conftest import LiveServer, new_session
 
@@ -15,6 +15,11 @@ def test_a_typed_number_chooses_limit_to_and_unlimited_clears_the_number(
     browser: Browser, chat_server: LiveServer, ui_user: User, ui_chat_model: ModelConfig
 ) -> None:
     make_user("root", is_staff=True, is_superuser=True)
+    # The default policy the page names, as this test needs it (the seeded one may be gone:
+    # other transactional tests flush the table, and only the model registry is put back).
+    Policy.objects.filter(is_default=True).delete()
+    Policy.objects.filter(name="Default").delete()
+    Policy.objects.create(name="Default", is_default=True, tokens_per_month=20_000_000)
     UserLimits.objects.create(user=ui_user, tokens_per_day=500)
     admin = new_session(browser, chat_server, username="root")
     try:
