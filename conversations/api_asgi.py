@@ -58,7 +58,7 @@ from conversations import api_calls, api_wire, quota
 from conversations.api_keys import Call, InvalidKey
 from conversations.errors import ChatError, InvalidParameter, QuotaExceeded
 from conversations.generation import upstream_client
-from conversations.text import DuplicateKey, check_parsed_json, loads_unique
+from conversations.text import DuplicateKey, check_parsed_json, loads_unique, utf8_safe
 from conversations.upstream import (
     ChatResult,
     Completed,
@@ -515,15 +515,11 @@ def _parse_json(raw: bytes) -> Any:
 def _duplicate_key(error: DuplicateKey) -> InvalidParameter:
     """The refusal of a body naming a key twice in one object (which one we would have read
     is not for us to guess): the key, where, and the top-level field it is under."""
-
-    def shown(text: str, limit: int) -> str:
-        # Any text can be a key, a lone surrogate too: escaped where UTF-8 cannot encode it.
-        return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
-
-    where = f"{shown(error.path, 200)} has" if error.path else "The request body has"
+    # Any text can be a key, a lone surrogate too.
+    where = f"{utf8_safe(error.path[:200])} has" if error.path else "The request body has"
     return InvalidParameter(
         f"{where} the key {json.dumps(error.key[:100])} twice: send each key of an object once.",
-        param=shown(error.field, 100) or None,
+        param=utf8_safe(error.field[:100]) or None,
     )
 
 

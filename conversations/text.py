@@ -165,12 +165,13 @@ def check_parsed_json(
             field = re.split(r"[.\[ ]", path, maxsplit=1)[0] if isinstance(parsed, dict) else ""
             # The path is made of the body's own keys, which may hold a lone surrogate
             # themselves: escaped, so the error can be written in UTF-8.
-            path, field = _shown(path), _shown(field)
+            path, field = utf8_safe(path), utf8_safe(field)
             raise InvalidParameter(f"{path or 'The text'} {reason}.", param=field or param)
 
 
-def _shown(text: str) -> str:
-    """``text`` as UTF-8 can carry it (a lone surrogate escaped as ``\\udXXX``)."""
+def utf8_safe(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (``"\\ud800"``, which a JSON key or
+    string may hold) is written as its escape."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
