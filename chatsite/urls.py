@@ -39,6 +39,12 @@ urlpatterns = [
         admin.site.admin_view(ledger_readers(usage_views.export_csv)),
         name="usage-export",
     ),
+    # The admin's own page for a staff account's password, replaced (views.admin_password_change).
+    path(
+        "admin/password_change/",
+        admin.site.admin_view(views.admin_password_change),
+        name="admin-password-change",
+    ),
     path("admin/", admin.site.urls),
     path("usage/", usage_views.my_usage, name="my-usage"),
     path("team/", sharing_views.team_history, name="team-history"),

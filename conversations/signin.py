@@ -5,6 +5,11 @@ Failures are counted per account name from one address (``PER_ACCOUNT``) and per
 first failure. Past either allowance, sign-in from that address is refused, saying for how
 long, before the password is even checked; a success clears the account's count. An address
 alone never locks an account: its owner signs in from elsewhere.
+
+Changing one's password asks for the current one: another place to guess it, for whoever has
+a session of the account (a tab left signed in), and a right guess there takes the account
+for good. Its wrong answers count as failed sign-ins of the account, and past the allowance
+it is refused the same way (``ThrottledPasswordChange``; the site's page and the admin's).
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -74,6 +79,14 @@ def clear(username: str, address: str) -> None:
     SignInFailures.objects.filter(pk=_account_key(username, address)).delete()
 
 
+def _refusal(wait: timedelta) -> ValidationError:
+    minutes = max(1, math.ceil(wait.total_seconds() / 60))
+    return ValidationError(
+        f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+        code="throttled",
+    )
+
+
 class ThrottledSignIn:
     """For Django's sign-in forms (``request`` and ``cleaned_data`` are theirs)."""
 
@@ -85,12 +98,7 @@ class ThrottledSignIn:
         address = request_address(self.request)
         wait = wait_left(username, address)
         if wait is not None:
-            minutes = max(1, math.ceil(wait.total_seconds() / 60))
-            raise ValidationError(
-                f"Too many failed sign-ins. Try again in {minutes} minute"
-                f"{'s' if minutes != 1 else ''}.",
-                code="throttled",
-            )
+            raise _refusal(wait)
         try:
             cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
         except ValidationError as error:
@@ -106,6 +114,38 @@ class SignInForm(ThrottledSignIn, AuthenticationForm):
 
 
 class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
+    pass
+
+
+class ThrottledPasswordChange:
+    """For Django's password-change forms (``user`` and ``cleaned_data`` are theirs; the view
+    sets ``request``): a wrong current password is a failed sign-in of the account from the
+    request's address, and past the allowance the current password is not even checked."""
+
+    request: HttpRequest | None = None
+    user: Any
+    cleaned_data: dict[str, Any]
+
+    def clean_old_password(self) -> str:
+        username, address = self.user.get_username(), request_address(self.request)
+        wait = wait_left(username, address)
+        if wait is not None:
+            raise _refusal(wait)
+        try:
+            old_password: str = super().clean_old_password()  # type: ignore[misc]
+        except ValidationError as error:
+            if getattr(error, "code", None) == "password_incorrect":
+                count_failure(username, address)
+            raise
+        clear(username, address)
+        return old_password
+
+
+class PasswordChangeThrottledForm(ThrottledPasswordChange, PasswordChangeForm):
+    pass
+
+
+class AdminPasswordChangeThrottledForm(ThrottledPasswordChange, AdminPasswordChangeForm):
     pass
 
 

@@ -8,20 +8,21 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from conversations import access, actions, quota, sharing, text, ui_actions
+from conversations import access, actions, quota, sharing, signin, text, ui_actions
 from conversations.errors import ChatError, InvalidParameter
 from conversations.models import Conversation, ModelConfig
 
@@ -277,13 +278,33 @@ def conversation_import(request: HttpRequest) -> JsonResponse:
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
-    """Django's; then the sockets of the account's other sessions (ended by the new password)
-    leave at once."""
+    """Django's, its current password throttled as sign-in is (``signin``); then the sockets
+    of the account's other sessions (ended by the new password) leave at once."""
+
+    form_class = signin.PasswordChangeThrottledForm
+
+    def get_form(self, form_class: Any = None) -> Any:
+        form: Any = super().get_form(form_class)
+        form.request = self.request  # whose address a wrong current password counts against
+        return form
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         sharing.announce_password_change(form.user)
         return response
+
+
+def admin_password_change(request: HttpRequest) -> HttpResponseBase:
+    """The admin's "Change password" (staff, of their own account; ``chatsite/urls.py`` puts
+    it in front of the admin's own): as the admin's page, but :class:`PasswordChangeView`,
+    throttled and closing the other sessions' sockets like the site's."""
+    request.current_app = admin.site.name
+    view = PasswordChangeView.as_view(
+        form_class=signin.AdminPasswordChangeThrottledForm,
+        success_url=reverse("admin:password_change_done", current_app=admin.site.name),
+        extra_context=admin.site.each_context(request),
+    )
+    return view(request)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

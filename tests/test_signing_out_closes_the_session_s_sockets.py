@@ -88,3 +88,31 @@ async def test_a_password_set_in_the_admin_closes_the_account_s_sockets(
     assert error["code"] == "access_revoked", error
     closed = await on_alices.communicator.receive_output(timeout=10)
     assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def test_a_new_password_on_the_admin_s_own_page_closes_the_other_sessions_sockets(
+    staff: User, chat_model: Any, simulator: str
+) -> None:
+    """The admin's "Change password" (a staff account's own) ends the other sessions as the
+    site's page does, and their sockets with them: it was Django's page, which told none."""
+    from tests.support import PASSWORD
+
+    conversation = await Conversation.objects.acreate(owner=staff, model=chat_model)
+    desk = await sync_to_async(client_for)(staff)
+    stolen = await sync_to_async(client_for)(staff)
+    on_stolen = await socket_of(stolen, conversation)
+
+    response = await sync_to_async(desk.post)(
+        "/admin/password_change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "n3w-Passw0rd!x",
+            "new_password2": "n3w-Passw0rd!x",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    error = await on_stolen.until_type("error", timeout=5)
+    assert error["code"] == "access_revoked" and "signed out" in error["message"], error
+    closed = await on_stolen.communicator.receive_output(timeout=10)
+    assert closed == {"type": "websocket.close", "code": 4401}
