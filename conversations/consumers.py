@@ -26,7 +26,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from chatsite import logs
-from chatsite.addresses import scope_address
+from chatsite.addresses import counted_as, scope_address
 from conversations import access, actions, link_limits, sharing, text
 from conversations.asyncdb import in_db_thread
 from conversations.errors import (
@@ -81,11 +81,14 @@ class Place(NamedTuple):
 
 def _place_of(user: Any, scope: dict[str, Any]) -> Place:
     """A signed-in account's place, or an anonymous viewer's (of a public link): its client
-    address's, which daphne takes from X-Forwarded-For behind the proxy (``--proxy-headers``)."""
+    address's (an IPv6 address's /64), which daphne takes from X-Forwarded-For behind the proxy
+    (``--proxy-headers``)."""
     if user is not None and user.is_authenticated:
         return Place(f"account:{user.pk}", settings.WEBSOCKETS_PER_ACCOUNT, "your account")
     return Place(
-        f"address:{scope_address(scope)}", settings.WEBSOCKETS_PER_ANONYMOUS_ADDRESS, "your address"
+        f"address:{counted_as(scope_address(scope))}",
+        settings.WEBSOCKETS_PER_ANONYMOUS_ADDRESS,
+        "your address",
     )
 
 

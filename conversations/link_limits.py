@@ -1,6 +1,6 @@
 """The rate limit on share links for visitors who are not signed in.
 
-Each client address (``chatsite.addresses``) may make ``ANONYMOUS_LINK_REQUESTS_PER_MINUTE``
+Each client address (``chatsite.addresses``; an IPv6 address's /64 network) may make ``ANONYMOUS_LINK_REQUESTS_PER_MINUTE``
 requests a minute to share links: a link's page, its ``messages.json`` and its socket's
 handshake each count one, whether the token leads anywhere or not (unknown, revoked and
 expired tokens too: guessing is slowed as much as reading a transcript again and again).
@@ -21,6 +21,7 @@ import time
 from django.conf import settings
 from django.db import connection
 
+from chatsite.addresses import counted_as
 from conversations.errors import RateLimited
 
 logger = logging.getLogger("conversations.link_limits")
@@ -54,6 +55,7 @@ def count_request(address: str) -> None:
     """Count one request to a share link from ``address`` by someone not signed in;
     :class:`RateLimited` (with ``retry_after``, the seconds left of the minute) past the limit."""
     limit = settings.ANONYMOUS_LINK_REQUESTS_PER_MINUTE
+    address = counted_as(address)  # an IPv6 client's whole /64
     with connection.cursor() as cursor:
         cursor.execute(_COUNT_SQL, {"address": address, "window": WINDOW_SECONDS})
         requests, seconds_left = cursor.fetchone()

@@ -26,7 +26,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
-from chatsite.addresses import request_address
+from chatsite.addresses import counted_as, request_address
 from conversations.models import SignInFailures
 
 # As a share link's page has it (sharing_views); the sign-in page may hold a link's token too.
@@ -47,12 +47,15 @@ _COUNT_SQL = """
 
 
 def _account_key(username: str, address: str) -> str:
-    return f"account:{username.strip().casefold()[:150]} from {address}"
+    return f"account:{username.strip().casefold()[:150]} from {counted_as(address)}"
 
 
 def _keys(username: str, address: str) -> dict[str, int]:
     """Each key counted for a sign-in, and its allowance."""
-    return {_account_key(username, address): PER_ACCOUNT, f"address:{address}": PER_ADDRESS}
+    return {
+        _account_key(username, address): PER_ACCOUNT,
+        f"address:{counted_as(address)}": PER_ADDRESS,
+    }
 
 
 def wait_left(username: str, address: str) -> timedelta | None:

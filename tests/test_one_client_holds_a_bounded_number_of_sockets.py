@@ -288,3 +288,23 @@ async def test_sockets_that_fail_under_the_server_free_their_places(
         await assert_too_many(extra, first, "your account")
         for connection in held:
             await connection.close()
+
+
+async def test_anonymous_viewers_from_one_ipv6_64_share_its_places(
+    alice: User, alice_conversation: Conversation, worker: str
+) -> None:
+    """An IPv6 host picks new addresses in its /64 at will: counted one address at a time, it
+    opened sockets without end."""
+    await SharingSettings.objects.aupdate_or_create(pk=1, defaults={"allow_public_links": True})
+    _, token = await sync_to_async(sharing.create_share_link)(alice, alice_conversation.id)
+    held = [
+        await open_ready(worker, alice_conversation, link=token, address=f"2001:db8:9:9::{n + 1}")
+        for n in range(PER_ADDRESS)
+    ]
+    extra, first = await connect(
+        worker, alice_conversation, link=token, address="2001:db8:9:9:aaaa::1"
+    )
+    await assert_too_many(extra, first, "your address")
+    held.append(await open_ready(worker, alice_conversation, link=token, address="2001:db8:9:a::1"))
+    for connection in held:
+        await connection.close()
