@@ -3,7 +3,9 @@
 The ids live in context variables, so lines written deep in the stack (or by a websocket
 consumer, which sets them itself) are tagged without passing anything around.
 Nothing here logs headers, bodies or query strings: they may hold secrets. Nor a path's
-``token`` (a share link's, ``/s/<token>/``: whoever reads it can open the conversation).
+``token`` (a share link's, ``/s/<token>/``: whoever reads it can open the conversation); and
+since Django writes lines of its own naming a request's path (a request its CSRF check refuses,
+an internal error), every line passes :class:`LinkTokenFilter` on its way out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,29 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.user_id = user_id_var.get()
+        return True
+
+
+# A link's token wherever a line names a link's path ("Forbidden (CSRF cookie not set.): /s/…/").
+_TOKEN_IN_LINE = re.compile(r"/s/[^/\s?#\"']+")
+
+
+def _without_tokens(value: object) -> object:
+    if isinstance(value, str) and "/s/" in value:
+        return _TOKEN_IN_LINE.sub("/s/<token>", value)
+    return value
+
+
+class LinkTokenFilter(logging.Filter):
+    """A link's token out of every line (its message and the values formatted into it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _without_tokens(record.msg)
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(_without_tokens(arg) for arg in args)
+        elif isinstance(args, dict):
+            record.args = {key: _without_tokens(value) for key, value in args.items()}
         return True
 
 

@@ -256,7 +256,10 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "chatsite.logs.ContextFilter"}},
+    "filters": {
+        "context": {"()": "chatsite.logs.ContextFilter"},
+        "link_tokens": {"()": "chatsite.logs.LinkTokenFilter"},
+    },
     "formatters": {
         "line": {
             "format": "%(asctime)s %(levelname)s %(name)s req=%(request_id)s "
@@ -266,12 +269,15 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["context"],
+            "filters": ["context", "link_tokens"],
             "formatter": "line",
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's lines through the root's handler only: its default one (with DEBUG on) wrote
+        # them a second time, as they came (a link's token in a path included).
+        "django": {"handlers": []},
         # Our request log line replaces Django's; httpx would log upstream URLs per request.
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},

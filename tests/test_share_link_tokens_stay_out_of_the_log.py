@@ -86,3 +86,30 @@ def test_a_link_path_no_route_takes_leaves_the_token_out(
     lines = [r.getMessage() for r in caplog.records if r.name == "chatsite.request"]
     assert lines and lines[0].startswith(f"GET /s/<token>{tail} "), lines
     assert not any(token in record.getMessage() for record in caplog.records)
+
+
+def test_django_s_own_lines_about_a_link_leave_the_token_out(
+    alice: User, alice_conversation: Conversation, tmp_path: Any, transactional_db: None
+) -> None:
+    """Django writes lines of its own naming the path: a request its CSRF check refuses
+    ("Forbidden (CSRF cookie not set.): /s/…/", a warning anyone holding a link can cause),
+    an internal error ("Internal Server Error: /s/…/messages.json"). They named the token."""
+    import httpx
+
+    from simulator.testing import running_simulator
+    from tests.servers import daphne_worker
+    from tests.support import SIM_KEY
+
+    _, token = sharing.create_share_link(alice, alice_conversation.id)
+    log = tmp_path / "worker.log"
+    with (
+        running_simulator(api_key=SIM_KEY) as upstream,
+        open(log, "w") as output,
+        daphne_worker(upstream, SIM_KEY, output=output, LOG_LEVEL="INFO") as base,
+    ):
+        assert httpx.post(f"{base}/s/{token}/", data={"x": "1"}).status_code == 403
+        assert httpx.post(f"{base}/s/{token}/messages.json").status_code == 403
+    written = log.read_text()
+    assert "Forbidden (CSRF cookie not set.): /s/<token>/" in written, written[-2000:]
+    assert "Forbidden (CSRF cookie not set.): /s/<token>/messages.json" in written
+    assert token not in written
