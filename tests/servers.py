@@ -96,11 +96,13 @@ def daphne_worker(
 @contextmanager
 def nginx_proxy(backend: str, directory: Path) -> Iterator[str]:
     """nginx with the compose deployment's site (``deploy/nginx.conf``) in front of the worker
-    at ``backend``; yields its base URL. Needs the ``nginx`` binary (``.ci/run`` installs it)."""
+    at ``backend``; yields its base URL. Its access log is ``directory / "access.log"``. Needs
+    the ``nginx`` binary (``.ci/run`` installs it)."""
     port = free_port()
     site = (ROOT / "deploy" / "nginx.conf").read_text()
     site = site.replace("server web:8000;", f"server {backend.removeprefix('http://')};")
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    site = site.replace("/var/log/nginx/access.log", str(directory / "access.log"))
     (directory / "site.conf").write_text(site)
     temp = " ".join(
         f"{kind}_temp_path {directory / kind};"
@@ -108,7 +110,10 @@ def nginx_proxy(backend: str, directory: Path) -> Iterator[str]:
     )
     (directory / "nginx.conf").write_text(
         f"daemon off; pid {directory / 'nginx.pid'}; error_log {directory / 'error.log'};\n"
-        f"events {{}}\nhttp {{ access_log off; {temp} include {directory / 'site.conf'}; }}\n"
+        # As the nginx image has it: an access log in nginx's own format, unless the site
+        # says otherwise.
+        f"events {{}}\nhttp {{ access_log {directory / 'access.log'}; {temp} "
+        f"include {directory / 'site.conf'}; }}\n"
     )
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     process = subprocess.Popen([binary, "-p", str(directory), "-c", str(directory / "nginx.conf")])
