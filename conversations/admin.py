@@ -191,11 +191,6 @@ def _account(user: User | None) -> dict[str, Any] | None:
     }
 
 
-def _password_state(user: User) -> str:
-    """What the audit log says of an account's password: set, or password sign-in disabled."""
-    return "set" if user.has_usable_password() else "disabled"
-
-
 def _audited(row: models.Model | None) -> dict[str, Any] | None:
     """What the audit log keeps of a row: of an account its flags and grants, else its fields."""
     return _account(row) if isinstance(row, User) or row is None else audit.snapshot(row)
@@ -473,7 +468,7 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         before, after = getattr(request, "_account_before", None), _account(user)
         if not change:
             # Created with a password, or with password sign-in disabled: said, never kept.
-            created = {**(after or {}), "password": _password_state(user)}
+            created = {**(after or {}), "password": audit.password_state(user)}
             audit.record(request.user, "create", user, None, created)  # type: ignore[arg-type]
         elif audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
@@ -489,13 +484,7 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         if request.method == "POST" and user is not None:
             stored = User.objects.filter(pk=user.pk).first()
             if stored is not None and stored.password != user.password:
-                audit.record(
-                    request.user,  # type: ignore[arg-type]
-                    "password",
-                    stored,
-                    None,
-                    {"password": _password_state(stored)},
-                )
+                audit.record_password(request.user, stored)  # type: ignore[arg-type]
                 sharing.announce_password_change(stored)
         return response
 

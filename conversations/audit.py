@@ -73,6 +73,18 @@ def record(
     )
 
 
+def password_state(user: User) -> str:
+    """What the audit log says of an account's password: set, or password sign-in disabled
+    (never the password nor its hash)."""
+    return "set" if user.has_usable_password() else "disabled"
+
+
+def record_password(actor: User | AnonymousUser | None, user: User) -> AuditEntry | None:
+    """A ``password`` entry: ``user``'s password was set (or password sign-in disabled) by
+    ``actor``, an admin or the user themselves."""
+    return record(actor, "password", user, None, {"password": password_state(user)})
+
+
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
     keys = set(before or {}) | set(after or {})
     return sorted(k for k in keys if (before or {}).get(k) != (after or {}).get(k))

@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from conversations import access, actions, quota, sharing, signin, text, ui_actions
+from conversations import access, actions, audit, quota, sharing, signin, text, ui_actions
 from conversations.errors import ChatError, InvalidParameter
-from conversations.models import Conversation, ModelConfig
+from conversations.models import Conversation, ModelConfig, User
 
 PAGE_SIZE = 30
 MAX_JSON_BODY = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -278,8 +278,9 @@ def conversation_import(request: HttpRequest) -> JsonResponse:
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
-    """Django's, its current password throttled as sign-in is (``signin``); then the sockets
-    of the account's other sessions (ended by the new password) leave at once."""
+    """Django's, its current password throttled as sign-in is (``signin``); the new password is
+    audited (by the user, as theirs), and the sockets of the account's other sessions (ended
+    by the new password) leave at once."""
 
     form_class = signin.PasswordChangeThrottledForm
 
@@ -290,7 +291,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
-        sharing.announce_password_change(form.user)
+        _password_changed(form.user)
         return response
 
 
@@ -305,6 +306,11 @@ def admin_password_change(request: HttpRequest) -> HttpResponseBase:
         extra_context=admin.site.each_context(request),
     )
     return view(request)
+
+
+def _password_changed(user: User) -> None:
+    audit.record_password(user, user)
+    sharing.announce_password_change(user)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
