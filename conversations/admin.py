@@ -180,20 +180,9 @@ class AuditedAdmin(StorableDatesAdmin):
             self.delete_model(request, obj)
 
 
-def _account(user: User | None) -> dict[str, Any] | None:
-    """What the audit log keeps of a user account: its flags and grants (never the password)."""
-    data = audit.snapshot(user)
-    if data is None:
-        return None
-    return {
-        k: data.get(k)
-        for k in ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
-    }
-
-
 def _audited(row: models.Model | None) -> dict[str, Any] | None:
     """What the audit log keeps of a row: of an account its flags and grants, else its fields."""
-    return _account(row) if isinstance(row, User) or row is None else audit.snapshot(row)
+    return audit.account(row) if isinstance(row, User) or row is None else audit.snapshot(row)
 
 
 class DeletesConversationsAdmin(admin.ModelAdmin):
@@ -459,16 +448,15 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         old = User.objects.filter(pk=obj.pk).first() if change else None
-        request._account_before = _account(old)  # type: ignore[attr-defined]
+        request._account_before = audit.account(old)  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         user = form.instance
-        before, after = getattr(request, "_account_before", None), _account(user)
+        before, after = getattr(request, "_account_before", None), audit.account(user)
         if not change:
-            # Created with a password, or with password sign-in disabled: said, never kept.
-            created = {**(after or {}), "password": audit.password_state(user)}
+            created = audit.account_created(user)
             audit.record(request.user, "create", user, None, created)  # type: ignore[arg-type]
         elif audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
@@ -491,7 +479,7 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         """The account and its limits (deleted with it) each get an entry; the sockets open on
         what the account could see (its own conversations are deleted with it) leave."""
-        pk, before = obj.pk, _account(obj)
+        pk, before = obj.pk, audit.account(obj)
         reachable = access.reachable_conversation_ids(obj)
         limits = UserLimits.objects.filter(user=obj).select_related("user").first()
         limits_before = audit.snapshot(limits)

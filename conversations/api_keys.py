@@ -101,9 +101,10 @@ def create_key(
     name: Any,
     expires_at: datetime | None = None,
     save_history: bool = False,
-    actor: User | None = None,
+    actor: audit.Actor = None,
 ) -> NewKey:
-    """Create a key for ``user``; the secret is returned once and only its hash is kept."""
+    """Create a key for ``user``; the secret is returned once and only its hash is kept.
+    ``actor``: who made it, if not the user (staff, or a command by its name)."""
     name = check_key_name(name)
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidParameter("The expiry date must be in the future.", param="expires_at")

@@ -46,14 +46,21 @@ def stored(instance: models.Model) -> dict[str, Any] | None:
     return snapshot(type(instance)._default_manager.filter(pk=instance.pk).first())
 
 
-def actor_fields(actor: User | AnonymousUser | None) -> dict[str, Any]:
+#: Who made a change: an account, or (a string) what acted with none, a management command
+#: ("manage.py ensure_admin"), named as the entry's actor.
+Actor = User | AnonymousUser | str | None
+
+
+def actor_fields(actor: Actor) -> dict[str, Any]:
     """The entry's ``actor`` and ``actor_name`` (the name outlives the account)."""
+    if isinstance(actor, str):
+        return {"actor": None, "actor_name": actor}
     user = actor if isinstance(actor, User) else None
     return {"actor": user, "actor_name": user.get_username() if user else ""}
 
 
 def record(
-    actor: User | AnonymousUser | None,
+    actor: Actor,
     action: str,
     instance: models.Model,
     before: dict[str, Any] | None,
@@ -73,13 +80,30 @@ def record(
     )
 
 
+def account(user: User | None) -> dict[str, Any] | None:
+    """What the audit log keeps of a user account: its flags and grants (never the password)."""
+    data = snapshot(user)
+    if data is None:
+        return None
+    return {
+        k: data.get(k)
+        for k in ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
+    }
+
+
+def account_created(user: User) -> dict[str, Any]:
+    """The "after" of an account's creation: :func:`account`, and whether it was created
+    with a password or with password sign-in disabled (said, never kept)."""
+    return {**(account(user) or {}), "password": password_state(user)}
+
+
 def password_state(user: User) -> str:
     """What the audit log says of an account's password: set, or password sign-in disabled
     (never the password nor its hash)."""
     return "set" if user.has_usable_password() else "disabled"
 
 
-def record_password(actor: User | AnonymousUser | None, user: User) -> AuditEntry | None:
+def record_password(actor: Actor, user: User) -> AuditEntry | None:
     """A ``password`` entry: ``user``'s password was set (or password sign-in disabled) by
     ``actor``, an admin or the user themselves."""
     return record(actor, "password", user, None, {"password": password_state(user)})

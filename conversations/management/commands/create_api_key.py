@@ -10,6 +10,9 @@ from conversations import api_keys
 from conversations.errors import ChatError
 from conversations.models import User
 
+#: The key's creation is audited as made by this command, not by the key's owner.
+AUDITED_AS = "manage.py create_api_key"
+
 
 class Command(BaseCommand):
     help = "Create a personal API key for a user and print it (it is shown only once)."
@@ -30,7 +33,10 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {options['username']!r}.") from None
         try:
             new = api_keys.create_key(
-                user, name=options["name"], save_history=options["save_history"]
+                user,
+                name=options["name"],
+                save_history=options["save_history"],
+                actor=AUDITED_AS,
             )
         except ChatError as error:
             raise CommandError(error.message) from None

@@ -1,4 +1,5 @@
-"""Create the superuser ``admin`` on first run (used by `make run`)."""
+"""Create the superuser ``admin`` on first run (used by `make run`), audited as the admin's
+account creations are."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from conversations import audit
 from conversations.models import User
+
+AUDITED_AS = "manage.py ensure_admin"
 
 
 class Command(BaseCommand):
@@ -19,7 +23,9 @@ class Command(BaseCommand):
         if User.objects.filter(is_superuser=True).exists():
             return
         chosen = password or secrets.token_urlsafe(12)
-        User.objects.create_superuser("admin", email="", password=chosen)
+        admin = User.objects.create_superuser("admin", email="", password=chosen)
+        # Audited as an account created in the admin is (never the password).
+        audit.record(AUDITED_AS, "create", admin, None, audit.account_created(admin))
         if password:
             self.stdout.write("Created superuser 'admin' with the password from ADMIN_PASSWORD.")
         else:
