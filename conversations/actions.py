@@ -301,7 +301,7 @@ def _admit_and_insert(
             [*admission, timezone.now(), conversation.pk, *values],
         )
         row = cursor.fetchone()
-    record = quota.admission_result(row, admission)
+    record = quota.admitted(row, admission)
     effective["max_tokens"] = quota.output_budget(record)
     return record
 

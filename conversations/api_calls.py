@@ -202,11 +202,24 @@ def _check_api_access(limits: quota.Limits) -> None:
 
 
 async def usable_models(secret: str) -> list[str]:
-    """The registry names the key's user may call."""
+    """The registry names the key's user may call; none at all is refused, saying why (an
+    empty list said nothing: every model disabled, or none the user's policy allows)."""
     key = await authorize(secret)
     _check_api_access(key.limits)
-    rows = await pgpool.fetch_all(USABLE_MODELS_SQL, {"user_id": key.user_id})
+    names = await _usable_model_names(key.user_id)
+    if not names:
+        raise await _no_model_available(key.user_id)
+    return names
+
+
+async def _usable_model_names(user_id: int) -> list[str]:
+    rows = await pgpool.fetch_all(USABLE_MODELS_SQL, {"user_id": user_id})
     return [row[0] for row in rows]
+
+
+async def _no_model_available(user_id: int) -> ModelNotAllowed:
+    reason = await in_db_thread(quota.no_model_available)(User(pk=user_id))
+    return ModelNotAllowed(reason, param="model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +324,10 @@ async def _start_checked(secret: str, body: Any) -> Call:
     _check_api_access(limits)
     api_wire.requested_model(body)  # the body's shape and its model field
     model = key.model
+    if (model is None or not key.model_allowed) and not await _usable_model_names(key.user_id):
+        # No model to call at all: why (a disabled model was as unknown as a typo, and its
+        # refusal pointed to a list of models that is empty).
+        raise await _no_model_available(key.user_id)
     if model is None:
         # DeepSeek's own words for an unknown id; a disabled model is as unknown to callers.
         raise InvalidParameter("Model Not Exist", param="model")

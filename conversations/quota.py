@@ -357,13 +357,53 @@ def describe_reset(moment: datetime) -> str:
     return f"{local:%H:%M on %d %b %Y} ({timezone.get_current_timezone_name()})"
 
 
+def usable_models(limits: Limits) -> list[ModelConfig]:
+    """The enabled models ``limits`` allow, in the registry's order."""
+    return [m for m in ModelConfig.objects.filter(enabled=True) if limits.allows(m)]
+
+
+def no_model_available(user: User) -> str:
+    """Why ``user`` has no model to use, as told to them: every model is disabled, or none
+    their policy (or their groups' policies) allows is enabled. A model's disable or delete
+    can leave a policy so; the user was shown an empty picker, or told only that a model
+    was not allowed."""
+    if not ModelConfig.objects.filter(enabled=True).exists():
+        return "No model is available: every model is disabled at the moment. Ask an administrator."
+    reached_by, policies = _applying(*_read_policies_of(user))
+    names = ", ".join(f"“{p.name}”" for p in sorted(policies, key=lambda p: p.name))
+    which = (
+        f"your groups' policies {names} allow"
+        if reached_by == "groups" and len(policies) > 1
+        else f"your policy {names} allows"
+    )
+    return (
+        f"No model is available to you: the models {which} are all disabled at the moment. "
+        "Ask an administrator."
+    )
+
+
+def model_refusal(user: User, model_name: str | None, limits: Limits | None = None) -> ChatError:
+    """The refusal of a model the user may not use (disabled, or not allowed to them), saying
+    which: when the user has no model left at all, why (:func:`no_model_available`), not only
+    that this one is refused."""
+    limits = limits or limits_for(user)
+    if not usable_models(limits):
+        return ModelNotAllowed(no_model_available(user), param="model")
+    if ModelConfig.objects.filter(name=model_name, enabled=False).exists():
+        return ModelNotAllowed(
+            f"The model {model_name} is disabled: choose another in the conversation's settings.",
+            param="model",
+        )
+    return ModelNotAllowed(f"You may not use the model {model_name}.", param="model")
+
+
 def check_may_use(user: User, model: ModelConfig, limits: Limits | None = None) -> Limits:
     """Refuse a suspended user, or a model that is disabled or not allowed to the user."""
     limits = limits or limits_for(user)
     if not user.is_active or limits.suspended:
         raise Suspended()
     if not limits.allows(model):
-        raise ModelNotAllowed(f"You may not use the model {model.name}.", param="model")
+        raise model_refusal(user, model.name, limits)
     return limits
 
 
@@ -501,6 +541,16 @@ def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord
     )
 
 
+def admitted(row: Sequence[Any], params: AdmissionParams) -> UsageRecord:
+    """:func:`admission_result` for synchronous callers, a refused model said in full
+    (:func:`model_refusal`: disabled, or no model left to the user at all, and why). It reads
+    the registry and the user's policies, so an async caller words its own."""
+    try:
+        return admission_result(row, params)
+    except ModelNotAllowed:
+        raise model_refusal(User(pk=params[0]), row[6]) from None
+
+
 def output_budget(record: UsageRecord) -> int:
     """The ``max_tokens`` an admitted call was reserved for (what to send upstream when
     admission was asked with ``max_tokens=None``)."""
@@ -577,7 +627,7 @@ def run_admission(params: AdmissionParams, *, within_cap: bool = False) -> Usage
             params = (*params[:5], Int4(row[4]), *params[6:])  # type: ignore[assignment]
             cursor.execute(ADMIT_SQL, params)
             row = cursor.fetchone()
-    return admission_result(row, params)
+    return admitted(row, params)
 
 
 def admit(

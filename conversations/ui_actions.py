@@ -37,18 +37,20 @@ def enabled_models() -> QuerySet[ModelConfig]:
     return ModelConfig.objects.filter(enabled=True)
 
 
-def _enabled_model(name: Any) -> ModelConfig:
+def _enabled_model(user: User, name: Any) -> ModelConfig:
     if not isinstance(name, str) or not name:
         raise InvalidParameter("Choose a model.", param="model")
     model = enabled_models().filter(name=name).first()
     if model is None:
+        if not quota.usable_models(quota.limits_for(user)):
+            raise ModelNotAllowed(quota.no_model_available(user), param="model")
         raise ModelNotAllowed("That model is not available.", param="model")
     return model
 
 
 def create_conversation(user: User, model_name: Any) -> Conversation:
     """A new, empty conversation with an enabled model."""
-    model = _enabled_model(model_name)
+    model = _enabled_model(user, model_name)
     quota.check_may_use(user, model)
     conversation = Conversation.objects.create(owner=user, model=model)
     sharing.announce_listed(conversation)  # the owner's other tabs list it
@@ -86,7 +88,7 @@ def update_settings(
 
     Raises :class:`InvalidParameter` whose ``param`` names the offending field.
     """
-    model = _enabled_model(model_name)
+    model = _enabled_model(conversation.owner, model_name)
     text.bounded(
         system_prompt, MAX_SYSTEM_PROMPT_CHARS, label="The system prompt", param="system_prompt"
     )
@@ -218,7 +220,7 @@ def import_conversation(user: User, data: Any) -> Conversation:
     )
     model = model or enabled_models().first()
     if model is None:
-        raise ModelNotAllowed("No model is available.", param="model")
+        raise ModelNotAllowed(quota.no_model_available(user), param="model")
     quota.check_may_use(user, model)
     with transaction.atomic():
         conversation = Conversation.objects.create(

@@ -43,10 +43,17 @@ def _sidebar(request: HttpRequest) -> dict[str, Any]:
         conversations = conversations.filter(title__icontains=query)
         shared = shared.filter(title__icontains=query)
     page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
-    # Only the models this user may use are offered.
+    # Only the models this user may use are offered; none: the page says why.
     limits = quota.limits_for(request.user)  # type: ignore[arg-type]
-    models = [m for m in ui_actions.enabled_models() if limits.allows(m)]
-    return {"page": page, "shared": list(shared[:PAGE_SIZE]), "query": query, "models": models}
+    models = quota.usable_models(limits)
+    no_model = "" if models else quota.no_model_available(request.user)  # type: ignore[arg-type]
+    return {
+        "page": page,
+        "shared": list(shared[:PAGE_SIZE]),
+        "query": query,
+        "models": models,
+        "no_model": no_model,
+    }
 
 
 def _model_choices(models: list[ModelConfig]) -> list[dict[str, Any]]:
@@ -117,6 +124,8 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         blocked = "You can read this conversation; only its owner and collaborators post."
     elif limits.suspended:
         blocked = "Your account is suspended: you can read, but not send."
+    elif context["no_model"]:
+        blocked = context["no_model"]  # no other model to pick either
     elif not conversation.model.enabled:
         blocked = (
             f"The model {conversation.model.display_name} is disabled; pick another in Settings."
