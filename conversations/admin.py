@@ -519,6 +519,57 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
             audit.record(request.user, action, obj, before, after)  # type: ignore[arg-type]
 
 
+def _policy_names(policies: list[Policy]) -> str:
+    names = ", ".join(f"“{p.name}”" + (" (the default)" if p.is_default else "") for p in policies)
+    return f"polic{'y' if len(policies) == 1 else 'ies'} {names}"
+
+
+def describe_left_without_a_model(policies: list[Policy], by: str) -> str:
+    """What ``by`` (disabling or deleting models) does to ``policies``, left with no enabled
+    model (:func:`quota.policies_left_without_a_model`), and the way to avoid it."""
+    one = len(policies) == 1
+    return (
+        f"{by} leaves {_policy_names(policies)} with no enabled model: {'its' if one else 'their'} "
+        "users (but those whose other groups' policies allow one) can no longer chat or call "
+        "the API, and are told why. To avoid it, allow "
+        f"{'it' if one else 'them'} another model (or “All models”) first."
+    )
+
+
+class ModelConfigForm(StillStoredForm):
+    """Unticking "Enabled" on the last enabled model a policy allows left that policy with no
+    model, unsaid (a policy saved with none is refused): it is refused, naming the policies,
+    unless "Disable it all the same" is ticked (shown when it applies,
+    :meth:`ModelConfigAdmin.get_fieldsets`)."""
+
+    # No Meta: the admin builds the form for ModelConfig with its fieldsets' fields.
+
+    disable_all_the_same = forms.BooleanField(
+        required=False,
+        label="Disable it all the same",
+        help_text="Ticked, disabling this model leaves the policies that allow no other enabled "
+        "model with none.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        model = self.instance
+        if (
+            cleaned.get("enabled") is False
+            and model.pk is not None
+            and ModelConfig.objects.filter(pk=model.pk, enabled=True).exists()
+            and not cleaned.get("disable_all_the_same")
+        ):
+            left = quota.policies_left_without_a_model([model])
+            if left:
+                self.add_error(
+                    "enabled",
+                    describe_left_without_a_model(left, "Disabling this model")
+                    + " Or tick “Disable it all the same”.",
+                )
+        return cleaned
+
+
 class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
     extra = 0
@@ -539,6 +590,7 @@ class ModelConfigAdmin(AuditedAdmin):
         "price_input_cache_miss",
         "price_output",
     ]
+    form = ModelConfigForm
     inlines = [ModelPriceInline]
     fieldsets = [  # type: ignore[assignment]
         (None, {"fields": ["name", "display_name", "enabled", "sort_order"]}),
@@ -550,6 +602,17 @@ class ModelConfigAdmin(AuditedAdmin):
             {"fields": ["price_input_cache_hit", "price_input_cache_miss", "price_output"]},
         ),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        """With "Disable it all the same" under "Enabled" when disabling this model would leave
+        a policy with no enabled model (the form refuses it unless ticked)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.enabled or not quota.policies_left_without_a_model([obj]):
+            return fieldsets
+        (name, options), *rest = fieldsets
+        fields = list(options["fields"])
+        fields.insert(fields.index("enabled") + 1, "disable_all_the_same")
+        return [(name, {**options, "fields": fields}), *rest]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -594,7 +657,13 @@ class ModelConfigAdmin(AuditedAdmin):
         in_use = describe_uses(objs)
         if in_use:
             return [], {}, set(), in_use
-        return super().get_deleted_objects(objs, request)
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Said before "Yes, I'm sure": the policies the delete leaves with no enabled model.
+        left = quota.policies_left_without_a_model(objs)
+        if left:
+            by = "Deleting this model" if len(objs) == 1 else "Deleting these models"
+            deleted = [*deleted, describe_left_without_a_model(left, by)]
+        return deleted, counts, perms_needed, protected
 
     def changed_by_deletion(self, model: ModelConfig) -> list[models.Model]:
         # Only a model never used can be deleted (conversations and the ledger protect it).

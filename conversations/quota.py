@@ -357,6 +357,23 @@ def describe_reset(moment: datetime) -> str:
     return f"{local:%H:%M on %d %b %Y} ({timezone.get_current_timezone_name()})"
 
 
+def policies_left_without_a_model(leaving: Iterable[ModelConfig]) -> list[Policy]:
+    """The policies that allow an enabled model now, and none once the models ``leaving`` are
+    disabled or deleted: their only enabled models are among them (with "all models", when
+    no other model is enabled). Users who have such a policy (and no other group's) have no
+    model to chat with; the admin is told before, and the users why after."""
+    gone = {model.pk for model in leaving}
+    enabled = set(ModelConfig.objects.filter(enabled=True).values_list("pk", flat=True))
+    left = []
+    for policy in Policy.objects.prefetch_related("allowed_models").order_by("name"):
+        usable = (
+            enabled if policy.all_models else enabled & {m.pk for m in policy.allowed_models.all()}
+        )
+        if usable and usable <= gone:
+            left.append(policy)
+    return left
+
+
 def usable_models(limits: Limits) -> list[ModelConfig]:
     """The enabled models ``limits`` allow, in the registry's order."""
     return [m for m in ModelConfig.objects.filter(enabled=True) if limits.allows(m)]
