@@ -81,13 +81,22 @@ def record(
 
 
 def account(user: User | None) -> dict[str, Any] | None:
-    """What the audit log keeps of a user account: its flags and grants (never the password)."""
+    """What the audit log keeps of a user account: the name it signs in with, its flags and
+    grants (never the password; nor the e-mail and names, which sign in no one and would
+    outlive the account here)."""
     data = snapshot(user)
     if data is None:
         return None
     return {
         k: data.get(k)
-        for k in ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
+        for k in (
+            "username",
+            "is_active",
+            "is_staff",
+            "is_superuser",
+            "groups",
+            "user_permissions",
+        )
     }
 
 

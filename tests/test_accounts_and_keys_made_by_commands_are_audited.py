@@ -33,6 +33,7 @@ def test_the_first_superuser_is_audited_as_created_by_the_command(settings: obje
     )
     assert entry.before is None
     assert entry.after == {
+        "username": "admin",
         "is_active": True,
         "is_staff": True,
         "is_superuser": True,

@@ -47,6 +47,7 @@ def test_an_account_created_in_the_admin_is_audited(staff: User) -> None:
     assert (entry.action, entry.actor, entry.actor_name) == ("create", staff, "sam")
     assert entry.before is None
     assert entry.after == {
+        "username": "dora",
         "is_active": True,
         "is_staff": False,
         "is_superuser": False,
@@ -149,3 +150,15 @@ def test_a_first_suspension_is_recorded_as_a_suspension(staff: User, bob: User) 
     (entry,) = AuditEntry.objects.filter(target_type="userlimits")
     assert entry.action == "suspend" and entry.before is None
     assert entry.after["suspended"] is True
+
+
+def test_an_account_renamed_in_the_admin_is_audited(staff: User, alice: User) -> None:
+    """The name an account signs in with is part of what the log keeps of it: a rename was
+    not recorded (only its flags and grants were)."""
+    client = client_for(staff)
+    page = f"/admin/conversations/user/{alice.pk}/change/"
+    assert client.post(page, admin_form(client, page, username="alice2")).status_code == 302
+    (entry,) = entries_of(alice)
+    assert (entry.action, entry.actor) == ("change", staff)
+    assert (entry.before["username"], entry.after["username"]) == ("alice", "alice2")
+    assert "email" not in entry.after
