@@ -7,11 +7,12 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.forms.models import model_to_dict
 
-from conversations.models import LIMIT_FIELDS, AuditEntry, User, UserLimits
+from conversations.models import LIMIT_FIELDS, AuditEntry, Policy, User, UserLimits
 
 INHERITED = "inherited"
 
@@ -83,11 +84,12 @@ def record(
 def account(user: User | None) -> dict[str, Any] | None:
     """What the audit log keeps of a user account: the name it signs in with, its flags and
     grants (never the password; nor the e-mail and names, which sign in no one and would
-    outlive the account here)."""
+    outlive the account here), and the policies its groups carry (by name): joining or
+    leaving a group may change which policy sets the user's limits, and the entry says so."""
     data = snapshot(user)
-    if data is None:
+    if data is None or user is None:
         return None
-    return {
+    kept = {
         k: data.get(k)
         for k in (
             "username",
@@ -98,6 +100,9 @@ def account(user: User | None) -> dict[str, Any] | None:
             "user_permissions",
         )
     }
+    carried = Policy.objects.filter(groups__user=user).values_list("name", flat=True)
+    kept["group_policies"] = sorted(set(carried))
+    return kept
 
 
 def account_created(user: User) -> dict[str, Any]:
@@ -160,7 +165,7 @@ def readable_changes(entry: AuditEntry) -> list[tuple[str, str, str]]:
         if model is not None:
             try:
                 field = model._meta.get_field(name)
-            except LookupError:
+            except FieldDoesNotExist:  # kept by the log, not a column (an account's policies)
                 field = None
         if field is None or not field.is_relation or field.related_model is None:
             continue

@@ -39,6 +39,7 @@ def test_the_first_superuser_is_audited_as_created_by_the_command(settings: obje
         "is_superuser": True,
         "groups": [],
         "user_permissions": [],
+        "group_policies": [],
         "password": "set",
     }
     stored = json.dumps([entry.before, entry.after])

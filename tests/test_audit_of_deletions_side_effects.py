@@ -38,6 +38,11 @@ def test_deleting_a_group_records_the_policies_and_members_it_leaves(
     member = AuditEntry.objects.get(target_type="user")
     assert (member.action, member.target_id) == ("change", str(alice.pk))
     assert (member.before["groups"], member.after["groups"]) == ([engineers.pk], [])
+    # And the policy her groups carried, by which her limits changed.
+    assert (member.before["group_policies"], member.after["group_policies"]) == (
+        ["engineering"],
+        [],
+    )
     assert "password" not in member.before  # the account's flags and grants only
     assert AuditEntry.objects.count() == 3  # bob was in no group: nothing about him
 

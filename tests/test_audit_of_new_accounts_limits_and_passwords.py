@@ -53,6 +53,7 @@ def test_an_account_created_in_the_admin_is_audited(staff: User) -> None:
         "is_superuser": False,
         "groups": [],
         "user_permissions": [],
+        "group_policies": [],
         "password": "set",
     }
     tells_nothing_of_the_password(entry, dora)
@@ -162,3 +163,25 @@ def test_an_account_renamed_in_the_admin_is_audited(staff: User, alice: User) ->
     assert (entry.action, entry.actor) == ("change", staff)
     assert (entry.before["username"], entry.after["username"]) == ("alice", "alice2")
     assert "email" not in entry.after
+
+
+def test_a_group_joined_in_the_admin_records_the_policies_it_brings(
+    staff: User, alice: User
+) -> None:
+    """Joining a group may change which policy sets the user's limits: the account's entry
+    names the policies its groups carry, before and after, as the entry's page shows them."""
+    from django.contrib.auth.models import Group
+
+    from conversations import audit
+    from conversations.models import Policy
+
+    engineers = Group.objects.create(name="engineers")
+    Policy.objects.create(name="engineering", tokens_per_day=10**9).groups.add(engineers)
+    client = client_for(staff)
+    page = f"/admin/conversations/user/{alice.pk}/change/"
+    form = admin_form(client, page, groups=[str(engineers.pk)])
+    assert client.post(page, form).status_code == 302
+    (entry,) = entries_of(alice)
+    assert (entry.before["group_policies"], entry.after["group_policies"]) == ([], ["engineering"])
+    assert ("group_policies", "none", "engineering") in audit.readable_changes(entry)
+    assert ("groups", "none", "engineers") in audit.readable_changes(entry)
