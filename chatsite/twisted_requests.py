@@ -17,8 +17,17 @@ request to the app, spooling any over 100 kB to a temporary file, with no limit:
 in or not, could fill the worker's disk with one POST (behind the compose proxy nginx cuts bodies
 at 5 MB; a worker reached directly had nothing). A body declared or sent past
 :data:`MAX_BODY_BYTES` is answered 413 at once and the connection closed; the app never sees it.
-Bodies up to that size still reach the app, which refuses those over its own limits (the API's
-2 MB, Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``) with its own answers.
+Bodies up to that size still reach the app, which refuses those over its own limits (Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE``) with its own answers. The API's paths are held to the API's own
+limit (``api_asgi.MAX_BODY_BYTES``, 2 MB) here already, so the worker reads no more of a call
+than the API takes, however a client sends it (a declared length, a chunked body, after an
+``Expect: 100-continue``, which is then answered with the 413 instead of a 100).
+
+Refusals on the API's paths are in the API's envelope (``api_asgi.early_refusal``), as every
+answer of the API is: the 413 above, and Twisted's own 400 for a request that is not valid
+HTTP (a malformed header or chunked body, a body declared both by ``Content-Length`` and
+``Transfer-Encoding``, headers past 16 kB), which was a bare status line with no body, so a
+client had nothing to report but "400". Elsewhere they stay plain.
 
 And it gives every status its standard reason phrase. Twisted writes the status line from its
 own table (``twisted.web.http.RESPONSES``), which lacks 429 and a dozen others: the API's and
@@ -31,8 +40,11 @@ from __future__ import annotations
 import io
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 from django.conf import settings
+
+from conversations import api_asgi
 
 # Twice the largest body any page takes (a conversation import): room for the app's own refusals.
 MAX_BODY_BYTES = 2 * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -46,13 +58,34 @@ REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 _installed = False
 
 
+_NOT_HTTP = (
+    "The request is not valid HTTP/1.1: a malformed request line, header or chunked body, "
+    "headers larger than 16 kB, or a body declared by both Content-Length and "
+    "Transfer-Encoding."
+)
+
+
+def _for_the_api(target: bytes | None) -> bool:
+    """Whether a request target (``/v1/models?x=1``) is one of the API's paths, as daphne
+    will hand the request on (``chatsite/asgi.py`` routes by the same test)."""
+    if not target:
+        return False
+    path = unquote(target.split(b"?", 1)[0].decode("ascii", "replace"))
+    return api_asgi.serves(path)
+
+
 def _refuse_too_large(request: Any) -> None:
     """Answer 413 and close; whatever of the body is still parsed is dropped."""
     request._too_large = True
     request.content = io.BytesIO()
     transport = request.channel.transport if request.channel is not None else None
     if transport is not None:
-        transport.write(_TOO_LARGE)
+        if request._for_the_api:
+            megabytes = api_asgi.MAX_BODY_BYTES // (1024 * 1024)
+            answer = api_asgi.early_refusal(413, f"The request body is larger than {megabytes} MB.")
+        else:
+            answer = _TOO_LARGE
+        transport.write(answer)
         transport.loseConnection()
 
 
@@ -61,6 +94,7 @@ def install() -> None:
     if _installed:
         return
     from daphne.http_protocol import WebRequest
+    from twisted.web.http import HTTPChannel
 
     create = WebRequest.__init__
 
@@ -71,6 +105,8 @@ def install() -> None:
     got_length = WebRequest.gotLength
     process = WebRequest.process
     set_response_code = WebRequest.setResponseCode
+    refuse_bad_request = HTTPChannel._respondToBadRequestAndDisconnect
+    send_100_continue = HTTPChannel._send100Continue
 
     def setResponseCode(self: Any, code: int, message: bytes | None = None) -> None:
         set_response_code(self, code, REASONS.get(code) if message is None else message)
@@ -78,7 +114,10 @@ def install() -> None:
     def gotLength(self: Any, length: int | None) -> None:
         self._too_large = False
         self._body_bytes = 0
-        if length is not None and length > MAX_BODY_BYTES:
+        # The request line is in (the channel's), the request's own path not yet.
+        self._for_the_api = _for_the_api(getattr(self.channel, "_path", None))
+        self._body_limit = api_asgi.MAX_BODY_BYTES if self._for_the_api else MAX_BODY_BYTES
+        if length is not None and length > self._body_limit:
             _refuse_too_large(self)
             return
         got_length(self, length)
@@ -87,7 +126,7 @@ def install() -> None:
         if self._too_large:
             return
         self._body_bytes += len(data)
-        if self._body_bytes > MAX_BODY_BYTES:  # a chunked body, which declares no length
+        if self._body_bytes > self._body_limit:  # a chunked body, which declares no length
             _refuse_too_large(self)
             return
         self.content.write(data)
@@ -97,6 +136,20 @@ def install() -> None:
             return None
         return process(self)
 
+    def respond_to_bad_request(self: Any) -> None:
+        if not _for_the_api(getattr(self, "_path", None)):
+            refuse_bad_request(self)
+            return
+        self.transport.write(api_asgi.early_refusal(400, _NOT_HTTP))
+        self.loseConnection()
+
+    def send_100_continue_unless_refused(self: Any) -> None:
+        # Twisted asks for the rest of the body after gotLength, even one that refused it.
+        if not getattr(self.requests[-1], "_too_large", False):
+            send_100_continue(self)
+
+    HTTPChannel._respondToBadRequestAndDisconnect = respond_to_bad_request  # type: ignore[method-assign]
+    HTTPChannel._send100Continue = send_100_continue_unless_refused  # type: ignore[method-assign]
     WebRequest.__init__ = __init__  # type: ignore[method-assign]
     WebRequest.gotLength = gotLength  # type: ignore[method-assign]
     WebRequest.handleContentChunk = handleContentChunk  # type: ignore[method-assign]

@@ -48,6 +48,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -285,6 +286,24 @@ class _Response:
     async def internal_error(self) -> None:
         logger.exception("API request failed")
         await self.envelope(500, "Something went wrong on our side.", code="internal_error")
+
+
+def early_refusal(status: int, message: str) -> bytes:
+    """A whole HTTP/1.1 answer in the envelope, for a refusal the worker makes before the
+    request reaches this application (``chatsite/twisted_requests.py``: a body past
+    :data:`MAX_BODY_BYTES`, a request that is not valid HTTP): the headers every answer of the
+    API carries, and ``Connection: close`` (the rest of the request is not read)."""
+    body = api_wire.dumps(api_wire.error_envelope(status, message)).encode()
+    head = [
+        *_JSON_HEADERS,
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *_CORS_HEADERS,
+        (b"x-request-id", _next_request_id().encode()),
+    ]
+    reason = HTTPStatus(status).phrase.encode()
+    lines = [b"HTTP/1.1 %d %s" % (status, reason), *(b"%s: %s" % header for header in head)]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def _retry_after_header(seconds: object) -> list[tuple[bytes, bytes]] | None:

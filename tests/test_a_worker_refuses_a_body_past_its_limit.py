@@ -55,7 +55,8 @@ def test_a_body_past_the_limit_is_refused_before_it_is_read(path: str) -> None:
 
 
 def test_a_body_within_the_limit_still_gets_the_app_s_answer() -> None:
-    """Between the app's own limit and the worker's, the app answers as before (its JSON)."""
+    """Past the API's own limit the answer is the API's JSON (the worker holds the API's paths
+    to it: tests/test_api_refusals_the_worker_makes_itself_are_in_the_envelope.py)."""
     with running_simulator(api_key=SIM_KEY) as upstream, daphne_worker(upstream, SIM_KEY) as base:
         body = b"x" * (3 * 1024 * 1024)  # past the API's 2 MB
         head = (
