@@ -57,7 +57,12 @@ from django.http.request import split_domain_port, validate_host
 from chatsite import logs
 from conversations import api_calls, api_wire, quota
 from conversations.api_keys import Call, InvalidKey
-from conversations.errors import ChatError, InvalidParameter, QuotaExceeded
+from conversations.errors import (
+    ChatError,
+    InvalidParameter,
+    QuotaExceeded,
+    UnsupportedContentEncoding,
+)
 from conversations.generation import upstream_client
 from conversations.text import DuplicateKey, check_parsed_json, loads_unique, utf8_safe
 from conversations.upstream import (
@@ -160,6 +165,7 @@ class _Request:
     __slots__ = (
         "api_key",
         "authorization",
+        "content_encoding",
         "content_length",
         "host",
         "preflight_headers",
@@ -170,6 +176,7 @@ class _Request:
         self.authorization: str | None = None
         self.api_key: str | None = None
         self.content_length: bytes | None = None
+        self.content_encoding: bytes | None = None
         self.host: bytes | None = None
         # A CORS preflight's Access-Control-Request-Headers.
         self.preflight_headers: bytes | None = None
@@ -182,6 +189,8 @@ class _Request:
                 self.api_key = value.decode("latin-1")
             elif name == b"content-length":
                 self.content_length = value
+            elif name == b"content-encoding":
+                self.content_encoding = value
             elif name == b"host":
                 self.host = value
             elif name == b"x-request-id":
@@ -267,6 +276,9 @@ class _Response:
             # A spent day or month: no retry passes before it resets. The OpenAI SDKs retry a
             # 429 unless told not to (DeepSeek's "out of balance" is a 402 they never retry).
             extra = [*(extra or []), (b"x-should-retry", b"false")]
+        elif isinstance(error, UnsupportedContentEncoding):
+            # What the API takes instead (RFC 9110 §12.5.3).
+            extra = [(b"accept-encoding", b"identity")]
         await self.envelope(
             error.status, error.message, param=error.param, code=error.code, extra=extra
         )
@@ -436,7 +448,7 @@ class ApiApplication:
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 raise _TooLarge()
             raw = await _read_body(receive)
-            call = await api_calls.start_call(secret, _parse_json(raw))
+            call = await api_calls.start_call(secret, _parse_body(raw, request.content_encoding))
         except _TooLarge:
             await response.envelope(
                 413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB."
@@ -497,6 +509,25 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(body)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _parse_body(raw: bytes, content_encoding: bytes | None) -> Any:
+    """The parsed body, or the ChatError to answer once the key is known to be good.
+
+    A compressed body (``Content-Encoding: gzip``…) is refused with a 415, as the uncompressed
+    text it is not: read as JSON it was a misleading "not valid UTF-8", and a plain body
+    labelled gzip was taken as it came. Decompressing would put a compression bomb's work on
+    the event loop for no client we know of (the SDKs send bodies as they are).
+    """
+    if content_encoding is not None:
+        coding = content_encoding.strip().lower()
+        if coding not in (b"", b"identity"):
+            shown = coding[:40].decode("latin-1")
+            return UnsupportedContentEncoding(
+                f"The request body is sent with Content-Encoding: {shown}; send it "
+                "uncompressed (this API takes no compressed bodies).",
+            )
+    return _parse_json(raw)
 
 
 def _parse_json(raw: bytes) -> Any:

@@ -81,6 +81,7 @@ ERROR_TYPES = {
     404: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
 }
 
@@ -91,7 +92,7 @@ def error_envelope(
     """DeepSeek's envelope. ``code`` is its literal ``invalid_request_error`` for client errors
     (§6: clients branch on the status); for limits and upstream failures it is our own code."""
     kind = ERROR_TYPES.get(status, "api_error")
-    if code is None or status in (400, 401, 413):
+    if code is None or status in (400, 401, 413, 415):
         code = "invalid_request_error"
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 

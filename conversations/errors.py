@@ -80,6 +80,13 @@ class Suspended(ChatError):
     default_message = "Your account is suspended."
 
 
+class UnsupportedContentEncoding(ChatError):
+    """A request body compressed (``Content-Encoding``): the API reads bodies as sent."""
+
+    code = "unsupported_content_encoding"
+    status = 415
+
+
 class ShuttingDown(ChatError):
     code = "server_shutting_down"
     status = 503
