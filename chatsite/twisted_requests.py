@@ -19,9 +19,12 @@ at 5 MB; a worker reached directly had nothing). A body declared or sent past
 :data:`MAX_BODY_BYTES` is answered 413 at once and the connection closed; the app never sees it.
 Bodies up to that size still reach the app, which refuses those over its own limits (Django's
 ``DATA_UPLOAD_MAX_MEMORY_SIZE``) with its own answers. The API's paths are held to the API's own
-limit (``api_asgi.MAX_BODY_BYTES``, 2 MB) here already, so the worker reads no more of a call
+limit (``api_asgi.MAX_BODY_BYTES``, 2 MB) here already, so the worker keeps no more of a call
 than the API takes, however a client sends it (a declared length, a chunked body, after an
-``Expect: 100-continue``, which is then answered with the 413 instead of a 100).
+``Expect: 100-continue``, which is then answered with the 413 instead of a 100). The 413 goes
+out at once; the rest of such a body, up to :data:`MAX_BODY_BYTES`, is read and dropped before
+the connection closes, so that a proxy streaming it to the worker relays the 413 instead of
+failing on a closed connection.
 
 Refusals on the API's paths are in the API's envelope (``api_asgi.early_refusal``), as every
 answer of the API is: the 413 above, and Twisted's own 400 for a request that is not valid
@@ -75,7 +78,8 @@ def _for_the_api(target: bytes | None) -> bool:
 
 
 def _refuse_too_large(request: Any) -> None:
-    """Answer 413 and close; whatever of the body is still parsed is dropped."""
+    """Answer 413; whatever of the body is still parsed is dropped. The connection is closed
+    once the body ends, or at once past :data:`MAX_BODY_BYTES` (see :func:`_drop`)."""
     request._too_large = True
     request.content = io.BytesIO()
     transport = request.channel.transport if request.channel is not None else None
@@ -86,7 +90,22 @@ def _refuse_too_large(request: Any) -> None:
         else:
             answer = _TOO_LARGE
         transport.write(answer)
-        transport.loseConnection()
+        _drop(request, 0)
+
+
+def _drop(request: Any, received: int) -> None:
+    """Count ``received`` bytes of a refused body; close once it passes MAX_BODY_BYTES.
+
+    Below that (an API call past its 2 MB), the rest is read and thrown away before the
+    connection closes: a proxy still sending the body when the connection closed under it
+    (nginx streams request bodies to the worker) answered its client 502, not our 413.
+    """
+    request._body_bytes += received
+    declared = request._declared_length
+    if request._body_bytes > MAX_BODY_BYTES or (declared or 0) > MAX_BODY_BYTES:
+        transport = request.channel.transport if request.channel is not None else None
+        if transport is not None:
+            transport.loseConnection()
 
 
 def install() -> None:
@@ -114,6 +133,7 @@ def install() -> None:
     def gotLength(self: Any, length: int | None) -> None:
         self._too_large = False
         self._body_bytes = 0
+        self._declared_length = length
         # The request line is in (the channel's), the request's own path not yet.
         self._for_the_api = _for_the_api(getattr(self.channel, "_path", None))
         self._body_limit = api_asgi.MAX_BODY_BYTES if self._for_the_api else MAX_BODY_BYTES
@@ -124,6 +144,7 @@ def install() -> None:
 
     def handleContentChunk(self: Any, data: bytes) -> None:
         if self._too_large:
+            _drop(self, len(data))
             return
         self._body_bytes += len(data)
         if self._body_bytes > self._body_limit:  # a chunked body, which declares no length
@@ -133,6 +154,8 @@ def install() -> None:
 
     def process_unless_refused(self: Any) -> Any:
         if getattr(self, "_too_large", False):
+            # The refused body has ended (its 413 went out when it was refused).
+            self.channel.transport.loseConnection()
             return None
         return process(self)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -86,9 +87,25 @@ def test_a_declared_body_past_the_apis_limit_is_refused_before_a_100_continue(
     assert "2 MB" in str(error["message"])
 
 
+def test_the_rest_of_a_refused_body_is_read_before_the_connection_closes(base: str) -> None:
+    # A proxy streaming the body to the worker (nginx does) fails on a connection closed while
+    # it sends, and answers its client 502 instead of passing the 413 on.
+    size = 3 * 1024 * 1024
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(post(f"Content-Length: {size}\r\n"))
+        time.sleep(0.5)  # the 413 is out, and the worker would have closed
+        connection.sendall(b"x" * size)  # no BrokenPipeError / ConnectionResetError
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert "2 MB" in str(envelope(answer, 413)["message"])
+
+
 def test_a_chunked_body_past_the_apis_limit_is_refused_in_the_envelope(base: str) -> None:
     chunk = b"x" * 262_144
     chunks = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * (2 * MAX_BODY_BYTES // len(chunk))
+    chunks += b"0\r\n\r\n"
     answer = exchange(base, post("Transfer-Encoding: chunked\r\n"), chunks)
     assert "2 MB" in str(envelope(answer, 413)["message"])
 
