@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conversations.api_asgi import MAX_BODY_BYTES
-from conversations.models import ModelConfig, User
+from conversations.models import ModelConfig, UsageAccount, UsageRecord, User
 from tests.servers import free_port, nginx_proxy
 from tests.test_api_support import api_server, assert_envelope, bearer, make_key
 
@@ -138,3 +138,23 @@ def test_no_worker_is_a_503_in_the_envelope(tmp_path: Path) -> None:
         assert response.headers["retry-after"] == "5" and response.headers["x-request-id"]
         # The site's pages keep nginx's own page.
         assert httpx.get(proxy + "/").status_code == 502
+
+
+def test_a_client_that_hangs_up_on_a_pending_answer_frees_its_reservation(
+    proxy: str, headers: dict[str, str], alice: User
+) -> None:
+    # nginx closes its connection to the worker when the client leaves: the call is cancelled.
+    content = "[[sim: first_token_latency=3]] [[sim: say=late]]"
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            proxy + "/v1/chat/completions",
+            headers=headers,
+            json={"model": "deepseek-chat", "messages": [{"role": "user", "content": content}]},
+            timeout=httpx.Timeout(5, read=1),
+        )
+    deadline = time.monotonic() + 15
+    while (record := UsageRecord.objects.get(user=alice)).state != UsageRecord.State.SETTLED:
+        assert time.monotonic() < deadline, "the call was never settled"
+        time.sleep(0.1)
+    assert record.outcome == "cancelled" and record.reserved_tokens == 0
+    assert UsageAccount.objects.get(user=alice).streams == 0
