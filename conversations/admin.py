@@ -460,7 +460,7 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
             audit.record(request.user, "create", user, None, created)  # type: ignore[arg-type]
         elif audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
-            sharing.announce_access_change(*access.reachable_conversation_ids(user))
+            sharing.announce_account_change(user.pk, access.reachable_conversation_ids(user))
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         """Django's page; a password it sets (or password sign-in it disables) is audited, as
@@ -484,7 +484,7 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         limits = UserLimits.objects.filter(user=obj).select_related("user").first()
         limits_before = audit.snapshot(limits)
         super().delete_model(request, obj)
-        sharing.announce_access_change(*reachable)
+        sharing.announce_account_change(pk, reachable)
         obj.pk = pk  # deleting cleared it
         audit.record(request.user, "delete", obj, before, None)  # type: ignore[arg-type]
         if limits is not None and limits_before is not None:
@@ -1073,7 +1073,9 @@ class ConversationForm(StillStoredForm):
 class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
     """Deleted here (its page or "delete selected"), a conversation goes for good with its
     messages and share links; its ledger rows stay. Its open views close as after its owner's
-    delete (4404), and its replies being written stop (``generation.stop_replies``)."""
+    delete (4404), and its replies being written stop (``generation.stop_replies``). Deleted,
+    restored, renamed or given to another owner here, its owners' open tabs list it as it is
+    now (``sharing.announce_listing_change``; a delete for good: ``conversation.deleted``)."""
 
     form = ConversationForm
     list_display = ["__str__", "owner", "model", "visibility", "updated_at", "deleted_at"]
@@ -1084,6 +1086,17 @@ class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
 
     def concerned(self, conversation: Conversation) -> list[Any]:
         return [conversation.pk]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # As the owner's tabs list it before the change (deleted or restored here, given to
+        # another owner, renamed): they are told what changed once it is saved.
+        listed = Conversation.objects.filter(pk=obj.pk).first() if change else None
+        request._listed_before = listed  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        sharing.announce_listing_change(getattr(request, "_listed_before", None), form.instance)
 
     def changed_by_deletion(self, conversation: Conversation) -> list[models.Model]:
         # Its share links go with it; forks of it lose their origin (forked_from set to null).

@@ -1,8 +1,13 @@
-"""The conversation websocket (protocol in README "Websocket protocol").
+"""The conversation websocket, and the account's socket on no conversation (protocol in README
+"Websocket protocol").
 
 Thin: parse a frame, call one action (which authorizes), start a generation task, answer.
 It never awaits a stream: generation runs in tasks of its own, and the socket only relays
 their events, keeping each reply's sequence numbers continuous (no gap, no duplicate).
+
+A page open on no conversation (the welcome page, or one whose conversation was deleted) has
+the account's socket (:class:`AccountConsumer`): it only hears what the account's lists of
+conversations show, so that they follow the account's other tabs without a reload.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from conversations.errors import (
     RateLimited,
     ShuttingDown,
 )
-from conversations.frames import MessageFrame, encode, link_frame, message_frame
+from conversations.frames import MessageFrame, account_frame, encode, link_frame, message_frame
 from conversations.generation import SNAPSHOT_TIMEOUT, account_group, get_service, group_name
 from conversations.models import Conversation, Message, ShareLink, User
 
@@ -188,6 +193,8 @@ _DIRECT_HANDLERS = {
     "message.created": "message_created",
     "conversation.updated": "conversation_updated",
     "conversation.listed": "conversation_listed",
+    "conversation.deleted": "conversation_deleted",
+    "account.access_changed": "account_access_changed",
 }
 
 
@@ -720,7 +727,138 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def conversation_listed(self, event: dict[str, Any]) -> None:
         """One of the account's conversations, new or renamed: only its own sockets joined its
         group, and a link's frames never carry it (``link_frame``)."""
-        if self.account is not None:
-            await self.send_frame(
-                {"type": "conversation.listed", "conversation": event["conversation"]}
+        await self._account_frame(event)
+
+    async def conversation_deleted(self, event: dict[str, Any]) -> None:
+        """Some of the account's conversations deleted: its tab unlists them (and says so, if
+        it shows one of them; the socket on it is closed by ``recheck_access``)."""
+        await self._account_frame(event)
+
+    async def account_access_changed(self, event: dict[str, Any]) -> None:
+        """For the account's socket on no conversation: a socket on one re-checks when its
+        conversation's group tells it (``conversation.access_changed``)."""
+
+    async def _account_frame(self, event: dict[str, Any]) -> None:
+        frame = account_frame(event)
+        if self.account is not None and frame is not None:
+            await self.send_frame(frame)
+
+
+class AccountConsumer(AsyncWebsocketConsumer):
+    """The socket of a signed-in account's page open on no conversation: the account's group
+    alone (``account_group``), so that the page's list of conversations follows what its other
+    tabs, the API and the admin do (``conversation.listed``, ``conversation.deleted``). It holds
+    a place among the account's sockets as any other, sends ``ready``, answers ``ping`` (its
+    only client frame), and leaves (4401) once its session no longer signs the account in."""
+
+    account: str | None = None
+    place: str | None = None
+    left: bool = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """However the socket ends (see ``ConversationConsumer.__call__``), its place is freed
+        and it leaves the account's group."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._free_place()
+            if self.account is not None:
+                with contextlib.suppress(Exception):
+                    await self.service.leave(self.account, self)
+
+    async def connect(self) -> None:
+        self.server_send = _server_send(self.base_send)
+        user = self.scope.get("user")
+        logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
+        logs.logger.info("WS %s open", self.scope["path"])
+        self.service = get_service()
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            self.left = True
+            await self.close(code=4401)
+            return
+        place = _place_of(user, self.scope)
+        if not self.service.places.take(place.holder, place.limit):
+            await self._leave(
+                4429,
+                "too_many_connections",
+                f"Too many pages are open from {place.named} on this server (at most "
+                f"{place.limit}): close some, and this one connects again.",
             )
+            return
+        self.place = place.holder
+        await self.service.ensure_started()
+        self.account = account_group(user.pk)
+        await self.service.join(self.account, self)
+        await self.send_frame({"type": "ready"})
+
+    async def disconnect(self, code: int) -> None:
+        logs.logger.info("WS %s closed %s", self.scope["path"], code)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """As ``ConversationConsumer.dispatch``: no ORM clean-up per message."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """An event of the account's group, handed over by the service (read-only)."""
+        if event["type"] == "account.access_changed":
+            # Through the socket's channel: the check reads the database, and the service
+            # hands the event to other sockets meanwhile.
+            await self.channel_layer.send(self.channel_name, {"type": event["type"]})
+            return
+        frame = account_frame(event)
+        if frame is not None:
+            await self.send_frame(frame)
+
+    async def account_access_changed(self, event: dict[str, Any]) -> None:
+        """Signed out, a new password, the account deactivated or deleted: a session that no
+        longer signs the account in hears nothing more of it."""
+        if self.left:
+            return
+        session = self.scope.get("session")
+        now = await in_db_thread(_session_user)(session.session_key if session else None)
+        if now.pk != self.scope["user"].pk:
+            await self._leave(4401, "access_revoked", "You are signed out.")
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        frame: Any = None
+        if text_data is not None and len(text_data) <= MAX_FRAME_CHARS:
+            with contextlib.suppress(ValueError):
+                frame = text.loads(text_data)
+        if frame == {"type": "ping"}:
+            await self.send_frame({"type": "pong"})
+            return
+        error: dict[str, Any] = {
+            "type": "error",
+            "code": "invalid_parameter",
+            "message": "This socket takes only a ping.",
+            "param": "type",
+        }
+        if isinstance(frame, dict) and isinstance(frame.get("type"), str):
+            error["request_type"] = frame["type"][:40]
+        await self.send_frame(error)
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        if not self.left:
+            await self.server_send({"type": "websocket.send", "text": encode(frame)})
+
+    async def _leave(self, code: int, error_code: str, message: str) -> None:
+        if self.left:
+            return
+        self.left = True
+        self._free_place()  # at once: the client may try again as soon as it is told
+        await self.server_send(
+            {
+                "type": "websocket.send",
+                "text": encode({"type": "error", "code": error_code, "message": message}),
+            }
+        )
+        await self.close(code=code)
+
+    def _free_place(self) -> None:
+        if self.place is not None:
+            self.service.places.free(self.place)
+            self.place = None

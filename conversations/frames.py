@@ -141,6 +141,24 @@ def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
     return shown
 
 
+# What an account's own sockets are told of its conversations (README "Websocket protocol"): the
+# fields of each frame, no more (an event may carry the publisher's channel, say). Never sent
+# through a share link (``link_frame`` lists neither).
+_ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {
+    "conversation.listed": ("type", "conversation"),
+    "conversation.deleted": ("type", "ids"),
+}
+
+
+def account_frame(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The frame an account's socket is sent for an event of the account's group; None for an
+    event that is not one of them."""
+    fields = _ACCOUNT_FIELDS.get(event["type"])
+    if fields is None:
+        return None
+    return {name: event[name] for name in fields}
+
+
 class SharedFrame(dict[str, Any]):
     """A frame handed to several sockets of this process: encoded to JSON once, not per socket.
 

@@ -29,6 +29,7 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -80,8 +81,10 @@ def group_name(conversation_id: uuid.UUID | str) -> str:
 
 
 def account_group(user_id: int) -> str:
-    """The group of an account's own conversation sockets (not those on a share link): what
-    its conversation lists show changes (``conversation.listed``)."""
+    """The group of an account's own sockets (those on its conversations, not through a share
+    link, and its socket on no conversation: the welcome page's): what its conversation lists
+    show changes (``conversation.listed``, ``conversation.deleted``), and its session may have
+    ended (``account.access_changed``)."""
     return f"account.{int(user_id)}"
 
 
@@ -91,6 +94,11 @@ def listed_event(conversation_id: uuid.UUID | str, title: str) -> dict[str, Any]
         "type": "conversation.listed",
         "conversation": {"id": str(conversation_id), "title": title},
     }
+
+
+def deleted_event(conversation_ids: Iterable[uuid.UUID | str]) -> dict[str, Any]:
+    """The event telling an account's tabs that these conversations of its are deleted."""
+    return {"type": "conversation.deleted", "ids": [str(pk) for pk in conversation_ids]}
 
 
 _db = in_db_thread

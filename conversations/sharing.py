@@ -15,7 +15,8 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import prefetch_related_objects
+from django.db.models import QuerySet, prefetch_related_objects
+from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -62,17 +63,95 @@ def announce_title(conversation_id: uuid.UUID, title: str) -> None:
 
 def announce_listed(conversation: Conversation) -> None:
     """After commit: the owner's open tabs (their own conversation sockets, never a share
-    link's) list the conversation, new or renamed, under its title (their sidebars)."""
+    link's) list the conversation, new, renamed or restored, under its title (their sidebars)."""
     from conversations.generation import account_group, listed_event
+
+    _to_account_after_commit(
+        account_group(conversation.owner_id), listed_event(conversation.pk, str(conversation))
+    )
+
+
+#: The most conversations one ``conversation.deleted`` frame names: a delete of thousands (the
+#: admin's "delete selected") is told in several.
+DELETED_PER_FRAME = 500
+
+
+def announce_deleted(owner_id: int, *conversation_ids: uuid.UUID) -> None:
+    """After commit: the owner's open tabs (their own sockets, never a share link's) unlist
+    these conversations of theirs, and one showing any of them says it was deleted."""
+    ids = list(conversation_ids)
+    transaction.on_commit(lambda: _tell_deleted({owner_id: ids}))
+
+
+def announce_listing_change(before: Conversation | None, after: Conversation) -> None:
+    """After commit: the owners' tabs list the conversation as it is now (``after``), having
+    listed it as it was (``before``; None: it is new) — unlisted where it no longer shows (it
+    was deleted, or given to another owner), listed where it now shows or under a new title."""
+    was_listed = before is not None and before.deleted_at is None
+    listed = after.deleted_at is None
+    moved = before is not None and before.owner_id != after.owner_id
+    if before is not None and was_listed and (moved or not listed):
+        announce_deleted(before.owner_id, before.pk)
+    if listed and (not was_listed or moved or str(before) != str(after)):
+        announce_listed(after)
+
+
+def announce_account_change(user_id: int, conversation_ids: Iterable[uuid.UUID]) -> None:
+    """After commit: every open socket of the account checks that its session still signs it
+    in (signed out, a new password, the account deactivated or deleted), and leaves if not:
+    those on the conversations it reached (``conversation_ids``), and its socket on no
+    conversation (the welcome page's), which only its group reaches."""
+    from conversations.generation import account_group
+
+    announce_access_change(*conversation_ids)
+    _to_account_after_commit(account_group(user_id), {"type": "account.access_changed"})
+
+
+def _to_account_after_commit(group: str, event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    transaction.on_commit(lambda: async_to_sync(layer.group_send)(group, event))
+
+
+def _tell_deleted(deleted: dict[int, list[uuid.UUID]]) -> None:
+    """Each owner's group is told which of its conversations are deleted (owner id → ids)."""
+    from conversations.generation import account_group, deleted_event
 
     layer = get_channel_layer()
     if layer is None:
         return
-    group, event = (
-        account_group(conversation.owner_id),
-        listed_event(conversation.pk, str(conversation)),
-    )
-    transaction.on_commit(lambda: async_to_sync(layer.group_send)(group, event))
+    for owner_id, ids in deleted.items():
+        for start in range(0, len(ids), DELETED_PER_FRAME):
+            event = deleted_event(ids[start : start + DELETED_PER_FRAME])
+            async_to_sync(layer.group_send)(account_group(owner_id), event)
+
+
+# Kept on a delete's origin: what it deleted so far, owner id → conversation ids.
+_DELETED_BY = "_conversations_deleted_by_owner"
+
+
+@receiver(pre_delete, sender=Conversation)
+def announce_a_conversation_deleted_for_good(
+    sender: Any, instance: Conversation, origin: Any = None, **kwargs: Any
+) -> None:
+    """However a conversation is deleted for good — on its admin page, by "delete selected",
+    by any code — its owner's tabs unlist it (``announce_deleted``), once the delete commits.
+
+    A delete that takes many conversations is told once, by owner: Django's collector signals
+    each conversation before it deletes any (inside the delete's transaction), and each adds
+    itself to what its delete (``origin``) tells after commit. Not an account's delete, which
+    takes its conversations: its sockets leave with it (``announce_account_change``)."""
+    if isinstance(origin, User) or (isinstance(origin, QuerySet) and origin.model is User):
+        return
+    holder = instance if origin is None else origin
+    deleted: dict[int, list[uuid.UUID]] | None = getattr(holder, _DELETED_BY, None)
+    if deleted is None:
+        deleted = {}
+        setattr(holder, _DELETED_BY, deleted)
+        told = deleted
+        transaction.on_commit(lambda: _tell_deleted(told))
+    deleted.setdefault(instance.owner_id, []).append(instance.pk)
 
 
 def _announce(event: dict[str, Any], conversation_ids: Iterable[uuid.UUID]) -> None:
@@ -99,14 +178,14 @@ def announce_sign_out(sender: Any, request: Any, user: User | None, **kwargs: An
     # Django tells before it flushes the session: flushed first, so that the sockets find it
     # gone when they re-check (its own flush then has nothing left to do).
     request.session.flush()
-    announce_access_change(*access.reachable_conversation_ids(user))
+    announce_account_change(user.pk, access.reachable_conversation_ids(user))
 
 
 def announce_password_change(user: User) -> None:
     """A new password ends the account's other sessions (Django's rule): their open sockets
     re-check and leave (4401) at once, rather than go on posting and reading as the account
     (a password is changed to lock someone out). Called once the changing session is kept."""
-    announce_access_change(*access.reachable_conversation_ids(user))
+    announce_account_change(user.pk, access.reachable_conversation_ids(user))
 
 
 def _sharing_state(conversation: Conversation) -> dict[str, Any]:

@@ -71,14 +71,18 @@ def rename_conversation(conversation: Conversation, title: Any) -> Conversation:
 def delete_conversation(conversation: Conversation) -> None:
     """Soft delete: the row stays so the delete can be undone. Open sockets on it (the
     owner's other tabs, teammates watching) re-check, and leave; its replies being written
-    stop (kept as stopped, with their text, should the delete be undone)."""
+    stop (kept as stopped, with their text, should the delete be undone). The owner's tabs
+    unlist it."""
     Conversation.objects.filter(pk=conversation.pk).update(deleted_at=timezone.now())
     sharing.announce_access_change(conversation.pk)
+    sharing.announce_deleted(conversation.owner_id, conversation.pk)
     generation.stop_replies(conversation.pk)
 
 
 def restore_conversation(conversation: Conversation) -> None:
+    """The delete undone: the owner's tabs list it again."""
     Conversation.objects.filter(pk=conversation.pk).update(deleted_at=None)
+    sharing.announce_listed(conversation)
 
 
 def update_settings(

@@ -132,6 +132,23 @@ async def open_socket(
     return socket
 
 
+async def open_account_socket(user: User | None, client: Client | None = None) -> Socket:
+    """The socket of ``user``'s page on no conversation (``/ws/account/``), once it is ready
+    (signed in by ``client``'s session, a new one by default); None: a visitor not signed in,
+    whose socket is not read."""
+    headers = [(b"origin", TRUSTED_ORIGIN.encode())]
+    if user is not None:
+        client = client or await sync_to_async(client_for)(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    communicator = WebsocketCommunicator(application, "/ws/account/", headers=headers)
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    socket = Socket(communicator)
+    if user is not None:
+        assert (await socket.receive())["type"] == "ready"
+    return socket
+
+
 def reply_text(frames: list[dict[str, Any]], reply_id: str) -> str:
     """The reply as a client rebuilds it from snapshots and deltas, checking continuity."""
     text = ""
