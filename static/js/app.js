@@ -1,6 +1,8 @@
 // Every signed-in page: theme toggle, the account's pages (a menu in a narrow window), sidebar
-// (search, rename, delete with undo, phone drawer), new chat from the welcome screen, import, copy
-// buttons for a field's value (a new API key), and the keyboard shortcuts.
+// (search, rename, delete with undo, phone drawer, kept current with the account's other tabs),
+// new chat from the welcome screen, import, copy buttons for a field's value (a new API key), and
+// the keyboard shortcuts.
+import { followAccount } from "./account.js";
 import { copyText, el, enterSends, postJSON, sendsMessage, toast } from "./util.js";
 
 // --- theme ---------------------------------------------------------------------------------------
@@ -152,9 +154,26 @@ function startRename(item) {
  * Undo, so the keyboard need not travel to the end of the page to reach it in time. */
 let undoToast = null;
 
+/** Conversations this tab deleted whose Undo may still bring them back: id → {item, placeholder}
+ * (the entry, kept, and where it stood). Listed again (undone here, or restored elsewhere), the
+ * entry goes back to its place, whichever of the undo's answer and the announcement comes first. */
+const undoable = new Map();
+
+function putBack(id) {
+  const held = undoable.get(id);
+  if (!held) return null;
+  undoable.delete(id);
+  if (held.placeholder.isConnected) held.placeholder.replaceWith(held.item);
+  return held.item.isConnected ? held.item : null;
+}
+
 async function deleteConversation(item) {
   const id = item.dataset.id;
+  // Its own announcement (conversation.deleted) may come before the answer: this entry is left
+  // to this function.
+  item.dataset.deleting = "true";
   const result = await postJSON(`/c/${id}/delete/`, {});
+  delete item.dataset.deleting;
   if (!result.ok) {
     toast(result.data?.error?.message || "Could not delete.");
     return;
@@ -165,6 +184,7 @@ async function deleteConversation(item) {
   const neighbour = [item.nextElementSibling, item.previousElementSibling].find((li) => li?.matches("li[data-id]"));
   const placeholder = document.createComment("deleted");
   item.replaceWith(placeholder);
+  undoable.set(id, { item, placeholder });
   if (hadFocus) (neighbour?.querySelector("a") || search)?.focus();
   undoToast = toast(`Deleted “${item.dataset.title}”.`, {
     timeout: 6000,
@@ -177,12 +197,13 @@ async function deleteConversation(item) {
         // The open conversation's socket was closed for good by the delete: open it anew.
         else if (id === currentId) location.reload();
         else {
-          placeholder.replaceWith(item);
-          item.querySelector("a")?.focus(); // the Undo button that had the focus is gone
+          // The Undo button that had the focus is gone.
+          (putBack(id) || listedItem(id))?.querySelector("a")?.focus();
         }
       },
     },
     onExpire: () => {
+      undoable.delete(id);
       if (id === currentId) location.assign("/");
     },
   });
@@ -212,15 +233,25 @@ function retitle(item, title) {
   item.querySelector("[data-action=delete]")?.setAttribute("aria-label", `Delete ${title}`);
 }
 
-// A conversation of this account made or renamed elsewhere (another tab, a script through the
-// API with "save to history", a fork, an import), as the conversation page's socket hears it
-// (conversation.listed): listed here without a reload. A new one goes first, on the list's
-// first page unfiltered (elsewhere the list holds other conversations than the newest).
+/** The sidebar's list of the account's own conversations (not those shared with it). */
+function ownList() {
+  return sidebar?.querySelector(".conversation-list:not(.shared-list)") || null;
+}
+
+function listedItem(id) {
+  return [...(ownList()?.querySelectorAll("li[data-id]") || [])].find((item) => item.dataset.id === id) || null;
+}
+
+// A conversation of this account made, renamed or restored elsewhere (another tab, a script
+// through the API with "save to history", a fork, an import, an undone delete, the admin), as the
+// page's socket hears it (conversation.listed): listed here without a reload. A new one goes
+// first, on the list's first page unfiltered (elsewhere the list holds other conversations than
+// the newest); one this tab deleted goes back to its place.
 document.addEventListener("chat:conversation-listed", (event) => {
   const { id, title } = event.detail || {};
-  const list = sidebar?.querySelector(".conversation-list:not(.shared-list)");
+  const list = ownList();
   if (!list || typeof id !== "string" || typeof title !== "string") return;
-  const listed = [...list.querySelectorAll("li[data-id]")].find((item) => item.dataset.id === id);
+  const listed = putBack(id) || listedItem(id);
   if (listed) {
     retitle(listed, title);
     return;
@@ -231,6 +262,44 @@ document.addEventListener("chat:conversation-listed", (event) => {
   list.prepend(sidebarItem(id, title));
   if (search?.value) search.dispatchEvent(new Event("input")); // the title filter typed applies
 });
+
+// Conversations of this account deleted elsewhere (another tab, the admin): unlisted here, the
+// keyboard's place kept as after a delete made here. (The conversation page, if it shows one of
+// them, says so itself: conversation.js.)
+document.addEventListener("chat:conversation-deleted", (event) => {
+  const ids = new Set(Array.isArray(event.detail) ? event.detail : []);
+  const list = ownList();
+  if (!list) return;
+  for (const item of list.querySelectorAll("li[data-id]")) {
+    if (!ids.has(item.dataset.id) || item.dataset.deleting) continue;
+    if (item.contains(document.activeElement)) {
+      const neighbour = [item.nextElementSibling, item.previousElementSibling].find((li) => li?.matches("li[data-id]"));
+      (neighbour?.querySelector("a") || search)?.focus();
+    }
+    item.remove();
+  }
+  if (!list.querySelector("li[data-id], li.empty") && !undoable.size) {
+    list.append(el("li", { class: "empty", text: new URLSearchParams(location.search).get("q") ? "No matches." : "No conversations yet." }));
+  }
+  if (search?.value) search.dispatchEvent(new Event("input")); // "no title here matches", maybe
+});
+
+// The list as the server renders it now (`detail`: a page read again after a reconnect, when
+// announcements may have been missed): it replaces this one, unless a rename or a delete is
+// under way in it (their own frames and answers carry on).
+document.addEventListener("chat:sidebar-read", (event) => {
+  const list = ownList();
+  const read = event.detail?.querySelector?.(".sidebar .conversation-list:not(.shared-list)");
+  if (!list || !read || list.querySelector(".rename-input, li[data-deleting]") || undoable.size) return;
+  const focused = list.contains(document.activeElement) ? document.activeElement.closest("li[data-id]")?.dataset.id : null;
+  list.replaceChildren(...[...read.children].map((item) => document.importNode(item, true)));
+  if (focused) listedItem(focused)?.querySelector("a")?.focus();
+  if (search?.value) search.dispatchEvent(new Event("input"));
+});
+
+// A page of the sidebar on no conversation (the welcome page) has no conversation socket to hear
+// what the account's other tabs do: it has the account's.
+if (sidebar && !currentId) followAccount();
 
 sidebar?.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-action]");

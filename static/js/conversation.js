@@ -15,6 +15,7 @@ import {
   resumeReplies,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
+import { followAccount } from "./account.js";
 import { copyText, el, estimateTokens, formatDuration, placeChildren, sendsMessage, toast } from "./util.js";
 import { initSettings } from "./settings.js";
 
@@ -1102,6 +1103,8 @@ async function fetchPageData() {
   const html = new DOMParser().parseFromString(await response.text(), "text/html");
   const data = html.getElementById("page-data");
   if (!data) throw new Error("no page data (signed out?)");
+  // Its sidebar is the list as it is now (first page, unfiltered): app.js takes it.
+  if (!location.search) document.dispatchEvent(new CustomEvent("chat:sidebar-read", { detail: html }));
   return JSON.parse(data.textContent);
 }
 
@@ -1226,6 +1229,10 @@ const handlers = {
     // One of this account's conversations, new or renamed elsewhere: the sidebar is app.js's.
     document.dispatchEvent(new CustomEvent("chat:conversation-listed", { detail: frame.conversation }));
   },
+  "conversation.deleted"(frame) {
+    // Some of this account's conversations deleted elsewhere (this one, maybe: showDeleted).
+    document.dispatchEvent(new CustomEvent("chat:conversation-deleted", { detail: frame.ids }));
+  },
   error(frame) {
     const message = frame.message || "Something went wrong.";
     if (frame.request_type === "reply.continue") {
@@ -1267,7 +1274,37 @@ function onStatus(status, detail) {
   statusBadge.textContent = detail || STATUS_TEXT[status] || status;
   statusBadge.dataset.status = status;
   if (socket.refusal && outbox.size) returnOutbox(socket.refusal);
+  if (socket.refusalCode === 4404) showDeleted(); // deleted (a teammate's page learns it so)
 }
+
+/** The conversation was deleted (in another tab, by the admin): what the page shows stays to be
+ * read, but nothing more can be sent or changed, and a link leads back. The account's socket
+ * then keeps the sidebar current (this page's socket is closed), and brings the page back if
+ * the delete is undone (the conversation listed again). */
+function showDeleted() {
+  if (page.deleted) return;
+  page.deleted = true;
+  applyBlocked("This conversation was deleted.", false);
+  // Settings, Share, Export and "Continue in my chats" act on a live conversation.
+  for (const tool of root.querySelectorAll(".conversation-tools > :not(#confidence-toggle)")) tool.hidden = true;
+  document.getElementById("settings-dialog")?.close();
+  root.querySelector(".conversation-head").after(
+    el(
+      "p",
+      { class: "notice deleted-notice", role: "status" },
+      "This conversation was deleted. ",
+      el("a", { href: "/", text: "Back to your conversations" }),
+    ),
+  );
+  followAccount();
+}
+
+document.addEventListener("chat:conversation-deleted", (event) => {
+  if (Array.isArray(event.detail) && event.detail.includes(page.conversation_id)) showDeleted();
+});
+document.addEventListener("chat:conversation-listed", (event) => {
+  if (page.deleted && event.detail?.id === page.conversation_id) location.reload();
+});
 
 /** Refused for good (signed out, no longer shared, deleted): what was waiting to be sent never
  * will be; a message's text goes back to the composer, with the reason. */

@@ -49,6 +49,7 @@ export class ReconnectingSocket {
     this.closed = false;
     this.ready = false;
     this.refusal = ""; // set when the server refused the session for good (see REFUSALS)
+    this.refusalCode = 0; // and its close code
     this.retryAfter = 0; // seconds, from a refusal of the handshake as rate_limited
     this.sessionRetried = false; // a 4401 on an open socket is tried once more
     this.answerTimer = null;
@@ -131,6 +132,7 @@ export class ReconnectingSocket {
       if (refusal) {
         // Final: trying again would be refused again. Nothing queued can be sent now.
         this.refusal = refusal;
+        this.refusalCode = event.code;
         this.queue = [];
         this.setStatus("offline", refusal);
         return;

@@ -19,7 +19,11 @@ def test_a_signed_out_page_says_so_and_keeps_the_message(
 ) -> None:
     page = session.page
     attempts: list[str] = []
-    page.on("websocket", lambda socket: attempts.append(socket.url))
+    # The conversation's sockets (the welcome page, where signing in lands, has the account's).
+    page.on(
+        "websocket",
+        lambda socket: attempts.append(socket.url) if "/ws/conversations/" in socket.url else None,
+    )
     session.open(ui_conversation)
     StoredSession.objects.all().delete()  # signed out (elsewhere, or the session expired)
     page.evaluate("window.chatSocket.drop()")

@@ -1,0 +1,50 @@
+// The account's socket (ws/account/, README "The account's socket"), for a page open on no
+// conversation: the welcome page, or a conversation page whose conversation was deleted. Such a
+// page has no conversation socket, so without this one its list of conversations stayed as it
+// was loaded while the account's other tabs made, renamed and deleted conversations.
+//
+// It hands on what it hears as the conversation page's socket does (app.js keeps the sidebar):
+// chat:conversation-listed and chat:conversation-deleted. After a reconnect, announcements may
+// have been missed meanwhile: the list is read again (chat:sidebar-read).
+import { ReconnectingSocket } from "./socket.js";
+
+let socket = null;
+
+/** Open the account's socket, once per page; later calls return the same one. */
+export function followAccount() {
+  if (socket) return socket;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  let readies = 0;
+  socket = new ReconnectingSocket(`${scheme}//${location.host}/ws/account/`, {
+    onFrame(frame) {
+      if (frame.type === "conversation.listed") {
+        document.dispatchEvent(new CustomEvent("chat:conversation-listed", { detail: frame.conversation }));
+      } else if (frame.type === "conversation.deleted") {
+        document.dispatchEvent(new CustomEvent("chat:conversation-deleted", { detail: frame.ids }));
+      }
+    },
+    onOpen() {
+      readies += 1;
+      if (readies > 1) readListAgain();
+    },
+    onStatus() {}, // the page says nothing of it: its list only goes stale
+  });
+  // Exposed for debugging and the browser tests (e.g. to simulate a dropped connection).
+  window.accountSocket = socket;
+  socket.connect();
+  return socket;
+}
+
+/** The account's list as the welcome page renders it now (with this page's search and page). */
+async function readListAgain() {
+  let html;
+  try {
+    const response = await fetch(`/${location.search}`, { credentials: "same-origin" });
+    if (!response.ok) return;
+    html = await response.text();
+  } catch {
+    return; // offline again: the next reconnect tries again
+  }
+  const read = new DOMParser().parseFromString(html, "text/html");
+  document.dispatchEvent(new CustomEvent("chat:sidebar-read", { detail: read }));
+}
