@@ -149,10 +149,19 @@ class WorkerSocket:
 
     @classmethod
     async def open(cls, base: str, conversation_id: Any, cookie: str) -> WorkerSocket:
+        return await cls.open_path(base, f"/ws/conversations/{conversation_id}/", cookie)
+
+    @classmethod
+    async def open_account(cls, base: str, cookie: str) -> WorkerSocket:
+        """The account's socket, as a page on no conversation (the welcome page) has it."""
+        return await cls.open_path(base, "/ws/account/", cookie)
+
+    @classmethod
+    async def open_path(cls, base: str, path: str, cookie: str) -> WorkerSocket:
         import websockets
 
         connection = await websockets.connect(
-            base.replace("http://", "ws://") + f"/ws/conversations/{conversation_id}/",
+            base.replace("http://", "ws://") + path,
             origin=base,  # type: ignore[arg-type]
             additional_headers={"Cookie": f"sessionid={cookie}"},
         )
