@@ -789,6 +789,9 @@ class AccountConsumer(AsyncWebsocketConsumer):
         self.place = place.holder
         await self.service.ensure_started()
         self.account = account_group(user.pk)
+        # A tolerated race: what is announced between the page's render and this join is not
+        # heard, and shows on the page's next reconnect (it then reads its list again) or load,
+        # as on a conversation page's list.
         await self.service.join(self.account, self)
         await self.send_frame({"type": "ready"})
 
