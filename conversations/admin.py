@@ -32,7 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from conversations import access, api_keys, audit, quota, sharing, text
+from conversations import access, api_keys, audit, generation, quota, sharing, text
 from conversations.csv_export import stream_csv
 from conversations.errors import InvalidParameter
 from conversations.models import (
@@ -1073,7 +1073,8 @@ class ConversationForm(StillStoredForm):
 class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
     """Deleted here (its page or "delete selected"), a conversation goes for good with its
     messages and share links; its ledger rows stay. Its open views close as after its owner's
-    delete (4404), and its replies being written stop (``generation.stop_replies``). Deleted,
+    delete (4404), and its replies being written stop (``generation.stop_replies``), as they do
+    when "deleted at" is filled in on its page (a delete its owner can undo). Deleted,
     restored, renamed or given to another owner here, its owners' open tabs list it as it is
     now (``sharing.announce_listing_change``; a delete for good: ``conversation.deleted``)."""
 
@@ -1096,7 +1097,12 @@ class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        sharing.announce_listing_change(getattr(request, "_listed_before", None), form.instance)
+        before, after = getattr(request, "_listed_before", None), form.instance
+        sharing.announce_listing_change(before, after)
+        if before is not None and before.deleted_at is None and after.deleted_at is not None:
+            # Deleted here ("deleted at" filled in), as by its owner: its replies being written
+            # stop, charged what they used (they ran to their end, charged in full).
+            generation.stop_replies(after.pk)
 
     def changed_by_deletion(self, conversation: Conversation) -> list[models.Model]:
         # Its share links go with it; forks of it lose their origin (forked_from set to null).

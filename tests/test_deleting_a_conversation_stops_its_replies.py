@@ -22,7 +22,7 @@ from conversations.models import Conversation, Message, UsageAccount, UsageRecor
 from simulator import count_tokens
 from simulator.testing import running_simulator
 from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
-from tests.support import SIM_KEY, client_for, open_socket
+from tests.support import SIM_KEY, admin_form, client_for, open_socket
 from tests.test_deleting_an_account_closes_its_views import closed_code
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -43,6 +43,11 @@ def delete(how: str, conversation: Conversation, staff: User) -> None:
             "/admin/conversations/conversation/",
             {"action": "delete_selected", "_selected_action": [conversation.pk], "post": "yes"},
         )
+    elif how == "admin form":  # "deleted at" filled in on its admin page (undoable)
+        page = f"/admin/conversations/conversation/{conversation.pk}/change/"
+        admin = client_for(staff)
+        form = admin_form(admin, page, deleted_at_0="2026-01-02", deleted_at_1="10:00:00")
+        response = admin.post(page, form)
     elif how == "owner deleted":
         response = client_for(staff).post(
             f"/admin/conversations/user/{owner.pk}/delete/", {"post": "yes"}
@@ -72,7 +77,7 @@ async def assert_nothing_left_reserved() -> None:
 
 
 @pytest.mark.parametrize(
-    "how", ["delete page", "changelist action", "owner deleted", "owner's own delete"]
+    "how", ["delete page", "changelist action", "admin form", "owner deleted", "owner's own delete"]
 )
 async def test_deleting_a_conversation_stops_its_reply_and_closes_its_sockets(
     alice: User,
@@ -101,7 +106,7 @@ async def test_deleting_a_conversation_stops_its_reply_and_closes_its_sockets(
     assert 0 < record.completion_tokens < FULL // 2
     assert record.user_id == (None if how == "owner deleted" else alice.pk)
     assert record.username == ("alice" if how == "owner deleted" else "")
-    if how == "owner's own delete":  # undoable: the reply stays, stopped, with its text
+    if how in ("owner's own delete", "admin form"):  # undoable: the reply stays, stopped
         reply = await Message.objects.aget(pk=reply_id)
         assert reply.status == Message.Status.CANCELLED
         assert reply.content and LONG.startswith(reply.content) and reply.content != LONG
