@@ -386,16 +386,51 @@ def no_model_available(user: User) -> str:
     was not allowed."""
     if not ModelConfig.objects.filter(enabled=True).exists():
         return "No model is available: every model is disabled at the moment. Ask an administrator."
-    reached_by, policies = _applying(*_read_policies_of(user))
-    names = ", ".join(f"“{p.name}”" for p in sorted(policies, key=lambda p: p.name))
-    which = (
-        f"your groups' policies {names} allow"
-        if reached_by == "groups" and len(policies) > 1
-        else f"your policy {names} allows"
-    )
+    policies, several = _your_policies(user)
+    which = f"{policies} allow" if several else f"{policies} allows"
     return (
         f"No model is available to you: the models {which} are all disabled at the moment. "
         "Ask an administrator."
+    )
+
+
+def _your_policies(user: User) -> tuple[str, bool]:
+    """The policies that set ``user``'s limits as told to them ("your policy “Team”", "your
+    groups' policies “A”, “B”"), and whether they are several."""
+    reached_by, policies = _applying(*_read_policies_of(user))
+    names = ", ".join(f"“{p.name}”" for p in sorted(policies, key=lambda p: p.name))
+    if reached_by == "groups" and len(policies) > 1:
+        return f"your groups' policies {names}", True
+    return f"your policy {names}", False
+
+
+#: The most of a model name a refusal repeats (the name is what the client sent).
+MODEL_NAME_SHOWN = 100
+
+
+def check_may_choose(user: User, model_name: Any) -> ModelConfig:
+    """The model ``user`` chooses for a conversation (its settings), refused when chosen
+    unless they may use it: enabled, and allowed by their policy. Saved, a forbidden or
+    disabled model only made the conversation's next message refused. The refusal names the
+    model and why (disabled; not allowed, naming the policy; no model left at all)."""
+    if not isinstance(model_name, str) or not model_name:
+        raise InvalidParameter("Choose a model.", param="model")
+    limits = limits_for(user)
+    model = ModelConfig.objects.filter(name=model_name).first()
+    if model is not None and limits.allows(model):
+        return model
+    if not usable_models(limits):
+        raise ModelNotAllowed(no_model_available(user), param="model")
+    if model is None:
+        shown = model_name[:MODEL_NAME_SHOWN]
+        raise ModelNotAllowed(f"There is no model {shown}: choose another.", param="model")
+    if not model.enabled:
+        raise ModelNotAllowed(
+            f"The model {model.name} is disabled at the moment: choose another.", param="model"
+        )
+    policies, _ = _your_policies(user)
+    raise ModelNotAllowed(
+        f"The model {model.name} is not allowed by {policies}: choose another.", param="model"
     )
 
 

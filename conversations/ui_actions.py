@@ -89,10 +89,12 @@ def update_settings(
     conversation: Conversation, *, model_name: Any, system_prompt: Any, new_params: Any
 ) -> Conversation:
     """Model, system prompt and parameters, validated against the chosen model's abilities.
+    The model is one its owner may use (:func:`quota.check_may_choose`).
 
-    Raises :class:`InvalidParameter` whose ``param`` names the offending field.
+    Raises :class:`InvalidParameter` (or :class:`ModelNotAllowed`) whose ``param`` names the
+    offending field.
     """
-    model = _enabled_model(conversation.owner, model_name)
+    model = quota.check_may_choose(conversation.owner, model_name)
     text.bounded(
         system_prompt, MAX_SYSTEM_PROMPT_CHARS, label="The system prompt", param="system_prompt"
     )
