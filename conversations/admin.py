@@ -32,7 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from conversations import access, api_keys, audit, generation, quota, sharing, text
+from conversations import access, api_keys, audit, generation, quota, rights, sharing, text
 from conversations.csv_export import stream_csv
 from conversations.errors import InvalidParameter
 from conversations.models import (
@@ -410,7 +410,26 @@ class SuspendedFilter(admin.SimpleListFilter):
 
 class AccountChangeForm(StillStoredForm, UserChangeForm):  # type: ignore[type-arg]
     """Django's account form, refused once the account is deleted: saved, it brought the
-    account back, password and all."""
+    account back, password and all. Staff who do not grant rights (:mod:`rights`) cannot put
+    the account in, or take it out of, a group that carries permissions."""
+
+    #: Set by :meth:`UserAdmin.get_form` for the account editing (:func:`rights.grants_rights`).
+    grants_rights = False
+
+    def clean_groups(self) -> Any:
+        groups = self.cleaned_data["groups"]
+        if not self.grants_rights:
+            before = set(self.instance.groups.all()) if self.instance.pk else set()
+            changed = rights.groups_with_permissions(before ^ set(groups))
+            if changed:
+                names = ", ".join(f"“{group.name}”" for group in changed)
+                raise ValidationError(
+                    f"Only a superuser can add an account to, or take it out of, a group that "
+                    f"carries permissions: {names}. Groups that carry only policies are yours "
+                    "to change.",
+                    code="rights",
+                )
+        return groups
 
 
 @admin.register(User)
@@ -439,6 +458,34 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
             # form added by "Add another" (no row yet) says it too.
             kwargs["form_kwargs"] = {"inherited": quota.inherited_limits(obj)}
         return kwargs
+
+    # Rights flow down from superusers only (conversations/rights.py): staff who are not
+    # cannot set superuser status or permissions (shown read-only), change a group that
+    # carries permissions (the form refuses it), nor change, set the password of or delete
+    # an account that holds a right they lack (a superuser's above all: its page is read-only).
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [*super().get_readonly_fields(request, obj)]
+        if not rights.grants_rights(request.user):  # type: ignore[arg-type]
+            fields += ["is_superuser", "user_permissions"]
+        return fields
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.grants_rights = rights.grants_rights(request.user)  # type: ignore[attr-defined,arg-type]
+        return form
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not rights.may_change_account(request.user, obj):  # type: ignore[arg-type]
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not rights.may_change_account(request.user, obj):  # type: ignore[arg-type]
+            return False
+        return super().has_delete_permission(request, obj)
 
     # Sorted as shown: no limits of their own is not suspended (not NULL, first or last).
     @admin.display(boolean=True, ordering=Coalesce("limits__suspended", False))
@@ -864,7 +911,15 @@ admin.site.unregister(Group)
 
 @admin.register(Group)
 class GroupAdmin(AuditedAdmin, BaseGroupAdmin):
-    """The stock group admin, audited: a group decides which policies apply to its members."""
+    """The stock group admin, audited: a group decides which policies apply to its members.
+    Its permissions are granted by superusers only (:mod:`rights`): read-only to other staff,
+    who could otherwise give a group of theirs any permission."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [*super().get_readonly_fields(request, obj)]
+        if not rights.grants_rights(request.user):  # type: ignore[arg-type]
+            fields.append("permissions")
+        return fields
 
     def changed_by_deletion(self, group: Group) -> list[models.Model]:
         # Its policies lose it, and its members lose it and those policies' limits.
