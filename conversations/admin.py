@@ -842,6 +842,60 @@ def describe_who_loses(policies: Any) -> list[str]:
     return lines
 
 
+def _policies_said(reached_by: str, names: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"“{name}”" for name in names)
+    if reached_by == "assigned":
+        return f"their own policy {quoted}"
+    if reached_by == "default":
+        return f"the default policy {quoted}"
+    if reached_by == "groups":
+        return f"their groups' polic{'y' if len(names) == 1 else 'ies'} {quoted}"
+    return "no policy (nothing limited)"
+
+
+def describe_members_whose_policy_changes(groups: Any) -> list[str]:
+    """For each of ``groups``: the policies it carries, and which of its members' effective
+    policy changes when it is deleted (with the others deleted alongside), then each such
+    member's policy before and after (:func:`quota.policy_changes_without_groups`)."""
+    groups = list(groups)
+    changes = quota.policy_changes_without_groups([group.pk for group in groups])
+    changed = {change.username for change in changes}
+    lines = []
+    for group in groups:
+        carried = list(Policy.objects.filter(groups=group).order_by("name"))
+        members = list(group.user_set.order_by("username").values_list("username", flat=True))
+        who = f"{len(members):,} member{'s' if len(members) != 1 else ''}"
+        if not carried:
+            lines.append(
+                f"Group “{group.name}” ({who}) carries no policy: no member's limits change."
+            )
+            continue
+        carries = _policy_names(carried)
+        moved = [name for name in members if name in changed]
+        if not moved:
+            outcome = "no member's effective policy changes"
+        else:
+            listed = _names(moved[:NAMES_LISTED], len(moved))
+            outcome = f"the effective policy of {len(moved):,} of its members changes ({listed})"
+        others = (
+            " The others keep theirs (their own policy, or the same through their other groups)."
+            if moved and len(moved) < len(members)
+            else ""
+        )
+        lines.append(
+            f"Group “{group.name}” ({who}) carries {carries}: deleting it, {outcome}.{others}"
+        )
+    for change in changes[:NAMES_LISTED]:
+        lines.append(
+            f"{change.username}: from {_policies_said(change.reached_by_before, change.before)} "
+            f"to {_policies_said(change.reached_by_after, change.after)}."
+        )
+    if len(changes) > NAMES_LISTED:
+        more = len(changes) - NAMES_LISTED
+        lines.append(f"… and {more:,} more member{'s' if more != 1 else ''} whose policy changes.")
+    return lines
+
+
 @admin.register(Policy)
 class PolicyAdmin(AuditedAdmin):
     form = PolicyForm
@@ -920,6 +974,18 @@ class GroupAdmin(AuditedAdmin, BaseGroupAdmin):
         if not rights.grants_rights(request.user):  # type: ignore[arg-type]
             fields.append("permissions")
         return fields
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """The confirmation also says whose limits the delete changes: the policies each group
+        carries, and the members whose effective policy moves, from what to what. Django's
+        page listed only "User-group relationship" rows, and nothing of anyone's limits."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return (
+            [*deleted, *describe_members_whose_policy_changes(objs)],
+            counts,
+            perms_needed,
+            protected,
+        )
 
     def changed_by_deletion(self, group: Group) -> list[models.Model]:
         # Its policies lose it, and its members lose it and those policies' limits.

@@ -266,6 +266,52 @@ def _resolve(
 
 
 @dataclass(frozen=True)
+class PolicyChange:
+    """A user whose effective policy a change of groups moves: the policies that set their
+    limits before and after, and how they reach the user (as :func:`_applying` says)."""
+
+    username: str
+    reached_by_before: str
+    before: tuple[str, ...]
+    reached_by_after: str
+    after: tuple[str, ...]
+
+
+def policy_changes_without_groups(group_ids: Iterable[int]) -> list[PolicyChange]:
+    """The members of the groups ``group_ids`` whose effective policy changes once those groups
+    are deleted (by name), resolved by :func:`limits_for`'s rule: not a member whose own policy
+    is assigned, nor one whose other groups carry the same policies; a member left with no
+    group's policy falls to the default policy."""
+    leaving = set(group_ids)
+    members = list(User.objects.filter(groups__in=leaving).distinct().order_by("username"))
+    ids = [member.pk for member in members]
+    own = {
+        row.user_id: row
+        for row in UserLimits.objects.filter(user_id__in=ids).select_related("policy")
+    }
+    carried: dict[int, list[tuple[int, Policy]]] = {}  # member → (group, policy)
+    for policy in Policy.objects.filter(groups__user__in=ids).annotate(
+        member=F("groups__user"), via=F("groups")
+    ):
+        carried.setdefault(policy.member, []).append((policy.via, policy))
+    default = Policy.objects.filter(is_default=True).first()
+
+    def applying(member: User, policies: Iterable[Policy]) -> tuple[str, tuple[str, ...]]:
+        unique = list({policy.pk: policy for policy in policies}.values())
+        reached_by, chosen = _applying(own.get(member.pk), unique, default)
+        return reached_by, tuple(sorted(policy.name for policy in chosen))
+
+    changes = []
+    for member in members:
+        through = carried.get(member.pk, [])
+        before = applying(member, (policy for _, policy in through))
+        after = applying(member, (policy for group, policy in through if group not in leaving))
+        if before != after:
+            changes.append(PolicyChange(member.username, *before, *after))
+    return changes
+
+
+@dataclass(frozen=True)
 class InheritedLimit:
     """What "inherit" gives one of a user's limits, and where it comes from.
 
