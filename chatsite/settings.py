@@ -128,6 +128,8 @@ _url_options: dict[str, Any] = _database.pop("OPTIONS", {})
 DATABASES = {
     "default": {
         **_database,
+        # Django's backend, whose pool does not hand out connections the server has closed.
+        "ENGINE": "chatsite.postgres",
         "CONN_MAX_AGE": 0,
         "OPTIONS": {
             "connect_timeout": 5,

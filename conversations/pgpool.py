@@ -23,6 +23,7 @@ from django.conf import settings
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from chatsite.postgres import check_async_connection
 from conversations.errors import ChatError
 
 # Enough for a worker at full load: each call holds a connection for one statement at a time.
@@ -81,6 +82,8 @@ async def get_pool() -> AsyncConnectionPool:
             # Autocommit: every statement is its own transaction, so no BEGIN/COMMIT trips;
             # prepare_threshold=0: each fixed statement is prepared on its first use.
             kwargs={"autocommit": True, "prepare_threshold": 0},
+            # One the server has closed (a restart) is not handed out again.
+            check=check_async_connection,
             min_size=POOL_MIN_SIZE,
             max_size=POOL_MAX_SIZE,
             timeout=ACQUIRE_TIMEOUT_S,
