@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import sys
@@ -642,20 +643,25 @@ class SocketPlaces:
             self.held.pop(holder, None)
 
 
-FINAL_WRITE_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0)
+# Waits between a reply's final write and its next try; the last is repeated.
+FINAL_WRITE_RETRIES = (0.5, 1.0, 2.0, 4.0)
 
 
 async def _final_write(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """A reply's final write, tried again while the database is unreachable (~15 s: the task
-    stays registered and heartbeated meanwhile). If it never lands, the reaper later settles
-    the reply from its last checkpoint."""
-    for delay in (*FINAL_WRITE_RETRIES, None):
+    """A reply's final write, tried again for as long as the database cannot be reached (a
+    restart, an upgrade): the whole reply is only in this task's memory, which stays
+    registered and heartbeated meanwhile, so neither this process's reaper nor another's
+    settles the reply from its last checkpoint. Only SIGTERM's grace period (the process goes
+    away) ends the wait; the reaper then keeps what was checkpointed."""
+    for attempt in itertools.count():
         try:
             return await pgpool.fetch_one(sql, params)
         except (pgpool.DatabaseUnavailable, psycopg.OperationalError) as error:
-            if delay is None:
-                raise
-            logger.warning("final write failed (%s); again in %.1fs", type(error).__name__, delay)
+            delay = FINAL_WRITE_RETRIES[min(attempt, len(FINAL_WRITE_RETRIES) - 1)]
+            if attempt < len(FINAL_WRITE_RETRIES) or attempt % 10 == 0:  # not every 4 s
+                logger.warning(
+                    "final write failed (%s); again in %.1fs", type(error).__name__, delay
+                )
             await asyncio.sleep(delay)
     return None
 

@@ -17,7 +17,7 @@ from conversations import pgpool
 from conversations.models import Conversation, Message, UsageRecord, User
 from tests.support import open_socket
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 ANSWER = " ".join(f"word{i}" for i in range(24))  # ~0.6 s at the slow simulator's pace
 
@@ -93,4 +93,36 @@ async def test_a_reply_ending_during_a_database_outage_is_saved_when_it_returns(
     record = await UsageRecord.objects.aget(message_id=reply_id)
     assert record.state == UsageRecord.State.SETTLED
     assert record.completion_tokens > 0 and not record.estimated
+    await socket.close()
+
+
+async def test_a_reply_ending_during_a_long_outage_is_saved_when_it_returns(
+    alice: User,
+    alice_conversation: Conversation,
+    slow_simulator: str,
+    generation_service: Any,
+    outage: Outage,
+) -> None:
+    """A restart that takes a minute (an upgrade): the final write does not give up while the
+    process holds the reply (it gave up after ~45 s, and the reply, whole in memory, was left to
+    the reaper with what had been checkpointed — nothing, here)."""
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
+    )
+    await socket.until_type("reply.delta")
+    reply_id = socket.of_type("message.created")[1]["message"]["id"]
+
+    await asyncio.to_thread(outage.begin)
+    await asyncio.sleep(55)
+    assert not socket.of_type("reply.completed") and not socket.of_type("reply.failed")
+    await asyncio.to_thread(outage.end)
+
+    completed = await socket.until_type("reply.completed", timeout=20)
+    assert completed["reply_id"] == reply_id
+    reply = await Message.objects.aget(pk=reply_id)
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content == ANSWER
+    record = await UsageRecord.objects.aget(message_id=reply_id)
+    assert record.state == UsageRecord.State.SETTLED
     await socket.close()
