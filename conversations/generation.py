@@ -973,8 +973,15 @@ class GenerationService:
             await self.layer.send(message.get("reply_channel", ""), answer)
 
     async def _maintain(self) -> None:
-        """Heartbeat our rows; reap rows whose process died."""
+        """Heartbeat our rows; reap rows whose process died.
+
+        Rows are judged silent only once the database has been reachable for a whole pass:
+        while it was away (a restart) no process could heartbeat its rows, and the first pass
+        after it is back would otherwise reap replies that live processes still hold (their
+        final write, a moment later, then finds the row no longer theirs, and the text is
+        lost). By the next pass, their own passes have heartbeated them."""
         interval = settings.GENERATION_HEARTBEAT_SECONDS
+        reachable = False  # the previous pass reached the database
         while True:
             await asyncio.sleep(interval)
             # A checkpoint refreshes the heartbeat too: rows written in the last half interval
@@ -983,8 +990,13 @@ class GenerationService:
             due = [r for r, task in self.tasks.items() if task.last_write < fresh_since]
             try:
                 await _db(actions.heartbeat)(due)
-                await self.reap()
+                if reachable:
+                    await self.reap()
+                else:
+                    await pgpool.fetch_one("SELECT 1", ())
+                reachable = True
             except Exception:
+                reachable = False
                 logger.exception("heartbeat/reaper pass failed")
 
     async def reap(self, stale_after: float | None = None) -> int:
