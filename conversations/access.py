@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from functools import cache
 
 from django.core.exceptions import ValidationError
@@ -49,6 +50,39 @@ def visible_conversations(user: User) -> QuerySet[Conversation]:
         return Conversation.objects.none()
     visible = Conversation.objects.alive().filter(_visibility(user)).values("pk")
     return Conversation.objects.filter(pk__in=visible)
+
+
+def viewers(conversation_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, frozenset[int]]:
+    """For each live conversation of ``conversation_ids``, the active accounts besides its owner
+    that may see it now: :func:`_visibility` read the other way (its collaborators; for one
+    shared with a team, that team's members — or every active user while the deployment has no
+    teams at all). A private conversation without collaborators has none: nothing about it is
+    told to anyone but its owner. Three statements, however many conversations."""
+    rows = list(
+        Conversation.objects.alive()
+        .filter(pk__in=list(conversation_ids))
+        .values_list("pk", "owner_id", "visibility", "team_id")
+    )
+    seen: dict[uuid.UUID, set[int]] = {pk: set() for pk, *_ in rows}
+    collaborations = Conversation.collaborators.through.objects.filter(
+        conversation_id__in=list(seen), user__is_active=True
+    ).values_list("conversation_id", "user_id")
+    for conversation_id, user_id in collaborations:
+        seen[conversation_id].add(user_id)
+    shared = [(pk, team_id) for pk, _, visibility, team_id in rows if visibility == "team"]
+    if shared:
+        teams = {team_id for _, team_id in shared if team_id is not None}
+        members: dict[int | None, set[int]] = {}
+        if Team.objects.exists():
+            for team_id, user_id in Team.members.through.objects.filter(
+                team_id__in=teams, user__is_active=True
+            ).values_list("team_id", "user_id"):
+                members.setdefault(team_id, set()).add(user_id)
+        else:
+            members[None] = set(User.objects.filter(is_active=True).values_list("pk", flat=True))
+        for pk, team_id in shared:
+            seen[pk] |= members.get(team_id, set())
+    return {pk: frozenset(seen[pk] - {owner_id}) for pk, owner_id, *_ in rows}
 
 
 def reachable_conversation_ids(user: User) -> list[uuid.UUID]:

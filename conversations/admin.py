@@ -1026,6 +1026,23 @@ class TeamAdmin(AnnouncingAdmin):
     def concerned(self, team: Team) -> list[Any]:
         return list(Conversation.objects.filter(team=team).values_list("pk", flat=True))
 
+    # Its members edited or the team deleted: the members who gain or lose its conversations
+    # list them or unlist them (``sharing.announce_shared_listing``).
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        before = self.concerned(obj) if change else []
+        request._shared_before = sharing.shared_listings(before)  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        before = getattr(request, "_shared_before", {})
+        sharing.announce_shared_listing([*before, *self.concerned(form.instance)], before)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        before = sharing.shared_listings(self.concerned(obj))
+        super().delete_model(request, obj)
+        sharing.announce_shared_listing(before, before)
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedAdmin):
@@ -1214,12 +1231,15 @@ class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
         # another owner, renamed): they are told what changed once it is saved.
         listed = Conversation.objects.filter(pk=obj.pk).first() if change else None
         request._listed_before = listed  # type: ignore[attr-defined]
+        # And as the accounts it is shared with list it (made private here, say).
+        request._shared_before = sharing.shared_listings([obj.pk]) if change else {}  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         before, after = getattr(request, "_listed_before", None), form.instance
         sharing.announce_listing_change(before, after)
+        sharing.announce_shared_listing([after.pk], getattr(request, "_shared_before", {}))
         if before is not None and before.deleted_at is None and after.deleted_at is not None:
             # Deleted here ("deleted at" filled in), as by its owner: its replies being written
             # stop, charged what they used (they ran to their end, charged in full).

@@ -194,6 +194,8 @@ _DIRECT_HANDLERS = {
     "conversation.updated": "conversation_updated",
     "conversation.listed": "conversation_listed",
     "conversation.deleted": "conversation_deleted",
+    "shared.listed": "shared_listed",
+    "shared.unlisted": "shared_unlisted",
     "account.access_changed": "account_access_changed",
 }
 
@@ -732,6 +734,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def conversation_deleted(self, event: dict[str, Any]) -> None:
         """Some of the account's conversations deleted: its tab unlists them (and says so, if
         it shows one of them; the socket on it is closed by ``recheck_access``)."""
+        await self._account_frame(event)
+
+    async def shared_listed(self, event: dict[str, Any]) -> None:
+        """A conversation another shares with this account, new to it or renamed: only this
+        account's sockets hear it (``sharing.announce_shared_listing``)."""
+        await self._account_frame(event)
+
+    async def shared_unlisted(self, event: dict[str, Any]) -> None:
+        """Conversations no longer shared with this account (made private, deleted): its tab
+        unlists them (one showing one of them is closed by ``recheck_access``)."""
         await self._account_frame(event)
 
     async def account_access_changed(self, event: dict[str, Any]) -> None:

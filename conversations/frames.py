@@ -147,6 +147,8 @@ def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
 _ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {
     "conversation.listed": ("type", "conversation"),
     "conversation.deleted": ("type", "ids"),
+    "shared.listed": ("type", "conversation"),
+    "shared.unlisted": ("type", "ids"),
 }
 
 

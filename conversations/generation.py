@@ -84,7 +84,8 @@ def group_name(conversation_id: uuid.UUID | str) -> str:
 def account_group(user_id: int) -> str:
     """The group of an account's own sockets (those on its conversations, not through a share
     link, and its socket on no conversation: the welcome page's): what its conversation lists
-    show changes (``conversation.listed``, ``conversation.deleted``), and its session may have
+    show changes (``conversation.listed``, ``conversation.deleted``; and of the conversations
+    others share with it: ``shared.listed``, ``shared.unlisted``), and its session may have
     ended (``account.access_changed``)."""
     return f"account.{int(user_id)}"
 
@@ -100,6 +101,21 @@ def listed_event(conversation_id: uuid.UUID | str, title: str) -> dict[str, Any]
 def deleted_event(conversation_ids: Iterable[uuid.UUID | str]) -> dict[str, Any]:
     """The event telling an account's tabs that these conversations of its are deleted."""
     return {"type": "conversation.deleted", "ids": [str(pk) for pk in conversation_ids]}
+
+
+def shared_listed_event(conversation_id: uuid.UUID | str, title: str, owner: str) -> dict[str, Any]:
+    """The event telling an account's tabs how a conversation shared with it (another's) is
+    listed now: new to it, or renamed."""
+    return {
+        "type": "shared.listed",
+        "conversation": {"id": str(conversation_id), "title": title, "owner": owner},
+    }
+
+
+def unlisted_event(conversation_ids: Iterable[uuid.UUID | str]) -> dict[str, Any]:
+    """The event telling an account's tabs that these conversations, shared with it until
+    now, no longer are (made private, shared with another team, deleted)."""
+    return {"type": "shared.unlisted", "ids": [str(pk) for pk in conversation_ids]}
 
 
 _db = in_db_thread
@@ -596,6 +612,20 @@ async def generate_title(
             group_name(context.conversation_id), {"type": "conversation.updated", "title": title}
         )
         await service.publish(account_group(owner_id), listed_event(context.conversation_id, title))
+        await _announce_shared_title(service, context.conversation_id)
+
+
+async def _announce_shared_title(service: GenerationService, conversation_id: uuid.UUID) -> None:
+    """The accounts a newly named conversation is already shared with list it under its title
+    (most new conversations are private: one statement, nothing sent)."""
+    from conversations.sharing import shared_listings
+
+    listing = (await _db(shared_listings)([conversation_id])).get(conversation_id)
+    if listing is None:
+        return
+    event = shared_listed_event(conversation_id, listing.title, listing.owner)
+    for user_id in listing.viewers:
+        await service.publish(account_group(user_id), event)
 
 
 class LocalSocket(Protocol):

@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -96,6 +96,95 @@ def announce_listing_change(before: Conversation | None, after: Conversation) ->
         announce_listed(after)
 
 
+class SharedListing(NamedTuple):
+    """How a conversation is listed for the accounts it is shared with (their "Shared with
+    you" lists, the team page, search), and who those accounts are (``access.viewers``)."""
+
+    title: str
+    owner: str
+    viewers: frozenset[int]
+
+
+SharedListings = dict[uuid.UUID, SharedListing]
+
+
+def shared_listings(conversation_ids: Iterable[uuid.UUID]) -> SharedListings:
+    """The live conversations of ``conversation_ids`` as their viewers besides the owner list
+    them now (none for a private conversation without collaborators)."""
+    ids = list(conversation_ids)
+    viewers = access.viewers(ids)
+    named = Conversation.objects.filter(pk__in=list(viewers)).select_related("owner")
+    return {
+        c.pk: SharedListing(str(c), str(c.owner), viewers[c.pk])
+        for c in named.only(
+            "id", "title", "owner__username", "owner__first_name", "owner__last_name"
+        )
+    }
+
+
+def announce_shared_listing(
+    conversation_ids: Iterable[uuid.UUID], before: SharedListings | None = None
+) -> None:
+    """After commit: every account a conversation is shared with (besides its owner) lists it
+    as it is now, in the tabs it has open: ``shared.listed`` to each account that sees it (new
+    to it, or under a new title), ``shared.unlisted`` to each that saw it (``before``, taken
+    before the change) and no longer does — made private, given to another team, deleted.
+    ``before`` None: only the title may have changed (a rename), and whoever sees it is told.
+
+    Cheap by design: a private conversation (most of them) costs one statement and no send; a
+    shared one one send per account that sees it or saw it, only when its listing changes, to
+    that account's own group, so no other account ever hears of it — not even one that left
+    the team a moment ago."""
+    ids = list(dict.fromkeys(conversation_ids))
+    if not ids or get_channel_layer() is None:
+        return
+
+    def tell() -> None:
+        after = shared_listings(ids)
+        unlisted: dict[int, list[uuid.UUID]] = {}
+        listed: list[tuple[int, uuid.UUID, SharedListing]] = []
+        for pk in ids:
+            was, now = (before or {}).get(pk), after.get(pk)
+            now_viewers = now.viewers if now is not None else frozenset()
+            if was is not None:
+                for user_id in was.viewers - now_viewers:
+                    unlisted.setdefault(user_id, []).append(pk)
+            if now is None:
+                continue
+            for user_id in now_viewers:
+                if (
+                    before is None
+                    or was is None
+                    or user_id not in was.viewers
+                    or was[:2] != now[:2]
+                ):
+                    listed.append((user_id, pk, now))
+        _tell_shared(unlisted, listed)
+
+    transaction.on_commit(tell)
+
+
+def _tell_shared(
+    unlisted: dict[int, list[uuid.UUID]], listed: list[tuple[int, uuid.UUID, SharedListing]]
+) -> None:
+    from conversations.generation import account_group, shared_listed_event, unlisted_event
+
+    layer = get_channel_layer()
+    if layer is None or not (unlisted or listed):
+        return
+
+    async def send() -> None:
+        for user_id, ids in unlisted.items():
+            for start in range(0, len(ids), DELETED_PER_FRAME):
+                event = unlisted_event(ids[start : start + DELETED_PER_FRAME])
+                await layer.group_send(account_group(user_id), event)
+        for user_id, pk, listing in listed:
+            event = shared_listed_event(pk, listing.title, listing.owner)
+            await layer.group_send(account_group(user_id), event)
+
+    async_to_sync(send)()
+
+
 def announce_account_change(user_id: int, conversation_ids: Iterable[uuid.UUID]) -> None:
     """After commit: every open socket of the account checks that its session still signs it
     in (signed out, a new password, the account deactivated or deleted), and leaves if not:
@@ -141,10 +230,23 @@ def announce_a_conversation_deleted_for_good(
     A delete that takes many conversations is told once, by owner: Django's collector signals
     each conversation before it deletes any (inside the delete's transaction), and each adds
     itself to what its delete (``origin``) tells after commit. Not an account's delete, which
-    takes its conversations: its sockets leave with it (``announce_account_change``)."""
+    takes its conversations: its sockets leave with it (``announce_account_change``).
+
+    Those it was shared with unlist it too, the account's delete included: who saw what is
+    read once per delete, before anything is deleted (``_shared_before``)."""
+    holder = instance if origin is None else origin
+    shared: SharedListings | None = getattr(holder, _SHARED_BEFORE, None)
+    if shared is None:
+        shared = shared_listings(_shared_before(instance, origin))
+        setattr(holder, _SHARED_BEFORE, shared)
+        gone = shared
+        transaction.on_commit(
+            lambda: _tell_shared(
+                _by_viewer({pk: listing.viewers for pk, listing in gone.items()}), []
+            )
+        )
     if isinstance(origin, User) or (isinstance(origin, QuerySet) and origin.model is User):
         return
-    holder = instance if origin is None else origin
     deleted: dict[int, list[uuid.UUID]] | None = getattr(holder, _DELETED_BY, None)
     if deleted is None:
         deleted = {}
@@ -152,6 +254,33 @@ def announce_a_conversation_deleted_for_good(
         told = deleted
         transaction.on_commit(lambda: _tell_deleted(told))
     deleted.setdefault(instance.owner_id, []).append(instance.pk)
+
+
+# Kept on a delete's origin: how the conversations it deletes were listed for others.
+_SHARED_BEFORE = "_conversations_shared_before"
+
+
+def _shared_before(instance: Conversation, origin: Any) -> QuerySet[Conversation, uuid.UUID]:
+    """The conversations a delete takes, as far as its origin tells (its queryset, an account
+    or accounts), else the one conversation: read in one go, while they still are."""
+    if isinstance(origin, QuerySet) and origin.model is Conversation:
+        return origin.values_list("pk", flat=True)
+    if isinstance(origin, User):
+        return Conversation.objects.filter(owner=origin).values_list("pk", flat=True)
+    if isinstance(origin, QuerySet) and origin.model is User:
+        return Conversation.objects.filter(owner__in=origin.values("pk")).values_list(
+            "pk", flat=True
+        )
+    return Conversation.objects.filter(pk=instance.pk).values_list("pk", flat=True)
+
+
+def _by_viewer(viewers: dict[uuid.UUID, frozenset[int]]) -> dict[int, list[uuid.UUID]]:
+    """Conversation → who saw it, turned into viewer → the conversations they saw."""
+    seen: dict[int, list[uuid.UUID]] = {}
+    for pk, users in viewers.items():
+        for user_id in users:
+            seen.setdefault(user_id, []).append(pk)
+    return seen
 
 
 def _announce(event: dict[str, Any], conversation_ids: Iterable[uuid.UUID]) -> None:
@@ -203,6 +332,7 @@ def set_visibility(
     with transaction.atomic():
         conversation = _owned(user, conversation_id)
         before = _sharing_state(conversation)
+        listed_before = shared_listings([conversation.pk])
         if visibility == Conversation.Visibility.PRIVATE:
             conversation.visibility, conversation.team = Conversation.Visibility.PRIVATE, None
         elif visibility == Conversation.Visibility.TEAM:
@@ -222,6 +352,7 @@ def set_visibility(
         action = "share" if visibility == Conversation.Visibility.TEAM else "unshare"
         audit.record(user, action, conversation, before, after)
         announce_access_change(conversation.id)
+        announce_shared_listing([conversation.pk], listed_before)
     return conversation
 
 
@@ -231,6 +362,7 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
     with transaction.atomic():
         conversation = _owned(user, conversation_id)
         before = _sharing_state(conversation)
+        listed_before = shared_listings([conversation.pk])
         people = list(
             User.objects.filter(username__in=usernames, is_active=True).exclude(pk=user.pk)
         )
@@ -247,6 +379,7 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
         conversation.collaborators.set(people)
         audit.record(user, "collaborators", conversation, before, _sharing_state(conversation))
         announce_access_change(conversation.id)
+        announce_shared_listing([conversation.pk], listed_before)
     return people
 
 

@@ -65,6 +65,7 @@ def rename_conversation(conversation: Conversation, title: Any) -> Conversation:
     conversation.title = title
     sharing.announce_title(conversation.pk, title)  # the other tabs and readers on it
     sharing.announce_listed(conversation)  # the owner's tabs' lists
+    sharing.announce_shared_listing([conversation.pk])  # the lists of those it is shared with
     return conversation
 
 
@@ -73,16 +74,19 @@ def delete_conversation(conversation: Conversation) -> None:
     owner's other tabs, teammates watching) re-check, and leave; its replies being written
     stop (kept as stopped, with their text, should the delete be undone). The owner's tabs
     unlist it."""
+    listed_before = sharing.shared_listings([conversation.pk])
     Conversation.objects.filter(pk=conversation.pk).update(deleted_at=timezone.now())
     sharing.announce_access_change(conversation.pk)
     sharing.announce_deleted(conversation.owner_id, conversation.pk)
+    sharing.announce_shared_listing([conversation.pk], listed_before)
     generation.stop_replies(conversation.pk)
 
 
 def restore_conversation(conversation: Conversation) -> None:
-    """The delete undone: the owner's tabs list it again."""
+    """The delete undone: the owner's tabs list it again, and so do those it is shared with."""
     Conversation.objects.filter(pk=conversation.pk).update(deleted_at=None)
     sharing.announce_listed(conversation)
+    sharing.announce_shared_listing([conversation.pk], {})
 
 
 def update_settings(

@@ -3,9 +3,11 @@
 // page has no conversation socket, so without this one its list of conversations stayed as it
 // was loaded while the account's other tabs made, renamed and deleted conversations.
 //
-// It hands on what it hears as the conversation page's socket does (app.js keeps the sidebar):
-// chat:conversation-listed and chat:conversation-deleted. After a reconnect, announcements may
-// have been missed meanwhile: the list is read again (chat:sidebar-read).
+// It hands on what it hears as the conversation page's socket does (app.js keeps the sidebar,
+// the team page and search current): chat:conversation-listed, chat:conversation-deleted, and
+// of the conversations others share with the account chat:shared-listed, chat:shared-unlisted.
+// After a reconnect, announcements may have been missed meanwhile: the lists are read again
+// (chat:sidebar-read).
 import { ReconnectingSocket } from "./socket.js";
 
 let socket = null;
@@ -21,6 +23,10 @@ export function followAccount() {
         document.dispatchEvent(new CustomEvent("chat:conversation-listed", { detail: frame.conversation }));
       } else if (frame.type === "conversation.deleted") {
         document.dispatchEvent(new CustomEvent("chat:conversation-deleted", { detail: frame.ids }));
+      } else if (frame.type === "shared.listed") {
+        document.dispatchEvent(new CustomEvent("chat:shared-listed", { detail: frame.conversation }));
+      } else if (frame.type === "shared.unlisted") {
+        document.dispatchEvent(new CustomEvent("chat:shared-unlisted", { detail: frame.ids }));
       }
     },
     onOpen() {
@@ -35,11 +41,13 @@ export function followAccount() {
   return socket;
 }
 
-/** The account's list as the welcome page renders it now (with this page's search and page). */
+/** The account's lists as the page renders them now (with this page's search and page): this
+ * page itself for a page of lists (the team page, search: data-lists), else the welcome page. */
 async function readListAgain() {
   let html;
+  const source = document.querySelector("[data-lists]") ? location.pathname : "/";
   try {
-    const response = await fetch(`/${location.search}`, { credentials: "same-origin" });
+    const response = await fetch(`${source}${location.search}`, { credentials: "same-origin" });
     if (!response.ok) return;
     html = await response.text();
   } catch {

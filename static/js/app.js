@@ -297,9 +297,87 @@ document.addEventListener("chat:sidebar-read", (event) => {
   if (search?.value) search.dispatchEvent(new Event("input"));
 });
 
-// A page of the sidebar on no conversation (the welcome page) has no conversation socket to hear
-// what the account's other tabs do: it has the account's.
-if (sidebar && !currentId) followAccount();
+// --- what others share with this account ---------------------------------------------------------
+// Every list of it on the page follows it (the sidebar's "Shared with you", the team page,
+// search's hits: entries marked data-shared-id), as the page's socket hears it: shared.listed
+// (shared with this account, or renamed) and shared.unlisted (made private, given to another
+// team, deleted). The server tells only accounts the conversation is shared with.
+
+const sharedHeading = sidebar?.querySelector(".shared-heading");
+const sharedList = sidebar?.querySelector(".shared-list");
+const teamTable = document.querySelector("table.team-list tbody");
+
+function sharedEntries(id) {
+  return [...document.querySelectorAll("[data-shared-id]")].filter((entry) => entry.dataset.sharedId === id);
+}
+
+/** The team page as the server renders it now (its filter and page): its rows replace these. */
+let teamReading = null;
+async function readTeamPage() {
+  if (teamReading) return;
+  teamReading = fetch(location.pathname + location.search, { credentials: "same-origin" })
+    .then((response) => (response.ok ? response.text() : null))
+    .then((html) => {
+      const read = html && new DOMParser().parseFromString(html, "text/html").querySelector("table.team-list tbody");
+      if (read) teamTable.replaceChildren(...[...read.children].map((row) => document.importNode(row, true)));
+    })
+    .catch(() => {}) // offline: the next reconnect reads it again
+    .finally(() => {
+      teamReading = null;
+    });
+}
+
+document.addEventListener("chat:shared-listed", (event) => {
+  const { id, title } = event.detail || {};
+  if (typeof id !== "string" || typeof title !== "string") return;
+  const entries = sharedEntries(id);
+  for (const entry of entries) {
+    if (entry.dataset.title !== undefined) entry.dataset.title = title;
+    const link = entry.querySelector("a");
+    if (link) link.textContent = title;
+  }
+  if (teamTable && !entries.length) readTeamPage(); // placed by the server's order and filter
+  if (sharedList && !entries.length && !new URLSearchParams(location.search).get("q")) {
+    const item = el(
+      "li",
+      { "data-title": title, "data-shared-id": id },
+      el("a", { class: "conversation-link", "data-id": id, href: `/c/${encodeURIComponent(id)}/`, text: title }),
+    );
+    sharedList.prepend(item);
+    sharedList.hidden = sharedHeading.hidden = false;
+    if (search?.value) search.dispatchEvent(new Event("input"));
+  }
+});
+
+document.addEventListener("chat:shared-unlisted", (event) => {
+  const ids = new Set(Array.isArray(event.detail) ? event.detail : []);
+  for (const entry of document.querySelectorAll("[data-shared-id]")) {
+    if (!ids.has(entry.dataset.sharedId)) continue;
+    if (entry.contains(document.activeElement)) search?.focus();
+    entry.remove();
+  }
+  if (sharedList && !sharedList.querySelector("li")) sharedList.hidden = sharedHeading.hidden = true;
+  if (teamTable && !teamTable.querySelector("tr")) readTeamPage(); // "Nothing shared", or the next page's
+});
+
+// The lists as the server renders them now (after a reconnect, when announcements may have been
+// missed): those of what is shared too — the sidebar's, the team page's rows, search's hits.
+document.addEventListener("chat:sidebar-read", (event) => {
+  const take = (mine, selector) => {
+    const read = event.detail?.querySelector?.(selector);
+    if (mine && read) mine.replaceChildren(...[...read.children].map((item) => document.importNode(item, true)));
+  };
+  take(teamTable, "table.team-list tbody");
+  take(document.querySelector(".search-hits"), ".search-hits");
+  if (!sharedList) return;
+  take(sharedList, ".sidebar .shared-list");
+  sharedList.hidden = sharedHeading.hidden = !sharedList.querySelector("li");
+  if (search?.value) search.dispatchEvent(new Event("input"));
+});
+
+// A page of lists on no conversation (the welcome page, the team page, search) has no
+// conversation socket to hear what changes them: it has the account's.
+if (!currentId && (sidebar || document.querySelector("[data-lists]"))) followAccount();
 
 sidebar?.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-action]");

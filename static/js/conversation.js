@@ -1233,6 +1233,14 @@ const handlers = {
     // Some of this account's conversations deleted elsewhere (this one, maybe: showDeleted).
     document.dispatchEvent(new CustomEvent("chat:conversation-deleted", { detail: frame.ids }));
   },
+  "shared.listed"(frame) {
+    // A conversation another shares with this account, new to it or renamed: app.js lists it.
+    document.dispatchEvent(new CustomEvent("chat:shared-listed", { detail: frame.conversation }));
+  },
+  "shared.unlisted"(frame) {
+    // No longer shared with this account (this one, maybe: its socket is closed, 4403/4404).
+    document.dispatchEvent(new CustomEvent("chat:shared-unlisted", { detail: frame.ids }));
+  },
   error(frame) {
     const message = frame.message || "Something went wrong.";
     if (frame.request_type === "reply.continue") {

@@ -22,7 +22,7 @@ from chatsite.launcher import daphne_command
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-    from conversations.models import Conversation, ModelConfig, User
+    from conversations.models import Conversation, ModelConfig, Team, User
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -170,6 +170,34 @@ def ui_conversation(ui_user: User, ui_chat_model: ModelConfig) -> Conversation:
     from conversations.models import Conversation
 
     return Conversation.objects.create(owner=ui_user, model=ui_chat_model, title="Deploy notes")
+
+
+@pytest.fixture
+def ui_teammate(transactional_db: None) -> User:
+    """Bob, committed so the server sees him."""
+    from tests.support import make_user
+
+    return make_user("bob", first_name="Bob")
+
+
+@pytest.fixture
+def ui_team(ui_user: User, ui_teammate: User) -> Team:
+    """Alice and Bob's team."""
+    from conversations.models import Team
+
+    team = Team.objects.create(name="ops")
+    team.members.set([ui_user, ui_teammate])
+    return team
+
+
+@pytest.fixture
+def teammate_session(
+    browser: Browser, chat_server: LiveServer, ui_teammate: User
+) -> Iterator[Session]:
+    """Bob signed in, in a browser context of his own."""
+    current = new_session(browser, chat_server, username="bob")
+    yield current
+    current.page.context.close()
 
 
 def sign_in(page: Page, server: LiveServer, username: str = "alice") -> None:
