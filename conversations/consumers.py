@@ -221,6 +221,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # The account's group (``account_group``), joined by a socket of a signed-in account on a
     # conversation it sees by right (not through a share link): its tab's list of conversations.
     account: str | None = None
+    # While a change of who may see the conversation is being checked for this socket (the
+    # check reads the database), what it would be sent waits here (None: no check pending):
+    # a socket that may no longer see the conversation is sent nothing after it heard of the
+    # change — not the next deltas of a reply, which are handed to it directly meanwhile.
+    held: list[dict[str, Any]] | None = None
+    rechecks_pending: int = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Channels' consumer, whose every end frees the socket's place and leaves its room:
@@ -332,8 +338,26 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def conversation_access_changed(self, event: dict[str, Any]) -> None:
         """Sharing changed (unshared, a link revoked or its expiry edited, collaborators
-        edited): leave at once if this socket may no longer see the conversation."""
-        await self.recheck_access()
+        edited): leave at once if this socket may no longer see the conversation. What it was
+        to be sent since it heard of the change (``_handle`` began holding it) is sent only if
+        it may stay."""
+        try:
+            await self.recheck_access()
+        finally:
+            await self._release_held()
+
+    def _hold(self) -> None:
+        self.rechecks_pending += 1
+        if self.held is None:
+            self.held = []
+
+    async def _release_held(self) -> None:
+        self.rechecks_pending = max(0, self.rechecks_pending - 1)
+        if self.rechecks_pending > 0 or self.held is None:
+            return
+        frames, self.held = self.held, None
+        for frame in frames:
+            await self.send_frame(frame)
 
     async def recheck_access(self) -> bool:
         """Whether this socket may still see the conversation; if not, it is told so and
@@ -390,6 +414,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self._free_place()  # at once: the client may try again as soon as it is told
         if self.link_expiry is not None:
             self.link_expiry.cancel()
+        held, self.held = self.held or [], None
+        if code in (4403, 4404):
+            # Of what was held, what the account's lists show is still the account's to hear
+            # (this conversation unlisted, say), unlike anything of the conversation; not once
+            # its session ended (4401).
+            for frame in held:
+                if account_frame(frame) is not None:
+                    await self.server_send({"type": "websocket.send", "text": encode(frame)})
         await self.server_send(
             {
                 "type": "websocket.send",
@@ -418,11 +450,22 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _handle(self, event: dict[str, Any]) -> None:
         name = _DIRECT_HANDLERS.get(event["type"])
         if name is None:
-            await self.channel_layer.send(self.channel_name, dict(event))
+            rechecks = event["type"] == "conversation.access_changed"
+            if rechecks:
+                self._hold()  # from now on, until its check says this socket may stay
+            try:
+                await self.channel_layer.send(self.channel_name, dict(event))
+            except Exception:
+                if rechecks:  # no check is coming: nothing stays held for it
+                    await self._release_held()
+                raise
             return
         await getattr(self, name)(event)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
+        if self.held is not None:
+            self.held.append(frame)  # sent once its access is confirmed, or never
+            return
         if self.link_only:
             if self._past_link_expiry():
                 return  # the expiry timer closes it (a frame may beat the timer)
