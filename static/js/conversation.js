@@ -425,6 +425,8 @@ function fillAssistantBody(body, node, lazy) {
   if (node.status === "failed" || node.status === "interrupted" || node.status === "cancelled") {
     const text = node.error_message || (node.status === "cancelled" ? "Stopped." : "The reply did not finish.");
     body.append(el("p", { class: `message-error status-${node.status}`, role: "note", text }));
+  } else if (node.status === "unfollowed") {
+    body.append(el("p", { class: "message-note", role: "note", text: "The rest of this reply is not shown here." }));
   } else if (node.status === "complete" && FINISH_NOTES[node.finish_reason]) {
     body.append(el("p", { class: "message-note", role: "note", text: FINISH_NOTES[node.finish_reason] }));
   }
@@ -1283,36 +1285,55 @@ function onStatus(status, detail) {
   statusBadge.dataset.status = status;
   if (socket.refusal && outbox.size) returnOutbox(socket.refusal);
   if (socket.refusalCode === 4404) showDeleted(); // deleted (a teammate's page learns it so)
+  // A teammate's page, the conversation made private or taken from the team.
+  else if (socket.refusalCode === 4403) showEnded("This conversation is no longer shared with you.");
 }
 
-/** The conversation was deleted (in another tab, by the admin): what the page shows stays to be
- * read, but nothing more can be sent or changed, and a link leads back. The account's socket
- * then keeps the sidebar current (this page's socket is closed), and brings the page back if
- * the delete is undone (the conversation listed again). */
+/** The conversation was deleted (in another tab, by the admin). */
 function showDeleted() {
-  if (page.deleted) return;
-  page.deleted = true;
-  applyBlocked("This conversation was deleted.", false);
-  // Settings, Share, Export and "Continue in my chats" act on a live conversation.
+  showEnded("This conversation was deleted.");
+}
+
+/** This page may no longer follow the conversation (deleted, or no longer shared with this
+ * account): what it shows stays to be read, but nothing more can be sent or changed, a reply it
+ * was following says it is not followed further (it may go on for those who still see it), and
+ * a link leads back. The account's socket then keeps the sidebar current (this page's socket is
+ * closed), and brings the page back if the conversation is listed again (a delete undone, shared
+ * again). */
+function showEnded(reason) {
+  if (page.ended) return;
+  page.ended = true;
+  for (const node of nodes.values()) {
+    if (!ACTIVE.has(node.status)) continue;
+    node.status = "unfollowed";
+    schedule(node.id);
+  }
+  applyBlocked(reason, false);
+  // Settings, Share, Export and "Continue in my chats" act on a conversation this page sees.
   for (const tool of root.querySelectorAll(".conversation-tools > :not(#confidence-toggle)")) tool.hidden = true;
   document.getElementById("settings-dialog")?.close();
   root.querySelector(".conversation-head").after(
     el(
       "p",
       { class: "notice deleted-notice", role: "status" },
-      "This conversation was deleted. ",
+      `${reason} `,
       el("a", { href: "/", text: "Back to your conversations" }),
     ),
   );
+  // Nor is it listed as shared with this account any more (its socket may have closed before
+  // the frame saying so reached it).
+  document.dispatchEvent(new CustomEvent("chat:shared-unlisted", { detail: [page.conversation_id] }));
   followAccount();
 }
 
 document.addEventListener("chat:conversation-deleted", (event) => {
   if (Array.isArray(event.detail) && event.detail.includes(page.conversation_id)) showDeleted();
 });
-document.addEventListener("chat:conversation-listed", (event) => {
-  if (page.deleted && event.detail?.id === page.conversation_id) location.reload();
-});
+for (const listed of ["chat:conversation-listed", "chat:shared-listed"]) {
+  document.addEventListener(listed, (event) => {
+    if (page.ended && event.detail?.id === page.conversation_id) location.reload();
+  });
+}
 
 /** Refused for good (signed out, no longer shared, deleted): what was waiting to be sent never
  * will be; a message's text goes back to the composer, with the reason. */
