@@ -15,6 +15,7 @@ it is refused the same way (``ThrottledPasswordChange``; the site's page and the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -90,6 +91,26 @@ def _refusal(wait: timedelta) -> ValidationError:
     )
 
 
+def _throttled(
+    username: str, request: HttpRequest | None, check: Callable[[], Any], wrong: str
+) -> Any:
+    """``check()`` (a form's test of a password), unless the account is throttled from the
+    request's address; its failure with code ``wrong`` counts against both, its success
+    clears them."""
+    address = request_address(request)
+    wait = wait_left(username, address)
+    if wait is not None:
+        raise _refusal(wait)
+    try:
+        result = check()
+    except ValidationError as error:
+        if getattr(error, "code", None) == wrong:
+            count_failure(username, address)
+        raise
+    clear(username, address)
+    return result
+
+
 class ThrottledSignIn:
     """For Django's sign-in forms (``request`` and ``cleaned_data`` are theirs)."""
 
@@ -98,17 +119,8 @@ class ThrottledSignIn:
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
-        address = request_address(self.request)
-        wait = wait_left(username, address)
-        if wait is not None:
-            raise _refusal(wait)
-        try:
-            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
-        except ValidationError as error:
-            if getattr(error, "code", None) == "invalid_login":
-                count_failure(username, address)
-            raise
-        clear(username, address)
+        check = super().clean  # type: ignore[misc]
+        cleaned: dict[str, Any] = _throttled(username, self.request, check, "invalid_login")
         return cleaned
 
 
@@ -130,17 +142,10 @@ class ThrottledPasswordChange:
     cleaned_data: dict[str, Any]
 
     def clean_old_password(self) -> str:
-        username, address = self.user.get_username(), request_address(self.request)
-        wait = wait_left(username, address)
-        if wait is not None:
-            raise _refusal(wait)
-        try:
-            old_password: str = super().clean_old_password()  # type: ignore[misc]
-        except ValidationError as error:
-            if getattr(error, "code", None) == "password_incorrect":
-                count_failure(username, address)
-            raise
-        clear(username, address)
+        check = super().clean_old_password  # type: ignore[misc]
+        old_password: str = _throttled(
+            self.user.get_username(), self.request, check, "password_incorrect"
+        )
         return old_password
 
 
