@@ -166,6 +166,11 @@ else:
 
 INSTALLED_APPS = [
     "daphne",
+    # Before django.contrib.auth: our createsuperuser and changepassword (Django's, audited)
+    # take the place of its own (the first app with a command of that name wins). It ships no
+    # templates, static files or translations whose order would matter, and registers its
+    # admin after auth's (conversations/admin.py imports django.contrib.auth.admin).
+    "conversations",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -176,7 +181,6 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django.contrib.humanize",  # intcomma: token counts in the millions, readable
     "channels",
-    "conversations",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.apps import apps
@@ -10,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.signals import post_save
 from django.forms.models import model_to_dict
 
 from conversations.models import LIMIT_FIELDS, AuditEntry, Policy, User, UserLimits
@@ -121,6 +124,23 @@ def record_password(actor: Actor, user: User) -> AuditEntry | None:
     """A ``password`` entry: ``user``'s password was set (or password sign-in disabled) by
     ``actor``, an admin or the user themselves."""
     return record(actor, "password", user, None, {"password": password_state(user)})
+
+
+@contextmanager
+def accounts_saved() -> Iterator[list[tuple[User, bool]]]:
+    """The accounts saved within the block, each with whether it was created: how a command of
+    Django's we wrap (``createsuperuser``, ``changepassword``) tells us which account it
+    created or changed, to audit it, without our copying the way it finds or prompts for it."""
+    saved: list[tuple[User, bool]] = []
+
+    def remember(sender: type[User], instance: User, created: bool, **kwargs: Any) -> None:
+        saved.append((instance, created))
+
+    post_save.connect(remember, sender=User, weak=False)
+    try:
+        yield saved
+    finally:
+        post_save.disconnect(remember, sender=User)
 
 
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
