@@ -229,12 +229,14 @@ class Balance:
 
 
 async def balance_of(secret: str) -> Balance:
-    """The user's remaining token allowance (the tightest of their day and month limits)."""
+    """The user's remaining token allowance (the tightest of their day and month limits).
+    Refused, as the models and completions are, when their policy turns API access off: the
+    key is the API's, and it is not theirs to use."""
     key = await authorize(secret)
+    _check_api_access(key.limits)
     summary = await in_db_thread(quota.usage_summary)(User(pk=key.user_id), key.limits)
     remaining: int | None = summary["remaining"]
-    available = key.limits.api_access and (remaining is None or remaining > 0)
-    return Balance(available=available, remaining_tokens=remaining)
+    return Balance(available=remaining is None or remaining > 0, remaining_tokens=remaining)
 
 
 def _requested_model_name(body: Any) -> str | None:

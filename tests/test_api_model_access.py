@@ -1,5 +1,6 @@
 """A key reaches only the models its user's policy allows, and only if the policy allows the API
-at all; the model list and the completions endpoint agree."""
+at all; the model list and the completions endpoint agree, and with API access off the balance
+is refused as they are (it answered, showing the user's remaining tokens)."""
 
 from __future__ import annotations
 
@@ -65,5 +66,11 @@ def test_a_policy_without_api_access_refuses_every_endpoint(
     Policy.objects.filter(pk=chat_only.pk).update(api_access=False)
     assert_envelope(chat(base, bearer(key)), 403, "permission_error")
     assert_envelope(httpx.get(base + "/v1/models", headers=bearer(key)), 403, "permission_error")
-    balance = httpx.get(base + "/user/balance", headers=bearer(key)).json()
-    assert balance["is_available"] is False
+    # The balance too (it answered, with the user's remaining tokens and is_available false).
+    for path in ("/user/balance", "/v1/user/balance"):
+        error = assert_envelope(
+            httpx.get(base + path, headers=bearer(key)), 403, "permission_error"
+        )
+        assert error["code"] == "api_access_denied"
+    head = httpx.head(base + "/user/balance", headers=bearer(key))
+    assert head.status_code == 403 and head.content == b""
