@@ -34,6 +34,16 @@ BATCH_ROWS = 2000
 # =HYPERLINK(...) would run when staff open the export): such cells get a leading quote.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+
+def _formula_like(text: str) -> bool:
+    """Whether a spreadsheet may take ``text`` for a formula: it starts with one of
+    :data:`_FORMULA_STARTS`, or does once its leading whitespace is gone. LibreOffice Calc's
+    CSV import with "Trim spaces" ticked (an option it remembers) reads `` =1+1`` as the
+    formula ``=1+1``, as OWASP's CSV injection guidance warns. The full-width forms (U+FF1D
+    and the like) stay text there, and OWASP does not list them: not quoted."""
+    return text.startswith(_FORMULA_STARTS) or text.lstrip().startswith(_FORMULA_STARTS)
+
+
 Row = TypeVar("Row", bound=models.Model)
 
 
@@ -42,7 +52,7 @@ def _cell(value: Any) -> Any:
         # In the deployment's time zone, as the admin shows it and as days and months are
         # counted (in UTC a call late in the evening was dated the next day), offset included.
         return timezone.localtime(value).isoformat()
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    if isinstance(value, str) and _formula_like(value):
         return "'" + value
     return value
 
