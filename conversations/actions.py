@@ -174,9 +174,13 @@ def branch_to(conversation: Conversation, message_id: Any = None) -> list[Messag
     return path
 
 
-def transcript_messages(conversation: Conversation, path: list[Message]) -> list[dict[str, Any]]:
+def transcript_messages(
+    conversation: Conversation, path: list[Message], *, how_replies_ended: bool = False
+) -> list[dict[str, Any]]:
     """The branch in the API's message format, as stored (exports; replies without output are
-    left out)."""
+    left out). ``how_replies_ended`` (exports, not the upstream): a reply that did not end
+    complete and stopped says so (its ``status``; its ``finish_reason``, "length" for one cut
+    off at its limit), so that its import can be continued as the original can."""
     messages: list[dict[str, Any]] = []
     if conversation.system_prompt.strip():
         messages.append({"role": "system", "content": conversation.system_prompt})
@@ -191,6 +195,11 @@ def transcript_messages(conversation: Conversation, path: list[Message]) -> list
                 entry["reasoning_content"] = message.reasoning
             if message.tool_calls:
                 entry["tool_calls"] = message.tool_calls
+            if how_replies_ended:
+                if message.status != Message.Status.COMPLETE:
+                    entry["status"] = message.status
+                if message.finish_reason not in ("", "stop"):
+                    entry["finish_reason"] = message.finish_reason
             messages.append(entry)
         elif message.role == Message.Role.TOOL:
             messages.append(

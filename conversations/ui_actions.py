@@ -6,6 +6,7 @@ edit, regenerate, ...) are not here: they go over the websocket to ``actions``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, TypedDict
@@ -16,7 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations import actions, api_wire, generation, params, quota, sharing, text
-from conversations.errors import InvalidParameter, ModelNotAllowed, NotFound
+from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed, NotFound
 from conversations.frames import MessageFrame, message_frame
 from conversations.models import Conversation, Message, ModelConfig, User
 
@@ -24,12 +25,15 @@ MAX_TITLE_CHARS = 200
 MAX_SYSTEM_PROMPT_CHARS = 100_000
 MAX_IMPORTED_MESSAGES = 2_000
 IMPORTABLE_ROLES = ("user", "assistant", "tool")
+IMPORTABLE_STATUSES = ("complete", "cancelled", "interrupted", "failed")
+FINISH_REASON = re.compile(r"[a-z_]{1,40}|")
 
 
 class ExportedConversation(TypedDict):
     title: str
     model: str
     system_prompt: str
+    params: dict[str, Any]
     messages: list[dict[str, Any]]
 
 
@@ -138,7 +142,8 @@ def export_branch(conversation: Conversation, leaf_id: Any = None) -> ExportedCo
         "title": str(conversation),
         "model": conversation.model.name,
         "system_prompt": conversation.system_prompt,
-        "messages": actions.transcript_messages(conversation, path),
+        "params": conversation.params,
+        "messages": actions.transcript_messages(conversation, path, how_replies_ended=True),
     }
 
 
@@ -195,17 +200,74 @@ def _imported_message(index: int, raw: Any) -> dict[str, Any]:
     tool_call_id = raw.get("tool_call_id") or ""
     if not isinstance(tool_call_id, str) or len(tool_call_id) > 100:
         raise InvalidParameter(f"{where}.tool_call_id must be a short string.", param="messages")
+    status, finish_reason = _how_it_ended(where, role, raw)
     return {
         "role": role,
         "content": content,
         "reasoning": reasoning,
         "tool_calls": tool_calls or None,
         "tool_call_id": tool_call_id,
+        "status": status,
+        "finish_reason": finish_reason,
     }
 
 
+def _how_it_ended(where: str, role: str, raw: Mapping[str, Any]) -> tuple[str, str]:
+    """A reply's status and finish reason as exported (complete and "stop" when not said). One
+    exported while it was being written had stopped there, for the file: it imports as
+    interrupted (and can be continued)."""
+    if role != "assistant":
+        if "status" in raw or "finish_reason" in raw:
+            raise InvalidParameter(
+                f"{where}: only an assistant message has a status or finish_reason.",
+                param="messages",
+            )
+        return Message.Status.COMPLETE, ""
+    status = raw.get("status") or Message.Status.COMPLETE
+    if status not in Message.Status.values:
+        raise InvalidParameter(
+            f"{where}.status must be one of {', '.join(IMPORTABLE_STATUSES)}.", param="messages"
+        )
+    if status in actions.ACTIVE:
+        status = Message.Status.INTERRUPTED
+    finish_reason = raw.get("finish_reason")
+    if finish_reason is None:
+        finish_reason = "stop" if status == Message.Status.COMPLETE else ""
+    if not isinstance(finish_reason, str) or not FINISH_REASON.fullmatch(finish_reason):
+        raise InvalidParameter(
+            f"{where}.finish_reason must be a short name (stop, length, ...).", param="messages"
+        )
+    return status, finish_reason
+
+
+def _check_tool_answers(parsed: list[dict[str, Any]]) -> None:
+    """A tool message answers a call of the assistant message just before it (or before the
+    tool messages right after that one): the upstream refuses any other, and the imported
+    conversation could not be continued."""
+    calls: set[str] = set()
+    for index, item in enumerate(parsed):
+        if item["role"] == "assistant":
+            calls = {call["id"] for call in item["tool_calls"] or []}
+        elif item["role"] == "tool":
+            if item["tool_call_id"] not in calls:
+                raise InvalidParameter(
+                    f"messages[{index}] (a tool message) must answer, by its tool_call_id, a "
+                    "tool call of the assistant message before it.",
+                    param="messages",
+                )
+        elif item["role"] == "user":
+            calls = set()
+
+
 def import_conversation(user: User, data: Any) -> Conversation:
-    """A new conversation holding the exported branch, as one chain of complete messages."""
+    """A new conversation holding the exported branch, as one chain of messages, with the
+    export's model, system prompt and parameters (checked as the settings' are)."""
+    if isinstance(data, list):
+        raise InvalidParameter(
+            "The file holds a list, not an exported conversation: an object with its "
+            '"messages" (and "model", "system_prompt", "params") is expected.',
+            param="file",
+        )
     if not isinstance(data, Mapping):
         raise InvalidParameter("The file must hold a JSON object.", param="file")
     raw_messages = data.get("messages")
@@ -215,6 +277,7 @@ def import_conversation(user: User, data: Any) -> Conversation:
             param="messages",
         )
     parsed = [_imported_message(i, m) for i, m in enumerate(raw_messages)]
+    _check_tool_answers(parsed)
     system_prompt = data.get("system_prompt")
     if system_prompt is None:
         system_prompt = next((m["content"] for m in parsed if m["role"] == "system"), "")
@@ -224,20 +287,17 @@ def import_conversation(user: User, data: Any) -> Conversation:
     title = data.get("title") or ""
     if not isinstance(title, str):
         raise InvalidParameter("title must be text.", param="title")
-    model_name = data.get("model")
-    model = (
-        enabled_models().filter(name=model_name).first() if isinstance(model_name, str) else None
-    )
-    model = model or enabled_models().first()
-    if model is None:
-        raise ModelNotAllowed(quota.no_model_available(user), param="model")
+    model = _imported_model(user, data.get("model"))
     quota.check_may_use(user, model)
+    raw_params = data.get("params")
+    clean_params = params.check_params({} if raw_params is None else raw_params, model)
     with transaction.atomic():
         conversation = Conversation.objects.create(
             owner=user,
             model=model,
             title=" ".join(title.split())[:MAX_TITLE_CHARS],
             system_prompt=system_prompt,
+            params=clean_params,
         )
         parent: Message | None = None
         for item in parsed:
@@ -253,8 +313,22 @@ def import_conversation(user: User, data: Any) -> Conversation:
                 reasoning=item["reasoning"],
                 tool_calls=item["tool_calls"],
                 tool_call_id=item["tool_call_id"],
-                status=Message.Status.COMPLETE,
-                finish_reason="stop" if item["role"] == "assistant" else "",
+                status=item["status"],
+                finish_reason=item["finish_reason"],
             )
         sharing.announce_listed(conversation)
     return conversation
+
+
+def _imported_model(user: User, name: Any) -> ModelConfig:
+    """The file's model, if its importer may use it (refused naming it and why, as a
+    settings' change is); without one, the first they may use."""
+    if name is None:
+        usable = quota.usable_models(quota.limits_for(user))
+        if not usable:
+            raise ModelNotAllowed(quota.no_model_available(user), param="model")
+        return usable[0]
+    try:
+        return quota.check_may_choose(user, name)
+    except ChatError as error:
+        raise type(error)(f"The file's model: {error.message}", param="model") from None

@@ -1,0 +1,112 @@
+"""A file that is not an export of ours is refused, saying what is wrong with it, and nothing of
+it is stored. A model the file names that does not exist was silently replaced by another one,
+parameters out of range were dropped, and a tool message answering no call was stored (and then
+the conversation could not be continued: the upstream refuses such a message)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from conversations.models import Conversation, ModelConfig, User
+from tests.support import client_for
+
+pytestmark = pytest.mark.django_db
+
+USER = {"role": "user", "content": "Hi"}
+REPLY = {"role": "assistant", "content": "Hello"}
+
+
+def _post(user: User, body: str) -> Any:
+    return client_for(user).post("/c/import/", data=body, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "words"),
+    [
+        ("not json {", "body", "not valid JSON"),
+        (json.dumps([USER, REPLY]), "file", "holds a list"),
+        (json.dumps({"messages": "Hi"}), "messages", "must be a list"),
+        ("[" * 5000 + "]" * 5000, "body", ""),
+        (json.dumps({"messages": [{"role": "developer", "content": "x"}]}), "messages", "role"),
+        (
+            json.dumps({"messages": [{"role": "user", "content": [{"type": "text"}]}]}),
+            "messages",
+            "messages[0].content",
+        ),
+        (json.dumps({"messages": [USER] * 2001}), "messages", "at most 2000"),
+        (
+            json.dumps({"messages": [{"role": "user", "content": "x" * 100_001}]}),
+            "messages",
+            "longer than",
+        ),
+        (json.dumps({"model": "gpt-4o", "messages": [USER, REPLY]}), "model", "gpt-4o"),
+        (
+            json.dumps({"params": {"temperature": 5}, "messages": [USER]}),
+            "temperature",
+            "temperature",
+        ),
+        (json.dumps({"params": {"stream": True}, "messages": [USER]}), "stream", "stream"),
+        (json.dumps({"params": [], "messages": [USER]}), "params", "params"),
+        (
+            json.dumps(
+                {"messages": [USER, {"role": "tool", "tool_call_id": "c1", "content": "1"}]}
+            ),
+            "messages",
+            "messages[1] (a tool message)",
+        ),
+        (
+            json.dumps({"messages": [USER, {**REPLY, "status": "done"}]}),
+            "messages",
+            "messages[1].status",
+        ),
+        (
+            json.dumps({"messages": [{**USER, "finish_reason": "length"}]}),
+            "messages",
+            "messages[0]",
+        ),
+        (
+            json.dumps({"messages": [USER, {**REPLY, "finish_reason": 3}]}),
+            "messages",
+            "finish_reason",
+        ),
+    ],
+)
+def test_a_broken_file_is_refused_and_nothing_is_stored(
+    alice: User, chat_model: ModelConfig, body: str, param: str, words: str
+) -> None:
+    response = _post(alice, body)
+    assert response.status_code in (400, 403), response.content[:300]
+    error = response.json()["error"]
+    assert error["param"] == param and words in error["message"], error
+    assert not Conversation.objects.filter(owner=alice).exists()
+    # The worker goes on: the next, well-formed file imports.
+    assert _post(alice, json.dumps({"messages": [USER, REPLY]})).status_code == 201
+
+
+def test_a_disabled_model_is_refused_by_name(alice: User, chat_model: ModelConfig) -> None:
+    ModelConfig.objects.filter(pk=chat_model.pk).update(enabled=False)
+    response = _post(alice, json.dumps({"model": chat_model.name, "messages": [USER]}))
+    assert response.status_code == 403, response.content[:300]
+    assert f"The model {chat_model.name} is disabled" in response.json()["error"]["message"]
+    assert not Conversation.objects.filter(owner=alice).exists()
+
+
+def test_a_file_without_a_model_takes_one_its_importer_may_use(
+    alice: User, chat_model: ModelConfig
+) -> None:
+    response = _post(alice, json.dumps({"messages": [USER, REPLY]}))
+    assert response.status_code == 201
+    assert Conversation.objects.get(owner=alice).model == chat_model
+
+
+def test_thousands_of_messages_import_in_one_go(alice: User, chat_model: ModelConfig) -> None:
+    messages = [USER, REPLY] * 1000
+    response = _post(alice, json.dumps({"model": chat_model.name, "messages": messages}))
+    assert response.status_code == 201, response.content[:300]
+    conversation = Conversation.objects.get(owner=alice)
+    assert conversation.messages.count() == 2000
+    exported = client_for(alice).get(f"/c/{conversation.id}/export.json").json()
+    assert exported["messages"] == messages
