@@ -188,7 +188,9 @@ def transcript_messages(
         if message.role == Message.Role.USER:
             messages.append({"role": "user", "content": message.content})
         elif message.role == Message.Role.ASSISTANT:
-            if not message.content and not message.tool_calls:
+            # A reply stopped while it thought has only its thinking: exported, not sent.
+            thinking_only = how_replies_ended and bool(message.reasoning)
+            if not message.content and not message.tool_calls and not thinking_only:
                 continue
             entry: dict[str, Any] = {"role": "assistant", "content": message.content}
             if message.reasoning:

@@ -129,3 +129,34 @@ async def test_an_imported_reply_cut_off_at_its_limit_can_be_continued(
     assert end["type"] == "reply.completed", end
     await reply.arefresh_from_db()
     assert reply.content.startswith("One, two,") and len(reply.content) > len("One, two,")
+
+
+@pytest.mark.django_db
+def test_a_reply_stopped_while_it_thought_keeps_its_thinking(
+    alice: User, reasoner_model: ModelConfig
+) -> None:
+    client = client_for(alice)
+    original = Conversation.objects.create(owner=alice, model=reasoner_model, title="Stopped")
+    question = _message(original, None, "user", content="Prove it.")
+    _message(
+        original,
+        question,
+        "assistant",
+        content="",
+        reasoning="Let me consider the base case",
+        status=Message.Status.CANCELLED,
+        finish_reason="",
+    )
+    first = client.get(f"/c/{original.id}/export.json").json()
+    assert first["messages"][-1] == {
+        "role": "assistant",
+        "content": "",
+        "reasoning_content": "Let me consider the base case",
+        "status": "cancelled",
+    }
+
+    response = client.post("/c/import/", data=first, content_type="application/json")
+    assert response.status_code == 201, response.content[:300]
+    reply = Message.objects.get(conversation_id=response.json()["id"], role="assistant")
+    assert (reply.reasoning, reply.status) == ("Let me consider the base case", "cancelled")
+    assert client.get(f"/c/{reply.conversation_id}/export.json").json() == first
