@@ -444,6 +444,8 @@ const importInput = document.getElementById("import-file");
 importInput?.addEventListener("change", async () => {
   const file = importInput.files[0];
   if (!file) return;
+  // Emptied at once: the same file, picked again once fixed, is a change (else nothing happens).
+  importInput.value = "";
   let data;
   try {
     data = JSON.parse(await file.text());
