@@ -29,6 +29,17 @@ IMPORTABLE_STATUSES = ("complete", "cancelled", "interrupted", "failed")
 FINISH_REASON = re.compile(r"[a-z_]{1,40}|")
 
 
+# What the page says under a reply that ended early (static/js/replies.js, conversation.js),
+# said in its Markdown export too: the text is not the whole answer.
+ENDED_EARLY = {
+    "length": "The reply was cut off at the token limit.",
+    "content_filter": "The provider's content filter withheld the rest of this reply.",
+    "cancelled": "Stopped.",
+    "interrupted": "The reply did not finish.",
+    "failed": "The reply did not finish.",
+}
+
+
 class ExportedConversation(TypedDict):
     title: str
     model: str
@@ -161,6 +172,9 @@ def export_markdown(exported: ExportedConversation) -> str:
             lines += [f"Result of `{message['tool_call_id']}`:", ""]
         if message.get("content"):
             lines += [message["content"], ""]
+        ended_early = ENDED_EARLY.get(message.get("finish_reason") or message.get("status") or "")
+        if ended_early:
+            lines += [f"*{ended_early}*", ""]
         for call in message.get("tool_calls") or []:
             function = call.get("function") or {}
             lines += [

@@ -99,6 +99,9 @@ def test_an_import_shows_the_branch_as_it_was_and_exports_the_same_file(
     assert markdown == client.get(f"/c/{original.id}/export.md").content.decode()
     assert "Think of fjords." in markdown and "Weather in Oslo?" in markdown
     assert "before the edit" not in markdown
+    # As the page does, it says which replies ended early.
+    assert "It is 12 C and\n\n*The reply was cut off at the token limit.*" in markdown
+    assert "Tomorrow it\n\n*The reply did not finish.*" in markdown
 
 
 @pytest.mark.django_db(transaction=True)
@@ -160,3 +163,5 @@ def test_a_reply_stopped_while_it_thought_keeps_its_thinking(
     reply = Message.objects.get(conversation_id=response.json()["id"], role="assistant")
     assert (reply.reasoning, reply.status) == ("Let me consider the base case", "cancelled")
     assert client.get(f"/c/{reply.conversation_id}/export.json").json() == first
+    markdown = client.get(f"/c/{reply.conversation_id}/export.md").content.decode()
+    assert "> Let me consider the base case\n\n*Stopped.*" in markdown
