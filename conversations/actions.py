@@ -1088,9 +1088,3 @@ def title_admission(
 
 class TitleNotNeeded(Exception):
     """The conversation has a title, or a title call for it is already running."""
-
-
-def settle_call(
-    record_id: int, *, outcome: str, usage: dict[str, Any] | None, output_text: str = ""
-) -> None:
-    quota.settle(record_id, outcome=outcome, usage=usage, output_text=output_text)

@@ -10,7 +10,9 @@ A chat completion made with a key is:
    and enabled, ``max_tokens`` within the cap, every limit). The row read back is compared
    with the one the request was checked against: a model changed meanwhile is checked again;
 2. the upstream call (``api_asgi``);
-3. :func:`finish_call` — settled through ``quota`` exactly once, also when the client left.
+3. :func:`finish_call` — settled through ``quota`` exactly once, also when the client left,
+   and also when the database is away meanwhile: the provider's usage is only in this
+   process's memory, so the settlement waits the outage out (``pgpool.outlasting_outage``).
 
 A request that fails validation, or names no usable model, first authenticates the key
 (:func:`authorize`, :data:`AUTHORIZE_SQL`): a caller with a bad key hears about the key first,
@@ -18,8 +20,8 @@ then about API access and the model, then about the body, as DeepSeek answers. T
 balance endpoints authenticate the same way.
 
 :func:`finish_call` runs ``quota.SETTLE_SQL`` on the API's asyncio pool, so the API and the chat
-share one accounting path. Only a call whose key saves history is settled through the ORM,
-with its conversation, in one transaction on a thread.
+share one accounting path. A call whose key saves history is then recorded as a conversation
+through the ORM, in one transaction on a thread.
 """
 
 from __future__ import annotations
@@ -413,7 +415,8 @@ async def _validated(body: Any) -> tuple[ModelConfig, api_wire.ChatRequest] | No
 async def _release(record_id: int) -> None:
     """Give back an admission whose call will not be made (nothing used)."""
     params = quota.settlement_params(record_id, outcome="failed", usage=quota.NOTHING_USED)
-    await pgpool.fetch_one(quota.SETTLE_SQL, params)
+    # Lost, the reaper would charge the prompt estimate of a call never made.
+    await pgpool.outlasting_outage("release", lambda: pgpool.fetch_one(quota.SETTLE_SQL, params))
 
 
 # --- the seam to quota ---------------------------------------------------------------------------
@@ -437,7 +440,7 @@ async def admit(key: Authorized, model: ModelConfig, request: api_wire.ChatReque
     return record_id
 
 
-_settle_and_save = in_db_thread(api_keys.settle_and_save)
+_save_to_history = in_db_thread(api_keys.save_to_history)
 
 
 async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) -> None:
@@ -450,22 +453,49 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
         return
     call.settled = True  # at once: a second caller while this one runs does nothing
     try:
-        if call.save_history and result is not None and outcome == "complete":
-            # The rare path: the settlement, then the conversation's rows, on an ORM thread.
-            await _settle_and_save(call, outcome=outcome, result=result)
-            return
         params = quota.settlement_params(
             call.record_id,
             outcome=outcome,
             usage=result.usage if result is not None else None,
             output_text=result.output_text if result is not None else "",
         )
+        if call.save_history and result is not None and outcome == "complete":
+            # The rare path: the settlement alone, then the conversation's rows on an ORM
+            # thread; saved by nobody twice (not at all if the reaper settled it, after a stall).
+            if await _settled_by_us(params):
+                await _save_to_history(call, result)
+            return
         await settle_in_group(call.user_id, params)
     except BaseException:
         # Not settled after all (the database went away): a later attempt may still do it,
         # and the reaper releases what none did.
         call.settled = False
         raise
+
+
+# The call settled as completed: only its own process settles a call so (the reaper settles
+# one as interrupted, a release as failed).
+SETTLED_COMPLETE_SQL = (
+    "SELECT 1 FROM conversations_usagerecord WHERE id = %s AND state = 'settled'"
+    " AND outcome = 'complete'"
+)
+
+
+async def _settled_by_us(params: quota.SettlementParams) -> bool:
+    """Settle one completed call (waiting out an outage); True if this call settled it. A try
+    that finds it settled after one whose answer was lost asks how: the lost one may have
+    committed it."""
+    tries = 0
+
+    async def settle() -> bool:
+        nonlocal tries
+        tries += 1
+        row = await pgpool.fetch_one(quota.SETTLE_SQL, params)
+        if (row is not None and row[0]) or tries == 1:
+            return bool(row and row[0])
+        return await pgpool.fetch_one(SETTLED_COMPLETE_SQL, (params[0],)) is not None
+
+    return await pgpool.outlasting_outage("settlement", settle)
 
 
 async def settle_in_group(user_id: int, params: quota.SettlementParams) -> None:
@@ -523,6 +553,14 @@ class _Settlements:
 
     @staticmethod
     async def _run(batch: list[tuple[int, quota.SettlementParams, asyncio.Future[None]]]) -> None:
+        """The batch's statement, waiting out an outage (a try after a lost answer settles
+        nothing twice: ``usage_settle`` skips a row no longer reserved)."""
+        await pgpool.outlasting_outage("settlement", lambda: _Settlements._statement(batch))
+
+    @staticmethod
+    async def _statement(
+        batch: list[tuple[int, quota.SettlementParams, asyncio.Future[None]]],
+    ) -> None:
         if len(batch) == 1:
             await pgpool.fetch_one(quota.SETTLE_SQL, batch[0][1])
             return

@@ -6,8 +6,8 @@ only add latency to every call) and the lookup by hash is constant-time by const
 
 The calls made with a key are served by ``api_asgi`` with the async units of work of
 ``api_calls`` (authentication, limits and admission in raw SQL); what stays here is the ORM
-side: managing keys, and :func:`settle_and_save`, the rarer path that settles a call and records
-it as a conversation in one transaction, when the key has ``save_history``.
+side: managing keys, and :func:`save_to_history`, the rarer path that records a settled call
+as a conversation in one transaction, when the key has ``save_history``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from conversations import api_wire, audit, quota, sharing
+from conversations import api_wire, audit, sharing
 from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
 from conversations.models import (
     ApiKey,
@@ -196,21 +196,13 @@ class Call:
     settled: bool = field(default=False)
 
 
-def settle_and_save(call: Call, *, outcome: str, result: ChatResult) -> None:
-    """Settle a call that completed, then record it as a conversation (for keys with
-    ``save_history``; every other call is settled by ``api_calls``).
+def save_to_history(call: Call, result: ChatResult) -> None:
+    """Record a call that completed, and that ``api_calls`` has settled, as a conversation
+    (for keys with ``save_history``).
 
     The settlement commits on its own first: the call is charged whatever happens to the
     copy. A copy that cannot be stored (text PostgreSQL cannot hold, a field too long) is
     logged and skipped; the client has its answer and its charge either way."""
-    settled = quota.settle(
-        call.record_id,
-        outcome=outcome,
-        usage=result.usage,
-        output_text=result.output_text,
-    )
-    if not settled:
-        return  # settled before (the reaper, after a stall): saved by nobody twice
     try:
         with transaction.atomic():
             _save_history(call, result)

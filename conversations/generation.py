@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import re
 import sys
@@ -35,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-import psycopg
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
@@ -604,7 +602,13 @@ async def generate_title(
             logger.info("title call failed: %s", error.code)
             if not error.billed:  # refused, or never taken: not billed, as a reply's
                 usage = dict(quota.NOTHING_USED)
-        await _db(actions.settle_call)(record.pk, outcome=outcome, usage=usage, output_text=title)
+        # What the provider billed is only in memory here: the settlement waits out an outage.
+        settlement = quota.settlement_params(
+            record.pk, outcome=outcome, usage=usage, output_text=title
+        )
+        await pgpool.outlasting_outage(
+            "title settlement", lambda: pgpool.fetch_one(quota.SETTLE_SQL, settlement)
+        )
     title = title or fallback_title(context.first_user_text)
     owner_id = await _db(actions.set_title)(context.conversation_id, title)
     if owner_id is not None:
@@ -673,27 +677,13 @@ class SocketPlaces:
             self.held.pop(holder, None)
 
 
-# Waits between a reply's final write and its next try; the last is repeated.
-FINAL_WRITE_RETRIES = (0.5, 1.0, 2.0, 4.0)
-
-
 async def _final_write(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     """A reply's final write, tried again for as long as the database cannot be reached (a
     restart, an upgrade): the whole reply is only in this task's memory, which stays
     registered and heartbeated meanwhile, so neither this process's reaper nor another's
     settles the reply from its last checkpoint. Only SIGTERM's grace period (the process goes
     away) ends the wait; the reaper then keeps what was checkpointed."""
-    for attempt in itertools.count():
-        try:
-            return await pgpool.fetch_one(sql, params)
-        except (pgpool.DatabaseUnavailable, psycopg.OperationalError) as error:
-            delay = FINAL_WRITE_RETRIES[min(attempt, len(FINAL_WRITE_RETRIES) - 1)]
-            if attempt < len(FINAL_WRITE_RETRIES) or attempt % 10 == 0:  # not every 4 s
-                logger.warning(
-                    "final write failed (%s); again in %.1fs", type(error).__name__, delay
-                )
-            await asyncio.sleep(delay)
-    return None
+    return await pgpool.outlasting_outage("final write", lambda: pgpool.fetch_one(sql, params))
 
 
 class _Checkpoints:
@@ -1074,8 +1064,12 @@ class GenerationService:
         """Stop accepting replies, let running ones finish for ``grace``, interrupt the rest."""
         self.accepting = False
         running = [t.task for t in self.tasks.values() if t.task is not None]
+        # Settlements under way or waiting for the database (API calls, titles) get it too.
+        running += pgpool.writes_under_way()
         if running:
-            logger.info("shutdown: waiting up to %.0fs for %d replies", grace, len(running))
+            logger.info(
+                "shutdown: waiting up to %.0fs for %d replies and settlements", grace, len(running)
+            )
             _done, still = await asyncio.wait(running, timeout=grace)
             for task in list(self.tasks.values()):
                 task.stop("shutdown")

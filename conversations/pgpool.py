@@ -7,16 +7,20 @@ prepared server-side after its first use on that connection. The pool reads the 
 database settings as Django (``settings.DATABASES["default"]``).
 
 A database that cannot be reached is reported as :class:`DatabaseUnavailable` after at most
-:data:`ACQUIRE_TIMEOUT_S` — callers answer 503, they never hang.
+:data:`ACQUIRE_TIMEOUT_S` — callers answer 503, they never hang. The writes that must not be
+lost (a reply's final write, every settlement of a call the provider may have billed) go
+through :func:`outlasting_outage` instead, which tries them again until the database is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -25,6 +29,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from chatsite.postgres import check_async_connection
 from conversations.errors import ChatError
+
+logger = logging.getLogger("conversations.pgpool")
+T = TypeVar("T")
 
 # Enough for a worker at full load: each call holds a connection for one statement at a time.
 POOL_MIN_SIZE = 2
@@ -125,6 +132,50 @@ async def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tu
     async with connection() as conn:
         cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
         return await cursor.fetchall()
+
+
+# Waits between the tries of a write that must not be lost; the last is repeated.
+OUTAGE_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0)
+
+# The tasks writing through :func:`outlasting_outage` (the shutdown drain gives them its grace
+# period, as it gives running replies).
+_writing: set[asyncio.Task[Any]] = set()
+
+
+def writes_under_way() -> list[asyncio.Task[Any]]:
+    """The running loop's tasks whose write (:func:`outlasting_outage`) has not been made yet:
+    under way, or waiting for the database to come back."""
+    loop = asyncio.get_running_loop()
+    return [task for task in _writing if task.get_loop() is loop and not task.done()]
+
+
+async def outlasting_outage(what: str, write: Callable[[], Awaitable[T]]) -> T:
+    """``write()`` (statements on this pool), tried again for as long as the database cannot
+    be reached (a restart, an upgrade, sessions ended): what it writes is only in this
+    process's memory, and is lost if it gives up. Only the process going away (SIGTERM's grace
+    period: :func:`writes_under_way`) ends the wait.
+
+    The first try is the write alone: no round trip more while the database is up. A try whose
+    answer was lost may have committed all the same, so ``write`` must be idempotent (the
+    settlement is: ``usage_settle`` settles a reserved row only, once).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    _writing.add(task)  # from the first try: a shutdown may come while it is under way
+    try:
+        for attempt in itertools.count():
+            try:
+                return await write()
+            except (DatabaseUnavailable, psycopg.OperationalError) as error:
+                delay = OUTAGE_RETRY_WAITS[min(attempt, len(OUTAGE_RETRY_WAITS) - 1)]
+                if attempt < len(OUTAGE_RETRY_WAITS) or attempt % 10 == 0:  # not every 4 s
+                    logger.warning(
+                        "%s failed (%s); again in %.1fs", what, type(error).__name__, delay
+                    )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+    finally:
+        _writing.discard(task)
 
 
 async def aclose_pool() -> None:
