@@ -31,8 +31,9 @@ MAX_JSON_BODY = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 def site_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context every page gets: whether the upstream is the simulator."""
-    return {"upstream_is_simulator": settings.DEEPSEEK_SIMULATED}
+    """Template context every page gets: whether the upstream is the simulator, and the largest
+    request body a page may send (an import file, checked in the browser before sending)."""
+    return {"upstream_is_simulator": settings.DEEPSEEK_SIMULATED, "import_max_bytes": MAX_JSON_BODY}
 
 
 def _sidebar(request: HttpRequest) -> dict[str, Any]:

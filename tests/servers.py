@@ -94,12 +94,18 @@ def daphne_worker(
 
 
 @contextmanager
-def nginx_proxy(backend: str, directory: Path) -> Iterator[str]:
+def nginx_proxy(
+    backend: str, directory: Path, *, site_body_limit: str | None = None
+) -> Iterator[str]:
     """nginx with the compose deployment's site (``deploy/nginx.conf``) in front of the worker
     at ``backend``; yields its base URL. Its access log is ``directory / "access.log"``. Needs
-    the ``nginx`` binary (``.ci/run`` installs it)."""
+    the ``nginx`` binary (``.ci/run`` installs it). ``site_body_limit`` replaces the site paths'
+    ``client_max_body_size`` (an operator's tighter proxy)."""
     port = free_port()
     site = (ROOT / "deploy" / "nginx.conf").read_text()
+    if site_body_limit:
+        assert "client_max_body_size 5m;" in site
+        site = site.replace("client_max_body_size 5m;", f"client_max_body_size {site_body_limit};")
     site = site.replace("server web:8000;", f"server {backend.removeprefix('http://')};")
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
     site = site.replace("/var/log/nginx/access.log", str(directory / "access.log"))

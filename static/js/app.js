@@ -446,6 +446,14 @@ importInput?.addEventListener("change", async () => {
   if (!file) return;
   // Emptied at once: the same file, picked again once fixed, is a change (else nothing happens).
   importInput.value = "";
+  // The server's limit (and the proxy's, which answers its own HTML page): said before sending
+  // rather than as a bare failure after it.
+  const maxBytes = Number(importInput.dataset.maxBytes);
+  const tooLarge = `The file is too large to import (at most ${maxBytes / 1_000_000} MB).`;
+  if (maxBytes && file.size > maxBytes) {
+    toast(tooLarge);
+    return;
+  }
   let data;
   try {
     data = JSON.parse(await file.text());
@@ -454,6 +462,10 @@ importInput?.addEventListener("change", async () => {
     return;
   }
   const result = await postJSON("/c/import/", data);
+  if (result.status === 413) {
+    toast(tooLarge);
+    return;
+  }
   if (!result.ok) {
     toast(result.data?.error?.message || "Could not import.");
     return;
