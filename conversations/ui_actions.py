@@ -201,9 +201,19 @@ def _imported_message(index: int, raw: Any) -> dict[str, Any]:
     if content is None:
         content = ""
     text.bounded(content, actions.MAX_MESSAGE_CHARS, label=f"{where}.content", param="messages")
+    # A reply's thinking, held to a reply's limit; on another role it would be stored and
+    # never shown nor sent.
     reasoning = raw.get("reasoning_content") or ""
-    if not isinstance(reasoning, str):
-        raise InvalidParameter(f"{where}.reasoning_content must be text.", param="messages")
+    if reasoning and role != "assistant":
+        raise InvalidParameter(
+            f"{where}.reasoning_content is only for an assistant message.", param="messages"
+        )
+    text.bounded(
+        reasoning,
+        actions.MAX_MESSAGE_CHARS,
+        label=f"{where}.reasoning_content",
+        param="messages",
+    )
     tool_calls = raw.get("tool_calls")
     if tool_calls is not None and role != "assistant":
         raise InvalidParameter(

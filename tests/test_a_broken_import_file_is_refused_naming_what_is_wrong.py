@@ -1,7 +1,8 @@
 """A file that is not an export of ours is refused, saying what is wrong with it, and nothing of
 it is stored. A model the file names that does not exist was silently replaced by another one,
-parameters out of range were dropped, and a tool message answering no call was stored (and then
-the conversation could not be continued: the upstream refuses such a message)."""
+parameters out of range were dropped, a tool message answering no call was stored (and then
+the conversation could not be continued: the upstream refuses such a message), and a
+``reasoning_content`` of any length was stored, on any role (never shown on one but a reply's)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,21 @@ def _post(user: User, body: str) -> Any:
             json.dumps({"messages": [{"role": "user", "content": "x" * 100_001}]}),
             "messages",
             "longer than",
+        ),
+        (
+            json.dumps({"messages": [{**USER, "reasoning_content": "hidden"}]}),
+            "messages",
+            "messages[0].reasoning_content is only for an assistant message",
+        ),
+        (
+            json.dumps({"messages": [USER, {**REPLY, "reasoning_content": "x" * 100_001}]}),
+            "messages",
+            "messages[1].reasoning_content is longer than 100000 characters",
+        ),
+        (
+            json.dumps({"messages": [USER, {**REPLY, "reasoning_content": ["x"]}]}),
+            "messages",
+            "messages[1].reasoning_content must be text",
         ),
         (json.dumps({"model": "gpt-4o", "messages": [USER, REPLY]}), "model", "gpt-4o"),
         (
