@@ -447,10 +447,11 @@ importInput?.addEventListener("change", async () => {
   // Emptied at once: the same file, picked again once fixed, is a change (else nothing happens).
   importInput.value = "";
   // The server's limit (and the proxy's, which answers its own HTML page): said before sending
-  // rather than as a bare failure after it.
+  // rather than as a bare failure after it. What is sent is the file compacted (an export is
+  // indented), so that is what is measured; a file far past the limit is not even read.
   const maxBytes = Number(importInput.dataset.maxBytes);
   const tooLarge = `The file is too large to import (at most ${maxBytes / 1_000_000} MB).`;
-  if (maxBytes && file.size > maxBytes) {
+  if (maxBytes && file.size > 4 * maxBytes) {
     toast(tooLarge);
     return;
   }
@@ -459,6 +460,10 @@ importInput?.addEventListener("change", async () => {
     data = JSON.parse(await file.text());
   } catch {
     toast("That file is not JSON.");
+    return;
+  }
+  if (maxBytes && new Blob([JSON.stringify(data)]).size > maxBytes) {
+    toast(tooLarge);
     return;
   }
   const result = await postJSON("/c/import/", data);

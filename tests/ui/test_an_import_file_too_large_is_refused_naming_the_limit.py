@@ -7,6 +7,7 @@ it by the template) and says the file is too large and what the limit is; a 413 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -57,3 +58,26 @@ def test_a_proxy_s_own_413_page_says_the_file_is_too_large(
         assert "text/html" in answer.value.headers.get("content-type", "")
         expect(page.locator(".toast").last).to_have_text(TOO_LARGE)
     assert not Conversation.objects.filter(owner=ui_user).exists()
+
+
+def test_a_file_under_the_limit_once_compacted_is_imported(
+    session: Session, ui_user: User, ui_chat_model: ModelConfig, tmp_path: Path
+) -> None:
+    """What is sent is the file compacted: an export's indentation does not count."""
+    page = session.page
+    page.goto(f"{session.server.url}/")
+    file = tmp_path / "indented.json"
+    body = json.dumps(
+        {
+            "title": "Indented",
+            "model": ui_chat_model.name,
+            "messages": [{"role": "user", "content": "x" * 100_000}],
+        },
+        indent=2,
+    )
+    # Whitespace past the limit (as a deeply indented export has), the JSON itself far under it.
+    file.write_text(body + " " * settings.DATA_UPLOAD_MAX_MEMORY_SIZE, encoding="utf-8")
+    assert file.stat().st_size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    page.locator("#import-file").set_input_files(file)
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+    assert Conversation.objects.filter(owner=ui_user, title="Indented").exists()
