@@ -246,11 +246,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                     await self.service.leave(self.account, self)
 
     async def connect(self) -> None:
-        self.server_send = _server_send(self.base_send)
-        user = self.scope.get("user")
-        logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
-        # The path only: a link's token comes in the query string.
-        logs.logger.info("WS %s open", self.scope["path"])
+        user = _opening(self)
         self.service = get_service()
         place = _place_of(user, self.scope)
         if not self.service.places.take(place.holder, place.limit):
@@ -799,6 +795,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send_frame(frame)
 
 
+def _opening(consumer: Any) -> Any:
+    """What every socket does first: its writes sent at once (``_server_send``), its log lines
+    tagged and its opening logged (the path only: a link's token comes in the query string).
+    Returns the scope's user."""
+    consumer.server_send = _server_send(consumer.base_send)
+    user = consumer.scope.get("user")
+    logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
+    logs.logger.info("WS %s open", consumer.scope["path"])
+    return user
+
+
 class AccountConsumer(AsyncWebsocketConsumer):
     """The socket of a signed-in account's page open on no conversation: the account's group
     alone (``account_group``), so that the page's list of conversations follows what its other
@@ -822,10 +829,7 @@ class AccountConsumer(AsyncWebsocketConsumer):
                     await self.service.leave(self.account, self)
 
     async def connect(self) -> None:
-        self.server_send = _server_send(self.base_send)
-        user = self.scope.get("user")
-        logs.bind(request_id=f"ws-{uuid.uuid4().hex[:8]}", user_id=getattr(user, "pk", None) or "-")
-        logs.logger.info("WS %s open", self.scope["path"])
+        user = _opening(self)
         self.service = get_service()
         await self.accept()
         if user is None or not user.is_authenticated:
