@@ -4,7 +4,8 @@
 
 * ``POST /v1/chat/completions`` and ``POST /chat/completions`` — DeepSeek's chat completions,
   streamed or not, against our registry names (``deepseek-chat``, ``deepseek-reasoner``);
-* ``GET /v1/models`` and ``GET /models`` — the models the key's user may call;
+* ``GET /v1/models`` and ``GET /models`` — the models the key's user may call, and
+  ``GET /v1/models/{id}`` (``/models/{id}``) one of them (the SDKs' ``models.retrieve``);
 * ``GET /user/balance`` (and ``/v1/user/balance``) — the user's remaining token allowance, in
   DeepSeek's balance shape with ``currency: "TOKENS"``.
 
@@ -104,6 +105,8 @@ CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 MODELS_PATHS = frozenset({"/v1/models", "/models"})
 BALANCE_PATHS = frozenset({"/v1/user/balance", "/user/balance"})
 PATHS = CHAT_PATHS | MODELS_PATHS | BALANCE_PATHS
+#: ``GET /v1/models/{id}``: one model (an id holds no slash).
+MODEL_PREFIXES = ("/v1/models/", "/models/")
 #: What the read endpoints answer (HEAD: a GET's headers, no body).
 READ_METHODS = frozenset({"GET", "HEAD"})
 #: Everything under it is the API's: a path it does not serve is a JSON 404, not Django's page.
@@ -120,6 +123,7 @@ def serves(path: str) -> bool:
         or path.startswith((PREFIX, BETA_PREFIX))
         or path in ("/v1", "/beta")
         or _endpoint(path) in PATHS
+        or _model_id(path) is not None
     )
 
 
@@ -128,6 +132,17 @@ def _endpoint(path: str) -> str:
     if path.endswith("/") and path[:-1] in PATHS:
         return path[:-1]
     return path
+
+
+def _model_id(path: str) -> str | None:
+    """The id ``path`` names under ``/models/`` (a trailing slash allowed), else None."""
+    for prefix in MODEL_PREFIXES:
+        if path.startswith(prefix):
+            name = path[len(prefix) :]
+            if name.endswith("/"):
+                name = name[:-1]
+            return name if name and "/" not in name else None
+    return None
 
 
 #: On every answer: any origin may read it (no credentials: the key is sent by the page itself).
@@ -373,6 +388,11 @@ class ApiApplication:
                 await self._chat(scope, receive, request, response)
             elif path in MODELS_PATHS:
                 await self._models(scope, request, response)
+            elif (model_id := _model_id(path)) is not None:
+                if scope["method"] == "OPTIONS":
+                    await _options(response, request, "GET, HEAD")
+                else:
+                    await self._model(scope, request, response, model_id)
             elif path in BALANCE_PATHS:
                 await self._balance(scope, request, response)
             else:
@@ -385,7 +405,8 @@ class ApiApplication:
                 await response.envelope(
                     404,
                     f"No such endpoint: {path[:200]}. {beta}The API serves POST "
-                    "/v1/chat/completions, GET /v1/models and GET /user/balance.",
+                    "/v1/chat/completions, GET /v1/models (and /v1/models/{id}) and GET "
+                    "/user/balance.",
                     code="not_found",
                 )
         except ChatError as error:
@@ -421,6 +442,30 @@ class ApiApplication:
             await response.error(error)
             return
         await response.json(200, api_wire.models_body(names))
+
+    async def _model(
+        self, scope: Scope, request: _Request, response: _Response, model_id: str
+    ) -> None:
+        """One model of the list; any other (disabled, not the user's, unknown) is the same
+        404, so that a key learns nothing of the models its user may not use."""
+        if scope["method"] not in READ_METHODS:
+            await _method_not_allowed(response, "GET, HEAD")
+            return
+        try:
+            name = await api_calls.usable_model(request.secret(), model_id)
+        except ChatError as error:
+            await response.error(error)
+            return
+        if name is None:
+            await response.envelope(
+                404,
+                f"The model `{utf8_safe(model_id[:200])}` does not exist or you do not have "
+                "access to it.",
+                param="model",
+                code="model_not_found",
+            )
+            return
+        await response.json(200, api_wire.model_body(name))
 
     async def _balance(self, scope: Scope, request: _Request, response: _Response) -> None:
         if scope["method"] not in READ_METHODS:

@@ -214,6 +214,17 @@ async def usable_models(secret: str) -> list[str]:
     return names
 
 
+async def usable_model(secret: str, name: str) -> str | None:
+    """The registry name ``name`` if the key's user may call it (the list's rule, for one
+    model), else None: disabled, outside their policy and unknown alike."""
+    # A name with a NUL character names no model (PostgreSQL text cannot hold it).
+    key = await authorize(secret, None if "\x00" in name else name)
+    _check_api_access(key.limits)
+    if key.model is None or not key.model_allowed:
+        return None
+    return key.model.name
+
+
 async def _usable_model_names(user_id: int) -> list[str]:
     rows = await pgpool.fetch_all(USABLE_MODELS_SQL, {"user_id": user_id})
     return [row[0] for row in rows]

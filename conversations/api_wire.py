@@ -568,13 +568,17 @@ def error_event(envelope: ErrorEnvelope) -> bytes:
 # --- other endpoints ---------------------------------------------------------------------
 
 
+def model_object(name: str) -> dict[str, str]:
+    """One model as ``GET /models`` lists it and ``GET /models/{id}`` answers it (§8.1)."""
+    return {"id": name, "object": "model", "owned_by": "deepseek"}
+
+
 def models_body(names: list[str]) -> bytes:
-    return dumps(
-        {
-            "object": "list",
-            "data": [{"id": name, "object": "model", "owned_by": "deepseek"} for name in names],
-        }
-    ).encode()
+    return dumps({"object": "list", "data": [model_object(name) for name in names]}).encode()
+
+
+def model_body(name: str) -> bytes:
+    return dumps(model_object(name)).encode()
 
 
 def balance_body(*, available: bool, remaining_tokens: int | None) -> bytes:

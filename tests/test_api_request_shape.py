@@ -154,7 +154,7 @@ def test_a_path_under_v1_the_api_does_not_serve_is_a_json_404(
     # own paths is that path: tests/test_api_paths_with_a_trailing_slash.py.)
     for method, path in [
         ("POST", "/v1/chat/completions/x"),
-        ("GET", "/v1/models/deepseek-chat"),
+        ("GET", "/v1/models/deepseek-chat/x"),
         ("POST", "/v1/completions"),
         ("POST", "/v1/embeddings"),
         ("GET", "/v1"),
