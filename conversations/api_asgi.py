@@ -682,6 +682,18 @@ async def _settle(call: Call, outcome: str, result: ChatResult | None) -> None:
         await asyncio.shield(api_calls.finish_call(call, outcome=outcome, result=result))
 
 
+async def _settle_waiting(
+    call: Call, outcome: str, result: ChatResult | None, waiting: _SlowAnswer
+) -> None:
+    """Settle with ``waiting``'s timer and heartbeat still running, then stop them: a client
+    keeps hearing from us while the settlement waits out a database outage (which it may for
+    as long as the outage lasts: ``pgpool.outlasting_outage``)."""
+    try:
+        await _settle(call, outcome, result)
+    finally:
+        await waiting.stop()
+
+
 async def _complete(call: Call, response: _Response) -> None:
     """A non-streaming completion; settled exactly once, also when the client leaves."""
     outcome = "cancelled"
@@ -695,8 +707,8 @@ async def _complete(call: Call, response: _Response) -> None:
         outcome = "complete"
     except UpstreamError as error:
         outcome = "failed"
-        await waiting.stop()
-        await _settle(call, outcome, _received(error, error.partial))
+        # Settled while the blank lines go on: the settlement may wait out a database outage.
+        await _settle_waiting(call, outcome, _received(error, error.partial), waiting)
         if response.status:
             await waiting.fail(_upstream_envelope(error))
         else:
@@ -704,8 +716,7 @@ async def _complete(call: Call, response: _Response) -> None:
         return
     except Exception:
         outcome = "failed"
-        await waiting.stop()
-        await _settle(call, outcome, None)
+        await _settle_waiting(call, outcome, None, waiting)
         if response.status:
             logger.exception("API request failed")
             await waiting.fail(_INTERNAL_ERROR)
@@ -713,9 +724,12 @@ async def _complete(call: Call, response: _Response) -> None:
             await response.internal_error()
         return
     finally:
-        # Reached first by a cancellation (the client left): settle what was used.
-        await waiting.stop()
-        await _settle(call, outcome, result)
+        # Reached first by a cancellation (the client left): settle what was used. And for
+        # an answer, settled before it goes out (the status and blank lines may go out
+        # meanwhile, if the settlement waits out a database outage).
+        if outcome == "cancelled":
+            await waiting.stop()  # nobody to keep waiting
+        await _settle_waiting(call, outcome, result, waiting)
     usage = result.usage or _estimated_usage(call, result)
     body = api_wire.completion_body(
         result,
@@ -744,8 +758,13 @@ _JSON_WAITING_HEADERS = [
 ]
 
 
+def _json_bytes(envelope: api_wire.ErrorEnvelope) -> bytes:
+    return api_wire.dumps(envelope).encode()
+
+
 class _SlowAnswer:
-    """Blank lines ahead of a non-streamed answer the upstream takes long to give.
+    """Blank lines ahead of a non-streamed answer the upstream (or its settlement) takes long
+    to give.
 
     DeepSeek keeps a queued non-streaming request's connection open by writing empty lines
     before the JSON body (``deepseek-api.md`` §4.5); JSON parsers skip them. We do the same:
@@ -756,16 +775,23 @@ class _SlowAnswer:
     fails after the 200 went out can only say so in the body, with the error envelope
     (:meth:`fail`), as a failed stream's last event does. Costs a timer per call, nothing more
     unless it fires.
+
+    With ``stream``, the same for a stream refused before its first event whose settlement
+    outlasts the wait: its 200 and ``: keep-alive`` comments, and the refusal as the stream's
+    error event.
     """
 
-    __slots__ = ("_heartbeat", "_starting", "_timer", "response")
+    __slots__ = ("_heartbeat", "_starting", "_stream", "_timer", "response")
 
-    def __init__(self, response: _Response) -> None:
+    def __init__(
+        self, response: _Response, *, stream: bool = False, delay: float = FIRST_OUTPUT_WAIT_S
+    ) -> None:
         self.response = response
+        self._stream = stream
         self._starting: asyncio.Task[None] | None = None
         self._heartbeat: _Heartbeat | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            FIRST_OUTPUT_WAIT_S, self._start_waiting
+            delay, self._start_waiting
         )
 
     def _start_waiting(self) -> None:
@@ -774,9 +800,13 @@ class _SlowAnswer:
 
     async def _send_status(self) -> None:
         response = self.response
-        await response.start(200, _JSON_WAITING_HEADERS)
-        await response.send({"type": "http.response.body", "body": b"\n", "more_body": True})
-        self._heartbeat = _Heartbeat(response.send, b"\n")
+        if self._stream:
+            headers, keepalive = _SSE_HEADERS, api_wire.KEEPALIVE
+        else:
+            headers, keepalive = _JSON_WAITING_HEADERS, b"\n"
+        await response.start(200, headers)
+        await response.send({"type": "http.response.body", "body": keepalive, "more_body": True})
+        self._heartbeat = _Heartbeat(response.send, keepalive)
 
     async def stop(self) -> None:
         """Nothing more from here: the status is either still to send, or it went out (the
@@ -796,9 +826,9 @@ class _SlowAnswer:
     async def fail(self, envelope: api_wire.ErrorEnvelope) -> None:
         """End an answer whose 200 went out with the error envelope as its body."""
         self.response.stream_error = envelope["error"]["code"]
-        await self.response.send(
-            {"type": "http.response.body", "body": api_wire.dumps(envelope).encode()}
-        )
+        render = api_wire.error_event if self._stream else _json_bytes
+        body = render(envelope)
+        await self.response.send({"type": "http.response.body", "body": body})
 
 
 async def _stream(call: Call, response: _Response) -> None:
@@ -824,16 +854,24 @@ async def _stream(call: Call, response: _Response) -> None:
         return ChatResult(text="".join(text), reasoning="".join(reasoning), tool_calls=calls)
 
     heartbeat: _Heartbeat | None = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FIRST_OUTPUT_WAIT_S
     try:
         await asyncio.wait((first,), timeout=FIRST_OUTPUT_WAIT_S)
         if first.done() and (error := first.exception()) is not None:
             if not isinstance(error, UpstreamError):
                 outcome = "failed"
                 raise error
-            # Refused before any output: the upstream's status, not a 200.
+            # Refused before any output: the upstream's status, not a 200; unless settling
+            # it outlasts the wait (a database outage): then the 200 and keep-alives while it
+            # waits, and the refusal as the stream's error event.
             outcome, result = "failed", _received(error, error.partial)
-            await _settle(call, outcome, result)
-            await response.upstream_error(error)
+            waiting = _SlowAnswer(response, stream=True, delay=max(0.0, deadline - loop.time()))
+            await _settle_waiting(call, outcome, result, waiting)
+            if response.status:
+                await waiting.fail(_upstream_envelope(error))
+            else:
+                await response.upstream_error(error)
             return
         await response.start(200, _SSE_HEADERS)
         send = response.send
