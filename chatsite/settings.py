@@ -100,6 +100,13 @@ try:
     # Password of the superuser `make run` creates on first run (random and printed when unset).
     ADMIN_PASSWORD: str = env.text("ADMIN_PASSWORD")
     SHUTDOWN_GRACE_SECONDS: float = env.number("SHUTDOWN_GRACE_SECONDS", 20.0)
+    # The time a client has to send a request's headers and body, from its first byte: past it
+    # a 408 and the connection closed (chatsite/twisted_requests.py). Twisted's own idle timeout
+    # (60 s) restarts with every byte, so a client trickling a byte a minute held a connection
+    # for ever. Responses (streams) and websockets are not bounded by it.
+    REQUEST_RECEIVE_TIMEOUT_SECONDS: float = env.number(
+        "REQUEST_RECEIVE_TIMEOUT_SECONDS", 60.0, minimum=1.0
+    )
     # Running replies' rows are heartbeated this often; a row silent for GENERATION_STALE_SECONDS
     # belongs to a dead process and is reaped (marked interrupted) by any live one.
     GENERATION_HEARTBEAT_SECONDS: float = env.number(

@@ -32,6 +32,16 @@ HTTP (a malformed header or chunked body, a body declared both by ``Content-Leng
 ``Transfer-Encoding``, headers past 16 kB), which was a bare status line with no body, so a
 client had nothing to report but "400". Elsewhere they stay plain.
 
+It gives a request a deadline for its headers and body (``REQUEST_RECEIVE_TIMEOUT_SECONDS``,
+60 s, from the request's first byte until its body is in). Twisted's only timer before a request
+reaches the app is its idle timeout (60 s), which restarts with every byte received: a client
+sending a header, or a body, a byte every 59 s held its connection for days (16 kB of headers,
+2 MB of an API body), and enough of them would exhaust the worker's sockets. Past the deadline
+the answer is a 408 (in the API's envelope on its paths, plain elsewhere) and the connection is
+closed, forcibly if the client does not read it. Once the request is handed to the app the
+deadline is gone: a long response (a stream) and a websocket are not bounded by it, and a
+kept-alive connection waiting for its next request has Twisted's idle timeout as before.
+
 And it gives every status its standard reason phrase. Twisted writes the status line from its
 own table (``twisted.web.http.RESPONSES``), which lacks 429 and a dozen others: the API's and
 the site's 429s went out as ``HTTP/1.1 429 Unknown Status``. The phrases now come from the
@@ -57,6 +67,14 @@ _TOO_LARGE = (
 )
 #: The reason phrase of each standard status, for the status line.
 REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 41\r\n"
+    b"Connection: close\r\n\r\nThe request took too long to be received."
+)
+_API_TIMED_OUT = (
+    "The request's headers and body took more than {} s to arrive; send the whole request at once."
+)
 
 _installed = False
 
@@ -108,6 +126,32 @@ def _drop(request: Any, received: int) -> None:
             transport.loseConnection()
 
 
+def _cancel_receive_deadline(channel: Any) -> None:
+    deadline = getattr(channel, "_receive_deadline", None)
+    channel._receive_deadline = None
+    if deadline is not None and deadline.active():
+        deadline.cancel()
+
+
+def _receive_deadline_passed(channel: Any) -> None:
+    """A request still not received whole at its deadline: a 408, and the connection closed
+    (aborted if the client does not take the answer: Twisted's own ``timeoutConnection``)."""
+    channel._receive_deadline = None
+    if channel.transport is None or channel._handlingRequest:
+        return
+    if channel.requests and getattr(channel.requests[-1], "_too_large", False):
+        # Refused already (its 413 is out), the rest of its body being dropped: just close.
+        channel.timeoutConnection()
+        return
+    if _for_the_api(getattr(channel, "_path", None)):
+        seconds = f"{settings.REQUEST_RECEIVE_TIMEOUT_SECONDS:g}"
+        answer = api_asgi.early_refusal(408, _API_TIMED_OUT.format(seconds))
+    else:
+        answer = _TIMED_OUT
+    channel.transport.write(answer)
+    channel.timeoutConnection()
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -126,6 +170,26 @@ def install() -> None:
     set_response_code = WebRequest.setResponseCode
     refuse_bad_request = HTTPChannel._respondToBadRequestAndDisconnect
     send_100_continue = HTTPChannel._send100Continue
+    data_received = HTTPChannel.dataReceived
+    all_content_received = HTTPChannel.allContentReceived
+    connection_lost = HTTPChannel.connectionLost
+
+    def dataReceived(self: Any, data: bytes) -> None:
+        # The first byte of a request (not one the app is handling: a websocket's, a pipelined
+        # request's) starts its deadline; the body all in ends it.
+        if getattr(self, "_receive_deadline", None) is None and not self._handlingRequest:
+            self._receive_deadline = self.callLater(
+                settings.REQUEST_RECEIVE_TIMEOUT_SECONDS, lambda: _receive_deadline_passed(self)
+            )
+        data_received(self, data)
+
+    def allContentReceived(self: Any) -> None:
+        _cancel_receive_deadline(self)
+        all_content_received(self)
+
+    def connectionLost(self: Any, reason: Any) -> None:
+        _cancel_receive_deadline(self)
+        connection_lost(self, reason)
 
     def setResponseCode(self: Any, code: int, message: bytes | None = None) -> None:
         set_response_code(self, code, REASONS.get(code) if message is None else message)
@@ -171,6 +235,9 @@ def install() -> None:
         if not getattr(self.requests[-1], "_too_large", False):
             send_100_continue(self)
 
+    HTTPChannel.dataReceived = dataReceived  # type: ignore[method-assign]
+    HTTPChannel.allContentReceived = allContentReceived  # type: ignore[method-assign]
+    HTTPChannel.connectionLost = connectionLost  # type: ignore[method-assign]
     HTTPChannel._respondToBadRequestAndDisconnect = respond_to_bad_request  # type: ignore[method-assign]
     HTTPChannel._send100Continue = send_100_continue_unless_refused  # type: ignore[method-assign]
     WebRequest.__init__ = __init__  # type: ignore[method-assign]
