@@ -79,11 +79,13 @@ async def test_the_key_does_not_leak_from_an_upstream_failure(
 
 
 @pytest.mark.asyncio
-async def test_the_upstream_message_is_kept_for_invalid_requests_but_redacted() -> None:
+async def test_an_upstream_message_with_the_key_is_replaced_and_redacted_in_the_log() -> None:
+    # Not passed on at all: tests/test_an_upstream_refusal_shows_nothing_of_our_key.py.
     async with serving([echoing(400)]) as (_server, client):
         with pytest.raises(UpstreamError) as caught:
             await collect(client.stream_chat(TARGET, MESSAGES))
-    assert caught.value.message == "key [redacted] rejected"
+    assert caught.value.message == "The model provider refused the request as invalid."
+    assert "key [redacted] rejected" in caught.value.detail
 
 
 @pytest.mark.asyncio

@@ -6,8 +6,9 @@ Every failure of a call to DeepSeek is an :class:`UpstreamError` with
 * ``http_status`` — the upstream's HTTP status when it answered with one, otherwise the
   status a gateway would answer for that failure (502, 503 or 504);
 * ``message`` — text that is safe to show a user: it never contains the API key nor upstream
-  internals, except for :class:`InvalidRequest`, whose message is the upstream's own
-  explanation of what is wrong with the request (with the key redacted, should it appear);
+  internals, except for :class:`InvalidRequest` from a 400 or 422, whose message is the
+  upstream's own explanation of what is wrong with the request, unless it shows anything of
+  our key (:func:`explanation`);
 * ``retryable`` — whether the failure is transient. The client retries only before the first
   delta; after that the error reaches the caller with ``partial`` set to what was received;
 * ``detail`` — upstream detail for the log (redacted), never for the browser.
@@ -35,6 +36,28 @@ def redact(text: str, secret: str) -> str:
     if len(text) > _MAX_DETAIL:
         text = text[:_MAX_DETAIL] + "…"
     return text
+
+
+# What gives our key away in a provider's text besides the key itself: a key-shaped token
+# ("sk-…", whole or shortened) or a masked echo of one (DeepSeek's "****abcd", OpenAI's
+# "sk-ab****wxyz").
+_KEY_SHAPED = re.compile(r"\bsk-[A-Za-z0-9_-]{2,}|\*{4,}")
+
+
+def explanation(upstream_message: str, api_key: str) -> str | None:
+    """The provider's explanation of a refused request, to pass on to whoever made it; None
+    (the error's own message, then) when it shows anything of our key: the key, a key-shaped
+    or masked token, or the key's first or last characters, which upstreams echo to say which
+    key they mean. The text stays in the log's detail, where only the whole key is redacted."""
+    if not upstream_message:
+        return None
+    if _KEY_SHAPED.search(upstream_message):
+        return None
+    if api_key and len(api_key) >= 12:
+        core = api_key.removeprefix("sk-")
+        if any(part in upstream_message for part in (api_key, core[:6], core[-4:])):
+            return None
+    return redact(upstream_message, api_key)
 
 
 class UpstreamError(Exception):
@@ -271,7 +294,7 @@ def error_from_response(
     if status == 400 and _UNKNOWN_MODEL.search(upstream_message):
         return UnknownModel(detail=detail)
     if status in (400, 422):
-        message = redact(upstream_message, api_key) if upstream_message else None
+        message = explanation(upstream_message, api_key)
         return InvalidRequest(message, http_status=status, detail=detail)
     if status == 429:
         retry_after = parse_retry_after(headers.get("retry-after"), now=now)
@@ -282,9 +305,11 @@ def error_from_response(
         return ServerError(http_status=status, detail=detail)
     if status == 408:
         return TimedOut(http_status=status, detail=detail)
-    # Other 4xx (403, 404, 413, …): a request the upstream will not serve; not transient.
-    message = redact(upstream_message, api_key) if upstream_message else None
-    return InvalidRequest(message, http_status=status, detail=detail)
+    # Other 4xx (403, 404, 413, …): a request the upstream will not serve; not transient. Not
+    # a fault of the caller's request as DeepSeek documents its refusals (400, 422) but of
+    # the deployment (a wrong base URL, a gateway's or firewall's refusal), whose text may
+    # describe it (addresses, account names): for the log only.
+    return InvalidRequest(http_status=status, detail=detail)
 
 
 def error_from_event(error: object, api_key: str) -> UpstreamError:
@@ -305,7 +330,7 @@ def error_from_event(error: object, api_key: str) -> UpstreamError:
     if lowered == "authentication_error":
         return AuthError(detail=detail)
     if lowered == "invalid_request_error":
-        return InvalidRequest(redact(message, api_key) or None, detail=detail)
+        return InvalidRequest(explanation(message, api_key), detail=detail)
     if "rate" in lowered:
         return RateLimited(detail=detail)
     if "overload" in lowered:
