@@ -136,6 +136,9 @@ def test_no_worker_is_a_503_in_the_envelope(tmp_path: Path) -> None:
         assert error["code"] == "service_unavailable"
         assert response.headers["access-control-allow-origin"] == "*"
         assert response.headers["retry-after"] == "5" and response.headers["x-request-id"]
+        # One model's path too (GET /models/{id}), as the API's paths are kept in step.
+        for path in ("/models/deepseek-chat", "/v1/models/deepseek-chat"):
+            assert_envelope(httpx.get(proxy + path), 503, "api_error")
         # The site's pages keep nginx's own page.
         assert httpx.get(proxy + "/").status_code == 502
 
