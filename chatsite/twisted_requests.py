@@ -33,7 +33,7 @@ HTTP (a malformed header or chunked body, a body declared both by ``Content-Leng
 client had nothing to report but "400". Elsewhere they stay plain.
 
 It gives a request a deadline for its headers and body (``REQUEST_RECEIVE_TIMEOUT_SECONDS``,
-60 s, from the request's first byte until its body is in). Twisted's only timer before a request
+60 s, from the request's first read until its body is in). Twisted's only timer before a request
 reaches the app is its idle timeout (60 s), which restarts with every byte received: a client
 sending a header, or a body, a byte every 59 s held its connection for days (16 kB of headers,
 2 MB of an API body), and enough of them would exhaust the worker's sockets. Past the deadline
@@ -175,13 +175,15 @@ def install() -> None:
     connection_lost = HTTPChannel.connectionLost
 
     def dataReceived(self: Any, data: bytes) -> None:
-        # The first byte of a request (not one the app is handling: a websocket's, a pipelined
-        # request's) starts its deadline; the body all in ends it.
-        if getattr(self, "_receive_deadline", None) is None and not self._handlingRequest:
+        data_received(self, data)
+        # A request still incomplete once its first bytes are parsed gets its deadline (a
+        # request that came whole in one read, nearly all of them, costs no timer); the body
+        # all in ends it. Bytes while the app handles a request (a pipelined request's, which
+        # waits its turn) start none.
+        if not self._handlingRequest and getattr(self, "_receive_deadline", None) is None:
             self._receive_deadline = self.callLater(
                 settings.REQUEST_RECEIVE_TIMEOUT_SECONDS, lambda: _receive_deadline_passed(self)
             )
-        data_received(self, data)
 
     def allContentReceived(self: Any) -> None:
         _cancel_receive_deadline(self)
