@@ -216,11 +216,14 @@ async def usable_models(secret: str) -> list[str]:
 
 async def usable_model(secret: str, name: str) -> str | None:
     """The registry name ``name`` if the key's user may call it (the list's rule, for one
-    model), else None: disabled, outside their policy and unknown alike."""
+    model), else None: disabled, outside their policy and unknown alike. A user who may call
+    no model at all is told why, as the list tells them (it names no model)."""
     # A name with a NUL character names no model (PostgreSQL text cannot hold it).
     key = await authorize(secret, None if "\x00" in name else name)
     _check_api_access(key.limits)
     if key.model is None or not key.model_allowed:
+        if not await _usable_model_names(key.user_id):
+            raise await _no_model_available(key.user_id)
         return None
     return key.model.name
 

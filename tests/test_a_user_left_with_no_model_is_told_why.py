@@ -116,6 +116,11 @@ def test_the_api_says_why(base: str, alice: User, stranded: Policy) -> None:
     for model in ("deepseek-chat", "deepseek-reasoner"):  # disabled; enabled, not allowed
         error = assert_envelope(chat(base, bearer(key), model=model), 403, "permission_error")
         assert WHY in error["message"] and error["param"] == "model", error
+        # One model asked for: the same reason, not a 404 that hides why there is none.
+        one = assert_envelope(
+            httpx.get(f"{base}/models/{model}", headers=bearer(key)), 403, "permission_error"
+        )
+        assert WHY in one["message"] and one["code"] == "model_not_allowed", one
     assert not UsageRecord.objects.exists()
 
 
@@ -130,3 +135,8 @@ def test_the_api_says_when_every_model_is_disabled(
     assert EVERY in listed["message"]
     error = assert_envelope(chat(base, bearer(key)), 403, "permission_error")
     assert EVERY in error["message"]
+    for name in ("deepseek-chat", "no-such-model"):
+        one = assert_envelope(
+            httpx.get(f"{base}/v1/models/{name}", headers=bearer(key)), 403, "permission_error"
+        )
+        assert EVERY in one["message"], one
