@@ -1027,11 +1027,18 @@ class TeamAdmin(AnnouncingAdmin):
         return list(Conversation.objects.filter(team=team).values_list("pk", flat=True))
 
     # Its members edited or the team deleted: the members who gain or lose its conversations
-    # list them or unlist them (``sharing.announce_shared_listing``).
+    # list them or unlist them (``sharing.announce_shared_listing``). The first team created,
+    # or the last one deleted, changes who sees every conversation shared with no team
+    # (``sharing.conversations_shared_with_no_team``): everyone, or no one but collaborators.
+    # Those who lose them unlist them and their open views of them close (4403); those who
+    # gain them list them, and a view that had closed comes back.
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         before = self.concerned(obj) if change else []
-        request._shared_before = sharing.shared_listings(before)  # type: ignore[attr-defined]
+        first = not change and not Team.objects.exists()
+        shared_with_everyone = sharing.conversations_shared_with_no_team() if first else []
+        request._shared_before = sharing.shared_listings([*before, *shared_with_everyone])  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
+        request._announce = [*request._announce, *shared_with_everyone]  # type: ignore[attr-defined]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -1039,7 +1046,9 @@ class TeamAdmin(AnnouncingAdmin):
         sharing.announce_shared_listing([*before, *self.concerned(form.instance)], before)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        before = sharing.shared_listings(self.concerned(obj))
+        last = not Team.objects.exclude(pk=obj.pk).exists()
+        shared_with_no_one = sharing.conversations_shared_with_no_team() if last else []
+        before = sharing.shared_listings([*self.concerned(obj), *shared_with_no_one])
         super().delete_model(request, obj)
         sharing.announce_shared_listing(before, before)
 

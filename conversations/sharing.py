@@ -185,6 +185,17 @@ def _tell_shared(
     async_to_sync(send)()
 
 
+def conversations_shared_with_no_team() -> list[uuid.UUID]:
+    """The live conversations shared with no team in particular: with every active user while
+    the deployment has no team at all, with no one but their collaborators once it has one
+    (``access._visibility``). The first team created takes them from everyone; the last team
+    deleted gives them, and its own (their team set to null), to everyone."""
+    shared = Conversation.objects.alive().filter(
+        visibility=Conversation.Visibility.TEAM, team__isnull=True
+    )
+    return list(shared.values_list("pk", flat=True))
+
+
 def announce_account_change(user_id: int, conversation_ids: Iterable[uuid.UUID]) -> None:
     """After commit: every open socket of the account checks that its session still signs it
     in (signed out, a new password, the account deactivated or deleted), and leaves if not:
