@@ -389,6 +389,85 @@ class UserLimitsInline(admin.StackedInline):
     class Media:
         js = ["js/admin_limits.js"]  # a number typed chooses "Limit to", and back
 
+    # Read-only (staff who may only view the account, or only its limits), Django showed each
+    # limit's stored number: "-" for a limit left to the policy and for an unlimited one
+    # alike, and nothing of what inheriting gives. Each is said as the choice on the editable
+    # page reads: its own number, "Unlimited", or what it inherits and from which policy.
+    # Django posts nothing of a read-only inline, and saves nothing of one (it keeps each
+    # form's stored values), so no crafted post changes them either.
+    READ_ONLY_LIMITS = {name: f"{name}_as_set" for name in LIMIT_FIELDS}
+
+    def is_read_only(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None:
+            return not self.has_change_permission(request, obj)
+        account = self.admin_site.get_model_admin(self.parent_model)
+        return not (
+            account.has_change_permission(request, obj) and self.has_change_permission(request, obj)
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self.is_read_only(request, obj):
+            return fieldsets
+
+        def shown(name: Any) -> Any:
+            if isinstance(name, tuple):
+                return tuple(shown(n) for n in name)
+            return self.READ_ONLY_LIMITS.get(name, name)
+
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": [shown(name) for name in options["fields"]],
+                    "description": "Each limit is this user's own (a number, or unlimited "
+                    "whatever the policy says), or inherited from the policy (the user's own "
+                    "policy, else the most generous of their groups' policies, else the default "
+                    "policy), which it names.",
+                },
+            )
+            for title, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [*super().get_readonly_fields(request, obj)]
+        if self.is_read_only(request, obj):
+            fields += ["suspended", "policy", *self.READ_ONLY_LIMITS.values()]
+        return fields
+
+    def limit_as_set(self, limits: UserLimits, name: str) -> str:
+        override = limits.override(name)
+        if override == UNLIMITED:
+            return "Unlimited (this user's own)"
+        if override is not None:
+            return f"{override:,} (this user's own)"
+        # Read once for the five limits of the form.
+        inherited = getattr(limits, "_inherited_limits", None)
+        if inherited is None:
+            inherited = limits._inherited_limits = quota.inherited_limits(limits.user)  # type: ignore[attr-defined]
+        return describe_inherited(inherited[name])
+
+    @admin.display(description="Tokens per day")
+    def tokens_per_day_as_set(self, limits: UserLimits) -> str:
+        return self.limit_as_set(limits, "tokens_per_day")
+
+    @admin.display(description="Tokens per month")
+    def tokens_per_month_as_set(self, limits: UserLimits) -> str:
+        return self.limit_as_set(limits, "tokens_per_month")
+
+    @admin.display(description="Max output tokens")
+    def max_output_tokens_as_set(self, limits: UserLimits) -> str:
+        return self.limit_as_set(limits, "max_output_tokens")
+
+    @admin.display(description="Requests per minute")
+    def requests_per_minute_as_set(self, limits: UserLimits) -> str:
+        return self.limit_as_set(limits, "requests_per_minute")
+
+    @admin.display(description="Concurrent streams")
+    def concurrent_streams_as_set(self, limits: UserLimits) -> str:
+        return self.limit_as_set(limits, "concurrent_streams")
+
 
 class SuspendedFilter(admin.SimpleListFilter):
     """Suspended or not; a user without limits of their own is not (nor is one whose row says
