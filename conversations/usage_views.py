@@ -347,7 +347,10 @@ def _warning(summary: dict[str, Any]) -> str:
 @login_required
 def my_usage(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    summary = quota.usage_summary(user)
+    limits = quota.limits_for(user)
+    summary = quota.usage_summary(user, limits)
+    # "No daily limit" read as "chat freely" to a user whose policy leaves them no model.
+    no_model = "" if quota.usable_models(limits) else quota.no_model_available(user)
     days = _days(30)
     index = {day: i for i, day in enumerate(days)}
     series: dict[str, list[int]] = {}
@@ -368,6 +371,7 @@ def my_usage(request: HttpRequest) -> HttpResponse:
         "usage/mine.html",
         {
             "summary": summary,
+            "no_model": no_model,
             "warning": _warning(summary),
             "chart": charts.stacked_bars(
                 days,
