@@ -30,7 +30,8 @@ def stacked_bars(
     width, height, left, bottom, top = 760, 260, 56, 28, 24
     plot_w, plot_h = width - left - 12, height - bottom - top
     totals = [sum(values[i] for values in series.values()) for i in range(len(days))]
-    peak = max(totals, default=0) or 1
+    highest = max(totals, default=0)
+    peak = highest or 1  # the scale of an empty chart: its bars are all of height 0
     slot = plot_w / max(len(days), 1)
     bar = max(1.0, slot * 0.75)
     parts = [
@@ -38,7 +39,10 @@ def stacked_bars(
         f'role="img" aria-label="{escape(title)}" class="chart">',
         f"<title>{escape(title)}</title>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 12}" y2="{top + plot_h}" stroke="#98a2b3"/>',
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11" fill="currentColor">{escape(number(peak))}</text>',
+        # Nothing to show: no peak is named (an empty cost chart read "$1.0000" at its top).
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11" fill="currentColor">{escape(number(highest))}</text>'
+        if highest
+        else "",
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="11" fill="currentColor">0</text>',
     ]
     for i, day in enumerate(days):
