@@ -101,6 +101,7 @@ def _with_limits(
         "today": summary["today"],
         "month": summary["month"],
         "remaining": summary["remaining"],
+        "suspended": summary["suspended"],
         "source": summary["source"],
     }
 
