@@ -850,7 +850,8 @@ function updateEstimate() {
     const cost = (tokens * model.price_input_per_million) / 1e6;
     text += cost < 0.0001 ? " (< $0.0001)" : ` (≈ $${cost.toFixed(4)})`;
   }
-  if (typeof allowance?.remaining === "number") {
+  // Suspended, nothing may be spent, whatever the limits leave: the blocked note says why.
+  if (typeof allowance?.remaining === "number" && !allowance.suspended) {
     // The tighter of day and month; a tie reads as today's (it resets first).
     const day = allowance.today?.left ?? null;
     const month = allowance.month?.left ?? null;
