@@ -1097,6 +1097,34 @@ class AnnouncingAdmin(AuditedAdmin):
         sharing.announce_access_change(*concerned)
 
 
+def describe_who_sees_after(teams: list[Team]) -> list[str]:
+    """Who sees the conversations shared with ``teams`` once they are deleted (each is then
+    shared with no team): no one but their owners and collaborators while another team is
+    left; every active user once none is, with those already shared with no team."""
+
+    def conversations(count: int) -> str:
+        return f"{count:,} conversation{'' if count == 1 else 's'}"
+
+    shared = Conversation.objects.alive().filter(team__in=teams).count()
+    if Team.objects.exclude(pk__in=[team.pk for team in teams]).exists():
+        if not shared:
+            return []
+        one = shared == 1
+        return [
+            f"The {conversations(shared)} shared with {'it' if len(teams) == 1 else 'them'} "
+            f"will be shared with no team: no one but {'its owner' if one else 'their owners'} "
+            f"and collaborators will see {'it' if one else 'them'}, until "
+            f"{'its owner chooses' if one else 'their owners choose'} another team."
+        ]
+    everyone = shared + len(sharing.conversations_shared_with_no_team())
+    if not everyone:
+        return []
+    return [
+        f"No team will be left: the {conversations(everyone)} shared with a team or with none "
+        "will be shared with every active user, as in a deployment without teams."
+    ]
+
+
 @admin.register(Team)
 class TeamAdmin(AnnouncingAdmin):
     list_display = ["name"]
@@ -1123,6 +1151,29 @@ class TeamAdmin(AnnouncingAdmin):
         super().save_related(request, form, formsets, change)
         before = getattr(request, "_shared_before", {})
         sharing.announce_shared_listing([*before, *self.concerned(form.instance)], before)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None or Team.objects.exists():
+            return fieldsets
+        shared = len(sharing.conversations_shared_with_no_team())
+        if not shared:
+            return fieldsets
+        # The first team: what every active user sees now will be seen by no one else.
+        said = f"{shared:,} conversation{'' if shared == 1 else 's'}"
+        description = (
+            f"This is the first team: the {said} now shared with everyone will be shared with "
+            "no team, so with no one but their owners and collaborators, until their owners "
+            "choose a team."
+        )
+        return [(title, {**options, "description": description}) for title, options in fieldsets]
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """The confirmation also says who then sees what the teams shared (Django's page
+        listed only "Team-user relationship" rows): no one else, or, once no team is left,
+        every active user, with what was shared with no team."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return [*deleted, *describe_who_sees_after(list(objs))], counts, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         last = not Team.objects.exclude(pk=obj.pk).exists()
