@@ -9,6 +9,7 @@ what to).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import UserChangeForm
+from django.contrib.auth.forms import ReadOnlyPasswordHashWidget, UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -511,6 +512,26 @@ class AccountChangeForm(StillStoredForm, UserChangeForm):  # type: ignore[type-a
         return groups
 
 
+class PasswordSummaryWidget(ReadOnlyPasswordHashWidget):
+    """Django's summary of a password (its algorithm, salt and hash, masked) without its
+    "Reset password" button: for staff to whom the account is read-only, whom the button led
+    to a 403."""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> Any:
+        summary = self.get_context(name, value, attrs)["summary"]
+        said = format_html_join(
+            " ",
+            "<strong>{}</strong>{}",
+            (
+                (entry["label"], format_html(": <bdi>{}</bdi>", entry["value"]))
+                if entry.get("value")
+                else (entry["label"], "")
+                for entry in summary
+            ),
+        )
+        return format_html("<div><p>{}</p></div>", said)
+
+
 @admin.register(User)
 class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     form = AccountChangeForm
@@ -554,6 +575,16 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     ) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
         form.grants_rights = rights.grants_rights(request.user)  # type: ignore[attr-defined,arg-type]
+        if (
+            obj is not None
+            and "password" in form.base_fields
+            and not self.has_change_permission(request, obj)
+        ):
+            # Read-only to them: the password's summary, without "Reset password" (a 403).
+            # A field of this form class's own: the declared one is every form's.
+            password = copy.deepcopy(form.base_fields["password"])
+            password.widget = PasswordSummaryWidget()
+            form.base_fields["password"] = password
         return form
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

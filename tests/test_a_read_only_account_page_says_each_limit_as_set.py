@@ -105,3 +105,24 @@ def test_a_crafted_post_changes_no_limit(
     assert (stored.suspended, stored.override("tokens_per_day")) == (False, 500)
     assert stored.override("max_output_tokens") == UNLIMITED
     assert not AuditEntry.objects.filter(target_type__icontains="limits").exists()
+
+
+@pytest.mark.parametrize(
+    ("codenames", "superuser", "offered"),
+    [
+        (("view_user",), False, False),  # may only view accounts
+        (("view_user", "change_user"), True, False),  # a superuser's: read-only to staff
+        (("view_user", "change_user"), False, True),
+    ],
+)
+def test_reset_password_is_offered_only_where_it_may_be_used(
+    alice: User, codenames: tuple[str, ...], superuser: bool, offered: bool
+) -> None:
+    """The read-only page offered "Reset password", which led to a 403."""
+    User.objects.filter(pk=alice.pk).update(is_superuser=superuser)
+    viewer = staff_who_may(*codenames)
+    html = viewer.get(f"/admin/conversations/user/{alice.pk}/change/").content.decode()
+    assert "algorithm" in html  # the password's summary, either way
+    assert ('href="../password/"' in html) is offered
+    status = viewer.get(f"/admin/conversations/user/{alice.pk}/password/").status_code
+    assert status == (200 if offered else 403)

@@ -43,6 +43,9 @@ def test_a_viewer_reads_each_limit_as_set_with_nothing_to_edit(
             "Inherits: 20,000,000 from the default policy “Default”"
         )
         expect(page.get_by_role("button", name="Save", exact=True)).to_have_count(0)
+        # Nor is a password reset offered (it led to a 403).
+        expect(page.get_by_role("link", name="Reset password")).to_have_count(0)
+        expect(page.locator(".field-password")).to_contain_text("algorithm")
         session.screenshot("admin-user-limits-read-only")
     finally:
         session.page.context.close()
