@@ -855,7 +855,8 @@ def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
 
 
 def usage_summaries(users: Iterable[User]) -> dict[int, dict[str, Any]]:
-    """:func:`usage_summary` of each user (by id), in five queries whatever their number."""
+    """:func:`usage_summary` of each user (by id), in six queries whatever their number, and
+    ``no_model``: whether their limits allow no enabled model (they cannot chat nor call)."""
     users = list(users)
     periods = periods_at(timezone.now())
     limits = limits_for_many(users)
@@ -863,8 +864,12 @@ def usage_summaries(users: Iterable[User]) -> dict[int, dict[str, Any]]:
         account.user_id: account
         for account in UsageAccount.objects.filter(user_id__in=[user.pk for user in users])
     }
+    enabled = list(ModelConfig.objects.filter(enabled=True).only("id", "enabled")) if users else []
     return {
-        user.pk: _summary(limits[user.pk], _counter_values(accounts.get(user.pk), periods), periods)
+        user.pk: {
+            **_summary(limits[user.pk], _counter_values(accounts.get(user.pk), periods), periods),
+            "no_model": not any(limits[user.pk].allows(model) for model in enabled),
+        }
         for user in users
     }
 

@@ -102,6 +102,7 @@ def _with_limits(
         "month": summary["month"],
         "remaining": summary["remaining"],
         "suspended": summary["suspended"],
+        "no_model": summary["no_model"],
         "source": summary["source"],
     }
 
