@@ -869,6 +869,8 @@ function updateEstimate() {
 /** Block or unblock posting (the reason comes from the server: the model, the account, limits). */
 function applyBlocked(reason, mayPost) {
   page.may_post = mayPost;
+  // An empty conversation says "Send a message to start." only to whoever may send one now.
+  list.classList.toggle("is-blocked", Boolean(reason));
   if ((page.blocked || "") === (reason || "")) return;
   page.blocked = reason;
   input.disabled = Boolean(reason);
