@@ -844,7 +844,8 @@ function updateEstimate() {
   // An empty composer has nothing to estimate: the model and the allowance only.
   const tokens = input.value.trim() ? estimateTokens(input.value) : 0;
   let text = settings.modelDisplayName;
-  if (tokens > 0) text += ` · ~${tokens} token${tokens === 1 ? "" : "s"}`;
+  // Grouped as the allowance beside it is ("~60,000 tokens; 1,000 left today").
+  if (tokens > 0) text += ` · ~${tokens.toLocaleString()} token${tokens === 1 ? "" : "s"}`;
   const model = (page.models || []).find((m) => m.name === settings.model);
   if (model && tokens > 0) {
     const cost = (tokens * model.price_input_per_million) / 1e6;
