@@ -172,9 +172,10 @@ def _model_rows(chosen: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             **m,
+            # None: no input in the period (the calls before it), not "0%", all misses.
             "hit_ratio": (m["hit"] or 0) / ((m["hit"] or 0) + (m["miss"] or 0))
             if (m["hit"] or 0) + (m["miss"] or 0)
-            else 0.0,
+            else None,
         }
         for m in models
     ]
@@ -253,7 +254,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "totals": totals,
         "running": {"calls": running["calls"], "reserved": _tokens(running, "reserved")},
         "cost_total": sum(sum(costs) for costs in cost_by_model.values()),
-        "hit_ratio": hit / (hit + miss) if hit + miss else 0.0,
+        # None: no input at all (an empty ledger), not "0%", as if every input had missed.
+        "hit_ratio": hit / (hit + miss) if hit + miss else None,
         **_user_tables(request, records, chosen),
         "models": _model_rows(chosen),
         "all_users": User.objects.order_by("username").only("id", "username"),

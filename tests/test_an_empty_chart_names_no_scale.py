@@ -27,3 +27,12 @@ def test_the_charts_of_an_empty_ledger_name_only_zero(staff: User, alice: User) 
     mine = client_for(alice).get("/usage/").content.decode()
     (chart,) = re.findall(r'<svg[^>]*class="chart".*?</svg>', mine, re.S)
     assert axis_labels(chart) == ["0"]
+
+
+def test_an_empty_ledger_has_no_cache_hit_ratio(staff: User) -> None:
+    """Nor a cache-hit ratio of "0%", as if every input had missed the cache."""
+    html = client_for(staff).get("/admin/usage/").content.decode()
+    totals = re.search(r'<p class="usage-totals">(.*?)</p>', html, re.S)
+    assert totals
+    assert "no input, no cache-hit ratio" in totals.group(1)
+    assert "%" not in totals.group(1)
