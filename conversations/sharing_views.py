@@ -55,9 +55,17 @@ def sharing_page(
         .annotate(open_count=Count("opens"))
         .order_by("-created_at")
     )
+    teams = list(Team.objects.filter(members=request.user))
     context = {
         "conversation": conversation,
-        "teams": Team.objects.filter(members=request.user),
+        "teams": teams,
+        # Shared with a team its owner has left since: its members still see it, and the list
+        # of the owner's teams cannot show it (it showed the first of them, as if chosen).
+        "team_left": conversation.team
+        if conversation.visibility == Conversation.Visibility.TEAM
+        and conversation.team is not None
+        and conversation.team not in teams
+        else None,
         "any_teams": Team.objects.exists(),
         "collaborators": ", ".join(conversation.collaborators.values_list("username", flat=True)),
         "links": [(link, link.open_count) for link in links],
