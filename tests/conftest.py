@@ -16,19 +16,28 @@ if TYPE_CHECKING:
 # A live-server browser test can hang after async tests with the default "fork".
 multiprocessing.set_start_method("spawn", force=True)
 
+#: The upstream of a test that starts none: the discard port on loopback, closed here.
+NO_UPSTREAM = "http://127.0.0.1:9"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _in_process_channel_layer(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tests inside this process use the in-memory layer (one event loop per test does not
     suit a Redis connection pool); Redis is exercised between real worker processes
-    (tests/test_two_workers.py), which get REDIS_URL."""
+    (tests/test_two_workers.py), which get REDIS_URL.
+
+    And no test reaches the internet: the upstream is the simulator (``simulator``), and a test
+    without one that starts the generation service (which asks the upstream for its models)
+    finds a closed local port, not DeepSeek's address (a DNS lookup and an HTTPS attempt that
+    hang or fail offline)."""
     if not request.config.pluginmanager.has_plugin("django"):
         yield
         return
     from django.test.utils import override_settings
 
     with override_settings(
-        CHANNEL_LAYERS={"default": {"BACKEND": "chatsite.layers.ThrottledInMemoryChannelLayer"}}
+        CHANNEL_LAYERS={"default": {"BACKEND": "chatsite.layers.ThrottledInMemoryChannelLayer"}},
+        DEEPSEEK_BASE_URL=NO_UPSTREAM,
     ):
         yield
 
