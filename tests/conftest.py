@@ -160,6 +160,26 @@ def slow_simulator(settings: Any) -> Iterator[str]:
 
 
 @pytest.fixture
+def proxied_pool(settings: Any) -> Iterator[Any]:
+    """The event loop's pool (final writes, checkpoints, the API's statements) reaches
+    PostgreSQL through a real TCP proxy (``tests/pgproxy.py``) that a test can cut or make
+    lose an answer; Django's own connections (the test's reads) do not. Asked for before the
+    pool is first used (before ``generation_service``)."""
+    from django.db import connection
+
+    from tests.pgproxy import pg_proxy
+
+    db = connection.settings_dict
+    with pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy:
+        # Read by the pool only (Django's connections were configured at startup).
+        settings.DATABASES = {
+            **settings.DATABASES,
+            "default": {**db, "HOST": "127.0.0.1", "PORT": str(proxy.port)},
+        }
+        yield proxy
+
+
+@pytest.fixture
 async def generation_service() -> AsyncIterator[Any]:
     """The loop's generation service, stopped cleanly at the end of the test."""
     from conversations.generation import get_service
