@@ -904,30 +904,51 @@ def checkpoint_columns(rows: list[Checkpoint]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-_FINALIZE = (
-    "UPDATE conversations_message SET status = %s, content = %s, reasoning = %s,"
-    " tool_calls = %s, logprobs = %s, seq = %s, finish_reason = %s, usage = %s,"
-    " error_code = %s, error_message = %s, heartbeat_at = NULL, updated_at = now()"
-    " WHERE id = %s AND status IN ('pending', 'streaming') AND generation_channel = %s"
-    " RETURNING 1"
-)
+_FINALIZE = """
+WITH ours AS (
+    SELECT %s::text AS status, %s::text AS content, %s::text AS reasoning,
+           %s::jsonb AS tool_calls, %s::jsonb AS logprobs, %s::integer AS seq,
+           %s::text AS finish_reason, %s::jsonb AS usage, %s::text AS error_code,
+           %s::text AS error_message, %s::uuid AS id, %s::text AS channel
+), finalized AS (
+    UPDATE conversations_message m
+       SET status = o.status, content = o.content, reasoning = o.reasoning,
+           tool_calls = o.tool_calls, logprobs = o.logprobs, seq = o.seq,
+           finish_reason = o.finish_reason, usage = o.usage, error_code = o.error_code,
+           error_message = o.error_message, heartbeat_at = NULL, updated_at = now()
+      FROM ours o
+     WHERE m.id = o.id AND m.generation_channel = o.channel
+       AND (m.status IN ('pending', 'streaming')
+            -- this very write, committed, whose answer was lost: made again, it changes nothing
+            OR (m.status = o.status AND m.seq = o.seq AND m.error_code = o.error_code
+                AND m.heartbeat_at IS NULL AND m.content = o.content
+                AND m.reasoning = o.reasoning))
+    RETURNING 1
+)"""
 
-FINALIZE_SQL = (
-    "WITH finalized AS (" + _FINALIZE + ") SELECT count(*) FROM finalized"  # noqa: S608 - fixed SQL
-)
-"""Write a reply's final state, once, by the process running it (0 rows: something else
-finalized it, or the reply is no longer this process's — see CHECKPOINT_MANY_SQL): with
-:func:`finalize_params`."""
+FINALIZE_SQL = _FINALIZE + " SELECT count(*) FROM finalized"  # noqa: S608 - fixed SQL
+"""Write a reply's final state, once, by the process running it: with :func:`finalize_params`.
+0 rows: something else finalized it, or the reply is no longer this process's (see
+CHECKPOINT_MANY_SQL). A try that finds the row already as it would write it (an earlier try
+committed, its answer lost: ``pgpool.outlasting_outage``) counts as the write, so the caller
+learns the reply is final as it wrote it and says so to the sockets."""
 
 FINALIZE_AND_SETTLE_SQL = (
-    "WITH finalized AS (" + _FINALIZE + ")"  # noqa: S608 - fixed SQL
-    " SELECT (SELECT count(*) FROM finalized),"
-    " usage_settle(%s::bigint, %s::text, %s::boolean, %s::integer, %s::integer, %s::integer,"
-    " %s::integer, %s::integer, %s::text)"
+    _FINALIZE  # noqa: S608 - fixed SQL
+    + """, settlement AS (
+    SELECT %s::bigint AS record_id, %s::text AS outcome, %s::boolean AS has_usage,
+           %s::integer AS prompt, %s::integer AS cache_hit, %s::integer AS cache_miss,
+           %s::integer AS completion, %s::integer AS reasoning, %s::text AS time_zone
+)
+SELECT (SELECT count(*) FROM finalized),
+       usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit, s.cache_miss,
+                    s.completion, s.reasoning, s.time_zone)
+  FROM settlement s"""
 )
 """The same and the settlement of its call, in ONE statement (one transaction, one round
 trip): with :func:`finalize_params` followed by ``quota.settlement_params``. The settlement
-runs whether or not this finalized the row; it settles a call once (the reaper may have)."""
+runs whether or not this finalized the row; it settles a call once (the reaper may have, and
+a try after one whose answer was lost finds it settled)."""
 
 
 def finalize_params(
