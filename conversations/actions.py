@@ -909,7 +909,7 @@ WITH ours AS (
     SELECT %s::text AS status, %s::text AS content, %s::text AS reasoning,
            %s::jsonb AS tool_calls, %s::jsonb AS logprobs, %s::integer AS seq,
            %s::text AS finish_reason, %s::jsonb AS usage, %s::text AS error_code,
-           %s::text AS error_message, %s::uuid AS id, %s::text AS channel
+           %s::text AS error_message, %s::uuid AS id, %s::text AS channel, %s::bigint AS record_id
 ), finalized AS (
     UPDATE conversations_message m
        SET status = o.status, content = o.content, reasoning = o.reasoning,
@@ -919,19 +919,30 @@ WITH ours AS (
       FROM ours o
      WHERE m.id = o.id AND m.generation_channel = o.channel
        AND (m.status IN ('pending', 'streaming')
+            -- reaped while its task lived (cut off from the database past the stale delay)
+            OR (o.record_id IS NOT NULL AND m.status = 'interrupted'
+                AND m.error_code = 'worker_lost')
             -- this very write, committed, whose answer was lost: made again, it changes nothing
             OR (m.status = o.status AND m.seq = o.seq AND m.error_code = o.error_code
                 AND m.heartbeat_at IS NULL AND m.content = o.content
                 AND m.reasoning = o.reasoning))
+       -- the reply's newest call is this task's: not a continuation begun since
+       AND NOT EXISTS (SELECT 1 FROM conversations_usagerecord u
+                        WHERE u.message_id = m.id AND u.id > o.record_id)
     RETURNING 1
 )"""
 
 FINALIZE_SQL = _FINALIZE + " SELECT count(*) FROM finalized"  # noqa: S608 - fixed SQL
-"""Write a reply's final state, once, by the process running it: with :func:`finalize_params`.
-0 rows: something else finalized it, or the reply is no longer this process's (see
-CHECKPOINT_MANY_SQL). A try that finds the row already as it would write it (an earlier try
-committed, its answer lost: ``pgpool.outlasting_outage``) counts as the write, so the caller
-learns the reply is final as it wrote it and says so to the sockets."""
+"""Write a reply's final state, once, by the task running it: with :func:`finalize_params`.
+0 rows: something else finalized it, or the reply is no longer this task's (another process
+holds it — see CHECKPOINT_MANY_SQL — or a continuation, with a call of its own, has begun).
+
+A row the reaper marked ``interrupted`` (``worker_lost``) while its task still lived is the
+task's to write: its process could not reach the database for longer than the reaper waits
+(``GENERATION_STALE_SECONDS``), and the reaper kept only the text last checkpointed. A try
+that finds the row already as it would write it (an earlier try committed, its answer lost:
+``pgpool.outlasting_outage``) counts as the write, so the caller learns the reply is final as
+it wrote it and says so to the sockets."""
 
 FINALIZE_AND_SETTLE_SQL = (
     _FINALIZE  # noqa: S608 - fixed SQL
@@ -940,15 +951,22 @@ FINALIZE_AND_SETTLE_SQL = (
            %s::integer AS prompt, %s::integer AS cache_hit, %s::integer AS cache_miss,
            %s::integer AS completion, %s::integer AS reasoning, %s::text AS time_zone
 )
-SELECT (SELECT count(*) FROM finalized),
-       usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit, s.cache_miss,
-                    s.completion, s.reasoning, s.time_zone)
-  FROM settlement s"""
+SELECT f.n,
+       CASE WHEN usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
+                              s.cache_miss, s.completion, s.reasoning, s.time_zone)
+            THEN true
+            ELSE usage_resettle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
+                                s.cache_miss, s.completion, s.reasoning, s.time_zone) END
+  FROM (SELECT count(*) AS n FROM finalized) f, settlement s"""
 )
 """The same and the settlement of its call, in ONE statement (one transaction, one round
 trip): with :func:`finalize_params` followed by ``quota.settlement_params``. The settlement
-runs whether or not this finalized the row; it settles a call once (the reaper may have, and
-a try after one whose answer was lost finds it settled)."""
+runs whether or not this finalized the row (a call is this task's whoever now holds its
+reply). A call settled already — by the reaper, from the text last checkpointed, while this
+task lived; or by this very write, whose answer was lost — is brought to what it used,
+charging the difference (``usage_resettle``, migration 0021: counts set, not added, so the
+same write made again changes nothing). Only this task knows what its call used: its counts
+are the truth whoever settled first."""
 
 
 def finalize_params(
@@ -965,9 +983,11 @@ def finalize_params(
     usage: dict[str, Any] | None = None,
     error_code: str = "",
     error_message: str = "",
+    record_id: int | None = None,
 ) -> list[Any]:
-    """The parameters of :data:`FINALIZE_SQL`, in order. Run from the event loop on the asyncio
-    pool (``generation.GenerationTask._finish``)."""
+    """The parameters of :data:`FINALIZE_SQL`, in order (``record_id``: the task's own call,
+    which makes the reply its own to write). Run from the event loop on the asyncio pool
+    (``generation.GenerationTask._finish``)."""
     return [
         status,
         content,
@@ -981,6 +1001,7 @@ def finalize_params(
         error_message[:500],
         reply_id,
         channel,
+        record_id,
     ]
 
 

@@ -401,6 +401,7 @@ class GenerationTask:
                 usage=outcome.get("usage"),
                 error_code=outcome.get("error_code", ""),
                 error_message=outcome.get("error_message", ""),
+                record_id=context.record_id,
             )
             # The final state and the call's settlement: one statement on the event loop's
             # pool (no ORM thread, one round trip instead of a transaction's four).
@@ -681,8 +682,11 @@ async def _final_write(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     """A reply's final write, tried again for as long as the database cannot be reached (a
     restart, an upgrade): the whole reply is only in this task's memory, which stays
     registered and heartbeated meanwhile, so neither this process's reaper nor another's
-    settles the reply from its last checkpoint. Only SIGTERM's grace period (the process goes
-    away) ends the wait; the reaper then keeps what was checkpointed."""
+    settles the reply from its last checkpoint. If this process alone was cut off, for longer
+    than ``GENERATION_STALE_SECONDS``, another's reaper does: the write, once it gets through,
+    still wins over the reaper's (``actions.FINALIZE_SQL``) and charges what the call used.
+    Only SIGTERM's grace period (the process goes away) ends the wait; the reaper then keeps
+    what was checkpointed."""
     return await pgpool.outlasting_outage("final write", lambda: pgpool.fetch_one(sql, params))
 
 
