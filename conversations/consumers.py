@@ -326,11 +326,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, minus its per-message connection clean-up on the shared ORM
         thread: every unit of ORM work here runs on an ORM thread that cleans up after itself,
-        and deltas (most messages) touch no database at all."""
+        and deltas (most messages) touch no database at all. A cancellation the handler's
+        awaits swallowed is raised after it (:func:`_raise_if_cancelled`)."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+        _raise_if_cancelled()
 
     async def conversation_access_changed(self, event: dict[str, Any]) -> None:
         """Sharing changed (unshared, a link revoked or its expiry edited, collaborators
@@ -795,6 +797,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send_frame(frame)
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation of the running consumer that an await under its handler
+    swallowed. redis-py writes every command to Redis through ``asyncio.wait_for``, which on
+    Python 3.11 returns the write's result instead of raising a cancellation that lands as the
+    write completes (a socket joining its groups, asking for a snapshot, announcing a turn):
+    the handler then returned as if nothing had happened, and the consumer went back to
+    waiting for the socket's next message. On SIGTERM daphne cancels each consumer once and
+    waits, with no time limit, for all of them to end: the worker never exited. The task still
+    counts the cancellation it was sent (``Task.cancelling``)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _opening(consumer: Any) -> Any:
     """What every socket does first: its writes sent at once (``_server_send``), its log lines
     tagged and its opening logged (the path only: a link's token comes in the query string).
@@ -858,11 +874,13 @@ class AccountConsumer(AsyncWebsocketConsumer):
         logs.logger.info("WS %s closed %s", self.scope["path"], code)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """As ``ConversationConsumer.dispatch``: no ORM clean-up per message."""
+        """As ``ConversationConsumer.dispatch``: no ORM clean-up per message, and a swallowed
+        cancellation raised."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+        _raise_if_cancelled()
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """An event of the account's group, handed over by the service (read-only)."""
