@@ -19,8 +19,8 @@ A request that fails validation, or names no usable model, first authenticates t
 then about API access and the model, then about the body, as DeepSeek answers. The models and
 balance endpoints authenticate the same way.
 
-:func:`finish_call` runs ``quota.SETTLE_SQL`` on the API's asyncio pool, so the API and the chat
-share one accounting path. A call whose key saves history is then recorded as a conversation
+:func:`finish_call` runs ``quota.SETTLE_OWN_SQL`` on the API's asyncio pool, so the API and the
+chat share one accounting path. A call whose key saves history is then recorded as a conversation
 through the ORM, in one transaction on a thread.
 """
 
@@ -430,7 +430,9 @@ async def _release(record_id: int) -> None:
     """Give back an admission whose call will not be made (nothing used)."""
     params = quota.settlement_params(record_id, outcome="failed", usage=quota.NOTHING_USED)
     # Lost, the reaper would charge the prompt estimate of a call never made.
-    await pgpool.outlasting_outage("release", lambda: pgpool.fetch_one(quota.SETTLE_SQL, params))
+    await pgpool.outlasting_outage(
+        "release", lambda: pgpool.fetch_one(quota.SETTLE_OWN_SQL, params)
+    )
 
 
 # --- the seam to quota ---------------------------------------------------------------------------
@@ -475,7 +477,8 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
         )
         if call.save_history and result is not None and outcome == "complete":
             # The rare path: the settlement alone, then the conversation's rows on an ORM
-            # thread; saved by nobody twice (not at all if the reaper settled it, after a stall).
+            # thread, once (a reaper's release meanwhile does not stop it: the call is still
+            # charged what it used).
             if await _settled_by_us(params):
                 await _save_to_history(call, result)
             return
@@ -487,27 +490,14 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
         raise
 
 
-# The call settled as completed: only its own process settles a call so (the reaper settles
-# one as interrupted, a release as failed).
-SETTLED_COMPLETE_SQL = (
-    "SELECT 1 FROM conversations_usagerecord WHERE id = %s AND state = 'settled'"
-    " AND outcome = 'complete'"
-)
-
-
 async def _settled_by_us(params: quota.SettlementParams) -> bool:
-    """Settle one completed call (waiting out an outage); True if this call settled it. A try
-    that finds it settled after one whose answer was lost asks how: the lost one may have
-    committed it."""
-    tries = 0
+    """Settle one completed call (waiting out an outage); True once it is settled as this call
+    says (:data:`quota.SETTLE_OWN_SQL`: also after a try whose answer was lost, and over a
+    reaper's release made while this worker could not reach the database)."""
 
     async def settle() -> bool:
-        nonlocal tries
-        tries += 1
-        row = await pgpool.fetch_one(quota.SETTLE_SQL, params)
-        if (row is not None and row[0]) or tries == 1:
-            return bool(row and row[0])
-        return await pgpool.fetch_one(SETTLED_COMPLETE_SQL, (params[0],)) is not None
+        row = await pgpool.fetch_one(quota.SETTLE_OWN_SQL, params)
+        return bool(row and row[0])
 
     return await pgpool.outlasting_outage("settlement", settle)
 
@@ -518,11 +508,15 @@ async def settle_in_group(user_id: int, params: quota.SettlementParams) -> None:
     await _settlements().settle(user_id, params)
 
 
-# Settlements of many calls as ONE statement: usage_settle over arrays, in user order (the
-# order admissions and other batches lock users' rows in: no deadlock), one commit for all.
+# Settlements of many calls as ONE statement: each as quota.SETTLE_OWN_SQL's, over arrays, in
+# user order (the order admissions and other batches lock users' rows in: no deadlock), one
+# commit for all.
 SETTLE_MANY_SQL = """
-SELECT usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit, s.cache_miss,
-                    s.completion, s.reasoning, s.time_zone)
+SELECT CASE WHEN usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
+                              s.cache_miss, s.completion, s.reasoning, s.time_zone)
+            THEN true
+            ELSE usage_resettle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
+                                s.cache_miss, s.completion, s.reasoning, s.time_zone) END
 FROM unnest(%s::bigint[], %s::text[], %s::boolean[], %s::integer[], %s::integer[],
             %s::integer[], %s::integer[], %s::integer[], %s::text[])
      WITH ORDINALITY AS s(record_id, outcome, has_usage, prompt, cache_hit, cache_miss,
@@ -567,8 +561,8 @@ class _Settlements:
 
     @staticmethod
     async def _run(batch: list[tuple[int, quota.SettlementParams, asyncio.Future[None]]]) -> None:
-        """The batch's statement, waiting out an outage (a try after a lost answer settles
-        nothing twice: ``usage_settle`` skips a row no longer reserved)."""
+        """The batch's statement, waiting out an outage (a try after a lost answer charges
+        nothing twice: a call settled already is set to the same counts again)."""
         await pgpool.outlasting_outage("settlement", lambda: _Settlements._statement(batch))
 
     @staticmethod
@@ -576,7 +570,7 @@ class _Settlements:
         batch: list[tuple[int, quota.SettlementParams, asyncio.Future[None]]],
     ) -> None:
         if len(batch) == 1:
-            await pgpool.fetch_one(quota.SETTLE_SQL, batch[0][1])
+            await pgpool.fetch_one(quota.SETTLE_OWN_SQL, batch[0][1])
             return
         ordered = sorted(batch, key=lambda item: (item[0], int(item[1][0])))
         columns = list(zip(*(params for _, params, _ in ordered), strict=True))

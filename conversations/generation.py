@@ -608,7 +608,7 @@ async def generate_title(
             record.pk, outcome=outcome, usage=usage, output_text=title
         )
         await pgpool.outlasting_outage(
-            "title settlement", lambda: pgpool.fetch_one(quota.SETTLE_SQL, settlement)
+            "title settlement", lambda: pgpool.fetch_one(quota.SETTLE_OWN_SQL, settlement)
         )
     title = title or fallback_title(context.first_user_text)
     owner_id = await _db(actions.set_title)(context.conversation_id, title)

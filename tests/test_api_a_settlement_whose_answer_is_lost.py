@@ -37,10 +37,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Overriding setting DATABASES"),
 ]
 
-# The one settlement statement (quota.SETTLE_SQL) as it reaches the server, parameters bound
-# there; and the statement settling many at once (api_calls.SETTLE_MANY_SQL).
-ONE_SETTLEMENT = "SELECT usage_settle($1"
-MANY_SETTLEMENTS = "usage_settle(s.record_id"
+# A settlement statement (the API's call alone makes one: no other of its statements settles);
+# and the statement settling many at once (api_calls.SETTLE_MANY_SQL).
+ONE_SETTLEMENT = "usage_settle("
+MANY_SETTLEMENTS = "FROM unnest("
 
 
 @pytest.fixture
