@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.servers import free_port
 
@@ -146,20 +147,21 @@ class PgProxy:
 
     # -- the proxy -------------------------------------------------------------------------
 
-    def _call(self, function: object) -> None:
+    def _call(self, function: Callable[[], object]) -> None:
+        """Run ``function`` on the proxy's loop, and wait for it."""
         done = threading.Event()
 
         def run() -> None:
             try:
-                function()  # type: ignore[operator]
+                function()
             finally:
                 done.set()
 
         self._loop.call_soon_threadsafe(run)
         done.wait(5)
 
-    def spawn(self, coroutine: object) -> None:
-        task: asyncio.Task[None] = self._loop.create_task(coroutine)  # type: ignore[arg-type]
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
