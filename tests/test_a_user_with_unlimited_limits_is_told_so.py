@@ -51,7 +51,10 @@ def test_a_lifted_daily_limit_is_no_daily_limit_and_the_month_still_counts(
     page = client.get("/usage/").content.decode()
     assert "5,000 tokens · no daily limit" in page
     assert "5,000 tokens of 20,000 · 15,000 left" in page
-    assert "no output cap but each model’s own · 30 requests per minute" in page and "replies at once" not in page
+    assert (
+        "no output cap but each model's own · 30 requests per minute" in page
+        and "replies at once" not in page
+    )
     assert "tokens per day (unlimited)" in page  # where the limits come from
 
     summary = client.get("/usage/summary.json").json()
