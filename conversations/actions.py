@@ -952,11 +952,8 @@ FINALIZE_AND_SETTLE_SQL = (
            %s::integer AS completion, %s::integer AS reasoning, %s::text AS time_zone
 )
 SELECT f.n,
-       CASE WHEN usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
-                              s.cache_miss, s.completion, s.reasoning, s.time_zone)
-            THEN true
-            ELSE usage_resettle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
-                                s.cache_miss, s.completion, s.reasoning, s.time_zone) END
+       usage_settle_own(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
+                        s.cache_miss, s.completion, s.reasoning, s.time_zone)
   FROM (SELECT count(*) AS n FROM finalized) f, settlement s"""
 )
 """The same and the settlement of its call, in ONE statement (one transaction, one round

@@ -512,11 +512,8 @@ async def settle_in_group(user_id: int, params: quota.SettlementParams) -> None:
 # user order (the order admissions and other batches lock users' rows in: no deadlock), one
 # commit for all.
 SETTLE_MANY_SQL = """
-SELECT CASE WHEN usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
-                              s.cache_miss, s.completion, s.reasoning, s.time_zone)
-            THEN true
-            ELSE usage_resettle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
-                                s.cache_miss, s.completion, s.reasoning, s.time_zone) END
+SELECT usage_settle_own(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
+                        s.cache_miss, s.completion, s.reasoning, s.time_zone)
 FROM unnest(%s::bigint[], %s::text[], %s::boolean[], %s::integer[], %s::integer[],
             %s::integer[], %s::integer[], %s::integer[], %s::text[])
      WITH ORDINALITY AS s(record_id, outcome, has_usage, prompt, cache_hit, cache_miss,

@@ -537,25 +537,16 @@ SETTLE_SQL = (
 """One settlement in one round trip: run it with :func:`settlement_params`; its one row's one
 column is True if this call settled the record, False if it was already settled."""
 
-SETTLE_OWN_SQL = """
-WITH s AS (
-    SELECT %s::bigint AS record_id, %s::text AS outcome, %s::boolean AS has_usage,
-           %s::integer AS prompt, %s::integer AS cache_hit, %s::integer AS cache_miss,
-           %s::integer AS completion, %s::integer AS reasoning, %s::text AS time_zone
+SETTLE_OWN_SQL = (
+    "SELECT usage_settle_own(%s::bigint, %s::text, %s::boolean, %s::integer, %s::integer, "
+    "%s::integer, %s::integer, %s::integer, %s::text)"
 )
-SELECT CASE WHEN usage_settle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
-                              s.cache_miss, s.completion, s.reasoning, s.time_zone)
-            THEN true
-            ELSE usage_resettle(s.record_id, s.outcome, s.has_usage, s.prompt, s.cache_hit,
-                                s.cache_miss, s.completion, s.reasoning, s.time_zone) END
-  FROM s
-"""
 """The settlement a call's own process makes (the API's, a title's), with
 :func:`settlement_params`: what it used is known only there, so it stands whoever settled
 first. A call already settled — released by a reaper (``release_orphaned_reservations``)
 while this process could not reach the database, or by this very statement whose answer was
 lost — is brought to these counts, charging the difference (``usage_resettle``, migration
-0021; counts set, not added: made again, it changes nothing). True once the call is settled
+0021, through ``usage_settle_own``; counts set, not added: made again, it changes nothing). True once the call is settled
 as given (False: no such call). The reaper settles with :data:`SETTLE_SQL`, never over it."""
 
 

@@ -39,7 +39,7 @@ pytestmark = [
 
 # A settlement statement (the API's call alone makes one: no other of its statements settles);
 # and the statement settling many at once (api_calls.SETTLE_MANY_SQL).
-ONE_SETTLEMENT = "usage_settle("
+ONE_SETTLEMENT = "usage_settle_own("
 MANY_SETTLEMENTS = "FROM unnest("
 
 

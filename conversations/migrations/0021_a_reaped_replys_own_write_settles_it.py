@@ -44,14 +44,42 @@ END
 $$;
 """
 
-RESETTLE_SIGNATURE = (
-    "usage_resettle(bigint, text, boolean, integer, integer, integer, integer, integer, text)"
-)
+SETTLE_OWN = """
+CREATE FUNCTION usage_settle_own(
+    p_record_id bigint,
+    p_outcome text,
+    p_has_usage boolean,
+    p_prompt integer,
+    p_cache_hit integer,
+    p_cache_miss integer,
+    p_completion integer,
+    p_reasoning integer,
+    p_time_zone text
+) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- The settlement a call's own process makes: of a reserved call, or again of a settled one.
+    IF usage_settle(p_record_id, p_outcome, p_has_usage, p_prompt, p_cache_hit, p_cache_miss,
+                    p_completion, p_reasoning, p_time_zone) THEN
+        RETURN true;
+    END IF;
+    RETURN usage_resettle(p_record_id, p_outcome, p_has_usage, p_prompt, p_cache_hit,
+                          p_cache_miss, p_completion, p_reasoning, p_time_zone);
+END
+$$;
+"""
+
+RESETTLE_SIGNATURE = "(bigint, text, boolean, integer, integer, integer, integer, integer, text)"
 
 
 class Migration(migrations.Migration):
     dependencies = [("conversations", "0020_a_users_own_limit_can_be_unlimited")]
 
     operations = [
-        migrations.RunSQL(RESETTLE, reverse_sql=f"DROP FUNCTION {RESETTLE_SIGNATURE}"),
+        migrations.RunSQL(
+            RESETTLE, reverse_sql=f"DROP FUNCTION usage_resettle{RESETTLE_SIGNATURE}"
+        ),
+        migrations.RunSQL(
+            SETTLE_OWN, reverse_sql=f"DROP FUNCTION usage_settle_own{RESETTLE_SIGNATURE}"
+        ),
     ]
