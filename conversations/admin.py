@@ -514,8 +514,13 @@ class AccountChangeForm(StillStoredForm, UserChangeForm):  # type: ignore[type-a
 
 class PasswordSummaryWidget(ReadOnlyPasswordHashWidget):
     """Django's summary of a password (its algorithm, salt and hash, masked) without its
-    "Reset password" button: for staff to whom the account is read-only, whom the button led
-    to a 403."""
+    "Reset password" button: for staff who may not set the account's password
+    (:func:`rights.may_change_sign_in`), whom the button led to a 403. On their own account
+    the button leads to the admin's "Change password", which asks for the current one."""
+
+    #: Where the account's own password is changed instead (the page that asks for the current
+    #: one), shown as a button; None: no button.
+    password_change_url: str | None = None
 
     def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> Any:
         summary = self.get_context(name, value, attrs)["summary"]
@@ -529,7 +534,13 @@ class PasswordSummaryWidget(ReadOnlyPasswordHashWidget):
                 for entry in summary
             ),
         )
-        return format_html("<div><p>{}</p></div>", said)
+        if self.password_change_url is None:
+            return format_html("<div><p>{}</p></div>", said)
+        return format_html(
+            '<div><p>{}</p><p><a class="button" href="{}">Change your password</a></p></div>',
+            said,
+            self.password_change_url,
+        )
 
 
 @admin.register(User)
@@ -563,11 +574,20 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     # cannot set superuser status or permissions (shown read-only), change a group that
     # carries permissions (the form refuses it), nor change, set the password of or delete
     # an account that holds a right they lack (a superuser's above all: its page is read-only).
+    # Nor set the password of any staff account, their own included (the admin's "Change
+    # password" asks for the current one), nor change how another staff account signs in
+    # (``rights.SIGN_IN_FIELDS``, read-only).
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = [*super().get_readonly_fields(request, obj)]
         if not rights.grants_rights(request.user):  # type: ignore[arg-type]
             fields += ["is_superuser", "user_permissions"]
+        if (
+            obj is not None
+            and obj.pk != request.user.pk
+            and not rights.may_change_sign_in(request.user, obj)  # type: ignore[arg-type]
+        ):
+            fields += [name for name in rights.SIGN_IN_FIELDS if name not in fields]
         return fields
 
     def get_form(
@@ -578,12 +598,20 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         if (
             obj is not None
             and "password" in form.base_fields
-            and not self.has_change_permission(request, obj)
+            and not (
+                self.has_change_permission(request, obj)
+                and rights.may_change_sign_in(request.user, obj)  # type: ignore[arg-type]
+            )
         ):
-            # Read-only to them: the password's summary, without "Reset password" (a 403).
-            # A field of this form class's own: the declared one is every form's.
+            # Not theirs to set: the password's summary, without "Reset password" (a 403);
+            # on their own account, a button to the page that asks for the current one.
+            # A field and widget of this form class's own: the declared ones are every form's.
             password = copy.deepcopy(form.base_fields["password"])
             password.widget = PasswordSummaryWidget()
+            if obj.pk == request.user.pk:
+                password.widget.password_change_url = reverse(
+                    "admin:password_change", current_app=self.admin_site.name
+                )
             form.base_fields["password"] = password
         return form
 
@@ -623,8 +651,11 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         """Django's page; a password it sets (or password sign-in it disables) is audited, as
         "password" set or disabled by whom, and the account's sessions elsewhere leave. Read
         from the stored hash, which each setting changes (a new salt, even for the same
-        words): a refused form, or Django's redirect back for conflicting choices, set none."""
+        words): a refused form, or Django's redirect back for conflicting choices, set none.
+        Refused (403) to staff who may not set it (:func:`rights.may_change_sign_in`)."""
         user = self.get_object(request, unquote(id))
+        if user is not None and not rights.may_change_sign_in(request.user, user):  # type: ignore[arg-type]
+            raise PermissionDenied
         response = super().user_change_password(request, id, form_url)
         if request.method == "POST" and user is not None:
             stored = User.objects.filter(pk=user.pk).first()

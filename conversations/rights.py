@@ -6,7 +6,10 @@ carries permissions, or deactivate a superuser, or set its password and sign in 
 staff member could so raise their own rights to everything. Here only superusers grant
 rights (superuser status, permissions, membership of a group that carries permissions, a
 group's permissions), and staff change only the accounts that hold no right they lack
-themselves (never a superuser's). What staff manage day to day (names, limits, suspensions,
+themselves (never a superuser's). How another staff account signs in (its password, its
+username and email, whether it is active or staff) is a superuser's alone to change: a peer
+holding no more rights than the clerk is still someone else, whose private conversations a
+password set for it would open (:func:`may_change_sign_in`). What staff manage day to day (names, limits, suspensions,
 policies, groups that carry only policies) is theirs to change as before.
 
 A right is counted whether or not its account is active: an inactive account's permissions
@@ -47,6 +50,25 @@ def may_change_account(actor: User, account: User) -> bool:
     if account.is_superuser:
         return False
     return permissions_held(account) <= permissions_held(actor)
+
+
+#: The fields of an account that say who signs in as it, beside its password: taking the
+#: staff flag off a peer would make its password settable, and deactivating it locks it out.
+SIGN_IN_FIELDS = ("username", "email", "is_active", "is_staff")
+
+
+def may_change_sign_in(actor: User, account: User) -> bool:
+    """Whether ``actor`` may set the password of ``account`` in the admin, or change its
+    :data:`SIGN_IN_FIELDS`: a superuser any account's; anyone else only an account that is not
+    staff (a staff account is someone's way into the admin, and a peer's password would lend
+    its private conversations) and that they may change at all (:func:`may_change_account`).
+    Their own password staff change where it asks for the current one (the admin's "Change
+    password"), not on their account's page, which sets one without it."""
+    if grants_rights(actor):
+        return True
+    if account.is_staff or account.is_superuser:
+        return False
+    return may_change_account(actor, account)
 
 
 def groups_with_permissions(groups: Iterable[Group]) -> list[Group]:
