@@ -1201,7 +1201,13 @@ class TeamAdmin(AnnouncingAdmin):
     # (``sharing.conversations_shared_with_no_team``): everyone, or no one but collaborators.
     # Those who lose them unlist them and their open views of them close (4403); those who
     # gain them list them, and a view that had closed comes back.
+    # A team created or deleted holds the set of teams (``Team.hold_the_set``) until it commits:
+    # whether it is the first or the last is decided against the others' committed teams.
+    # Tolerated: an owner sharing a conversation with no team meanwhile is told by their own
+    # action, as the access it computes at its commit says.
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            Team.hold_the_set()
         before = self.concerned(obj) if change else []
         first = not change and not Team.objects.exists()
         shared_with_everyone = sharing.conversations_shared_with_no_team() if first else []
@@ -1238,11 +1244,15 @@ class TeamAdmin(AnnouncingAdmin):
         return [*deleted, *describe_who_sees_after(list(objs))], counts, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        last = not Team.objects.exclude(pk=obj.pk).exists()
-        shared_with_no_one = sharing.conversations_shared_with_no_team() if last else []
-        before = sharing.shared_listings([*self.concerned(obj), *shared_with_no_one])
-        super().delete_model(request, obj)
-        sharing.announce_shared_listing(before, before)
+        # Its own transaction under the changelist's "delete selected" (Django runs the
+        # action in none), so that the hold lasts until the delete commits.
+        with transaction.atomic():
+            Team.hold_the_set()
+            last = not Team.objects.exclude(pk=obj.pk).exists()
+            shared_with_no_one = sharing.conversations_shared_with_no_team() if last else []
+            before = sharing.shared_listings([*self.concerned(obj), *shared_with_no_one])
+            super().delete_model(request, obj)
+            sharing.announce_shared_listing(before, before)
 
 
 @admin.register(ApiKey)

@@ -42,7 +42,14 @@ from conversations.errors import (
     RateLimited,
     ShuttingDown,
 )
-from conversations.frames import MessageFrame, account_frame, encode, link_frame, message_frame
+from conversations.frames import (
+    MessageFrame,
+    account_frame,
+    account_frames,
+    encode,
+    link_frame,
+    message_frame,
+)
 from conversations.generation import SNAPSHOT_TIMEOUT, account_group, get_service, group_name
 from conversations.models import Conversation, Message, ShareLink, User
 
@@ -196,6 +203,7 @@ _DIRECT_HANDLERS = {
     "conversation.deleted": "conversation_deleted",
     "shared.listed": "shared_listed",
     "shared.unlisted": "shared_unlisted",
+    "account.batch": "account_batch",
     "account.access_changed": "account_access_changed",
 }
 
@@ -796,13 +804,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         unlists them (one showing one of them is closed by ``recheck_access``)."""
         await self._account_frame(event)
 
+    async def account_batch(self, event: dict[str, Any]) -> None:
+        """Several of the above in one event (one send per account: ``sharing._tell_shared``),
+        each sent as its own frame."""
+        await self._account_frame(event)
+
     async def account_access_changed(self, event: dict[str, Any]) -> None:
         """For the account's socket on no conversation: a socket on one re-checks when its
         conversation's group tells it (``conversation.access_changed``)."""
 
     async def _account_frame(self, event: dict[str, Any]) -> None:
-        frame = account_frame(event)
-        if self.account is not None and frame is not None:
+        if self.account is None:
+            return
+        for frame in account_frames(event):
             await self.send_frame(frame)
 
 
@@ -898,8 +912,7 @@ class AccountConsumer(AsyncWebsocketConsumer):
             # hands the event to other sockets meanwhile.
             await self.channel_layer.send(self.channel_name, {"type": event["type"]})
             return
-        frame = account_frame(event)
-        if frame is not None:
+        for frame in account_frames(event):
             await self.send_frame(frame)
 
     async def account_access_changed(self, event: dict[str, Any]) -> None:

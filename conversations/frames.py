@@ -161,6 +161,18 @@ def account_frame(event: dict[str, Any]) -> dict[str, Any] | None:
     return {name: event[name] for name in fields}
 
 
+#: The event that carries several of an account's frames in one send (``sharing._tell_shared``:
+#: the last team deleted gives every account every conversation shared with no team).
+ACCOUNT_BATCH = "account.batch"
+
+
+def account_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The frames an account's socket is sent for an event of the account's group, in order:
+    a batch's each as :func:`account_frame` makes it, any other event's one (or none)."""
+    events = event["frames"] if event["type"] == ACCOUNT_BATCH else [event]
+    return [frame for told in events if (frame := account_frame(told)) is not None]
+
+
 class SharedFrame(dict[str, Any]):
     """A frame handed to several sockets of this process: encoded to JSON once, not per socket.
 

@@ -110,6 +110,14 @@ def shared_listed_event(conversation_id: uuid.UUID | str, title: str, owner: str
     }
 
 
+def account_batch_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The event carrying several events of an account's group at once (their frames are sent
+    in order: ``frames.account_frames``)."""
+    from conversations.frames import ACCOUNT_BATCH
+
+    return {"type": ACCOUNT_BATCH, "frames": events}
+
+
 def unlisted_event(conversation_ids: Iterable[uuid.UUID | str]) -> dict[str, Any]:
     """The event telling an account's tabs that these conversations, shared with it until
     now, no longer are (made private, shared with another team, deleted)."""

@@ -610,6 +610,10 @@ class ApiKey(models.Model):
 # --- teams and sharing ----------------------------------------------------------------------------
 
 
+# The advisory lock key of :meth:`Team.hold_the_set` (any constant of our own).
+_TEAM_SET_LOCK = 0x7465616D73000001
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
@@ -619,6 +623,17 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @staticmethod
+    def hold_the_set() -> None:
+        """Until the current transaction ends, no other transaction that holds it too creates
+        or deletes a team (the admin's do). Whether a team is the first or the last decides
+        who sees every conversation shared with no team, and what is announced: two first
+        teams created at once each found no other and both announced, two last teams deleted
+        at once each found the other and neither did. They queue here instead, and the second
+        sees the first's team, or its absence. Outside a transaction: no effect."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_TEAM_SET_LOCK])
 
 
 class SharingSettings(models.Model):

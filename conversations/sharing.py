@@ -3,7 +3,9 @@ writes in one transaction, audits the change, and tells live sockets after commi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -33,6 +35,8 @@ from conversations.models import (
     User,
     live,
 )
+
+logger = logging.getLogger("conversations.sharing")
 
 #: Live (neither revoked nor expired) links one conversation may have: the owner's sharing page
 #: lists them all, and there is no reason for more.
@@ -164,25 +168,70 @@ def announce_shared_listing(
     transaction.on_commit(tell)
 
 
+#: The most frames one send to an account's group carries (``account.batch``): the last team
+#: deleted lists every conversation shared with no team to every account, in as few sends.
+FRAMES_PER_SEND = 500
+
+#: The most sends to the channel layer in flight at once (each account's group its own).
+SENDS_AT_ONCE = 100
+
+
 def _tell_shared(
     unlisted: dict[int, list[uuid.UUID]], listed: list[tuple[int, uuid.UUID, SharedListing]]
 ) -> None:
-    from conversations.generation import account_group, shared_listed_event, unlisted_event
+    """Each account is told what it unlists and lists in one send to its group (a batch of
+    frames past the first: ``account.batch``), the accounts side by side, not one frame
+    after another: a team's delete may give thousands of conversations to every account."""
+    from conversations.generation import (
+        account_batch_event,
+        account_group,
+        shared_listed_event,
+        unlisted_event,
+    )
 
     layer = get_channel_layer()
     if layer is None or not (unlisted or listed):
         return
+    told: dict[int, list[dict[str, Any]]] = {}
+    for user_id, ids in unlisted.items():
+        for start in range(0, len(ids), DELETED_PER_FRAME):
+            event = unlisted_event(ids[start : start + DELETED_PER_FRAME])
+            told.setdefault(user_id, []).append(event)
+    for user_id, pk, listing in listed:
+        told.setdefault(user_id, []).append(shared_listed_event(pk, listing.title, listing.owner))
+    sends: list[tuple[str, dict[str, Any]]] = []
+    for user_id, events in told.items():
+        for start in range(0, len(events), FRAMES_PER_SEND):
+            batch = events[start : start + FRAMES_PER_SEND]
+            sends.append(
+                (
+                    account_group(user_id),
+                    batch[0] if len(batch) == 1 else account_batch_event(batch),
+                )
+            )
+    _send_side_by_side(layer, sends)
+
+
+def _send_side_by_side(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """Each event to its group, :data:`SENDS_AT_ONCE` at a time, in one trip to the event
+    loop. A send that fails (the layer away) is logged, and the others still go: the
+    change has committed, and a tab that missed it catches up when it reconnects."""
 
     async def send() -> None:
-        for user_id, ids in unlisted.items():
-            for start in range(0, len(ids), DELETED_PER_FRAME):
-                event = unlisted_event(ids[start : start + DELETED_PER_FRAME])
-                await layer.group_send(account_group(user_id), event)
-        for user_id, pk, listing in listed:
-            event = shared_listed_event(pk, listing.title, listing.owner)
-            await layer.group_send(account_group(user_id), event)
+        for start in range(0, len(sends), SENDS_AT_ONCE):
+            chunk = sends[start : start + SENDS_AT_ONCE]
+            results = await asyncio.gather(
+                *(layer.group_send(group, event) for group, event in chunk),
+                return_exceptions=True,
+            )
+            for (group, event), result in zip(chunk, results, strict=True):
+                if isinstance(result, BaseException):
+                    logger.warning(
+                        "telling %s of %s failed (%s)", group, event["type"], type(result).__name__
+                    )
 
-    async_to_sync(send)()
+    if sends:
+        async_to_sync(send)()
 
 
 def conversations_shared_with_no_team() -> list[uuid.UUID]:
@@ -221,10 +270,12 @@ def _tell_deleted(deleted: dict[int, list[uuid.UUID]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for owner_id, ids in deleted.items():
-        for start in range(0, len(ids), DELETED_PER_FRAME):
-            event = deleted_event(ids[start : start + DELETED_PER_FRAME])
-            async_to_sync(layer.group_send)(account_group(owner_id), event)
+    sends = [
+        (account_group(owner_id), deleted_event(ids[start : start + DELETED_PER_FRAME]))
+        for owner_id, ids in deleted.items()
+        for start in range(0, len(ids), DELETED_PER_FRAME)
+    ]
+    _send_side_by_side(layer, sends)
 
 
 # Kept on a delete's origin: what it deleted so far, owner id → conversation ids.
@@ -302,11 +353,8 @@ def _announce(event: dict[str, Any], conversation_ids: Iterable[uuid.UUID]) -> N
     if layer is None or not conversation_ids:
         return
 
-    def send() -> None:
-        for conversation_id in conversation_ids:
-            async_to_sync(layer.group_send)(group_name(conversation_id), dict(event))
-
-    transaction.on_commit(send)
+    sends = [(group_name(conversation_id), dict(event)) for conversation_id in conversation_ids]
+    transaction.on_commit(lambda: _send_side_by_side(layer, sends))
 
 
 @receiver(user_logged_out)
