@@ -621,7 +621,10 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and not rights.may_change_account(request.user, obj):  # type: ignore[arg-type]
+        # Deleting an account deletes its conversations: another staff account's is a
+        # superuser's to delete, as its sign-in is (a peer's private conversations are not a
+        # clerk's to destroy, any more than to read).
+        if obj is not None and not rights.may_change_sign_in(request.user, obj):  # type: ignore[arg-type]
             return False
         return super().has_delete_permission(request, obj)
 

@@ -7,7 +7,7 @@ staff member could so raise their own rights to everything. Here only superusers
 rights (superuser status, permissions, membership of a group that carries permissions, a
 group's permissions), and staff change only the accounts that hold no right they lack
 themselves (never a superuser's). How another staff account signs in (its password, its
-username and email, whether it is active or staff) is a superuser's alone to change: a peer
+username and email, whether it is active or staff) and its deletion are a superuser's alone: a peer
 holding no more rights than the clerk is still someone else, whose private conversations a
 password set for it would open (:func:`may_change_sign_in`). What staff manage day to day (names, limits, suspensions,
 policies, groups that carry only policies) is theirs to change as before.

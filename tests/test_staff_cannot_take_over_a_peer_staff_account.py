@@ -151,3 +151,21 @@ def test_a_superuser_resets_anyones_password(staff: User, kim: User, alice: User
     assert client.post(page, admin_form(client, page, username="kim2")).status_code == 302
     kim.refresh_from_db()
     assert kim.username == "kim2"
+
+
+def test_a_clerk_cannot_delete_a_peer_staff_account(kim: User, lee: User, alice: User) -> None:
+    """Deleting an account deletes its conversations: a peer's are not a clerk's to destroy.
+    A plain account stays theirs to delete."""
+    client = client_for(kim)
+    assert (
+        client.post(f"/admin/conversations/user/{lee.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    client.post(
+        "/admin/conversations/user/",
+        {"action": "delete_selected", "_selected_action": [str(lee.pk)], "post": "yes"},
+    )
+    assert User.objects.filter(pk=lee.pk).exists()
+    response = client.post(f"/admin/conversations/user/{alice.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=alice.pk).exists()
