@@ -126,10 +126,20 @@ try:
     ANONYMOUS_LINK_REQUESTS_PER_MINUTE: int = env.integer(
         "ANONYMOUS_LINK_REQUESTS_PER_MINUTE", 60, minimum=1
     )
+    # How long a database connection may go without an answer before it is given up: a route
+    # that silently drops packets (a blackhole, a load balancer that lost its server) otherwise
+    # hangs a statement for ever. The event loop's statements fail after it (conversations/
+    # pgpool.py: the writes that must not be lost are tried again on a new connection); for
+    # every connection, Django's too, the kernel is asked to give up after about as long
+    # (TCP keepalives and tcp_user_timeout, below).
+    DATABASE_STALL_TIMEOUT_SECONDS: float = env.number(
+        "DATABASE_STALL_TIMEOUT_SECONDS", 15.0, minimum=1.0
+    )
 except EnvError as error:
     sys.exit(f"configuration error: {error}")
 
 _database = dj_database_url.parse(_database_url, conn_max_age=0)
+_keepalive_interval = max(1, round(DATABASE_STALL_TIMEOUT_SECONDS / 3))  # whole seconds
 # What the URL's query string says (sslmode, options, ...) is kept, and completed.
 _url_options: dict[str, Any] = _database.pop("OPTIONS", {})
 DATABASES = {
@@ -140,6 +150,16 @@ DATABASES = {
         "CONN_MAX_AGE": 0,
         "OPTIONS": {
             "connect_timeout": 5,
+            # A connection whose packets go unacknowledged (tcp_user_timeout) or whose idle
+            # socket, a statement waiting for its answer included, stops answering keepalive
+            # probes is closed by the kernel within about 1.3 x DATABASE_STALL_TIMEOUT_SECONDS,
+            # instead of the ~15 minutes of retransmissions (or for ever, idle) of the defaults.
+            # A healthy server's kernel acknowledges both however long a statement runs.
+            "keepalives": 1,
+            "keepalives_idle": _keepalive_interval,
+            "keepalives_interval": _keepalive_interval,
+            "keepalives_count": 3,
+            "tcp_user_timeout": round(DATABASE_STALL_TIMEOUT_SECONDS * 1000),
             **_url_options,
             # Django's built-in psycopg 3 pool; connections are returned after each request.
             "pool": {"min_size": 1, "max_size": 20, "timeout": 5},

@@ -7,8 +7,10 @@ prepared server-side after its first use on that connection. The pool reads the 
 database settings as Django (``settings.DATABASES["default"]``).
 
 A database that cannot be reached is reported as :class:`DatabaseUnavailable` after at most
-:data:`ACQUIRE_TIMEOUT_S` — callers answer 503, they never hang. The writes that must not be
-lost (a reply's final write, every settlement of a call the provider may have billed) go
+:data:`ACQUIRE_TIMEOUT_S` — callers answer 503, they never hang. So is a statement that gets no
+answer within ``DATABASE_STALL_TIMEOUT_SECONDS`` (a stalled connection: a route that drops
+packets without a word), and its connection is closed, never pooled again. The writes that must
+not be lost (a reply's final write, every settlement of a call the provider may have billed) go
 through :func:`outlasting_outage` instead, which tries them again until the database is back.
 """
 
@@ -114,24 +116,53 @@ async def connection() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         raise DatabaseUnavailable() from error
 
 
+async def _run(
+    sql: str,
+    params: Sequence[Any] | dict[str, Any],
+    read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]],
+) -> T:
+    """One statement on a pooled connection, and what ``read`` takes from its cursor; or
+    :class:`DatabaseUnavailable` once it has waited ``DATABASE_STALL_TIMEOUT_SECONDS`` for
+    its answer.
+
+    The kernel does not notice a stalled route by itself soon enough, nor at all behind a
+    middlebox that acknowledges what it no longer forwards, so the wait is bounded here. Past
+    the deadline, psycopg sends the server a cancel request and waits up to 10 s more for the
+    statement to end (psycopg 3.3 closes the connection if it does not: before, the task's
+    cancellation was swallowed for ever, psycopg issue #1371). Either way the connection is
+    closed: whether its statement ran is unknown, and it must not be handed out again. A
+    statement that did commit is found so by the caller's retry (the writes are idempotent).
+    """
+    async with connection() as conn:
+        try:
+            async with asyncio.timeout(settings.DATABASE_STALL_TIMEOUT_SECONDS):
+                cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+                return await read(cursor)
+        except TimeoutError as error:
+            await conn.close()  # the pool discards a closed connection
+            logger.warning(
+                "a statement got no answer in %.1fs: its connection closed",
+                settings.DATABASE_STALL_TIMEOUT_SECONDS,
+            )
+            raise DatabaseUnavailable() from error
+
+
 async def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:
     """One statement, its first row (or None)."""
-    async with connection() as conn:
-        cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
-        return await cursor.fetchone()
+    return await _run(sql, params, lambda cursor: cursor.fetchone())
+
+
+async def _rowcount(cursor: psycopg.AsyncCursor[Any]) -> int:
+    return cursor.rowcount
 
 
 async def execute(sql: str, params: Sequence[Any] | dict[str, Any]) -> int:
     """One statement without rows to read; the rows it affected."""
-    async with connection() as conn:
-        cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
-        return cursor.rowcount
+    return await _run(sql, params, _rowcount)
 
 
 async def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
-    async with connection() as conn:
-        cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
-        return await cursor.fetchall()
+    return await _run(sql, params, lambda cursor: cursor.fetchall())
 
 
 # Waits between the tries of a write that must not be lost; the last is repeated.

@@ -1,6 +1,11 @@
 """A real TCP proxy between the app and PostgreSQL, for tests that cut or stall the database for
-one process (its pools connect through the proxy; the test's own sessions do not) or lose the
-answer to one statement.
+one process (its pools connect through the proxy; the test's own sessions do not), lose the
+answer to one statement, or stall the connection running one statement.
+
+A stalled connection is a blackholed route: nothing it sends or is sent is forwarded, and its
+sockets stay open (no FIN, no RST). Since the proxy's kernel acknowledges every byte, TCP
+keepalives and ``tcp_user_timeout`` see a healthy connection, as behind a load balancer that
+has lost its server: only a client-side deadline notices.
 
 It reads PostgreSQL's wire protocol just enough to frame messages: which statement a client
 runs (a simple ``Query``, or a ``Bind`` of a statement it prepared with ``Parse``), and where the
@@ -33,6 +38,15 @@ class _Loss:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class _Stall:
+    """The connection running the next statement whose SQL holds ``marker`` stalls before the
+    server is asked to run it (a ``Parse`` of it goes through), until the proxy is restored."""
+
+    marker: str
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class _Link:
     """One client connection and its server connection."""
 
@@ -42,6 +56,8 @@ class _Link:
         self.server: asyncio.StreamWriter | None = None
         self.statements: dict[str, str] = {}  # prepared statement name -> its SQL
         self.losing: _Loss | None = None
+        # While stalled, what either side sends is held here (to the server, to the client).
+        self.held: list[tuple[asyncio.StreamWriter, bytes]] | None = None
 
     def close(self) -> None:
         for writer in (self.client, self.server):
@@ -49,12 +65,32 @@ class _Link:
                 writer.transport.abort()
 
     def _runs(self, sql: str) -> None:
-        """The client is running ``sql``: lose its answer if a loss is waiting for it."""
+        """The client is running ``sql``: lose its answer if a loss is waiting for it, stall
+        the connection if a stall is."""
         for loss in list(self.proxy.losses):
             if loss.marker in sql:
                 self.proxy.losses.remove(loss)
                 self.losing = loss
                 return
+        for stall in list(self.proxy.stalls):
+            if stall.marker in sql:
+                self.proxy.stalls.remove(stall)
+                self.held = []
+                stall.done.set()
+                return
+
+    def forward(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if self.held is not None:
+            self.held.append((writer, data))
+        else:
+            writer.write(data)
+
+    def release(self) -> None:
+        """The route is back: what was held is delivered, late."""
+        held, self.held = self.held or [], None
+        for writer, data in held:
+            if not writer.is_closing():
+                writer.write(data)
 
     async def client_to_server(self, reader: asyncio.StreamReader) -> None:
         # The startup: untyped messages, an SSL or GSS request answered "no" here.
@@ -83,7 +119,7 @@ class _Link:
                 self._runs(self.statements.get(statement, ""))
             elif kind == b"Q":
                 self._runs(body.rstrip(b"\0").decode())
-            self.server.write(kind + struct.pack("!i", length) + body)
+            self.forward(self.server, kind + struct.pack("!i", length) + body)
 
     async def server_to_client(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -101,7 +137,7 @@ class _Link:
             body = await reader.readexactly(length - 4)
             loss = self.losing
             if loss is None:
-                self.client.write(kind + head + body)
+                self.forward(self.client, kind + head + body)
                 continue
             if kind == b"Z":  # ready again: the statement has committed, its answer dropped
                 loss.done.set()
@@ -116,6 +152,7 @@ class PgProxy:
         self.target = target
         self.port = free_port()
         self.losses: list[_Loss] = []
+        self.stalls: list[_Stall] = []
         self.refusing = False
         self.links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +169,14 @@ class PgProxy:
         self._call(lambda: self.losses.append(loss))
         return loss.done
 
+    def stall_once(self, marker: str) -> threading.Event:
+        """The next statement whose SQL holds ``marker`` is not run (held before the server
+        gets its ``Bind`` or ``Query``), and its connection goes silent both ways with its sockets left open, until :meth:`restore`
+        (other connections, and new ones, are served). The event is set once it has stalled."""
+        stall = _Stall(marker)
+        self._call(lambda: self.stalls.append(stall))
+        return stall.done
+
     def cut(self) -> None:
         """Refuse new connections and cut the open ones (PostgreSQL unreachable)."""
 
@@ -143,7 +188,15 @@ class PgProxy:
         self._call(cut)
 
     def restore(self) -> None:
-        self._call(lambda: setattr(self, "refusing", False))
+        """End a cut (new connections are served again) and the stalls (what a stalled
+        connection still open sent, or was sent, is delivered)."""
+
+        def restore() -> None:
+            self.refusing = False
+            for link in list(self.links):
+                link.release()
+
+        self._call(restore)
 
     # -- the proxy -------------------------------------------------------------------------
 

@@ -1,0 +1,66 @@
+"""An API call's settlement whose connection to PostgreSQL stalls (no answer, no error, the
+socket left open) is given up after ``DATABASE_STALL_TIMEOUT_SECONDS`` and made on a new
+connection: the call is answered and charged once. Before, the settlement waited for ever, and
+the call with it (its response is sent once its settlement has committed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+
+from conversations.models import ModelConfig, UsageAccount, UsageRecord, User
+from simulator.testing import running_simulator
+from tests import servers
+from tests.pgproxy import PgProxy, pg_proxy
+from tests.servers import daphne_worker
+from tests.support import SIM_KEY
+from tests.test_api_support import bearer, chat, make_key
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+ONE_SETTLEMENT = "usage_settle_own("  # the call's only statement that settles
+
+
+@pytest.fixture
+def proxied_worker(chat_model: ModelConfig) -> Iterator[tuple[str, PgProxy]]:
+    """A worker whose every database connection goes through a proxy, and which gives up on a
+    statement after one second without an answer."""
+    db = connection.settings_dict
+    with (
+        pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy,
+        running_simulator(api_key=SIM_KEY, tokens_per_s=0, seed=7) as upstream,
+    ):
+        direct = servers.test_database_url()
+        through_proxy = direct.replace(
+            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
+        )
+        assert through_proxy != direct
+        with daphne_worker(
+            upstream, SIM_KEY, DATABASE_URL=through_proxy, DATABASE_STALL_TIMEOUT_SECONDS="1"
+        ) as base:
+            try:
+                yield base, proxy
+            finally:
+                proxy.restore()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_call_whose_settlement_stalls_is_charged_once(
+    proxied_worker: tuple[str, PgProxy], alice: User, stream: bool
+) -> None:
+    base, proxy = proxied_worker
+    key = make_key(alice)
+    stalled = proxy.stall_once(ONE_SETTLEMENT)
+    # The stalled connection is never restored meanwhile: only a new one gets through.
+    response = chat(base, bearer(key), stream=stream)
+    assert response.status_code == 200, response.text
+    assert stalled.is_set(), "the settlement's connection did not stall"
+    record = UsageRecord.objects.get(user=alice, purpose=UsageRecord.Purpose.API)
+    assert record.state == UsageRecord.State.SETTLED
+    assert record.outcome == "complete" and not record.estimated
+    assert record.completion_tokens > 0 and record.reserved_tokens == 0
+    account = UsageAccount.objects.get(user=alice)
+    assert (account.day_used, account.month_used) == (record.total_tokens,) * 2
+    assert account.streams == 0
