@@ -716,12 +716,13 @@ async def _complete(call: Call, response: _Response) -> None:
         return
     except Exception:
         outcome = "failed"
+        # Logged before the settlement, which may wait out an outage (or fail), once.
+        logger.exception("API request failed")
         await _settle_waiting(call, outcome, None, waiting)
         if response.status:
-            logger.exception("API request failed")
             await waiting.fail(_INTERNAL_ERROR)
         else:
-            await response.internal_error()
+            await response.json(500, _json_bytes(_INTERNAL_ERROR))
         return
     finally:
         # Reached first by a cancellation (the client left): settle what was used. And for
@@ -859,14 +860,22 @@ async def _stream(call: Call, response: _Response) -> None:
     try:
         await asyncio.wait((first,), timeout=FIRST_OUTPUT_WAIT_S)
         if first.done() and (error := first.exception()) is not None:
-            if not isinstance(error, UpstreamError):
-                outcome = "failed"
-                raise error
-            # Refused before any output: the upstream's status, not a 200; unless settling
-            # it outlasts the wait (a database outage): then the 200 and keep-alives while it
-            # waits, and the refusal as the stream's error event.
-            outcome, result = "failed", _received(error, error.partial)
+            # Failed before any output: a status of its own, not a 200; unless settling it
+            # outlasts the wait (a database outage): then the 200 and keep-alives while it
+            # waits, and the failure as the stream's error event.
+            outcome = "failed"
             waiting = _SlowAnswer(response, stream=True, delay=max(0.0, deadline - loop.time()))
+            if not isinstance(error, UpstreamError):
+                # Our own bug: logged before the settlement (which may wait out an outage, or
+                # fail), once; the provider took the call, so what it used is charged.
+                logger.error("API stream failed", exc_info=error)
+                await _settle_waiting(call, outcome, partial(), waiting)
+                if response.status:
+                    await waiting.fail(_INTERNAL_ERROR)
+                else:
+                    await response.json(500, _json_bytes(_INTERNAL_ERROR))
+                return
+            result = _received(error, error.partial)
             await _settle_waiting(call, outcome, result, waiting)
             if response.status:
                 await waiting.fail(_upstream_envelope(error))
@@ -962,9 +971,7 @@ async def _stream(call: Call, response: _Response) -> None:
             outcome = "failed"
             result = partial()
             logger.exception("API stream failed")
-            envelope = api_wire.error_envelope(
-                500, "Something went wrong on our side.", code="internal_error"
-            )
+            envelope = _INTERNAL_ERROR
         # Failed after the 200: settled first (as at [DONE]), then the error event ends it.
         await _stop_upstream(first, events)
         await _settle(call, outcome, result)
