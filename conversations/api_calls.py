@@ -380,6 +380,7 @@ def _call(
             upstream_model=model.upstream_model,
             thinking=thinking,
             reasoning_passback=model.reasoning_passback,  # type: ignore[arg-type]
+            name=model.name,
         ),
         request=request,
         save_history=save_history,

@@ -146,6 +146,7 @@ def target_of(model: Any, *, thinking: bool | None = None) -> ModelTarget:
         upstream_model=model.upstream_model,
         thinking=model.thinking if thinking is None else thinking,
         reasoning_passback=model.reasoning_passback,
+        name=model.name,
     )
 
 

@@ -57,6 +57,7 @@ from .errors import (
     UpstreamError,
     error_from_response,
     redact,
+    renamed,
 )
 from .events import ChatResult, StreamEvent
 from .request import ModelTarget, build_chat_request, is_json_mode
@@ -458,6 +459,7 @@ class UpstreamClient:
                         delay = self._retry_delay(error, attempts, waited, watchdog)
                     if delay is None:
                         self._log_failure(error, attempts, output_started=assembler.output_started)
+                        _name_the_model(error, target)
                         raise
                     self._notify_retry(on_retry, RetryNotice(attempts, error, delay))
                     waited += delay
@@ -483,9 +485,13 @@ class UpstreamClient:
         def parse(raw: bytes) -> ChatResult:
             return parse_completion_body(raw, api_key=api_key, json_mode=json_mode)
 
-        result, attempts = await self._request(
-            "POST", self._base_for(beta) + "/chat/completions", payload, parse, on_retry
-        )
+        try:
+            result, attempts = await self._request(
+                "POST", self._base_for(beta) + "/chat/completions", payload, parse, on_retry
+            )
+        except UpstreamError as error:
+            _name_the_model(error, target)
+            raise
         result.attempts = attempts
         return result
 
@@ -648,6 +654,13 @@ class UpstreamClient:
             error.code,
             error.detail or error.message,
         )
+
+
+def _name_the_model(error: UpstreamError, target: ModelTarget) -> None:
+    """The error's message naming the model as the caller does (``target.name``), where the
+    provider's explanation named it by the upstream id; the log's detail keeps the id."""
+    if target.name is not None:
+        error.message = renamed(error.message, target.upstream_model, target.name)
 
 
 def _parse_json_object(body: bytes) -> dict[str, Any]:

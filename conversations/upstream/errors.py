@@ -60,6 +60,17 @@ def explanation(upstream_message: str, api_key: str) -> str | None:
     return redact(upstream_message, api_key)
 
 
+def renamed(text: str, upstream_model: str, name: str) -> str:
+    """``text`` (a provider's explanation) naming the model ``name`` wherever it names it
+    ``upstream_model``: whoever made the request knows the model by our name, and which
+    upstream id serves it is the deployment's business. A longer id the upstream id begins or
+    ends (``deepseek-chat-v2``) is left alone."""
+    if not upstream_model or upstream_model not in text:
+        return text
+    pattern = rf"(?<![\w.-]){re.escape(upstream_model)}(?![\w-]|\.\w)"
+    return re.sub(pattern, lambda _: name, text)
+
+
 class UpstreamError(Exception):
     """Base class: a call to the upstream failed."""
 

@@ -57,11 +57,15 @@ class ModelTarget:
 
     ``reasoning_passback`` is ``"send"`` for current servers (V3.2 and later) and ``"strip"``
     for a legacy R1-era reasoner, which rejects ``reasoning_content`` in its input.
+    ``name`` is the name callers know the model by (the registry's): a provider's explanation
+    of a refused request that names the upstream id reaches them naming this instead (None:
+    as the provider wrote it).
     """
 
     upstream_model: str
     thinking: bool
     reasoning_passback: Literal["send", "strip"] = "send"
+    name: str | None = None
 
 
 def _prepare_message(message: Mapping[str, Any], passback: str) -> dict[str, Any]:
