@@ -135,6 +135,19 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 # --- the engine: simulator upstream, websocket clients --------------------------------------
 
 
+@pytest.fixture(scope="module")
+def base(request: pytest.FixtureRequest, django_db_setup: None) -> Iterator[str]:
+    """A daphne worker serving the app against a simulator (``api_server``), one per test
+    module; its base URL. A module may set ``SIMULATOR_OPTIONS`` (``SimulatorConfig`` fields)
+    and ``WORKER_SETTINGS`` (the worker's environment settings) for its own worker."""
+    from tests.test_api_support import api_server
+
+    simulator_options = getattr(request.module, "SIMULATOR_OPTIONS", {})
+    worker_settings = getattr(request.module, "WORKER_SETTINGS", None)
+    with api_server(worker_settings=worker_settings, **simulator_options) as url:
+        yield url
+
+
 @pytest.fixture
 def simulator(settings: Any) -> Iterator[str]:
     """A simulator on a real loopback port, configured as the app's upstream."""

@@ -12,16 +12,13 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation, ModelConfig, User
-from simulator.testing import running_simulator
-from tests.servers import WorkerSocket, daphne_worker, session_cookie
-from tests.support import SIM_KEY
+from tests.servers import WorkerSocket, session_cookie
 from tests.test_api_support import bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -29,13 +26,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 DEADLINE_S = 3.0
 
 
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with (
-        running_simulator(api_key=SIM_KEY, tokens_per_s=20, seed=3) as upstream,
-        daphne_worker(upstream, SIM_KEY, REQUEST_RECEIVE_TIMEOUT_SECONDS=str(DEADLINE_S)) as url,
-    ):
-        yield url
+# The worker of ``base``.
+SIMULATOR_OPTIONS = {"tokens_per_s": 20, "seed": 3}
+WORKER_SETTINGS = {"REQUEST_RECEIVE_TIMEOUT_SECONDS": str(DEADLINE_S)}
 
 
 def _connect(base: str) -> socket.socket:

@@ -4,7 +4,6 @@ message an internal error, and the API passed it upstream as a body it cannot pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,18 +11,12 @@ import pytest
 
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
 from tests.support import client_for, open_socket
-from tests.test_api_support import api_server, assert_envelope, bearer, make_key
+from tests.test_api_support import assert_envelope, bearer, make_key
 
 TOOLS = (
     '[{"type": "function", "function": {"name": "lookup", '
     '"parameters": {"type": "object", "maximum": 1e400}}}]'
 )
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.mark.django_db

@@ -9,7 +9,6 @@ With every model disabled, they are told that instead."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,18 +17,12 @@ from django.test import Client
 
 from conversations.models import Conversation, ModelConfig, Policy, UsageRecord, User, UserLimits
 from tests.support import client_for, open_socket
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 WHY = "the models your policy “Chat only” allows are all disabled"
 EVERY = "every model is disabled"
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -12,15 +12,13 @@ And every failure the simulator makes, through the API, says nothing of the key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from conversations.models import ModelConfig, User
 from conversations.upstream import InvalidRequest, ModelTarget, UpstreamError
 from simulator.directives import FAULT_STATUSES
 from tests.support import SIM_KEY
-from tests.test_api_support import api_server, bearer, chat, make_key
+from tests.test_api_support import bearer, chat, make_key
 from tests.test_upstream_support import (
     API_KEY,
     answer_status,
@@ -89,12 +87,6 @@ async def test_an_explanation_of_the_request_is_still_passed_on() -> None:
         with pytest.raises(InvalidRequest) as caught:
             await collect(client.stream_chat(TARGET, MESSAGES))
     assert caught.value.message == text
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,21 +4,13 @@ whoever reads its text (a proxy's filter, a log) and another to us."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, assert_envelope, bearer, make_key
+from tests.test_api_support import assert_envelope, bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _post(base: str, headers: dict[str, str], raw: str) -> httpx.Response:

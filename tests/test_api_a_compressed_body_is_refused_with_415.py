@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, assert_envelope, bearer, make_key
+from tests.test_api_support import assert_envelope, bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 BODY = json.dumps(
     {"model": "deepseek-chat", "messages": [{"role": "user", "content": "[[sim: say=ok]]"}]}
 ).encode()
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -6,21 +6,14 @@ PowerShell's Set-Content and Out-File write) is skipped. All three used to get t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, assert_envelope, bearer, make_key
+from tests.test_api_support import assert_envelope, bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _post(base: str, user: User, body: bytes) -> httpx.Response:

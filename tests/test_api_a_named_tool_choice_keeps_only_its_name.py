@@ -6,13 +6,11 @@ a NUL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from conversations.models import Conversation, ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, bearer, make_key
+from tests.test_api_support import bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -20,12 +18,6 @@ TOOLS = (
     '[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", '
     '"properties": {"key": {"type": "string"}}, "required": ["key"]}}}]'
 )
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.mark.parametrize("extra", ['"weight": 1e999', '"note": "a\\u0000b"'])

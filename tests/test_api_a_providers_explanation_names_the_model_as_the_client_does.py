@@ -8,22 +8,17 @@ user or assistant messages", streamed or not."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
 from conversations.upstream.errors import renamed
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    # The R1-era reasoner, whose refusals of a history name it.
-    with api_server(profile="legacy-2025") as url:
-        yield url
+# The R1-era reasoner, whose refusals of a history name it (the worker of ``base``).
+SIMULATOR_OPTIONS = {"profile": "legacy-2025"}
 
 
 @pytest.fixture

@@ -7,22 +7,15 @@ heard nothing until the upstream's idle timeout (180 s), and dropped the stream 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from conversations.api_asgi import KEEPALIVE_INTERVAL_S
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, bearer, make_key
+from tests.test_api_support import bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def test_keep_alives_flow_while_a_started_stream_waits_on_the_upstream(

@@ -5,22 +5,14 @@ nothing of which models exist beyond the user's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
 
 from conversations.models import ModelConfig, Policy, User, UserLimits
-from tests.test_api_support import api_server, assert_envelope, bearer, make_key
+from tests.test_api_support import assert_envelope, bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

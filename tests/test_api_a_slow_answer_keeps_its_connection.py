@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from conversations.api_asgi import FIRST_OUTPUT_WAIT_S, KEEPALIVE_INTERVAL_S
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, bearer, make_key
+from tests.test_api_support import bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _ask(base: str, alice: User, content: str) -> tuple[httpx.Response, float, list[float], str]:

@@ -7,22 +7,14 @@ retryable."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
 
 from conversations.models import ModelConfig, User, UserLimits
-from tests.test_api_support import api_server, make_key
+from tests.test_api_support import make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _counting_client(base: str, key: str, sent: list[str], **options: int) -> openai.OpenAI:

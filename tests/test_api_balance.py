@@ -3,21 +3,13 @@ counted in tokens, and it goes down as the API is used."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from conversations.models import ModelConfig, Policy, User, UserLimits
-from tests.test_api_support import api_server, bearer, chat, make_key
+from tests.test_api_support import bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _balance(base: str, key: str) -> dict[str, object]:

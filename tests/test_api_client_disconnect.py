@@ -12,15 +12,9 @@ import httpx
 import pytest
 
 from conversations.models import ModelConfig, UsageAccount, UsageRecord, User
-from tests.test_api_support import api_server, bearer, make_key
+from tests.test_api_support import bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _wait_for_settlement(user: User) -> UsageRecord:

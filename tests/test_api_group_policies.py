@@ -4,22 +4,14 @@ of their own replaces their groups' — as in the chat."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from django.contrib.auth.models import Group
 
 from conversations.models import ModelConfig, Policy, User, UserLimits
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _policy_for_group(name: str, user: User, **fields: object) -> Policy:

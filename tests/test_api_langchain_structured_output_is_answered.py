@@ -8,13 +8,12 @@ null) and not forwarded; anything else is a 400 naming it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import openai
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -37,12 +36,6 @@ STRUCTURED_OUTPUT = {
     "tool_choice": {"type": "function", "function": {"name": "Weather"}},
     "parallel_tool_calls": False,
 }
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.mark.parametrize("stream", [False, True])

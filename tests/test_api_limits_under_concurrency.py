@@ -4,25 +4,18 @@ rest get DeepSeek's 429 envelope, and the day's total never overshoots the limit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from conversations.models import ModelConfig, UsageAccount, UsageRecord, User, UserLimits
-from tests.test_api_support import api_server, bearer, make_key
+from tests.test_api_support import bearer, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 LIMIT = 1_000
 MAX_TOKENS = 100
 CALLS = 30
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 async def _fire(base: str, key: str) -> list[httpx.Response]:

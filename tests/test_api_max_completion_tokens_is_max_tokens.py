@@ -7,23 +7,15 @@ for a field every OpenAI client knows helped nobody. Both names with different v
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, make_key
+from tests.test_api_support import make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 WORDS = " ".join(f"word{i}" for i in range(40))
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

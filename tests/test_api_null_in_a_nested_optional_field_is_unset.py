@@ -5,13 +5,12 @@ without a description or parameters, ``stream_options.include_usage``, a history
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conversations.models import ModelConfig, User
-from tests.test_api_support import api_server, bearer, chat, make_key, sse_events
+from tests.test_api_support import bearer, chat, make_key, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -27,12 +26,6 @@ CALLED = [
     },
     {"role": "tool", "tool_call_id": "call_1", "content": "in review"},
 ]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User, UserLimits
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -114,12 +113,6 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = [
     # null is unset, as for every optional field.
     ("n", [{"n": 1}, {"n": None}], [{"n": 2}, {"n": True}]),
 ]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

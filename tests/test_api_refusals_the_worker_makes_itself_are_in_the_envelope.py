@@ -13,21 +13,13 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from conversations.api_asgi import MAX_BODY_BYTES
-from tests.test_api_support import api_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def exchange(base: str, head: bytes, body: bytes = b"", *, wait: float = 0) -> bytes:

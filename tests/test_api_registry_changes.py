@@ -6,23 +6,16 @@ was then refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conversations.models import ApiKey, ModelConfig, UsageAccount, UsageRecord, User, UserLimits
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _nothing_reserved(user: User) -> None:

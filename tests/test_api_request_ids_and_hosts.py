@@ -5,21 +5,14 @@ every other path still Django's."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from conversations.models import ModelConfig, User
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def test_every_answer_carries_a_request_id_and_keeps_a_sane_one_from_the_client(

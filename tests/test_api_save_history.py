@@ -3,20 +3,12 @@ other keys leave no trace there."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from conversations.models import Conversation, ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, bearer, chat, make_key
+from tests.test_api_support import bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 MESSAGES = [

@@ -4,7 +4,7 @@ its upstream, keys for the named actors, and SSE reading."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,10 +19,16 @@ from tests.support import SIM_KEY
 
 
 @contextmanager
-def api_server(**simulator_options: Any) -> Iterator[str]:
-    """A daphne worker serving the app against a simulator; yields the worker's base URL."""
+def api_server(
+    *, worker_settings: Mapping[str, str] | None = None, **simulator_options: Any
+) -> Iterator[str]:
+    """A daphne worker serving the app against a simulator; yields the worker's base URL.
+    ``worker_settings``: environment settings of the worker (``daphne_worker``'s overrides)."""
     options = {"api_key": SIM_KEY, "tokens_per_s": 0, "seed": 7, **simulator_options}
-    with running_simulator(**options) as upstream, daphne_worker(upstream, SIM_KEY) as base:
+    with (
+        running_simulator(**options) as upstream,
+        daphne_worker(upstream, SIM_KEY, **(worker_settings or {})) as base,
+    ):
         yield base
 
 

@@ -5,13 +5,12 @@ parameter, and one it would serve is served."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -27,12 +26,6 @@ NAMED = {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"n
 LOGPROBS = {"logprobs": True, "top_logprobs": 2}
 ENABLED = {"thinking": {"type": "enabled"}}
 DISABLED = {"thinking": {"type": "disabled"}}
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import api_server, bearer, make_key, sse_events
+from tests.test_api_support import bearer, make_key, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -28,12 +27,6 @@ WEATHER = {
     },
 }
 ASK = "The weather for the city of San Francisco in California, with all the details please"
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 def _body(directives: str) -> dict[str, Any]:

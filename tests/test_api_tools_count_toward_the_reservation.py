@@ -4,13 +4,12 @@ day's allowance is refused before it is made, not charged far past the limit aft
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User, UserLimits
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -30,12 +29,6 @@ def tools(count: int) -> list[dict[str, Any]]:
         }
         for i in range(count)
     ]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -5,21 +5,14 @@ settled whatever happened."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
 from tests.support import SIM_KEY
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key, sse_events
+from tests.test_api_support import assert_envelope, bearer, chat, make_key, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.fixture

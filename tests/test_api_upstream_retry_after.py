@@ -3,20 +3,12 @@ seconds, at least 1), streamed or not, as our own quota 429s carry theirs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from conversations.models import ModelConfig, User
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    with api_server() as url:
-        yield url
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -6,28 +6,18 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from conversations.models import ModelConfig, User
-from simulator.testing import running_simulator
-from tests.servers import daphne_worker
-from tests.support import SIM_KEY
 from tests.test_api_support import make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
-@pytest.fixture(scope="module")
-def base(django_db_setup: None) -> Iterator[str]:
-    """A worker that lets an anonymous address make one share-link request a minute."""
-    with (
-        running_simulator(api_key=SIM_KEY, tokens_per_s=0, seed=7) as upstream,
-        daphne_worker(upstream, SIM_KEY, ANONYMOUS_LINK_REQUESTS_PER_MINUTE="1") as url,
-    ):
-        yield url
+# The worker of ``base`` lets an anonymous address make one share-link request a minute.
+WORKER_SETTINGS = {"ANONYMOUS_LINK_REQUESTS_PER_MINUTE": "1"}
 
 
 def _status_line(base: str, request: bytes) -> str:
