@@ -40,6 +40,9 @@ class Turn:
     reply: Message
     new_messages: list[Message] = field(default_factory=list)
     created: bool = True
+    # A continuation of a reply the reaper gave up on: the generation channel of the process
+    # whose task may still be writing it (cut off from the database, not dead), which must stop.
+    supersedes: str = ""
 
 
 @dataclass
@@ -696,6 +699,11 @@ def continue_reply(
             # Extended in place, it would change the history that what follows it was
             # written from (and a reply streaming again would have messages under it).
             raise Conflict("Only the last reply of a branch can be continued.")
+        # Reaped, its task may yet live (its process cut off from the database, not dead):
+        # the continuation's call is newer, so nothing that task writes lands any more
+        # (``CHECKPOINT_MANY_SQL``), and it is told to stop (``GenerationService.start``).
+        reaped = reply.error_code == "worker_lost"
+        supersedes = reply.generation_channel if reaped else ""
         path = path_to(conversation, reply.parent_id)
         history = upstream_messages(conversation, path)
         effective = _effective_params(
@@ -733,7 +741,7 @@ def continue_reply(
     # For the task started right after commit: read back then, the reply could be gone (its
     # conversation deleted meanwhile), and its call's reservation out of reach, unsettled.
     reply.__dict__[_CONTEXT_KEY] = _generation_context(conversation, reply, path, record)
-    return Turn(conversation, reply=reply, new_messages=[reply])
+    return Turn(conversation, reply=reply, new_messages=[reply], supersedes=supersedes)
 
 
 def _within_todays_ceiling(
@@ -862,29 +870,60 @@ def _execute_bound(sql: str, params: list[Any]) -> int:
         return cursor.rowcount
 
 
+# Whether a reply's row is still the task's to write: the one rule of its checkpoints and its
+# final write, spelled with the task's generation channel and its call's ledger row (``{channel}``,
+# ``{record}``). The row is the task's while
+# - its generation channel is the task's process's: a continuation started on another worker
+#   moves it there;
+# - its newest call is the task's own: a continuation begun since (on any worker, this one's
+#   too) has a call of its own, a ledger row with a higher id; the task of the older call
+#   stops (``GenerationService.start``) and nothing it writes any more lands;
+# - and it is still being written — or the reaper gave up on it while its task lived: marked
+#   ``interrupted`` (``worker_lost``) because the task's process could not reach the database
+#   for longer than ``GENERATION_STALE_SECONDS``. The task's next checkpoint takes it back
+#   (``streaming``, the task's text), as its final write would: the reaper kept only what was
+#   last checkpointed.
+_THE_TASKS_CALL = """m.generation_channel = {channel}
+       AND NOT EXISTS (SELECT 1 FROM conversations_usagerecord u
+                        WHERE u.message_id = m.id AND u.id > {record})"""
+_WRITABLE = """(m.status IN ('pending', 'streaming')
+            OR ({record} IS NOT NULL AND m.status = 'interrupted'
+                AND m.error_code = 'worker_lost'))"""
+
+
+def _the_tasks_to_write(channel: str, record: str, *, or_already: str = "") -> str:
+    """The SQL condition on ``m`` (the reply's row) of the rule above; ``or_already``: a
+    state of the row that counts as written too (the final write's own, made before)."""
+    writable = _WRITABLE.format(record=record)
+    if or_already:
+        writable = f"({writable}\n            OR {or_already})"
+    return f"{_THE_TASKS_CALL.format(channel=channel, record=record)}\n       AND {writable}"
+
+
 CHECKPOINT_MANY_SQL = """
 UPDATE conversations_message m
    SET status = 'streaming', content = c.content, reasoning = c.reasoning,
-       tool_calls = c.tool_calls, seq = c.seq, heartbeat_at = now(), updated_at = now()
-  FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::jsonb[], %s::integer[])
-       AS c(id, content, reasoning, tool_calls, seq)
- WHERE m.id = c.id AND m.status IN ('pending', 'streaming') AND m.seq <= c.seq
-   AND m.generation_channel = %s
-"""
+       tool_calls = c.tool_calls, seq = c.seq, error_code = '', error_message = '',
+       heartbeat_at = now(), updated_at = now()
+  FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::jsonb[], %s::integer[], %s::bigint[])
+       AS c(id, content, reasoning, tool_calls, seq, record_id)
+ WHERE m.id = c.id AND m.seq <= c.seq
+   AND """ + _the_tasks_to_write("%s", "c.record_id")
 """Save the text so far of many live replies in one statement (never after finalize, never
-over a newer checkpoint, only while the row is this process's to write — its
-``generation_channel``: a task the reaper gave up on, whose reply was continued elsewhere, no
-longer writes it): a column per field, from :func:`checkpoint_columns`, then the channel. A reply with
-text saved is streaming: the first checkpoint also moves a ``pending`` row to ``streaming``
-(its task has been streaming since it started; the row learns it here rather than in a write
-of its own). Run from the event loop on the asyncio pool (``generation._Checkpoints``)."""
+over a newer checkpoint, only while the row is the task's to write — see the rule above: a task
+whose reply was continued since, here or on another worker, no longer writes it; one the
+reaper gave up on while it lived takes its row back): a column per field, from
+:func:`checkpoint_columns`, then the process's channel. A reply with text saved is streaming:
+the first checkpoint also moves a ``pending`` row to ``streaming`` (its task has been streaming
+since it started; the row learns it here rather than in a write of its own). Run from the event
+loop on the asyncio pool (``generation._Checkpoints``)."""
 
 
 def _json_or_null(value: Any) -> Jsonb | None:
     return Jsonb(value) if value else None
 
 
-Checkpoint = tuple[uuid.UUID, str, str, "Jsonb | None", int]
+Checkpoint = tuple[uuid.UUID, str, str, "Jsonb | None", int, "int | None"]
 
 
 def checkpoint(
@@ -894,9 +933,10 @@ def checkpoint(
     reasoning: str,
     tool_calls: list[dict[str, Any]] | None,
     seq: int,
+    record_id: int | None = None,
 ) -> Checkpoint:
-    """One reply's row of :data:`CHECKPOINT_MANY_SQL`."""
-    return (reply_id, content, reasoning, _json_or_null(tool_calls), seq)
+    """One reply's row of :data:`CHECKPOINT_MANY_SQL` (``record_id``: the task's own call)."""
+    return (reply_id, content, reasoning, _json_or_null(tool_calls), seq, record_id)
 
 
 def checkpoint_columns(rows: list[Checkpoint]) -> list[list[Any]]:
@@ -904,7 +944,8 @@ def checkpoint_columns(rows: list[Checkpoint]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-_FINALIZE = """
+_FINALIZE = (
+    """
 WITH ours AS (
     SELECT %s::text AS status, %s::text AS content, %s::text AS reasoning,
            %s::jsonb AS tool_calls, %s::jsonb AS logprobs, %s::integer AS seq,
@@ -917,20 +958,20 @@ WITH ours AS (
            finish_reason = o.finish_reason, usage = o.usage, error_code = o.error_code,
            error_message = o.error_message, heartbeat_at = NULL, updated_at = now()
       FROM ours o
-     WHERE m.id = o.id AND m.generation_channel = o.channel
-       AND (m.status IN ('pending', 'streaming')
-            -- reaped while its task lived (cut off from the database past the stale delay)
-            OR (o.record_id IS NOT NULL AND m.status = 'interrupted'
-                AND m.error_code = 'worker_lost')
-            -- this very write, committed, whose answer was lost: made again, it changes nothing
-            OR (m.status = o.status AND m.seq = o.seq AND m.error_code = o.error_code
+     WHERE m.id = o.id
+       AND """  # noqa: S608 - fixed SQL
+    + _the_tasks_to_write(
+        "o.channel",
+        "o.record_id",
+        # this very write, committed, whose answer was lost: made again, it changes nothing
+        or_already="""(m.status = o.status AND m.seq = o.seq AND m.error_code = o.error_code
                 AND m.heartbeat_at IS NULL AND m.content = o.content
-                AND m.reasoning = o.reasoning))
-       -- the reply's newest call is this task's: not a continuation begun since
-       AND NOT EXISTS (SELECT 1 FROM conversations_usagerecord u
-                        WHERE u.message_id = m.id AND u.id > o.record_id)
+                AND m.reasoning = o.reasoning)""",
+    )
+    + """
     RETURNING 1
 )"""
+)
 
 FINALIZE_SQL = _FINALIZE + " SELECT count(*) FROM finalized"  # noqa: S608 - fixed SQL
 """Write a reply's final state, once, by the task running it: with :func:`finalize_params`.
@@ -1047,17 +1088,46 @@ def reap_stale_replies(
             ):
                 continue
             written = reply.content + reply.reasoning
-            for record_id, base in UsageRecord.objects.filter(
-                quota.reserved_for_message(reply.pk)
-            ).values_list("pk", "output_base_chars"):
-                quota.settle(
-                    record_id,
-                    outcome=Message.Status.INTERRUPTED,
-                    usage=None,
-                    output_text=written[base:],  # a continuation: only its own text
+            calls = list(
+                UsageRecord.objects.filter(quota.reserved_for_message(reply.pk)).values_list(
+                    "pk", "output_base_chars"
+                )
+            )
+            if not calls:
+                calls = _taken_back_call(reply.pk)
+            for record_id, base in calls:
+                # A call settled by an earlier reap is settled again from the text kept now
+                # (counts set, not added: ``usage_settle_own``).
+                _execute_bound(
+                    quota.SETTLE_OWN_SQL,
+                    list(
+                        quota.settlement_params(
+                            record_id,
+                            outcome=Message.Status.INTERRUPTED,
+                            usage=None,
+                            output_text=written[base:],  # a continuation: only its own text
+                        )
+                    ),
                 )
         reaped.append((reply.conversation_id, reply.pk, reply.seq))
     return reaped
+
+
+def _taken_back_call(reply_id: uuid.UUID) -> list[tuple[int, int]]:
+    """The reply's newest call if an earlier reap settled it (from an estimate, as
+    interrupted) and its task, which lived on, took the row back (``CHECKPOINT_MANY_SQL``)
+    before its process stopped after all: the row now holds more text than was charged."""
+    newest = (
+        UsageRecord.objects.filter(message_id=reply_id)
+        .order_by("-pk")
+        .values_list("pk", "output_base_chars", "state", "estimated", "outcome")
+        .first()
+    )
+    if newest is None:
+        return []
+    record_id, base, state, estimated, outcome = newest
+    reaped = state == UsageRecord.State.SETTLED and estimated
+    return [(record_id, base)] if reaped and outcome == Message.Status.INTERRUPTED else []
 
 
 def cancel_target(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message:

@@ -203,6 +203,12 @@ class GenerationTask:
         self.last_write = self._last_checkpoint
         self._flush_handle: asyncio.TimerHandle | None = None
         self._stop_reason: str | None = None  # "cancelled" or "shutdown"
+        # The reply's call this task makes (its ledger row): what makes the row its own to
+        # write (``actions.CHECKPOINT_MANY_SQL``), until a continuation makes a newer one.
+        self.record_id = context.record_id if context is not None else None
+        # A newer call of the reply has begun (a continuation): this task stops, and the
+        # reply's frames are no longer its own to publish.
+        self.superseded = False
         self._began = False
         self.task: asyncio.Task[None] | None = None
 
@@ -216,6 +222,14 @@ class GenerationTask:
             self._stop_reason = reason
         if self._began and self.task is not None and not self.task.done():
             self.task.cancel()
+
+    def give_way(self) -> None:
+        """A continuation of the reply has begun (a newer call, here or on another worker,
+        after the reaper gave up on this task while its process was cut off from the
+        database): stop at once and publish nothing more. The call is still settled to what
+        it used; the row, no longer this task's, is not written (``actions._the_tasks_to_write``)."""
+        self.superseded = True
+        self.stop("cancelled")
 
     def _check_stopped(self) -> None:
         """Raise the stop that a library under an await may have swallowed: on Python 3.11,
@@ -269,6 +283,7 @@ class GenerationTask:
             self.service.forget(self)
             return
         logs.bind(user_id=context.user_id)
+        self.record_id = context.record_id
         self._start_from(context)
         base_len = len(self.content) + len(self.reasoning)
         outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
@@ -540,7 +555,10 @@ class GenerationTask:
                     reasoning=self.reasoning,
                     tool_calls=self.published_tool_calls,
                     seq=self.seq,
+                    record_id=self.record_id,
                 )
+            if self.superseded:
+                return  # the reply's frames are its continuation's now
             await self.service.publish(self.group, frame)
             if checkpoint is not None:
                 # Handed to the process's checkpoint writer, not awaited: a stream's deltas
@@ -549,7 +567,8 @@ class GenerationTask:
 
     async def _publish(self, frame: dict[str, Any]) -> None:
         async with self._publish_lock:
-            await self.service.publish(self.group, frame)
+            if not self.superseded:
+                await self.service.publish(self.group, frame)
 
 
 _TITLE_PROMPT = (
@@ -913,19 +932,49 @@ class GenerationService:
         reply_id: uuid.UUID,
         conversation_id: uuid.UUID,
         context: actions.GenerationContext | None = None,
+        *,
+        supersedes: str = "",
     ) -> GenerationTask:
         """Start streaming ``reply_id`` unless this process already is (``context``: what the
-        action that just created it knows, instead of reading it back)."""
+        action that just created it knows, instead of reading it back).
+
+        A continuation of a reply the reaper gave up on while its task lived (``supersedes``:
+        the generation channel of that task's process, ``actions.Turn.supersedes``) makes the
+        task of the older call give way, here or on its worker: it stops at once, publishes
+        nothing more and is charged what it used; its later writes are refused by the row,
+        whose newest call is no longer its own."""
         existing = self.tasks.get(reply_id)
         if existing is not None:
-            return existing
+            if not _newer_call(context, existing):
+                return existing
+            existing.give_way()
         task = GenerationTask(self, reply_id, conversation_id, context)
         self.tasks[reply_id] = task
         stopped = self.stopped_early.pop(reply_id, None)
         if stopped is not None and self._loop_time() - stopped < STOPPED_EARLY_SECONDS:
             task.stop("cancelled")  # it finalizes as stopped before calling the upstream
         task.task = asyncio.ensure_future(task.run())
+        if supersedes and supersedes != self.channel and task.record_id is not None:
+            self.spawn(self._supersede(supersedes, reply_id, task.record_id))
         return task
+
+    async def _supersede(self, channel: str, reply_id: uuid.UUID, record_id: int) -> None:
+        """Tell the process on ``channel`` that the reply's call ``record_id`` has begun: its
+        task of an older call gives way. Not sent (Redis away): that task streams on unseen,
+        its writes refused by the row, and its call is settled as it ends."""
+        try:
+            await self.layer.send(
+                channel,
+                {
+                    "type": "generation.superseded",
+                    "reply_id": str(reply_id),
+                    "record_id": record_id,
+                },
+            )
+        except Exception as error:
+            logger.warning(
+                "telling %s's old task to stop failed (%s)", reply_id, type(error).__name__
+            )
 
     def forget(self, task: GenerationTask) -> None:
         if self.tasks.get(task.reply_id) is task:
@@ -997,6 +1046,10 @@ class GenerationService:
         task = self.tasks.get(reply_id)
         if message.get("type") == "generation.cancel":
             self.stop_reply(reply_id)
+        elif message.get("type") == "generation.superseded":
+            record_id = message.get("record_id")
+            if task is not None and isinstance(record_id, int) and _newer_call(record_id, task):
+                task.give_way()
         elif message.get("type") == "generation.snapshot":
             answer = (
                 task.snapshot(int(message.get("after_seq") or 0))
@@ -1089,6 +1142,13 @@ class GenerationService:
             if still:
                 await asyncio.wait(still, timeout=10)
         await aclose_shared_client()
+
+
+def _newer_call(call: actions.GenerationContext | int | None, task: GenerationTask) -> bool:
+    """Whether ``call`` (a context, or a call's ledger row id) is a newer call of the reply
+    than ``task``'s: a continuation begun since."""
+    record_id = call.record_id if isinstance(call, actions.GenerationContext) else call
+    return record_id is not None and task.record_id is not None and record_id > task.record_id
 
 
 _services: dict[asyncio.AbstractEventLoop, GenerationService] = {}
