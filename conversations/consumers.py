@@ -22,11 +22,13 @@ from importlib import import_module
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs
 
+import psycopg
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
+from django.db import Error as DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -52,12 +54,19 @@ from conversations.frames import (
 )
 from conversations.generation import SNAPSHOT_TIMEOUT, account_group, get_service, group_name
 from conversations.models import Conversation, Message, ShareLink, User
+from conversations.pgpool import DatabaseUnavailable
 
 logger = logging.getLogger("conversations.consumers")
 MAX_FRAME_CHARS = 200_000
 # The largest sequence number a reply can have (its row's column).
 MAX_SEQ = 2**31 - 1
 SESSION_STORE = import_module(settings.SESSION_ENGINE).SessionStore
+# A resync's read of the stored reply (the socket's own, on a gap, or when no task answers), when
+# the database cannot be reached, is tried again after each of these pauses (each try itself
+# waits up to the pool's 5 s); then the socket is told to sync the reply again (``_sync_again``).
+SYNC_READ_RETRIES = (0.5, 1.0)
+# How long a socket told to sync a reply again waits before it does (the frame's retry_after).
+SYNC_AGAIN_AFTER = 2
 
 
 def _load_conversation(
@@ -235,6 +244,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # change — not the next deltas of a reply, which are handed to it directly meanwhile.
     held: list[dict[str, Any]] | None = None
     rechecks_pending: int = 0
+    ended: bool = False  # the socket is gone: its resyncs stop trying
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Channels' consumer, whose every end frees the socket's place and leaves its room:
@@ -243,6 +253,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         finally:
+            self.ended = True
             self._free_place()
             if self.link_expiry is not None:
                 self.link_expiry.cancel()
@@ -570,7 +581,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if turn.reply.role == Message.Role.ASSISTANT:
             self.sent_seq[str(turn.reply.pk)] = turn.reply.seq
             self.service.start(
-                turn.reply.pk, self.conversation_id, actions.prepared_context(turn.reply)
+                turn.reply.pk,
+                self.conversation_id,
+                actions.prepared_context(turn.reply),
+                supersedes=turn.supersedes,
             )
 
     async def on_send(self, frame: dict[str, Any]) -> None:
@@ -635,8 +649,56 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise InvalidParameter(
                 f"after_seq must be an integer in [0, {MAX_SEQ}].", param="after_seq"
             )
-        reply = await self.reply_state(frame.get("reply_id"))
-        await self.start_sync(reply, after_seq=after_seq)
+        reply_id = frame.get("reply_id")
+        try:
+            # One try here (the socket's frames wait on it): told to sync again, the client
+            # asks once more after a pause.
+            reply = await self._stored_reply(reply_id, retries=())
+        except DatabaseUnavailable:
+            if not isinstance(reply_id, str) or len(reply_id) > 64:
+                raise
+            await self._sync_again(reply_id)
+            return
+        await self.start_sync(reply, after_seq=after_seq, retries=())
+
+    async def _stored_reply(
+        self, reply_id: Any, *, retries: tuple[float, ...] = SYNC_READ_RETRIES
+    ) -> Message:
+        """:meth:`reply_state`, read again after each pause of ``retries`` while the database
+        cannot be reached; :class:`DatabaseUnavailable` once every try failed (or the socket
+        has gone meanwhile)."""
+        for pause in (*retries, None):
+            try:
+                return await self.reply_state(reply_id)
+            except (DatabaseError, psycopg.Error) as error:
+                if pause is None or self.ended:
+                    raise DatabaseUnavailable() from error
+                logger.warning("reading reply %s failed (%s)", reply_id, type(error).__name__)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
+
+    async def _sync_again(self, reply_id: str) -> None:
+        """This socket's sync of a reply could not read the stored reply (the database out of
+        reach through every try): nothing stays held for it. The socket is told, naming the
+        reply (``database_unavailable``, ``request_type`` ``reply.sync``, ``retry_after``),
+        and syncs it again from the sequence it holds once ``retry_after`` has passed
+        (``static/js/replies.js``: ``syncAgainLater``), as after a reconnect; a later frame of
+        the reply that it was not sent in order starts the server's own resync meanwhile."""
+        self.syncing.pop(reply_id, None)
+        if self.ended:
+            return
+        await self.send_frame(
+            {
+                "type": "error",
+                **DatabaseUnavailable(
+                    "The conversation's store cannot be reached just now; this reply is"
+                    " caught up again in a moment."
+                ).as_dict(),
+                "request_type": "reply.sync",
+                "reply_id": reply_id,
+                "retry_after": SYNC_AGAIN_AFTER,
+            }
+        )
 
     async def reply_state(self, reply_id: Any) -> Message:
         """The stored reply, if this socket may sync it (a link's viewer: only what the link
@@ -651,7 +713,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     # -- resume: snapshot, then the deltas after it ----------------------------------------------
 
-    async def start_sync(self, reply: Message, *, after_seq: int) -> None:
+    async def start_sync(
+        self, reply: Message, *, after_seq: int, retries: tuple[float, ...] = SYNC_READ_RETRIES
+    ) -> None:
+        """Send the socket ``reply`` after ``after_seq`` (its task's snapshot, or the row's),
+        holding the reply's frames until then. ``retries``: of the row's read, if the database
+        cannot be reached (see :meth:`_stored_reply`)."""
         reply_id = str(reply.pk)
         self.syncing.setdefault(reply_id, [])
         self.sent_seq[reply_id] = after_seq
@@ -663,7 +730,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             logger.warning("snapshot request for reply %s failed", reply_id, exc_info=True)
             asked = False
         if not asked:
-            await self.snapshot_from_database(reply_id)
+            await self.snapshot_from_database(reply_id, retries=retries)
             return
         asyncio.get_running_loop().call_later(SNAPSHOT_TIMEOUT, self._snapshot_timeout, reply_id)
 
@@ -672,10 +739,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             # No task answered: its process is gone or busy; the row is the answer.
             self.service.spawn(self.snapshot_from_database(reply_id))
 
-    async def snapshot_from_database(self, reply_id: str) -> None:
+    async def snapshot_from_database(
+        self, reply_id: str, *, retries: tuple[float, ...] = SYNC_READ_RETRIES
+    ) -> None:
+        """The stored reply, as the snapshot of a sync under way: read again while the
+        database cannot be reached (``retries``), then the socket is told to sync again."""
         if reply_id not in self.syncing:
             return
-        reply = await self.reply_state(reply_id)
+        try:
+            reply = await self._stored_reply(reply_id, retries=retries)
+        except DatabaseUnavailable:
+            await self._sync_again(reply_id)
+            return
         await self.reply_snapshot(
             {
                 "type": "reply.snapshot",
@@ -707,7 +782,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._relay(frame)
 
     async def reply_gone(self, event: dict[str, Any]) -> None:
-        await self.snapshot_from_database(event["reply_id"])
+        # In a task of its own: its read may wait out the database, and the socket's other
+        # events and frames go on meanwhile (this reply's are held).
+        self.service.spawn(self.snapshot_from_database(event["reply_id"]))
 
     async def _relay(self, event: dict[str, Any]) -> None:
         reply_id = event["reply_id"]
@@ -731,13 +808,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             # continuation (which goes on from the stored sequence number) follows seamlessly.
             # The end itself follows the snapshot.
             self.syncing[reply_id] = [event]
-            try:
-                await self.snapshot_from_database(reply_id)
-            except ChatError:
-                # Not this socket's to see whole (a link's viewer, the reply off the shown
-                # branch): it is told that the reply ended, and nothing is held.
-                self.syncing.pop(reply_id, None)
-                await self.send_frame(event)
+            # In a task of its own: its read may wait out the database, and the publisher
+            # hands frames to other sockets meanwhile.
+            self.service.spawn(self._end_from_database(reply_id, event))
             return
         if event["type"] == "reply.delta":
             if last is not None and seq <= last:
@@ -756,9 +829,22 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.sent_seq[reply_id] = max(seq, last or 0)
         await self.send_frame(event)
 
+    async def _end_from_database(self, reply_id: str, end: dict[str, Any]) -> None:
+        """The stored reply, then its ``end``, for a socket sent more than the row holds."""
+        try:
+            await self.snapshot_from_database(reply_id)
+        except ChatError:
+            # Not this socket's to see whole (a link's viewer, the reply off the shown
+            # branch): it is told that the reply ended, and nothing is held.
+            self.syncing.pop(reply_id, None)
+            await self.send_frame(end)
+
     async def _resync(self, reply_id: str, after_seq: int) -> None:
         try:
-            reply = await self.reply_state(reply_id)
+            reply = await self._stored_reply(reply_id)
+        except DatabaseUnavailable:
+            await self._sync_again(reply_id)
+            return
         except ChatError:
             self.syncing.pop(reply_id, None)  # no longer visible to this socket
             return

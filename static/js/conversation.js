@@ -13,6 +13,7 @@ import {
   placeholder,
   replyState,
   resumeReplies,
+  syncAgainLater,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
 import { followAccount } from "./account.js";
@@ -1248,6 +1249,8 @@ const handlers = {
     document.dispatchEvent(new CustomEvent("chat:shared-unlisted", { detail: frame.ids }));
   },
   error(frame) {
+    // A reply the server could not catch up for this page just now: asked for again shortly.
+    if (syncAgainLater(frame, nodes, syncing, requestSync)) return;
     const message = frame.message || "Something went wrong.";
     if (frame.request_type === "reply.continue") {
       // A refused Continue may be asked again (the error names its reply, or all are freed).

@@ -162,6 +162,23 @@ export function applyFailed(node, frame, syncing) {
   return true;
 }
 
+/** An `error` frame saying the server could not read a reply it was syncing for this page (its
+ * database out of reach): the server holds nothing of the reply for the page any more, so the
+ * page stops waiting for the snapshot and asks again, from the sequence it holds, once the
+ * frame's `retry_after` has passed (a reconnect meanwhile asks anyway). True if it was one. */
+export function syncAgainLater(frame, nodes, syncing, requestSync) {
+  if (frame.code !== "database_unavailable" || frame.request_type !== "reply.sync" || !frame.reply_id) {
+    return false;
+  }
+  const id = frame.reply_id;
+  syncing.delete(id);
+  setTimeout(() => {
+    const node = nodes.get(id);
+    if (node && !syncing.get(id)) requestSync(id, node.seq || 0);
+  }, (frame.retry_after || 2) * 1000);
+  return true;
+}
+
 // --- drawing a long transcript as it is read ------------------------------------------------
 // The markdown of a long conversation (highlighting, math, sanitizing) costs seconds: a reply
 // is drawn at once only if it is being written or near the viewport; elsewhere its text stands

@@ -16,6 +16,7 @@ import {
   placeholder,
   replyState,
   resumeReplies,
+  syncAgainLater,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
 import { copyText, el, placeChildren, toast } from "./util.js";
@@ -342,6 +343,11 @@ const handlers = {
       heading.textContent = frame.title;
     }
     document.title = `${frame.title} (shared)`;
+  },
+  error(frame) {
+    // A reply the server could not catch up for this page just now: asked for again shortly.
+    // (The link's ends come as close codes: onStatus.)
+    syncAgainLater(frame, nodes, syncing, requestSync);
   },
 };
 
