@@ -183,3 +183,25 @@ def test_json_mode_all_blank_answer_is_a_retryable_error() -> None:
         assembler.finish(json_mode=True, attempts=1)
     assert caught.value.retryable
     assert not assembler.output_started
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"choices": [{"index": 0, "delta": "Hello", "finish_reason": None}]},
+        {"choices": [None]},
+        {"choices": "Hello"},
+        {"choices": [{"index": 0, "delta": {"tool_calls": "f()"}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": "f"}]}}]},
+        {"choices": [{"index": 0, "delta": {"content": "x"}, "logprobs": "high"}]},
+    ],
+)
+def test_a_chunk_not_shaped_as_the_references_is_a_bad_response(shape: dict[str, object]) -> None:
+    """The provider's fault, said as any unreadable response (retried before any output),
+    never an exception of ours that the caller would take for a bug."""
+    from conversations.upstream import BadResponse
+
+    assembler = StreamAssembler(api_key=API_KEY)
+    with pytest.raises(BadResponse) as raised:
+        feed(assembler, {**chunk(), **shape})
+    assert "not shaped as a completion chunk" in str(raised.value.detail)

@@ -114,6 +114,17 @@ class StreamAssembler:
             raise BadResponse(detail="a stream event was not JSON") from None
         if type(chunk) is not dict:
             raise BadResponse(detail="a stream event was not a JSON object")
+        try:
+            return self._interpret(chunk)
+        except (AttributeError, TypeError, KeyError, IndexError) as error:
+            # A chunk not shaped as the reference's (a delta that is not an object, choices
+            # that are not a list...): the provider's fault, not ours, said as any unreadable
+            # response is (retried before any output), never a crash of the caller.
+            raise BadResponse(
+                detail=f"a stream event was not shaped as a completion chunk ({error!r})"
+            ) from None
+
+    def _interpret(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         error = chunk.get("error")
         if error is not None:
