@@ -45,6 +45,7 @@ from conversations.errors import (
     ShuttingDown,
 )
 from conversations.frames import (
+    CALL,
     MessageFrame,
     account_frame,
     account_frames,
@@ -309,6 +310,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Per reply: the last sequence number this socket sent, and deltas held during a sync.
         self.sent_seq: dict[str, int] = {}
         self.syncing: dict[str, list[dict[str, Any]]] = {}
+        # Per reply: the number of the sync under way (``start_sync``). Its task's answer names
+        # it: an answer to an earlier sync, come late (the socket resynced again meanwhile, as
+        # when frames of two tasks of one reply interleave), and an earlier sync's timer, are
+        # not taken for the current sync's.
+        self.sync_of: dict[str, int] = {}
+        self.syncs_started = 0
+        # Per reply: the newest call (ledger row) its frames have named (``frames.CALL``).
+        self.call_of: dict[str, int] = {}
         # Events handed over before ``ready`` is sent wait here, then run in order.
         self.early: list[dict[str, Any]] | None = []
         await self.service.join(self.group, self)
@@ -722,8 +731,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         reply_id = str(reply.pk)
         self.syncing.setdefault(reply_id, [])
         self.sent_seq[reply_id] = after_seq
+        self.syncs_started += 1
+        sync = self.sync_of[reply_id] = self.syncs_started
         try:
-            asked = await self.service.request_snapshot(reply, after_seq, self.channel_name)
+            asked = await self.service.request_snapshot(
+                reply, after_seq, self.channel_name, sync=sync
+            )
         except Exception:
             # The channel layer refused the request (Redis away, or the channel of a dead
             # worker full of earlier requests): no snapshot is coming, so the row answers.
@@ -732,10 +745,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not asked:
             await self.snapshot_from_database(reply_id, retries=retries)
             return
-        asyncio.get_running_loop().call_later(SNAPSHOT_TIMEOUT, self._snapshot_timeout, reply_id)
+        asyncio.get_running_loop().call_later(
+            SNAPSHOT_TIMEOUT, self._snapshot_timeout, reply_id, sync
+        )
 
-    def _snapshot_timeout(self, reply_id: str) -> None:
-        if reply_id in self.syncing:
+    def _snapshot_timeout(self, reply_id: str, sync: int) -> None:
+        if reply_id in self.syncing and self.sync_of.get(reply_id) == sync:
             # No task answered: its process is gone or busy; the row is the answer.
             self.service.spawn(self.snapshot_from_database(reply_id))
 
@@ -773,21 +788,54 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def reply_snapshot(self, event: dict[str, Any]) -> None:
         reply_id = event["reply_id"]
+        if not self._answers_the_sync(event) or not self._of_the_newest_call(event):
+            return
         held = self.syncing.pop(reply_id, None)
         if held is None:
             return  # a late answer to a sync already served
+        event = {key: value for key, value in event.items() if key != "sync"}
         await self.send_frame(event)
         self.sent_seq[reply_id] = event["seq"]
         for frame in held:
+            if frame["type"] in _ENDS and frame.get("seq", 0) < event["seq"]:
+                # An end older than the reply just sent: a reaper's word on a reply that its
+                # task took back, or that a continuation (a newer call) has gone on with since.
+                # Relayed, it would have the reply read again, and again, for ever.
+                continue
             await self._relay(frame)
 
+    def _of_the_newest_call(self, event: dict[str, Any]) -> bool:
+        """Whether a reply's frame is of its newest call this socket has heard of: not of the
+        task of an older call (streaming on until it hears that a continuation began, beside
+        it), whose sequence numbers say nothing of the continuation's. A frame naming no call
+        (the reaper's, the row's) is taken as before."""
+        call = event.get(CALL)
+        if not isinstance(call, int):
+            return True
+        known = self.call_of.get(event["reply_id"])
+        if known is not None and call < known:
+            return False
+        self.call_of[event["reply_id"]] = call
+        return True
+
+    def _answers_the_sync(self, event: dict[str, Any]) -> bool:
+        """Whether a task's answer (a snapshot, or word that it is gone) is that of the sync
+        of its reply under way: not a late answer to an earlier one (an answer that names no
+        sync, from a worker of an older version, is taken as before)."""
+        sync = event.get("sync")
+        return not isinstance(sync, int) or self.sync_of.get(event["reply_id"]) == sync
+
     async def reply_gone(self, event: dict[str, Any]) -> None:
+        if not self._answers_the_sync(event):
+            return
         # In a task of its own: its read may wait out the database, and the socket's other
         # events and frames go on meanwhile (this reply's are held).
         self.service.spawn(self.snapshot_from_database(event["reply_id"]))
 
     async def _relay(self, event: dict[str, Any]) -> None:
         reply_id = event["reply_id"]
+        if not self._of_the_newest_call(event):
+            return
         if reply_id in self.syncing:
             self.syncing[reply_id].append(event)
             return
@@ -851,6 +899,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.start_sync(reply, after_seq=after_seq)
 
     async def reply_started(self, event: dict[str, Any]) -> None:
+        if not self._of_the_newest_call(event):
+            return
         if event["reply_id"] not in self.syncing:
             self.sent_seq[event["reply_id"]] = event["seq"]
         await self._relay(event)

@@ -173,6 +173,17 @@ def account_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
     return [frame for told in events if (frame := account_frame(told)) is not None]
 
 
+# The key under which a reply's frame names the call (ledger row) of the task that published it:
+# kept from the socket (``encode``), for the consumer to drop a frame of an older call than one it
+# has seen (the task of a reply's older call, streaming on until it hears that a continuation
+# began: its sequence numbers run beside the continuation's, and may match them).
+CALL = "call"
+
+
+def _without_call(frame: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in frame.items() if key != CALL} if CALL in frame else frame
+
+
 class SharedFrame(dict[str, Any]):
     """A frame handed to several sockets of this process: encoded to JSON once, not per socket.
 
@@ -186,7 +197,7 @@ class SharedFrame(dict[str, Any]):
 
     def text(self) -> str:
         if self._text is None:
-            self._text = compact_json(self)
+            self._text = compact_json(_without_call(self))
         return self._text
 
 
@@ -194,4 +205,4 @@ def encode(frame: dict[str, Any]) -> str:
     """A frame as the compact JSON text the socket sends."""
     if type(frame) is SharedFrame:
         return frame.text()
-    return compact_json(frame)
+    return compact_json(_without_call(frame))

@@ -45,7 +45,7 @@ from django.dispatch import receiver
 from chatsite import logs
 from conversations import actions, pgpool, quota
 from conversations.asyncdb import in_db_thread
-from conversations.frames import SharedFrame
+from conversations.frames import CALL, SharedFrame
 from conversations.models import Conversation, Message, User
 from conversations.text import storable, storable_json
 from conversations.upstream import (
@@ -264,7 +264,7 @@ class GenerationTask:
             reasoning=self.reasoning[start[1] : end_reasoning],
             logprobs=self.logprobs[start[2] : end_logprobs],
         )
-        return frame
+        return self._named(frame)
 
     # -- the stream --------------------------------------------------------------------------
 
@@ -559,7 +559,7 @@ class GenerationTask:
                 )
             if self.superseded:
                 return  # the reply's frames are its continuation's now
-            await self.service.publish(self.group, frame)
+            await self.service.publish(self.group, self._named(frame))
             if checkpoint is not None:
                 # Handed to the process's checkpoint writer, not awaited: a stream's deltas
                 # never wait on the database.
@@ -568,7 +568,13 @@ class GenerationTask:
     async def _publish(self, frame: dict[str, Any]) -> None:
         async with self._publish_lock:
             if not self.superseded:
-                await self.service.publish(self.group, frame)
+                await self.service.publish(self.group, self._named(frame))
+
+    def _named(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """``frame`` naming this task's call (``frames.CALL``), when it has one."""
+        if self.record_id is not None:
+            frame[CALL] = self.record_id
+        return frame
 
 
 _TITLE_PROMPT = (
@@ -980,15 +986,18 @@ class GenerationService:
         if self.tasks.get(task.reply_id) is task:
             del self.tasks[task.reply_id]
 
-    async def request_snapshot(self, reply: Message, after_seq: int, reply_channel: str) -> bool:
+    async def request_snapshot(
+        self, reply: Message, after_seq: int, reply_channel: str, sync: int | None = None
+    ) -> bool:
         """Ask the task holding ``reply`` (here or on another worker) for a snapshot.
 
         True if a task answered (locally at once, remotely on ``reply_channel``); False if none
-        holds it: then the database row is the answer.
+        holds it: then the database row is the answer. ``sync``: the asking socket's number for
+        this sync, carried back in the answer (a late answer to an earlier sync is told apart).
         """
         local = self.tasks.get(reply.pk)
         if local is not None:
-            await self.layer.send(reply_channel, local.snapshot(after_seq))
+            await self.layer.send(reply_channel, _answering(local.snapshot(after_seq), sync))
             return True
         if not reply.generation_channel or reply.generation_channel == self.channel:
             return False
@@ -999,6 +1008,7 @@ class GenerationService:
                 "reply_id": str(reply.pk),
                 "after_seq": after_seq,
                 "reply_channel": reply_channel,
+                "sync": sync,
             },
         )
         return True
@@ -1051,12 +1061,13 @@ class GenerationService:
             if task is not None and isinstance(record_id, int) and _newer_call(record_id, task):
                 task.give_way()
         elif message.get("type") == "generation.snapshot":
+            sync = message.get("sync")
             answer = (
                 task.snapshot(int(message.get("after_seq") or 0))
                 if task is not None
                 else {"type": "reply.gone", "reply_id": message.get("reply_id")}
             )
-            await self.layer.send(message.get("reply_channel", ""), answer)
+            await self.layer.send(message.get("reply_channel", ""), _answering(answer, sync))
 
     async def _maintain(self) -> None:
         """Heartbeat our rows; reap rows whose process died.
@@ -1142,6 +1153,11 @@ class GenerationService:
             if still:
                 await asyncio.wait(still, timeout=10)
         await aclose_shared_client()
+
+
+def _answering(answer: dict[str, Any], sync: Any) -> dict[str, Any]:
+    """A snapshot request's answer, naming the asking socket's sync (when it named one)."""
+    return {**answer, "sync": sync} if isinstance(sync, int) else answer
 
 
 def _newer_call(call: actions.GenerationContext | int | None, task: GenerationTask) -> bool:
