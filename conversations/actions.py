@@ -900,15 +900,32 @@ def _the_tasks_to_write(channel: str, record: str, *, or_already: str = "") -> s
     return f"{_THE_TASKS_CALL.format(channel=channel, record=record)}\n       AND {writable}"
 
 
-CHECKPOINT_MANY_SQL = """
-UPDATE conversations_message m
-   SET status = 'streaming', content = c.content, reasoning = c.reasoning,
-       tool_calls = c.tool_calls, seq = c.seq, error_code = '', error_message = '',
-       heartbeat_at = now(), updated_at = now()
-  FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::jsonb[], %s::integer[], %s::bigint[])
-       AS c(id, content, reasoning, tool_calls, seq, record_id)
- WHERE m.id = c.id AND m.seq <= c.seq
-   AND """ + _the_tasks_to_write("%s", "c.record_id")
+CHECKPOINT_MANY_SQL = (
+    """
+WITH c AS (
+    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::jsonb[], %s::integer[],
+                         %s::bigint[]) AS c(id, content, reasoning, tool_calls, seq, record_id)
+), w AS (
+    SELECT %s::text AS channel
+), written AS (
+    UPDATE conversations_message m
+       SET status = 'streaming', content = c.content, reasoning = c.reasoning,
+           tool_calls = c.tool_calls, seq = c.seq, error_code = '', error_message = '',
+           heartbeat_at = now(), updated_at = now()
+      FROM c, w
+     WHERE m.id = c.id AND m.seq <= c.seq
+       AND """  # noqa: S608 - fixed SQL
+    + _the_tasks_to_write("w.channel", "c.record_id")
+    + """
+    RETURNING m.id
+)
+SELECT c.id
+  FROM c, w, conversations_message m
+ WHERE m.id = c.id
+   AND NOT ("""
+    + _THE_TASKS_CALL.format(channel="w.channel", record="c.record_id")
+    + ")"
+)
 """Save the text so far of many live replies in one statement (never after finalize, never
 over a newer checkpoint, only while the row is the task's to write — see the rule above: a task
 whose reply was continued since, here or on another worker, no longer writes it; one the
@@ -916,7 +933,13 @@ reaper gave up on while it lived takes its row back): a column per field, from
 :func:`checkpoint_columns`, then the process's channel. A reply with text saved is streaming:
 the first checkpoint also moves a ``pending`` row to ``streaming`` (its task has been streaming
 since it started; the row learns it here rather than in a write of its own). Run from the event
-loop on the asyncio pool (``generation._Checkpoints``)."""
+loop on the asyncio pool (``generation._Checkpoints``).
+
+It returns the replies whose rows are no longer their tasks' at all: another worker's
+generation channel, or a newer call (a continuation begun elsewhere while word of it could not
+reach this worker: ``generation.superseded`` lost with Redis). Their tasks give way. Not a
+reply whose checkpoint was only skipped — a newer one of its own written already, or its row
+finalized — nor one whose row is gone (its conversation deleted: stopped by its own word)."""
 
 
 def _json_or_null(value: Any) -> Jsonb | None:

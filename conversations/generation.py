@@ -729,7 +729,13 @@ class _Checkpoints:
     statement writes every state handed in since the previous one (each reply's newest only),
     on the event loop's pool. At 500 streams that is ~10 statements a second instead of 500,
     and no stream waits for its own. A write that fails is logged and skipped: the reply's
-    next checkpoint, a second later, or its final write carries the whole text again."""
+    next checkpoint, a second later, or its final write carries the whole text again.
+
+    A checkpoint refused because its reply's row is no longer its task's at all (a newer call,
+    or another worker's channel: a continuation begun while ``generation.superseded`` could not
+    reach this worker) makes that task give way, as the word would have: about a second after
+    the continuation began, instead of streaming on unseen and paying its whole call. A write
+    that fails (the database out of reach) tells nothing, and stops no task."""
 
     def __init__(self, service: GenerationService) -> None:
         self.service = service
@@ -745,29 +751,44 @@ class _Checkpoints:
         try:
             while self.due:
                 batch, self.due = list(self.due.values()), {}
-                written = await self._save(batch)
-                if not written and len(batch) > 1:
+                lost = await self._save(batch)
+                if lost is None and len(batch) > 1:
                     # One reply's state must not keep the others unsaved: each on its own.
-                    written = [state for state in batch if await self._save([state])]
+                    each = [(state, await self._save([state])) for state in batch]
+                    written = [state for state, lost_one in each if lost_one is not None]
+                    lost = {reply for _, lost_one in each for reply in lost_one or ()}
+                else:
+                    written = batch if lost is not None else []
                 now = asyncio.get_running_loop().time()
                 for state in written:
                     task = self.service.tasks.get(state[0])
-                    if task is not None:
+                    if task is None or task.record_id != state[5]:
+                        continue  # ended, or a newer call's task holds the reply here now
+                    if state[0] in (lost or ()):
+                        if not task.superseded:
+                            logger.warning(
+                                "reply %s was continued elsewhere: its older call gives way",
+                                state[0],
+                            )
+                            task.give_way()
+                    else:
                         task.last_write = now  # the heartbeat may skip it for a while
         finally:
             self.writing = None
 
-    async def _save(self, batch: list[actions.Checkpoint]) -> list[actions.Checkpoint]:
-        """``batch`` written in one statement (all of it), or nothing (logged)."""
+    async def _save(self, batch: list[actions.Checkpoint]) -> set[uuid.UUID] | None:
+        """``batch`` saved in one statement (all of it that is still its tasks' to write): the
+        replies whose rows are no longer their tasks' at all; None if the statement failed
+        (logged), when nothing is known of any."""
         try:
-            await pgpool.execute(
+            rows = await pgpool.fetch_all(
                 actions.CHECKPOINT_MANY_SQL,
                 [*actions.checkpoint_columns(batch), self.service.channel],
             )
         except Exception as error:
             logger.warning("checkpoint of %d replies failed: %s", len(batch), type(error).__name__)
-            return []
-        return batch
+            return None
+        return {row[0] for row in rows}
 
 
 class GenerationService:
@@ -966,8 +987,8 @@ class GenerationService:
 
     async def _supersede(self, channel: str, reply_id: uuid.UUID, record_id: int) -> None:
         """Tell the process on ``channel`` that the reply's call ``record_id`` has begun: its
-        task of an older call gives way. Not sent (Redis away): that task streams on unseen,
-        its writes refused by the row, and its call is settled as it ends."""
+        task of an older call gives way. Not sent (Redis away): that task gives way at its next
+        checkpoint, which the row refuses as no longer its own (``_Checkpoints``)."""
         try:
             await self.layer.send(
                 channel,

@@ -1,0 +1,94 @@
+"""A reply reaped while its task lives (its worker cut off from PostgreSQL) is continued on
+another worker while word of it cannot reach the old task (Redis away: ``generation.superseded``
+is never sent). The old task notices by itself: its next checkpoint, refused because the row is
+no longer its own (another worker's channel, a newer call), makes it give way — it stops,
+publishes nothing more, is charged what it used (``cancelled``) and writes nothing on the row.
+
+Before, it streamed on unseen, its writes refused, and was charged its whole answer.
+
+One process here: the continuation is the action another worker would run (its channel a
+worker's that never hears from this one), so nothing reaches the old task but its own
+checkpoints' answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import actions
+from conversations.models import Conversation, Message, UsageRecord, User
+from tests.pgproxy import PgProxy
+from tests.support import open_socket
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(90),
+    pytest.mark.filterwarnings("ignore:Overriding setting DATABASES"),
+]
+
+ANSWER = " ".join(f"word{i}" for i in range(600))  # 15 s at 40 tokens a second
+ELSEWHERE = "specific.elsewhere!worker"  # another worker's generation channel
+
+
+async def _until(condition: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := await sync_to_async(condition)()):
+        assert time.monotonic() < deadline, "never happened"
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def test_a_task_whose_reply_was_continued_elsewhere_gives_way_at_its_next_checkpoint(
+    settings: Any,
+    alice: User,
+    alice_conversation: Conversation,
+    slow_simulator: str,
+    proxied_pool: PgProxy,
+    generation_service: Any,
+) -> None:
+    proxy = proxied_pool
+    settings.GENERATION_HEARTBEAT_SECONDS = 3600  # the test reaps, as another worker would
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
+    )
+    await socket.until_type("reply.delta")
+    reply_id = socket.of_type("message.created")[1]["message"]["id"]
+    await _until(lambda: Message.objects.get(pk=reply_id).content != "", 10)
+    try:
+        await asyncio.to_thread(proxy.cut)
+        await asyncio.sleep(1.0)
+        assert len(await sync_to_async(actions.reap_stale_replies)(0.5)) == 1
+        kept = await Message.objects.aget(pk=reply_id)
+        # The user continues it on another worker, which could not tell this one.
+        await sync_to_async(actions.continue_reply)(
+            alice, alice_conversation.id, reply_id=reply_id, channel=ELSEWHERE
+        )
+    finally:
+        await asyncio.to_thread(proxy.restore)
+    task = generation_service.tasks[kept.pk]
+
+    # Its next checkpoint (about a second on) is refused, and it gives way: its call, which
+    # the reaper had settled from the text last checkpointed, is settled again to what it used.
+    first = await _until(
+        lambda: UsageRecord.objects.filter(message_id=reply_id, outcome="cancelled").first(), 8
+    )
+    assert task.superseded and first.state == UsageRecord.State.SETTLED
+    assert 0 < first.completion_tokens < len(ANSWER.split())
+    await asyncio.wait_for(asyncio.shield(task.task), 5)
+    assert kept.pk not in generation_service.tasks
+
+    # The row is the continuation's: nothing of the old task landed on it.
+    reply = await Message.objects.aget(pk=reply_id)
+    assert reply.status == Message.Status.PENDING and reply.generation_channel == ELSEWHERE
+    assert (reply.content, reply.seq) == (kept.content, kept.seq)
+    # And the socket was told nothing of the old task's end.
+    await asyncio.sleep(0.5)
+    while not socket.communicator.output_queue.empty():
+        await socket.receive()
+    assert not [f for f in socket.frames if f["type"] in ("reply.completed", "reply.failed")]
+    await socket.close()
