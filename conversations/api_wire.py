@@ -10,7 +10,8 @@ chunk and then ``data: [DONE]``.
 Decisions where DeepSeek's behaviour is unknown or unsuitable (documented for clients):
 
 * Unknown top-level fields are refused with 400 naming the field (§3.1: "do not send them"),
-  except ``n: 1`` (or null), which some SDKs send by default, and ``max_completion_tokens``,
+  unless null (unset, as for every optional field: the OpenAI SDKs send ``"seed": null`` for
+  a wrapper's ``seed=None``; nothing is forwarded), and except ``n: 1`` (or null), which some SDKs send by default, and ``max_completion_tokens``,
   OpenAI's newer name for ``max_tokens`` (LangChain's ChatOpenAI sends it instead), taken as
   ``max_tokens``; DeepSeek ignores it, so its limit would never apply; and OpenAI's ``user``
   (an end-user id that apps such as LibreChat send on every call), a string accepted and not
@@ -135,7 +136,8 @@ def parse_chat_request(
     body: Mapping[str, Any], model: ModelConfig, *, max_tokens_cap: int | None
 ) -> ChatRequest:
     """The validated request, or :class:`InvalidParameter` naming the offending field."""
-    unknown = sorted(set(body) - KNOWN_FIELDS)
+    # null is unset, for a field we do not know as for one we do: it asks for nothing.
+    unknown = sorted(name for name in set(body) - KNOWN_FIELDS if body[name] is not None)
     if unknown:
         raise InvalidParameter(
             f"Unknown field: {unknown[0]}. This API accepts only the documented "
