@@ -59,6 +59,10 @@ def _finite_json(value: Any) -> bool:
 
 
 def _check_tools(tools: Any) -> list[dict[str, Any]]:
+    """The tools as the reference spells them: each keeps only its ``type`` and ``function``
+    (a field beside them, which the upstream does not read, could hold what neither its JSON
+    nor jsonb can: an out-of-range number, a NUL; as a named ``tool_choice`` keeps only its
+    name)."""
     if not isinstance(tools, list):
         raise InvalidParameter("tools must be a list of function definitions.", param="tools")
     if len(tools) > MAX_TOOLS:
@@ -100,7 +104,7 @@ def _check_tools(tools: Any) -> list[dict[str, Any]]:
             raise InvalidParameter(
                 f"{where}.function has unknown fields: {', '.join(sorted(unknown))}.", param="tools"
             )
-    return tools
+    return [{"type": "function", "function": tool["function"]} for tool in tools]
 
 
 def _check_tool_choice(
