@@ -99,6 +99,9 @@ def _check_tools(tools: Any) -> list[dict[str, Any]]:
             raise InvalidParameter(
                 f"{where}.function.parameters holds a number out of range.", param="tools"
             )
+        strict = function.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise InvalidParameter(f"{where}.function.strict must be true or false.", param="tools")
         unknown = set(function) - {"name", "description", "parameters", "strict"}
         if unknown:
             raise InvalidParameter(

@@ -77,6 +77,7 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = [
             {"tools": _tools(129)},
             {"tools": _tools(1, type="retrieval")},
             {"tools": [{"type": "function", "function": {"name": "a b"}}]},
+            {"tools": [{"type": "function", "function": {"name": "a", "strict": "yes"}}]},
         ],
     ),
     (
