@@ -6,6 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from html import escape
 
+#: The width of a character of an axis label (font-size 11) at most, digits being the widest.
+AXIS_CHAR_WIDTH = 7
+
 PALETTE = ["#4d6bfe", "#22a06b", "#e2b203", "#c9372c", "#8270db", "#1d7afc", "#6a9a23", "#d97008"]
 
 
@@ -27,10 +30,15 @@ def stacked_bars(
 ) -> str:
     """Daily bars, one stacked segment per series (in the order given), with a legend;
     ``number`` writes a value (the axis's peak; a segment's tooltip, followed by ``unit``)."""
-    width, height, left, bottom, top = 760, 260, 56, 28, 24
-    plot_w, plot_h = width - left - 12, height - bottom - top
     totals = [sum(values[i] for values in series.values()) for i in range(len(days))]
     highest = max(totals, default=0)
+    # Nothing to show: no peak is named (an empty cost chart read "$1.0000" at its top).
+    peak_label = number(highest) if highest else ""
+    # The margin left of the plot holds the peak's label whole: sized for six digits, a day of
+    # tens of millions of tokens lost its first ones past the chart's edge.
+    left = max(56, 12 + AXIS_CHAR_WIDTH * len(peak_label))
+    width, height, bottom, top = 760, 260, 28, 24
+    plot_w, plot_h = width - left - 12, height - bottom - top
     peak = highest or 1  # the scale of an empty chart: its bars are all of height 0
     slot = plot_w / max(len(days), 1)
     bar = max(1.0, slot * 0.75)
@@ -39,9 +47,8 @@ def stacked_bars(
         f'role="img" aria-label="{escape(title)}" class="chart">',
         f"<title>{escape(title)}</title>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 12}" y2="{top + plot_h}" stroke="#98a2b3"/>',
-        # Nothing to show: no peak is named (an empty cost chart read "$1.0000" at its top).
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11" fill="currentColor">{escape(number(highest))}</text>'
-        if highest
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11" fill="currentColor">{escape(peak_label)}</text>'
+        if peak_label
         else "",
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="11" fill="currentColor">0</text>',
     ]
@@ -64,7 +71,10 @@ def stacked_bars(
                 f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" font-size="10" fill="currentColor">{day:%d %b}</text>'
             )
     for n, name in enumerate(series):
-        lx, ly = left + (n % 4) * 170, height + 4 + 22 * (n // 4)
+        lx, ly = (
+            56 + (n % 4) * 170,
+            height + 4 + 22 * (n // 4),
+        )  # four to a row, whatever the margin
         parts.append(
             f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{PALETTE[n % len(PALETTE)]}"/>'
         )
