@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from itertools import islice
 from typing import Any, Generic, TypeVar, cast
 
@@ -52,6 +53,9 @@ def _cell(value: Any) -> Any:
         # In the deployment's time zone, as the admin shows it and as days and months are
         # counted (in UTC a call late in the evening was dated the next day), offset included.
         return timezone.localtime(value).isoformat()
+    if isinstance(value, Decimal):
+        # Written out ("0.00000000"): a cost of nothing was "0E-8", a hundred-millionth "1E-8".
+        return format(value, "f")
     if isinstance(value, str) and _formula_like(value):
         return "'" + value
     return value

@@ -91,10 +91,10 @@ def test_the_ledger_export_has_the_lines_it_had(staff: User, chat_model: ModelCo
     assert export["Content-Disposition"] == 'attachment; filename="usage.csv"'
     assert downloaded(export) == (
         LEDGER_HEADER
-        + f"{dated(when[1])},'@ops,deepseek-chat,api,settled,failed,10,0,10,5,0,15,0,0E-8,True,,"
+        + f"{dated(when[1])},'@ops,deepseek-chat,api,settled,failed,10,0,10,5,0,15,0,0.00000000,True,,"
         "sk-team-abcd\r\n"
-        f"{dated(when[2])},bob (deleted),deepseek-chat,title,settled,,0,0,0,0,0,0,0,0E-8,False,,\r\n"
-        f"{dated(when[3])},sam,deepseek-chat,chat,reserved,,0,0,0,0,0,0,4096,0E-8,False,,\r\n"
+        f"{dated(when[2])},bob (deleted),deepseek-chat,title,settled,,0,0,0,0,0,0,0,0.00000000,False,,\r\n"
+        f"{dated(when[3])},sam,deepseek-chat,chat,reserved,,0,0,0,0,0,0,4096,0.00000000,False,,\r\n"
     )
     UsageRecord.objects.filter(pk=rows[0].pk).update(created_at=when[0])
     export = client_for(staff).get("/admin/usage/export.csv", {"user": ops.pk, "purpose": "chat"})
