@@ -54,6 +54,7 @@ def _sidebar(request: HttpRequest) -> dict[str, Any]:
         "query": query,
         "models": models,
         "no_model": no_model,
+        "limits": limits,
     }
 
 
@@ -108,7 +109,24 @@ def _error(error: ChatError) -> JsonResponse:
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
     context = _sidebar(request)
+    # Said before a message is typed, as the conversation's page says it: a suspended user's
+    # "Start chat" was refused only once pressed, and one whose tokens were spent got a new,
+    # empty conversation they could not send in (one more at each try).
+    limits = context["limits"]
+    usage = quota.usage_summary(request.user, limits)  # type: ignore[arg-type]
+    context["account_blocked"] = _account_blocked(limits, usage)
     return render(request, "conversations/list.html", context)
+
+
+def _account_blocked(limits: quota.Limits, usage: dict[str, Any]) -> str:
+    """Why this user can send nothing at all now, whichever the conversation: suspended, or
+    the day's or the month's tokens spent ("" if neither)."""
+    if limits.suspended:
+        return "Your account is suspended: you can read, but not send."
+    if usage["exhausted"]:
+        which = "today's" if usage["exhausted"] == "today" else "this month's"
+        return f"You have used all of {which} tokens; see Usage for when it resets."
+    return ""
 
 
 @login_required
@@ -124,7 +142,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
     if not may_post:
         blocked = "You can read this conversation; only its owner and collaborators post."
     elif limits.suspended:
-        blocked = "Your account is suspended: you can read, but not send."
+        blocked = _account_blocked(limits, usage)
     elif context["no_model"]:
         blocked = context["no_model"]  # no other model to pick either
     elif not conversation.model.enabled:
@@ -135,11 +153,8 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         blocked = (
             f"You may not use {conversation.model.display_name}; pick another model in Settings."
         )
-    elif usage["exhausted"]:
-        which = "today's" if usage["exhausted"] == "today" else "this month's"
-        blocked = f"You have used all of {which} tokens; see Usage for when it resets."
     else:
-        blocked = ""
+        blocked = _account_blocked(limits, usage)
     page_data = {
         "conversation_id": str(conversation.id),
         "title": str(conversation),
