@@ -1089,6 +1089,33 @@ class PolicyAdmin(AuditedAdmin):
                         )
             super().save_model(request, obj, form, change)
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        self._warn_of_limits_below_a_reply(request, form.instance)
+
+    def _warn_of_limits_below_a_reply(self, request: HttpRequest, policy: Policy) -> None:
+        """Saved all the same (an API call may ask for fewer output tokens), but said: a day or
+        month limit below what one chat reply reserves refuses every reply in the chat, its
+        users reading "700 left today" beside each refusal."""
+        limits = quota.policy_limits(policy)
+        reply = quota.smallest_reply_output(limits)
+        if reply is None:
+            return
+        for name, limit in (
+            ("Tokens per day", policy.tokens_per_day),
+            ("Tokens per month", policy.tokens_per_month),
+        ):
+            if limit is not None and limit < reply:
+                self.message_user(
+                    request,
+                    f"{name} ({limit:,}) is below what one chat reply reserves: its prompt "
+                    f"and up to {reply:,} output tokens (“Max output tokens”, or the models' "
+                    "default output). No reply can be sent in the chat under this policy; only "
+                    "API calls that ask for fewer output tokens. Raise the limit or lower "
+                    "“Max output tokens”.",
+                    messages.WARNING,
+                )
+
     def has_delete_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
         if obj is not None and obj.is_default:
             return False  # make another policy the default first (a batch with it: refused)

@@ -425,6 +425,19 @@ def usable_models(limits: Limits) -> list[ModelConfig]:
     return [m for m in ModelConfig.objects.filter(enabled=True) if limits.allows(m)]
 
 
+def smallest_reply_output(limits: Limits) -> int | None:
+    """The fewest output tokens a chat reply under ``limits`` reserves (:func:`max_tokens_for`
+    with no ``max_tokens`` asked, its prompt besides), of the models they allow; None: no
+    model. A day or month limit below it refuses every reply in the chat."""
+    budgets = [max_tokens_for(model, None, limits) for model in usable_models(limits)]
+    return min(budgets, default=None)
+
+
+def policy_limits(policy: Policy) -> Limits:
+    """The limits ``policy`` gives whoever it applies to."""
+    return _from_policy(policy, f"policy {policy.name}")
+
+
 def no_model_available(user: User) -> str:
     """Why ``user`` has no model to use, as told to them: every model is disabled, or none
     their policy (or their groups' policies) allows is enabled. A model's disable or delete
