@@ -1046,11 +1046,11 @@ class PolicyAdmin(AuditedAdmin):
     list_display = [
         "name",
         "is_default",
-        "tokens_per_day",
-        "tokens_per_month",
-        "max_output_tokens",
-        "requests_per_minute",
-        "concurrent_streams",
+        "tokens_per_day_shown",
+        "tokens_per_month_shown",
+        "max_output_tokens_shown",
+        "requests_per_minute_shown",
+        "concurrent_streams_shown",
         "api_access",
     ]
     filter_horizontal = ["allowed_models", "groups"]
@@ -1063,6 +1063,32 @@ class PolicyAdmin(AuditedAdmin):
         ),
         ("Rate", {"fields": ["requests_per_minute", "concurrent_streams", "api_access"]}),
     ]
+
+    # Each limit as the form means it: blank is "unlimited" (Django's list showed "-", as if
+    # unset), and a number grouped ("20,000,000": the list read "20000000" beside "1000000").
+    @staticmethod
+    def limit_shown(value: int | None) -> str:
+        return "unlimited" if value is None else f"{value:,}"
+
+    @admin.display(description="Tokens per day", ordering="tokens_per_day")
+    def tokens_per_day_shown(self, policy: Policy) -> str:
+        return self.limit_shown(policy.tokens_per_day)
+
+    @admin.display(description="Tokens per month", ordering="tokens_per_month")
+    def tokens_per_month_shown(self, policy: Policy) -> str:
+        return self.limit_shown(policy.tokens_per_month)
+
+    @admin.display(description="Max output tokens", ordering="max_output_tokens")
+    def max_output_tokens_shown(self, policy: Policy) -> str:
+        return self.limit_shown(policy.max_output_tokens)
+
+    @admin.display(description="Requests per minute", ordering="requests_per_minute")
+    def requests_per_minute_shown(self, policy: Policy) -> str:
+        return self.limit_shown(policy.requests_per_minute)
+
+    @admin.display(description="Concurrent streams", ordering="concurrent_streams")
+    def concurrent_streams_shown(self, policy: Policy) -> str:
+        return self.limit_shown(policy.concurrent_streams)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """The confirmation also says whose limits the delete changes: the users it is
