@@ -10,6 +10,7 @@ what to).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -569,6 +570,24 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
             # form added by "Add another" (no row yet) says it too.
             kwargs["form_kwargs"] = {"inherited": quota.inherited_limits(obj)}
         return kwargs
+
+    #: The link that adds the Limits form to an account without limits of its own.
+    ADD_LIMITS = "Set this user's own limits, or suspend them"
+
+    def get_inline_formsets(
+        self, request: HttpRequest, formsets: Any, inline_instances: Any, obj: Any = None
+    ) -> Any:
+        """The Limits section of an account with no limits of its own offered only "Add another
+        Limits" (Django's words for any inline): nothing said there of suspending the user,
+        nor that there was not a first one. Its link says what it is for."""
+        inline_formsets = super().get_inline_formsets(request, formsets, inline_instances, obj)
+        for inline_formset in inline_formsets:
+            if isinstance(inline_formset.opts, UserLimitsInline):
+                data = json.loads(inline_formset.inline_formset_data())
+                data["options"]["addText"] = self.ADD_LIMITS
+                # Read by the template as an attribute (a callable is called there).
+                inline_formset.inline_formset_data = functools.partial(json.dumps, data)
+        return inline_formsets
 
     # Rights flow down from superusers only (conversations/rights.py): staff who are not
     # cannot set superuser status or permissions (shown read-only), change a group that
