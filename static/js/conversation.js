@@ -1190,7 +1190,7 @@ const handlers = {
   "reply.started"(frame) {
     const node = nodes.get(frame.reply_id);
     if (node) node.continuing = false;
-    if (!node || !applyStarted(node, frame, syncing)) return;
+    if (!node || !applyStarted(node, frame, syncing, requestSync)) return;
     schedule(node.id);
   },
   "reply.delta"(frame) {

@@ -94,10 +94,17 @@ export function replyState(node) {
   return waiting ? "Waiting for the model…" : "Writing…";
 }
 
-export function applyStarted(node, frame, syncing) {
+/** A call of the reply begins, from the sequence number its stored text has (a continuation's
+ * is the text kept). A page holding another number reads the reply again: more, and its text
+ * past that number is not the reply's (an older call's task, reaped while it lived, streamed on
+ * past what was stored, and the page was shown it); less, and it misses some. */
+export function applyStarted(node, frame, syncing, requestSync) {
   node.status = "streaming";
-  node.startedSeq = frame.seq; // a continuation starts from the sequence its text has
-  if (!syncing.get(node.id)) node.seq = frame.seq;
+  node.startedSeq = frame.seq;
+  if (syncing.get(node.id)) return true; // the snapshot awaited brings the reply as it is
+  const held = node.seq || 0;
+  if (held > frame.seq) requestSync(node.id, 0);
+  else if (held < frame.seq) requestSync(node.id, held);
   return true;
 }
 
