@@ -556,8 +556,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             )
             return
         # A link's viewer acts rarely (it only reads): each time, its link is checked anew.
-        if self.link_only and kind.rechecks_link and not await self.recheck_access():
-            return
+        if self.link_only and kind.rechecks_link:
+            try:
+                allowed = await self.recheck_access()
+            except (DatabaseError, psycopg.Error):
+                await self._link_unchecked(frame)
+                return
+            if not allowed:
+                return
         try:
             await getattr(self, kind.handler)(frame)
         except ChatError as error:
@@ -565,6 +571,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("frame %s failed", frame["type"][:40])
             await self.send_error(InternalError(), frame)
+
+    async def _link_unchecked(self, frame: dict[str, Any]) -> None:
+        """A link's viewer's frame whose link could not be checked (the database out of
+        reach): nothing is done, and the viewer is told so; a ``reply.sync`` as when its read
+        of the reply fails (``_sync_again``: the page syncs it again shortly)."""
+        reply_id = frame.get("reply_id")
+        if frame["type"] == "reply.sync" and isinstance(reply_id, str) and len(reply_id) <= 64:
+            await self._sync_again(reply_id)
+        else:
+            await self.send_error(DatabaseUnavailable(), frame)
 
     def _check_not_link_only(self) -> None:
         if self.link_only:

@@ -2,7 +2,10 @@
 reply from the database just then, it answers ``database_unavailable`` (with ``reply_id`` and
 ``retry_after``), and the page asks again once ``retry_after`` has passed: it catches up with
 the whole reply without a reload and without any text twice, even while the model is silent
-(no later frame of the reply would start a resync of the server's own).
+(no later frame of the reply would start a resync of the server's own). A share link's page
+too: there the server checks the link before the sync, and a check that could not read the
+database escaped the consumer (a traceback, the socket closed; the page, told nothing, had to
+reconnect once the database was back); it is now answered as a failed read of the reply.
 
 The worker reaches PostgreSQL through tests/pgproxy.py; the database is cut the moment the
 page's ``reply.sync`` leaves the browser (Playwright routes the page's socket, forwarding every
@@ -19,7 +22,8 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Browser, WebSocketRoute, expect
 
-from conversations.models import Conversation, Message
+from conversations import sharing
+from conversations.models import Conversation, Message, SharingSettings
 from tests import servers
 from tests.pgproxy import PgProxy, pg_proxy
 from tests.servers import daphne_worker
@@ -128,3 +132,60 @@ def test_a_resync_refused_for_the_database_is_asked_again_and_catches_up(
             expect(content).to_have_text(ANSWER)
         finally:
             context.close()
+
+
+def test_a_share_link_page_asks_again_too(
+    browser: Browser, chat_server: LiveServer, ui_conversation: Conversation, proxy: PgProxy
+) -> None:
+    SharingSettings.objects.update_or_create(pk=1, defaults={"allow_public_links": True})
+    _, token = sharing.create_share_link(ui_conversation.owner, ui_conversation.id)
+    db = connection.settings_dict
+    through_proxy = servers.test_database_url().replace(
+        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
+    )
+    with daphne_worker(chat_server.simulator_url, SIM_KEY, DATABASE_URL=through_proxy) as base:
+        server = LiveServer(url=base, simulator_url=chat_server.simulator_url, log=chat_server.log)
+        owners = browser.new_context()
+        viewers = browser.new_context()  # an anonymous viewer of the link
+        try:
+            owner = owners.new_page()
+            sign_in(owner, server)
+            owner.goto(f"{base}/c/{ui_conversation.id}/")
+            expect(owner.locator("#connection-status")).to_have_text("Connected")
+            viewer = viewers.new_page()
+            route = CutOnSync(proxy)
+            viewer.route_web_socket(re.compile(r"/ws/conversations/"), route)
+            viewer.goto(f"{base}/s/{token}/")
+            status = viewer.locator("#connection-status")
+            expect(status).to_have_text("Live")
+
+            send(owner, f"Go [[sim: tokens_per_s=30 stall_after=1000 say={ANSWER}]]")
+            content = viewer.get_by_role("article", name="DeepSeek Chat").locator(
+                ".message-content"
+            )
+            expect(content).to_contain_text("tok2")
+            viewer.evaluate("() => { window.chatSocket.closed = true; window.chatSocket.drop(); }")
+            viewer.wait_for_function("() => window.chatSocket.socket === null")
+            owner_content = owner.get_by_role("article", name=re.compile("^DeepSeek Chat")).locator(
+                ".message-content"
+            )
+            expect(owner_content).to_have_text(ANSWER)
+            expect(content).not_to_have_text(ANSWER)
+            viewer.evaluate("() => { window.sameDocument = true; }")
+
+            route.armed = True
+            viewer.evaluate("() => window.chatSocket.connect()")
+            expect(status).to_have_text("Live")
+            expect(content).to_have_text(ANSWER, timeout=30000)
+            assert [told["code"] for told in route.told] == ["database_unavailable"], route.told
+            assert viewer.evaluate("() => window.sameDocument") is True
+
+            owner.get_by_role("button", name="Stop", exact=True).click()
+            wait_until_idle(owner)
+            expect(viewer.get_by_role("article", name="DeepSeek Chat")).not_to_have_class(
+                re.compile(r"\bis-streaming\b")
+            )
+            expect(content).to_have_text(ANSWER)
+        finally:
+            owners.close()
+            viewers.close()
