@@ -917,7 +917,8 @@ WITH c AS (
        AND """  # noqa: S608 - fixed SQL
     + _the_tasks_to_write("w.channel", "c.record_id")
     + """
-    RETURNING m.id
+    -- a row taken back from the reaper: its call is held again (reserved, its stream slot)
+    RETURNING m.id, usage_take_back(c.record_id)
 )
 SELECT c.id
   FROM c, w, conversations_message m
@@ -929,7 +930,9 @@ SELECT c.id
 """Save the text so far of many live replies in one statement (never after finalize, never
 over a newer checkpoint, only while the row is the task's to write — see the rule above: a task
 whose reply was continued since, here or on another worker, no longer writes it; one the
-reaper gave up on while it lived takes its row back): a column per field, from
+reaper gave up on while it lived takes its row back, and its call: ``usage_take_back``,
+migration 0022, makes the call the reaper settled ``reserved`` again and retakes its stream
+slot, so the user's replies at once count it while it runs on): a column per field, from
 :func:`checkpoint_columns`, then the process's channel. A reply with text saved is streaming:
 the first checkpoint also moves a ``pending`` row to ``streaming`` (its task has been streaming
 since it started; the row learns it here rather than in a write of its own). Run from the event
