@@ -1157,19 +1157,39 @@ def _taken_back_call(reply_id: uuid.UUID) -> list[tuple[int, int]]:
 
 
 def cancel_target(user: User, conversation_id: uuid.UUID | str, reply_id: Any) -> Message:
-    """The reply to stop, if the user may post here and it is still running: one that has
-    ended is a conflict naming its state (its end, already sent, was not the stop's doing:
-    the sender is told so rather than left waiting for a ``reply.failed`` that never comes)."""
+    """The reply to stop, if the user may post here and it may still be running: pending or
+    streaming, or reaped while its task may live on (:func:`reaped_while_its_task_may_live`:
+    its stop goes to that task, ``GenerationService.cancel``). One that has ended is a
+    conflict naming its state (:func:`nothing_to_stop`)."""
     conversation = access.access_conversation_for_posting(user, conversation_id)
     reply = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
-    if reply.status not in ACTIVE:
-        raise Conflict(
-            f"That reply has already ended ({reply.status}): there is nothing to stop.",
-            param="reply_id",
-            reply_id=str(reply.pk),
-            status=reply.status,
-        )
+    if reply.status not in ACTIVE and not reaped_while_its_task_may_live(reply):
+        raise nothing_to_stop(reply)
     return reply
+
+
+def reaped_while_its_task_may_live(reply: Message) -> bool:
+    """Whether the reaper gave up on the reply (``interrupted``, ``worker_lost``) while its task
+    may still be running: its process cut off from the database for longer than
+    ``GENERATION_STALE_SECONDS``, streaming on to the sockets it reaches, until its next
+    checkpoint takes the row back (``CHECKPOINT_MANY_SQL``). Only the process of its
+    generation channel can tell; a Stop is sent there, and stops the task if it lives."""
+    return (
+        reply.status == Message.Status.INTERRUPTED
+        and reply.error_code == "worker_lost"
+        and bool(reply.generation_channel)
+    )
+
+
+def nothing_to_stop(reply: Message) -> Conflict:
+    """A Stop of a reply that has ended: the sender is told its state, rather than left waiting
+    for a ``reply.failed`` that never comes (its end, already sent, was not the stop's doing)."""
+    return Conflict(
+        f"That reply has already ended ({reply.status}): there is nothing to stop.",
+        param="reply_id",
+        reply_id=str(reply.pk),
+        status=reply.status,
+    )
 
 
 def reply_state(

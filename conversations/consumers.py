@@ -655,7 +655,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         reply = await in_db_thread(actions.cancel_target)(
             self.scope["user"], self.conversation_id, frame.get("reply_id")
         )
-        await self.service.cancel(reply)
+        if not await self.service.cancel(reply):
+            raise actions.nothing_to_stop(reply)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         """The client's check that the connection still carries frames both ways (a browser

@@ -1034,13 +1034,32 @@ class GenerationService:
         )
         return True
 
-    async def cancel(self, reply: Message) -> None:
+    async def cancel(self, reply: Message) -> bool:
+        """Stop ``reply``'s task, here or on the worker of its generation channel. False when
+        no task can be holding it: a reply reaped while its task might have lived
+        (``actions.reaped_while_its_task_may_live``) whose worker is this one, holding none.
+
+        A reaped reply's stop goes to its worker all the same (its task may stream on there,
+        cut off from the database, seen by the sockets it reaches), and stops only a task that
+        runs: it is not remembered to stop one about to start, which would be a Continue's."""
+        if actions.reaped_while_its_task_may_live(reply):
+            if reply.pk in self.tasks:
+                self.stop_reply(reply.pk)
+                return True
+            if reply.generation_channel == self.channel:
+                return False
+            await self.layer.send(
+                reply.generation_channel,
+                {"type": "generation.cancel", "reply_id": str(reply.pk), "running_only": True},
+            )
+            return True
         if reply.pk in self.tasks or reply.generation_channel == self.channel:
             self.stop_reply(reply.pk)
         elif reply.generation_channel:
             await self.layer.send(
                 reply.generation_channel, {"type": "generation.cancel", "reply_id": str(reply.pk)}
             )
+        return True
 
     def stop_reply(self, reply_id: uuid.UUID) -> None:
         """Stop the task of a reply of this process. One whose task is not started yet (its
@@ -1076,7 +1095,8 @@ class GenerationService:
             return
         task = self.tasks.get(reply_id)
         if message.get("type") == "generation.cancel":
-            self.stop_reply(reply_id)
+            if task is not None or not message.get("running_only"):
+                self.stop_reply(reply_id)
         elif message.get("type") == "generation.superseded":
             record_id = message.get("record_id")
             if task is not None and isinstance(record_id, int) and _newer_call(record_id, task):
