@@ -12,10 +12,11 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -1173,12 +1174,28 @@ def reaped_while_its_task_may_live(reply: Message) -> bool:
     may still be running: its process cut off from the database for longer than
     ``GENERATION_STALE_SECONDS``, streaming on to the sockets it reaches, until its next
     checkpoint takes the row back (``CHECKPOINT_MANY_SQL``). Only the process of its
-    generation channel can tell; a Stop is sent there, and stops the task if it lives."""
+    generation channel can tell; a Stop (or its conversation's delete) is sent there, and
+    stops the task if it lives. Not once the reply's last write is older than any upstream
+    call may run (``UPSTREAM_DEADLINE``): its call had begun before that write."""
     return (
         reply.status == Message.Status.INTERRUPTED
         and reply.error_code == "worker_lost"
         and bool(reply.generation_channel)
+        and reply.updated_at >= _upstream_calls_since()
     )
+
+
+def reaped_while_their_tasks_may_live() -> Q:
+    """The rows of :func:`reaped_while_its_task_may_live`, as a filter on messages."""
+    return Q(
+        status=Message.Status.INTERRUPTED,
+        error_code="worker_lost",
+        updated_at__gte=_upstream_calls_since(),
+    ) & ~Q(generation_channel="")
+
+
+def _upstream_calls_since() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.UPSTREAM_DEADLINE)
 
 
 def nothing_to_stop(reply: Message) -> Conflict:

@@ -38,7 +38,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
@@ -1241,22 +1241,26 @@ def stop_replies(*conversation_ids: uuid.UUID) -> None:
     charged what it used: for conversations being deleted, whose replies nobody can read. The
     replies are read now (their rows may be about to go with the delete), and their processes
     told once it has committed: a ``generation.cancel`` to the generation channel of each, as a
-    ``reply.cancel`` from another worker is sent."""
+    ``reply.cancel`` from another worker is sent. A reply reaped while its task may live on
+    (``actions.reaped_while_its_task_may_live``) is among them: its task, cut off from the
+    database, would otherwise stream on unseen and be charged its whole answer."""
     layer = get_channel_layer()
     replies = list(
-        Message.objects.filter(conversation_id__in=conversation_ids, status__in=actions.ACTIVE)
+        Message.objects.filter(conversation_id__in=conversation_ids)
+        .filter(Q(status__in=actions.ACTIVE) | actions.reaped_while_their_tasks_may_live())
         .exclude(generation_channel="")
-        .values_list("pk", "generation_channel")
+        .values_list("pk", "generation_channel", "status")
     )
     if layer is None or not replies:
         return
 
     def send() -> None:
-        for reply_id, channel in replies:
+        for reply_id, channel, status in replies:
+            cancel: dict[str, Any] = {"type": "generation.cancel", "reply_id": str(reply_id)}
+            if status not in actions.ACTIVE:
+                cancel["running_only"] = True  # as GenerationService.cancel sends it
             try:
-                async_to_sync(layer.send)(
-                    channel, {"type": "generation.cancel", "reply_id": str(reply_id)}
-                )
+                async_to_sync(layer.send)(channel, cancel)
             except Exception as error:
                 # Redis away: that reply runs to its end, and is charged what it used then.
                 logger.warning("stopping reply %s failed (%s)", reply_id, type(error).__name__)
