@@ -883,19 +883,25 @@ def _execute_bound(sql: str, params: list[Any]) -> int:
 #   ``interrupted`` (``worker_lost``) because the task's process could not reach the database
 #   for longer than ``GENERATION_STALE_SECONDS``. The task's next checkpoint takes it back
 #   (``streaming``, the task's text), as its final write would: the reaper kept only what was
-#   last checkpointed.
+#   last checkpointed. Not once the conversation has gone on from it (``_ANSWERED``, below).
 _THE_TASKS_CALL = """m.generation_channel = {channel}
        AND NOT EXISTS (SELECT 1 FROM conversations_usagerecord u
                         WHERE u.message_id = m.id AND u.id > {record})"""
 _WRITABLE = """(m.status IN ('pending', 'streaming')
             OR ({record} IS NOT NULL AND m.status = 'interrupted'
-                AND m.error_code = 'worker_lost'))"""
+                AND m.error_code = 'worker_lost' AND NOT {answered}))"""
+# A reaped reply that the conversation has gone on from (a message sent under it, shown
+# interrupted): taken back, its text would change under what follows it, which was written
+# from the text the reaper kept (as a Continue of it is refused). Its task gives way instead.
+_ANSWERED = """EXISTS (SELECT 1 FROM conversations_message k WHERE k.parent_id = m.id)"""
+_REAPED_AND_ANSWERED = f"""(m.status = 'interrupted' AND m.error_code = 'worker_lost'
+            AND {_ANSWERED})"""
 
 
 def _the_tasks_to_write(channel: str, record: str, *, or_already: str = "") -> str:
     """The SQL condition on ``m`` (the reply's row) of the rule above; ``or_already``: a
     state of the row that counts as written too (the final write's own, made before)."""
-    writable = _WRITABLE.format(record=record)
+    writable = _WRITABLE.format(record=record, answered=_ANSWERED)
     if or_already:
         writable = f"({writable}\n            OR {or_already})"
     return f"{_THE_TASKS_CALL.format(channel=channel, record=record)}\n       AND {writable}"
@@ -924,8 +930,10 @@ WITH c AS (
 SELECT c.id
   FROM c, w, conversations_message m
  WHERE m.id = c.id
-   AND NOT ("""
+   AND (NOT ("""
     + _THE_TASKS_CALL.format(channel="w.channel", record="c.record_id")
+    + ") OR "
+    + _REAPED_AND_ANSWERED
     + ")"
 )
 """Save the text so far of many live replies in one statement (never after finalize, never

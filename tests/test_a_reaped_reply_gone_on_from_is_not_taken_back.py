@@ -1,0 +1,88 @@
+"""A reply reaped while its task lived (its worker cut off from PostgreSQL for longer than
+``GENERATION_STALE_SECONDS``) shows ``interrupted``, and its user may send a message under it.
+What follows it is then written from the text the reaper kept: the old task no longer takes the
+row back (``actions._ANSWERED``), which would change that history under it (as a Continue of a
+reply with messages under it is refused). Its next checkpoint, once the database answers it,
+finds the row gone on from, and the task gives way: charged what it used (``cancelled``), the
+row left as the reaper kept it.
+
+Before, the old task's checkpoint took the row back: the reply streamed on and completed above
+the message sent under it, which had been answered from its shorter text."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conversations import quota
+from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
+from tests.pgproxy import PgProxy
+from tests.support import open_socket
+from tests.test_a_reaped_reply_is_taken_back_by_its_living_tasks_checkpoints import (
+    ANSWER,
+    _reaped_while_cut_off,
+    _until,
+    no_heartbeat,
+    proxy,
+)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(120),
+    pytest.mark.filterwarnings("ignore:Overriding setting DATABASES"),
+]
+
+__all__ = ["no_heartbeat", "proxy"]  # fixtures, used by name
+
+
+async def test_a_reaped_reply_with_a_message_under_it_is_left_as_it_was_kept(
+    no_heartbeat: None,
+    alice: User,
+    alice_conversation: Conversation,
+    slow_simulator: str,
+    proxy: PgProxy,
+) -> None:
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
+    )
+    await socket.until_type("reply.delta")
+    reply_id = socket.of_type("message.created")[1]["message"]["id"]
+    record = await UsageRecord.objects.aget(message_id=reply_id)
+    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
+    reaped = await _reaped_while_cut_off(proxy, reply_id)
+
+    # Sent under the reply as it is shown (interrupted), from another tab.
+    other_tab = await open_socket(alice, alice_conversation)
+    await other_tab.send(
+        {
+            "type": "message.send",
+            "client_id": "c2",
+            "content": "[[sim: say=Noted.]]",
+            "parent_id": reply_id,
+        }
+    )
+    created = await other_tab.until(
+        lambda f: f["type"] == "message.created" and f["message"]["role"] == "user"
+    )
+    assert created["message"]["parent_id"] == reply_id
+    await asyncio.to_thread(proxy.restore)
+
+    # The old task gives way at its next checkpoint: its call charged what it used.
+    settled = await _until(
+        lambda: UsageRecord.objects.filter(
+            pk=record.pk, outcome__in=("cancelled", "complete")
+        ).first(),
+        timeout=30,
+    )
+    await asyncio.sleep(2.0)  # any later checkpoint or final write of it would have landed
+    await socket.close()
+    await other_tab.close()
+    assert settled.outcome == "cancelled"
+    assert settled.completion_tokens < quota.estimate_tokens(ANSWER)
+    reply = await Message.objects.aget(pk=reply_id)
+    assert (reply.status, reply.error_code) == ("interrupted", "worker_lost")
+    assert (reply.content, reply.seq) == (reaped.content, reaped.seq)
+    account = await UsageAccount.objects.aget(user_id=alice.pk)
+    assert account.streams == 0
