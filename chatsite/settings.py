@@ -222,6 +222,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chatsite.security.ContentSecurityPolicyMiddleware",
+    "chatsite.outages.DatabaseUnavailableMiddleware",  # last: a view's exception reaches it first
 ]
 
 ROOT_URLCONF = "chatsite.urls"
