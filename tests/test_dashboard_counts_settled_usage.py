@@ -54,3 +54,22 @@ def test_a_running_call_is_left_out_of_charts_and_ratios_and_shown_apart(
     assert f"<title>{today}: cache hit input 300 tokens</title>" in html
     models_table = html[html.index("<h2>Models</h2>") :]
     assert "<td>75%</td>" in models_table
+
+
+@pytest.mark.parametrize(
+    ("hit", "miss", "shown"),
+    [(996, 4, "99.6%"), (9999, 1, "99.9%"), (1, 2999, "&lt;0.1%"), (300, 100, "75%")],
+)
+def test_a_cache_hit_ratio_is_never_rounded_to_all_or_nothing(
+    staff: User, alice: User, chat_model: ModelConfig, hit: int, miss: int, shown: str
+) -> None:
+    """99.6 % read "100%", as if every input had come from the cache (and 0.03 % "0%")."""
+    Policy.objects.all().delete()
+    spend(alice, chat_model, hit=hit, miss=miss, completion=10)
+
+    html = client_for(staff).get("/admin/usage/").content.decode()
+    totals = re.search(r'<p class="usage-totals">(.*?)</p>', html, re.S)
+    assert totals
+    assert f"cache-hit ratio {shown} " in totals.group(1) + " "
+    models_table = html[html.index("<h2>Models</h2>") :]
+    assert f"<td>{shown}</td>" in models_table
