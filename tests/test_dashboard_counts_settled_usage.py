@@ -73,3 +73,20 @@ def test_a_cache_hit_ratio_is_never_rounded_to_all_or_nothing(
     assert f"cache-hit ratio {shown} " in totals.group(1) + " "
     models_table = html[html.index("<h2>Models</h2>") :]
     assert f"<td>{shown}</td>" in models_table
+
+
+def test_a_model_or_purpose_filter_says_what_the_users_columns_count(
+    staff: User, alice: User, chat_model: ModelConfig
+) -> None:
+    """The users' tables count the filter's calls in their first columns, but today, this month
+    and remaining are the user's whole allowance: said where a filter would make them look
+    wrong (alice's 450 tokens of chat beside a "Tokens (period)" of 0 for titles)."""
+    Policy.objects.all().delete()
+    spend(alice, chat_model, hit=300, miss=100, completion=50)
+    admin = client_for(staff)
+    note = "today, this month and remaining are each user's whole allowance"
+
+    assert note not in admin.get("/admin/usage/").content.decode().replace("&#x27;", "'")
+    for query in (f"model={chat_model.pk}", "purpose=title", f"model={chat_model.pk}&purpose=api"):
+        html = admin.get(f"/admin/usage/?{query}").content.decode().replace("&#x27;", "'")
+        assert note in html, query
