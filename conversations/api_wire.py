@@ -173,7 +173,10 @@ def parse_chat_request(
             raise InvalidParameter(
                 "stream_options is only allowed when stream is true.", param="stream_options"
             )
-        if not isinstance(stream_options, dict) or set(stream_options) - {"include_usage"}:
+        # null is unset here too (an SDK's include_obfuscation=None): only a value asks.
+        if not isinstance(stream_options, dict) or {
+            name for name, value in stream_options.items() if value is not None
+        } - {"include_usage"}:
             raise InvalidParameter(
                 'stream_options must be {"include_usage": true|false}.', param="stream_options"
             )

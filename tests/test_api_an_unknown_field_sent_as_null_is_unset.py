@@ -47,3 +47,27 @@ def test_an_unknown_field_with_a_value_is_still_refused_by_name(
     )
     assert error["param"] == "logit_bias" and "logit_bias" in error["message"]
     assert not UsageRecord.objects.exists()
+
+
+def test_an_unknown_stream_option_sent_as_null_is_unset_and_a_value_refused(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    """The same inside ``stream_options``: the OpenAI SDKs' ``include_obfuscation=None``."""
+    key = make_key(alice)
+    answered = chat(
+        base,
+        bearer(key),
+        {"stream": True, "stream_options": {"include_usage": True, "include_obfuscation": None}},
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.text.rstrip().endswith("data: [DONE]")
+    error = assert_envelope(
+        chat(
+            base,
+            bearer(key),
+            {"stream": True, "stream_options": {"include_obfuscation": False}},
+        ),
+        400,
+        "invalid_request_error",
+    )
+    assert error["param"] == "stream_options"
