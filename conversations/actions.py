@@ -927,7 +927,9 @@ WITH c AS (
     -- a row taken back from the reaper: its call is held again (reserved, its stream slot)
     RETURNING m.id, usage_take_back(c.record_id)
 )
-SELECT c.id
+SELECT c.id, """
+    + _REAPED_AND_ANSWERED
+    + """, m.seq
   FROM c, w, conversations_message m
  WHERE m.id = c.id
    AND (NOT ("""
@@ -949,7 +951,9 @@ loop on the asyncio pool (``generation._Checkpoints``).
 
 It returns the replies whose rows are no longer their tasks' at all: another worker's
 generation channel, or a newer call (a continuation begun elsewhere while word of it could not
-reach this worker: ``generation.superseded`` lost with Redis). Their tasks give way. Not a
+reach this worker: ``generation.superseded`` lost with Redis), or a reaped row the conversation
+has gone on from; with each, whether it is the last (the reaper's end stands) and the row's
+sequence number. Their tasks give way. Not a
 reply whose checkpoint was only skipped — a newer one of its own written already, or its row
 finalized — nor one whose row is gone (its conversation deleted: stopped by its own word)."""
 

@@ -858,12 +858,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         if event["type"] == "reply.failed" and event.get("code") == "worker_lost":
             task = self.service.tasks.get(uuid.UUID(reply_id))
-            if task is not None and task.task is not None and not task.task.done():
+            if (
+                task is not None
+                and task.task is not None
+                and not task.task.done()
+                and not task.superseded
+            ):
                 # Another process's reaper gave up on a reply this process still writes (it
                 # could not reach the database for a while): its task says how it ends, and
                 # its final write wins over the reaper's. Acted on here, the stored reply
                 # would be read for this socket from a database that may still be out of
-                # reach, and the reply held for it until a reconnect.
+                # reach, and the reply held for it until a reconnect. Unless the task gave
+                # way (the conversation went on from the reaped reply): then the reaper's
+                # end stands, handed to this socket again (``generation._Checkpoints``).
                 return
         seq = event.get("seq", 0)
         last = self.sent_seq.get(reply_id)

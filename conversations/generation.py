@@ -724,6 +724,20 @@ async def _final_write(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     return await pgpool.outlasting_outage("final write", lambda: pgpool.fetch_one(sql, params))
 
 
+def reaped_end(reply_id: uuid.UUID, seq: int) -> dict[str, Any]:
+    """The reaper's end of a reply whose process stopped heartbeating."""
+    return {
+        "type": "reply.failed",
+        "reply_id": str(reply_id),
+        # What the row holds: a socket sent more (deltas published after the last
+        # checkpoint, then lost with the process) is sent the stored reply instead.
+        "seq": seq,
+        "status": Message.Status.INTERRUPTED.value,
+        "code": "worker_lost",
+        "message": "The server handling this reply stopped; the text so far is kept.",
+    }
+
+
 class _Checkpoints:
     """Group write of the process's checkpoints: streams hand in their latest state, and one
     statement writes every state handed in since the previous one (each reply's newest only),
@@ -756,7 +770,11 @@ class _Checkpoints:
                     # One reply's state must not keep the others unsaved: each on its own.
                     each = [(state, await self._save([state])) for state in batch]
                     written = [state for state, lost_one in each if lost_one is not None]
-                    lost = {reply for _, lost_one in each for reply in lost_one or ()}
+                    lost = {
+                        reply: row
+                        for _, lost_one in each
+                        for reply, row in (lost_one or {}).items()
+                    }
                 else:
                     written = batch if lost is not None else []
                 now = asyncio.get_running_loop().time()
@@ -764,22 +782,38 @@ class _Checkpoints:
                     task = self.service.tasks.get(state[0])
                     if task is None or task.record_id != state[5]:
                         continue  # ended, or a newer call's task holds the reply here now
-                    if state[0] in (lost or ()):
+                    if lost and state[0] in lost:
                         if not task.superseded:
-                            logger.warning(
-                                "reply %s was continued elsewhere: its older call gives way",
-                                state[0],
-                            )
-                            task.give_way()
+                            await self._give_way(task, *lost[state[0]])
                     else:
                         task.last_write = now  # the heartbeat may skip it for a while
         finally:
             self.writing = None
 
-    async def _save(self, batch: list[actions.Checkpoint]) -> set[uuid.UUID] | None:
+    async def _give_way(self, task: GenerationTask, reaped: bool, stored_seq: int) -> None:
+        """``task``'s reply is no longer its own to write: it stops. A reply continued
+        elsewhere ends as its continuation says. One the reaper ended, which the conversation
+        has gone on from since, ends as the reaper said: this process's sockets, which waited
+        on the living task instead (``ConversationConsumer._relay``), hear that end now, and
+        are sent the text it kept (``stored_seq``: the row's)."""
+        task.give_way()
+        if not reaped:
+            logger.warning(
+                "reply %s was continued elsewhere: its older call gives way", task.reply_id
+            )
+            return
+        logger.warning("reply %s was reaped and gone on from: its task gives way", task.reply_id)
+        room = self.service.rooms.get(task.group)
+        if room is not None and room.sockets:
+            await self.service.hand_out(room, SharedFrame(reaped_end(task.reply_id, stored_seq)))
+
+    async def _save(
+        self, batch: list[actions.Checkpoint]
+    ) -> dict[uuid.UUID, tuple[bool, int]] | None:
         """``batch`` saved in one statement (all of it that is still its tasks' to write): the
-        replies whose rows are no longer their tasks' at all; None if the statement failed
-        (logged), when nothing is known of any."""
+        replies whose rows are no longer their tasks' at all, each with whether the reaper's
+        end stands and the row's sequence number; None if the statement failed (logged), when
+        nothing is known of any."""
         try:
             rows = await pgpool.fetch_all(
                 actions.CHECKPOINT_MANY_SQL,
@@ -788,7 +822,7 @@ class _Checkpoints:
         except Exception as error:
             logger.warning("checkpoint of %d replies failed: %s", len(batch), type(error).__name__)
             return None
-        return {row[0] for row in rows}
+        return {row[0]: (row[1], row[2]) for row in rows}
 
 
 class GenerationService:
@@ -887,7 +921,7 @@ class GenerationService:
         """Hand ``event`` to this process's sockets in ``group``, then to other processes'."""
         room = self.rooms.get(group)
         if room is not None and room.sockets:
-            await self._hand_out(room, SharedFrame(event))
+            await self.hand_out(room, SharedFrame(event))
         if self.single_process:
             return
         try:
@@ -928,7 +962,7 @@ class GenerationService:
             self._layer_back()
             return message
 
-    async def _hand_out(self, room: _Room, event: SharedFrame) -> None:
+    async def hand_out(self, room: _Room, event: SharedFrame) -> None:
         for socket in list(room.sockets):
             try:
                 await socket.deliver(event)
@@ -942,7 +976,7 @@ class GenerationService:
             if event.pop(PUBLISHER, None) == self.channel:
                 continue  # our own: our sockets had it directly
             if room.sockets:
-                await self._hand_out(room, SharedFrame(event))
+                await self.hand_out(room, SharedFrame(event))
 
     @staticmethod
     def _loop_time() -> float:
@@ -1148,19 +1182,7 @@ class GenerationService:
             logger.warning("released %d reservations of calls whose process stopped", released)
         for conversation_id, reply_id, seq in reaped:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
-            await self.publish(
-                group_name(conversation_id),
-                {
-                    "type": "reply.failed",
-                    "reply_id": str(reply_id),
-                    # What the row holds: a socket sent more (deltas published after the last
-                    # checkpoint, then lost with the process) is sent the stored reply instead.
-                    "seq": seq,
-                    "status": Message.Status.INTERRUPTED.value,
-                    "code": "worker_lost",
-                    "message": "The server handling this reply stopped; the text so far is kept.",
-                },
-            )
+            await self.publish(group_name(conversation_id), reaped_end(reply_id, seq))
         return len(reaped)
 
     async def stop(self) -> None:

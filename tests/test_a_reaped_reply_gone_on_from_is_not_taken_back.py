@@ -4,7 +4,8 @@ What follows it is then written from the text the reaper kept: the old task no l
 row back (``actions._ANSWERED``), which would change that history under it (as a Continue of a
 reply with messages under it is refused). Its next checkpoint, once the database answers it,
 finds the row gone on from, and the task gives way: charged what it used (``cancelled``), the
-row left as the reaper kept it.
+row left as the reaper kept it. A tab on the task's own worker, which waited on the living task
+rather than act on the reaper's end, is then handed that end, and the text the reaper kept.
 
 Before, the old task's checkpoint took the row back: the reply streamed on and completed above
 the message sent under it, which had been answered from its shorter text."""
@@ -12,13 +13,15 @@ the message sent under it, which had been answered from its shorter text."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from conversations import quota
+from conversations.generation import group_name, reaped_end
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
 from tests.pgproxy import PgProxy
-from tests.support import open_socket
+from tests.support import open_socket, reply_text
 from tests.test_a_reaped_reply_is_taken_back_by_its_living_tasks_checkpoints import (
     ANSWER,
     _reaped_while_cut_off,
@@ -42,6 +45,7 @@ async def test_a_reaped_reply_with_a_message_under_it_is_left_as_it_was_kept(
     alice_conversation: Conversation,
     slow_simulator: str,
     proxy: PgProxy,
+    generation_service: Any,
 ) -> None:
     socket = await open_socket(alice, alice_conversation)
     await socket.send(
@@ -52,6 +56,11 @@ async def test_a_reaped_reply_with_a_message_under_it_is_left_as_it_was_kept(
     record = await UsageRecord.objects.aget(message_id=reply_id)
     await _until(lambda: Message.objects.get(pk=reply_id).content != "")
     reaped = await _reaped_while_cut_off(proxy, reply_id)
+    # The reaper's end, as another worker's reaper publishes it: this worker's socket waits on
+    # the living task instead (which may yet take the reply back).
+    await generation_service.publish(
+        group_name(alice_conversation.id), reaped_end(reaped.id, reaped.seq)
+    )
 
     # Sent under the reply as it is shown (interrupted), from another tab.
     other_tab = await open_socket(alice, alice_conversation)
@@ -76,6 +85,16 @@ async def test_a_reaped_reply_with_a_message_under_it_is_left_as_it_was_kept(
         ).first(),
         timeout=30,
     )
+    # The first tab, on the task's worker, is told the reply ended as the reaper said, and
+    # shows the text it kept (not what the task streamed after it).
+    end = await socket.until(
+        lambda f: (
+            f.get("reply_id") == reply_id and f["type"] in ("reply.completed", "reply.failed")
+        ),
+        timeout=10,
+    )
+    assert (end["type"], end["code"], end["seq"]) == ("reply.failed", "worker_lost", reaped.seq)
+    assert reply_text(socket.frames, reply_id) == reaped.content
     await asyncio.sleep(2.0)  # any later checkpoint or final write of it would have landed
     await socket.close()
     await other_tab.close()
