@@ -1119,7 +1119,9 @@ def reap_stale_replies(
         .only("id", "conversation_id", "content", "reasoning", "seq")
     ):
         with transaction.atomic():
-            if not Message.objects.filter(pk=reply.pk, status__in=ACTIVE).update(
+            # Still stale as it is written: a checkpoint or heartbeat since the read above
+            # (its process slow, not dead) made it live again, and wrote newer text.
+            if not Message.objects.filter(stale, pk=reply.pk).update(
                 status=Message.Status.INTERRUPTED,
                 error_code="worker_lost",
                 error_message="The server handling this reply stopped; the text so far is kept.",
