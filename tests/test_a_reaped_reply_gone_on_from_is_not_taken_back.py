@@ -21,14 +21,15 @@ from conversations import quota
 from conversations.generation import group_name, reaped_end
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
 from tests.pgproxy import PgProxy
-from tests.support import open_socket, reply_text
-from tests.test_a_reaped_reply_is_taken_back_by_its_living_tasks_checkpoints import (
+from tests.reaping import (
     ANSWER,
-    _reaped_while_cut_off,
-    _until,
     no_heartbeat,
     proxy,
+    reaped_while_cut_off,
+    streaming_reply,
+    until,
 )
+from tests.support import open_socket, reply_text
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -47,15 +48,9 @@ async def test_a_reaped_reply_with_a_message_under_it_is_left_as_it_was_kept(
     proxy: PgProxy,
     generation_service: Any,
 ) -> None:
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
-    )
-    await socket.until_type("reply.delta")
-    reply_id = socket.of_type("message.created")[1]["message"]["id"]
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
     record = await UsageRecord.objects.aget(message_id=reply_id)
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
-    reaped = await _reaped_while_cut_off(proxy, reply_id)
+    reaped = await reaped_while_cut_off(proxy, reply_id)
     # The reaper's end, as another worker's reaper publishes it: this worker's socket waits on
     # the living task instead (which may yet take the reply back).
     await generation_service.publish(
@@ -79,7 +74,7 @@ async def test_a_reaped_reply_with_a_message_under_it_is_left_as_it_was_kept(
     await asyncio.to_thread(proxy.restore)
 
     # The old task gives way at its next checkpoint: its call charged what it used.
-    settled = await _until(
+    settled = await until(
         lambda: UsageRecord.objects.filter(
             pk=record.pk, outcome__in=("cancelled", "complete")
         ).first(),

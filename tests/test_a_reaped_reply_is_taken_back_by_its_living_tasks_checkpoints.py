@@ -13,17 +13,21 @@ everything written since the cut — and the charge stayed the first estimate.""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 
-from conversations import actions, quota
+from conversations import quota
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
 from tests.pgproxy import PgProxy
-from tests.support import open_socket
+from tests.reaping import (
+    ANSWER,
+    no_heartbeat,
+    proxy,
+    reaped_while_cut_off,
+    streaming_reply,
+    taken_back,
+    until,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -31,47 +35,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Overriding setting DATABASES"),
 ]
 
-ANSWER = " ".join(f"word{i}" for i in range(600))  # ~15 s at the slow simulator's pace
-
-
-@pytest.fixture
-def no_heartbeat(settings: Any) -> None:
-    """This process neither heartbeats nor reaps during the test (its rows go silent as a cut
-    off worker's do); the test reaps, as another worker's reaper would."""
-    settings.GENERATION_HEARTBEAT_SECONDS = 3600
-
-
-@pytest.fixture
-def proxy(proxied_pool: PgProxy, generation_service: Any) -> Iterator[PgProxy]:
-    """The proxy, restored before the generation service stops (its final writes end)."""
-    yield proxied_pool
-    proxied_pool.restore()
-
-
-async def _until(condition: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := await sync_to_async(condition)()):
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(0.1)
-    return found
-
-
-async def _reaped_while_cut_off(proxy: PgProxy, reply_id: str) -> Message:
-    """Cut the worker off, let its row go silent, reap it as another worker would."""
-    await asyncio.to_thread(proxy.cut)
-    await asyncio.sleep(1.0)  # older than the reaper's delay below
-    reaped = await sync_to_async(actions.reap_stale_replies)(0.5)
-    assert [str(r[1]) for r in reaped] == [reply_id]
-    reply = await Message.objects.aget(pk=reply_id)
-    assert reply.status == Message.Status.INTERRUPTED and reply.error_code == "worker_lost"
-    return reply
-
-
-def _taken_back(reply_id: str, longer_than: int) -> Message | None:
-    reply = Message.objects.get(pk=reply_id)
-    if reply.status == Message.Status.STREAMING and len(reply.content) > longer_than:
-        return reply
-    return None
+__all__ = ["no_heartbeat", "proxy"]  # fixtures, used by name
 
 
 async def test_a_reaped_reply_is_taken_back_by_its_tasks_next_checkpoint(
@@ -81,22 +45,16 @@ async def test_a_reaped_reply_is_taken_back_by_its_tasks_next_checkpoint(
     slow_simulator: str,
     proxy: PgProxy,
 ) -> None:
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
-    )
-    await socket.until_type("reply.delta")
-    reply_id = socket.of_type("message.created")[1]["message"]["id"]
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
 
-    reaped = await _reaped_while_cut_off(proxy, reply_id)
+    reaped = await reaped_while_cut_off(proxy, reply_id)
     record = await UsageRecord.objects.aget(message_id=reply_id)
     assert record.state == UsageRecord.State.SETTLED and record.estimated
     assert record.completion_tokens == quota.estimate_tokens(reaped.content)
 
     # Back in reach: the task's next checkpoint takes the row back while it still streams.
     await asyncio.to_thread(proxy.restore)
-    taken = await _until(lambda: _taken_back(reply_id, len(reaped.content)), timeout=8)
+    taken = await until(lambda: taken_back(reply_id, len(reaped.content)), timeout=8)
     assert taken.error_code == "" and taken.error_message == ""
     assert taken.content.startswith(reaped.content) and ANSWER.startswith(taken.content)
     assert taken.content != ANSWER  # not the final write: the reply is still being written
@@ -104,7 +62,7 @@ async def test_a_reaped_reply_is_taken_back_by_its_tasks_next_checkpoint(
 
     # Reaped again (cut off again, or its process died now): the row keeps the text taken
     # back, and the call is settled again from it — counts set, not added.
-    again = await _reaped_while_cut_off(proxy, reply_id)
+    again = await reaped_while_cut_off(proxy, reply_id)
     assert len(again.content) >= len(taken.content)
     record = await UsageRecord.objects.aget(pk=record.pk)
     assert record.state == UsageRecord.State.SETTLED and record.estimated

@@ -13,9 +13,6 @@ checkpoint was lost, and the call charged only the reaper's estimate."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -23,6 +20,7 @@ from asgiref.sync import sync_to_async
 from conversations import actions
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
 from tests.pgproxy import PgProxy
+from tests.reaping import no_heartbeat, proxy, until
 from tests.support import Socket, open_socket, reply_text
 
 pytestmark = [
@@ -33,26 +31,7 @@ pytestmark = [
 
 ANSWER = " ".join(f"word{i}" for i in range(100))  # ~2.5 s at the slow simulator's pace
 
-
-@pytest.fixture
-def no_heartbeat(settings: Any) -> None:
-    """This process neither heartbeats nor reaps during the test (its rows go silent as a cut
-    off worker's do); the test reaps, as another worker's reaper would."""
-    settings.GENERATION_HEARTBEAT_SECONDS = 3600
-
-
-@pytest.fixture
-def proxy(proxied_pool: PgProxy, generation_service: Any) -> Iterator[PgProxy]:
-    """The proxy, restored before the generation service stops (its final writes end)."""
-    yield proxied_pool
-    proxied_pool.restore()
-
-
-async def _until(condition: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not await sync_to_async(condition)():
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(0.1)
+__all__ = ["no_heartbeat", "proxy"]  # fixtures, used by name
 
 
 async def _streamed_and_cut_off(proxy: PgProxy, socket: Socket) -> Message:
@@ -63,7 +42,7 @@ async def _streamed_and_cut_off(proxy: PgProxy, socket: Socket) -> Message:
     )
     await socket.until_type("reply.delta")
     reply_id = socket.of_type("message.created")[1]["message"]["id"]
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
+    await until(lambda: Message.objects.get(pk=reply_id).content != "")
     await asyncio.to_thread(proxy.cut)
     await socket.until(lambda f: reply_text(socket.frames, reply_id) == ANSWER, timeout=20)
     await asyncio.sleep(1.0)  # older than the reaper's delay below
@@ -126,7 +105,7 @@ async def test_a_reaped_reply_continued_meanwhile_is_left_to_its_continuation(
 
     await asyncio.to_thread(proxy.restore)
     # The first call is charged what it used (the provider's counts) once the write is made.
-    await _until(lambda: not UsageRecord.objects.get(pk=first.pk).estimated)
+    await until(lambda: not UsageRecord.objects.get(pk=first.pk).estimated)
     await asyncio.sleep(0.5)
     await reply.arefresh_from_db()
     assert reply.status == Message.Status.PENDING

@@ -24,15 +24,15 @@ from conversations.models import (
     UserLimits,
 )
 from tests.pgproxy import PgProxy
-from tests.support import open_socket
-from tests.test_a_reaped_reply_is_taken_back_by_its_living_tasks_checkpoints import (
-    ANSWER,
-    _reaped_while_cut_off,
-    _taken_back,
-    _until,
+from tests.reaping import (
     no_heartbeat,
     proxy,
+    reaped_while_cut_off,
+    streaming_reply,
+    taken_back,
+    until,
 )
+from tests.support import open_socket
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -57,20 +57,14 @@ async def test_a_taken_back_reply_holds_its_stream_slot_until_it_ends(
 ) -> None:
     await UserLimits.objects.acreate(user=alice, concurrent_streams=1)
     other = await Conversation.objects.acreate(owner=alice, model=chat_model, title="Other")
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
-    )
-    await socket.until_type("reply.delta")
-    reply_id = socket.of_type("message.created")[1]["message"]["id"]
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
     assert await _streams(alice) == 1
 
-    reaped = await _reaped_while_cut_off(proxy, reply_id)
+    reaped = await reaped_while_cut_off(proxy, reply_id)
     assert await _streams(alice) == 0  # the reaper gave the slot back
 
     await asyncio.to_thread(proxy.restore)
-    await _until(lambda: _taken_back(reply_id, len(reaped.content)), timeout=8)
+    await until(lambda: taken_back(reply_id, len(reaped.content)), timeout=8)
     # The reply runs on, so a second one is refused: one at once.
     beside = await open_socket(alice, other)
     await beside.send({"type": "message.send", "client_id": "c2", "content": "Hello"})

@@ -17,15 +17,15 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations import quota, ui_actions
-from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
+from conversations.models import Conversation, UsageAccount, UsageRecord, User
 from tests.pgproxy import PgProxy
-from tests.support import open_socket
-from tests.test_a_reaped_reply_is_taken_back_by_its_living_tasks_checkpoints import (
+from tests.reaping import (
     ANSWER,
-    _reaped_while_cut_off,
-    _until,
     no_heartbeat,
     proxy,
+    reaped_while_cut_off,
+    streaming_reply,
+    until,
 )
 
 pytestmark = [
@@ -54,21 +54,15 @@ async def test_deleting_its_conversation_stops_a_reaped_replys_living_task(
     slow_simulator: str,
     proxy: PgProxy,
 ) -> None:
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
-    )
-    await socket.until_type("reply.delta")
-    reply_id = socket.of_type("message.created")[1]["message"]["id"]
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
     record = await UsageRecord.objects.aget(message_id=reply_id)
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
-    await _reaped_while_cut_off(proxy, reply_id)
+    await reaped_while_cut_off(proxy, reply_id)
 
     await sync_to_async(delete)(alice_conversation)
     await asyncio.sleep(1.0)  # the task stops meanwhile
     await asyncio.to_thread(proxy.restore)  # its settlement lands once the database answers
     await socket.close()
-    settled = await _until(
+    settled = await until(
         lambda: UsageRecord.objects.filter(
             pk=record.pk, outcome__in=("cancelled", "complete")
         ).first(),

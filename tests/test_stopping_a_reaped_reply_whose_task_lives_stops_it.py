@@ -21,16 +21,17 @@ from conversations.models import Conversation, Message, UsageAccount, UsageRecor
 from simulator.testing import running_simulator
 from tests import servers
 from tests.pgproxy import PgProxy
+from tests.reaping import (
+    ANSWER,
+    no_heartbeat,
+    proxy,
+    reaped_while_cut_off,
+    streaming_reply,
+    until,
+)
 from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
 from tests.support import SIM_KEY, open_socket
 from tests.test_a_continued_reaped_reply_stops_its_living_task import TIMERS, worker_proxy
-from tests.test_a_reaped_reply_is_taken_back_by_its_living_tasks_checkpoints import (
-    ANSWER,
-    _reaped_while_cut_off,
-    _until,
-    no_heartbeat,
-    proxy,
-)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -48,15 +49,9 @@ async def test_stop_reaches_a_reaped_replys_living_task(
     slow_simulator: str,
     proxy: PgProxy,
 ) -> None:
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
-    )
-    await socket.until_type("reply.delta")
-    reply_id = socket.of_type("message.created")[1]["message"]["id"]
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
 
-    reaped = await _reaped_while_cut_off(proxy, reply_id)
+    reaped = await reaped_while_cut_off(proxy, reply_id)
     # The page still streams it (its task lives, on this worker).
     await socket.until(lambda f: f["type"] == "reply.delta" and f["seq"] > reaped.seq + 5)
     assert not socket.of_type("reply.failed")
@@ -131,7 +126,7 @@ async def test_stop_on_another_worker_reaches_a_reaped_replys_living_task(
         await asyncio.sleep(1.5)  # a checkpoint saved
         await asyncio.to_thread(proxy.cut)
         try:
-            await _until(
+            await until(
                 lambda: Message.objects.filter(pk=reply_id, error_code="worker_lost").first()
             )
             failed = await on_other.until("reply.failed")
@@ -152,7 +147,7 @@ async def test_stop_on_another_worker_reaches_a_reaped_replys_living_task(
         reply = await Message.objects.aget(pk=reply_id)
         assert reply.status == Message.Status.CANCELLED and ANSWER.startswith(reply.content)
         assert reply.content != ANSWER
-        await _until(
+        await until(
             lambda: UsageRecord.objects.filter(message_id=reply_id, outcome="cancelled").exists()
         )
         account = await UsageAccount.objects.aget(user_id=alice.pk)

@@ -1,0 +1,80 @@
+"""What the tests of a reply reaped while its task lives share: a worker (this test process)
+cut off from PostgreSQL through ``tests.pgproxy``, its reply given up on as another worker's
+reaper would, while its task streams on.
+
+Fixtures are used by name: a test module imports them (``no_heartbeat``, ``proxy``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import actions
+from conversations.models import Conversation, Message, User
+from tests.pgproxy import PgProxy
+from tests.support import Socket, open_socket
+
+ANSWER = " ".join(f"word{i}" for i in range(600))  # ~15 s at the slow simulator's pace
+
+
+@pytest.fixture
+def no_heartbeat(settings: Any) -> None:
+    """This process neither heartbeats nor reaps during the test (its rows go silent as a cut
+    off worker's do); the test reaps, as another worker's reaper would."""
+    settings.GENERATION_HEARTBEAT_SECONDS = 3600
+
+
+@pytest.fixture
+def proxy(proxied_pool: PgProxy, generation_service: Any) -> Iterator[PgProxy]:
+    """The proxy, restored before the generation service stops (its final writes end)."""
+    yield proxied_pool
+    proxied_pool.restore()
+
+
+async def until(condition: Any, timeout: float = 20) -> Any:
+    """``condition`` (run in a thread: it may read the database) once it is true."""
+    deadline = time.monotonic() + timeout
+    while not (found := await sync_to_async(condition)()):
+        assert time.monotonic() < deadline, "never happened"
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def streaming_reply(
+    user: User, conversation: Conversation, answer: str = ANSWER
+) -> tuple[Socket, str]:
+    """A socket of ``user`` that asked for ``answer``, and the reply's id, once the reply
+    streams and a checkpoint of it is saved."""
+    socket = await open_socket(user, conversation)
+    await socket.send(
+        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={answer}]]"}
+    )
+    await socket.until_type("reply.delta")
+    reply_id = socket.of_type("message.created")[1]["message"]["id"]
+    await until(lambda: Message.objects.get(pk=reply_id).content != "")
+    return socket, reply_id
+
+
+async def reaped_while_cut_off(proxy: PgProxy, reply_id: str) -> Message:
+    """Cut the worker off, let its row go silent, reap it as another worker would."""
+    await asyncio.to_thread(proxy.cut)
+    await asyncio.sleep(1.0)  # older than the reaper's delay below
+    reaped = await sync_to_async(actions.reap_stale_replies)(0.5)
+    assert [str(r[1]) for r in reaped] == [reply_id]
+    reply = await Message.objects.aget(pk=reply_id)
+    assert reply.status == Message.Status.INTERRUPTED and reply.error_code == "worker_lost"
+    return reply
+
+
+def taken_back(reply_id: str, longer_than: int) -> Message | None:
+    """The reply, once its task's checkpoint has taken it back from the reaper with more text
+    than ``longer_than`` characters."""
+    reply = Message.objects.get(pk=reply_id)
+    if reply.status == Message.Status.STREAMING and len(reply.content) > longer_than:
+        return reply
+    return None
