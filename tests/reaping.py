@@ -1,25 +1,34 @@
-"""What the tests of a reply reaped while its task lives share: a worker (this test process)
-cut off from PostgreSQL through ``tests.pgproxy``, its reply given up on as another worker's
-reaper would, while its task streams on.
+"""What the tests of a reply reaped while its task lives share: a worker cut off from
+PostgreSQL through ``tests.pgproxy``, its reply given up on by another worker's reaper, while
+its task streams on. The worker is this test process (``proxy``, ``reaped_while_cut_off``), or
+a daphne process beside a second one on Redis (``worker_proxy``, ``holder_and_other``).
 
-Fixtures are used by name: a test module imports them (``no_heartbeat``, ``proxy``)."""
+Fixtures are used by name: a test module imports them (``no_heartbeat``, ``proxy``,
+``worker_proxy``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from conversations import actions
 from conversations.models import Conversation, Message, User
-from tests.pgproxy import PgProxy
-from tests.support import Socket, open_socket
+from simulator.testing import running_simulator
+from tests import servers
+from tests.pgproxy import PgProxy, pg_proxy
+from tests.servers import daphne_worker, redis_url
+from tests.support import SIM_KEY, Socket, open_socket
 
 ANSWER = " ".join(f"word{i}" for i in range(600))  # ~15 s at the slow simulator's pace
+# A daphne worker's heartbeat and reaper, fast enough for a test.
+TIMERS = {"GENERATION_HEARTBEAT_SECONDS": "1", "GENERATION_STALE_SECONDS": "3"}
 
 
 @pytest.fixture
@@ -36,7 +45,7 @@ def proxy(proxied_pool: PgProxy, generation_service: Any) -> Iterator[PgProxy]:
     proxied_pool.restore()
 
 
-async def until(condition: Any, timeout: float = 20) -> Any:
+async def until(condition: Any, timeout: float = 30) -> Any:
     """``condition`` (run in a thread: it may read the database) once it is true."""
     deadline = time.monotonic() + timeout
     while not (found := await sync_to_async(condition)()):
@@ -78,3 +87,31 @@ def taken_back(reply_id: str, longer_than: int) -> Message | None:
     if reply.status == Message.Status.STREAMING and len(reply.content) > longer_than:
         return reply
     return None
+
+
+@pytest.fixture
+def worker_proxy() -> Iterator[PgProxy]:
+    """A proxy to the test database, for a daphne worker to be cut off through."""
+    db = connection.settings_dict
+    with pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy:
+        yield proxy
+
+
+@contextmanager
+def holder_and_other(proxy: PgProxy, tokens_per_s: float) -> Iterator[tuple[str, str]]:
+    """Two daphne workers on Redis and a simulator at ``tokens_per_s``: the holder, which
+    reaches PostgreSQL through ``proxy``, and the other, directly (its reaper gives up on the
+    holder's replies once the proxy cuts it off). Their base URLs."""
+    db = connection.settings_dict
+    direct = servers.test_database_url()
+    through_proxy = direct.replace(
+        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
+    )
+    with (
+        running_simulator(api_key=SIM_KEY, tokens_per_s=tokens_per_s, seed=1) as upstream,
+        daphne_worker(
+            upstream, SIM_KEY, DATABASE_URL=through_proxy, REDIS_URL=redis_url(), **TIMERS
+        ) as holder,
+        daphne_worker(upstream, SIM_KEY, REDIS_URL=redis_url(), **TIMERS) as other,
+    ):
+        yield holder, other

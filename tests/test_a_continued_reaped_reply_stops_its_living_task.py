@@ -12,21 +12,24 @@ answer."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
 
-from conversations import actions
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
-from simulator.testing import running_simulator
-from tests import servers
-from tests.pgproxy import PgProxy, pg_proxy
-from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
-from tests.support import SIM_KEY, open_socket
+from tests.pgproxy import PgProxy
+from tests.reaping import (
+    ANSWER,
+    holder_and_other,
+    no_heartbeat,
+    proxy,
+    reaped_while_cut_off,
+    streaming_reply,
+    until,
+    worker_proxy,
+)
+from tests.servers import WorkerSocket, session_cookie
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -34,16 +37,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Overriding setting DATABASES"),
 ]
 
-ANSWER = " ".join(f"word{i}" for i in range(600))  # 15 s at 40 tokens a second
-TIMERS = {"GENERATION_HEARTBEAT_SECONDS": "1", "GENERATION_STALE_SECONDS": "3"}
-
-
-async def _until(condition: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := await sync_to_async(condition)()):
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(0.1)
-    return found
+__all__ = ["no_heartbeat", "proxy", "worker_proxy"]  # fixtures, used by name
 
 
 def _continuation_frames(frames: list[dict[str, Any]], reply_id: str) -> list[dict[str, Any]]:
@@ -86,14 +80,8 @@ async def _charged(user: User, reply_id: str) -> tuple[UsageRecord, UsageRecord]
     return first, second
 
 
-@pytest.fixture
-def proxy(proxied_pool: PgProxy, generation_service: Any) -> Iterator[PgProxy]:
-    yield proxied_pool
-    proxied_pool.restore()
-
-
 async def test_continued_on_its_own_worker_the_old_task_gives_way(
-    settings: Any,
+    no_heartbeat: None,
     alice: User,
     alice_conversation: Conversation,
     slow_simulator: str,
@@ -101,19 +89,8 @@ async def test_continued_on_its_own_worker_the_old_task_gives_way(
 ) -> None:
     """This process's writes (the event loop's pool) are cut off; its reads (the ORM) are not,
     as a worker whose database came back just as its user pressed Continue."""
-    settings.GENERATION_HEARTBEAT_SECONDS = 3600  # the test reaps, as another worker would
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
-    )
-    await socket.until_type("reply.delta")
-    reply_id = socket.of_type("message.created")[1]["message"]["id"]
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "")
-    await asyncio.to_thread(proxy.cut)
-    await asyncio.sleep(1.0)
-    assert len(await sync_to_async(actions.reap_stale_replies)(0.5)) == 1
-    kept = await Message.objects.aget(pk=reply_id)
-    assert kept.status == Message.Status.INTERRUPTED
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
+    kept = await reaped_while_cut_off(proxy, reply_id)
 
     await socket.send({"type": "reply.continue", "reply_id": reply_id})
     await socket.until(
@@ -134,7 +111,7 @@ async def test_continued_on_its_own_worker_the_old_task_gives_way(
     assert _as_shown(frames, kept.content) == kept.content + ANSWER
     assert not [f for f in socket.frames if f["type"] == "reply.failed"]
 
-    await _until(lambda: not UsageRecord.objects.filter(message_id=reply_id, state="reserved"))
+    await until(lambda: not UsageRecord.objects.filter(message_id=reply_id, state="reserved"))
     await asyncio.sleep(0.5)  # the old task's own write, refused, has been tried
     reply = await Message.objects.aget(pk=reply_id)
     assert reply.status == Message.Status.COMPLETE
@@ -143,30 +120,12 @@ async def test_continued_on_its_own_worker_the_old_task_gives_way(
     await socket.close()
 
 
-@pytest.fixture
-def worker_proxy() -> Iterator[PgProxy]:
-    db = connection.settings_dict
-    with pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy:
-        yield proxy
-
-
 async def test_continued_on_another_worker_the_old_task_gives_way(
     alice: User, alice_conversation: Conversation, worker_proxy: PgProxy
 ) -> None:
     proxy = worker_proxy
     cookie = await sync_to_async(session_cookie)(alice)
-    db = connection.settings_dict
-    direct = servers.test_database_url()
-    through_proxy = direct.replace(
-        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
-    )
-    with (
-        running_simulator(api_key=SIM_KEY, tokens_per_s=40, seed=1) as upstream,
-        daphne_worker(
-            upstream, SIM_KEY, DATABASE_URL=through_proxy, REDIS_URL=redis_url(), **TIMERS
-        ) as holder,
-        daphne_worker(upstream, SIM_KEY, REDIS_URL=redis_url(), **TIMERS) as other,
-    ):
+    with holder_and_other(proxy, tokens_per_s=40) as (holder, other):
         on_holder = await WorkerSocket.open(holder, alice_conversation.id, cookie)
         on_other = await WorkerSocket.open(other, alice_conversation.id, cookie)
         await on_holder.send(
@@ -177,7 +136,7 @@ async def test_continued_on_another_worker_the_old_task_gives_way(
         await asyncio.sleep(1.5)  # a checkpoint saved
         await asyncio.to_thread(proxy.cut)
         try:
-            kept = await _until(
+            kept = await until(
                 lambda: Message.objects.filter(pk=reply_id, status="interrupted").first()
             )
             assert kept.error_code == "worker_lost"
@@ -205,8 +164,8 @@ async def test_continued_on_another_worker_the_old_task_gives_way(
             ends = [f for f in socket.frames if f["type"] == "reply.failed"]
             assert all(f["code"] == "worker_lost" for f in ends), ends
 
-        await _until(lambda: not UsageRecord.objects.filter(message_id=reply_id, state="reserved"))
-        await _until(
+        await until(lambda: not UsageRecord.objects.filter(message_id=reply_id, state="reserved"))
+        await until(
             lambda: UsageRecord.objects.filter(message_id=reply_id, outcome="cancelled").exists()
         )
         reply = await Message.objects.aget(pk=reply_id)

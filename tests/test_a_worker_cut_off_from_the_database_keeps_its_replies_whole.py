@@ -12,48 +12,27 @@ frame of the reply for that socket — the page showed the reply streaming until
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
 
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
-from simulator.testing import running_simulator
-from tests import servers
-from tests.pgproxy import PgProxy, pg_proxy
-from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
-from tests.support import SIM_KEY
+from tests.pgproxy import PgProxy
+from tests.reaping import holder_and_other, worker_proxy
+from tests.servers import WorkerSocket, session_cookie
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 ANSWER = " ".join(f"word{i}" for i in range(80))  # 4 s at 20 tokens a second
-TIMERS = {"GENERATION_HEARTBEAT_SECONDS": "1", "GENERATION_STALE_SECONDS": "3"}
-
-
-@pytest.fixture
-def proxy() -> Iterator[PgProxy]:
-    db = connection.settings_dict
-    with pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy:
-        yield proxy
+__all__ = ["worker_proxy"]  # a fixture, used by name
 
 
 async def test_a_reply_reaped_elsewhere_while_its_worker_is_cut_off_is_saved_whole(
-    alice: User, alice_conversation: Conversation, proxy: PgProxy
+    alice: User, alice_conversation: Conversation, worker_proxy: PgProxy
 ) -> None:
+    proxy = worker_proxy
     cookie = await sync_to_async(session_cookie)(alice)
-    db = connection.settings_dict
-    direct = servers.test_database_url()
-    through_proxy = direct.replace(
-        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
-    )
-    with (
-        running_simulator(api_key=SIM_KEY, tokens_per_s=20, seed=1) as upstream,
-        daphne_worker(
-            upstream, SIM_KEY, DATABASE_URL=through_proxy, REDIS_URL=redis_url(), **TIMERS
-        ) as holder,
-        daphne_worker(upstream, SIM_KEY, REDIS_URL=redis_url(), **TIMERS),  # the reaper's
-    ):
+    with holder_and_other(proxy, tokens_per_s=20) as (holder, _):
         socket = await WorkerSocket.open(holder, alice_conversation.id, cookie)
         await socket.send(
             {"type": "message.send", "client_id": "a", "content": f"[[sim: say={ANSWER}]]"}

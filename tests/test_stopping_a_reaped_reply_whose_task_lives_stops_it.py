@@ -15,23 +15,21 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
 
 from conversations.models import Conversation, Message, UsageAccount, UsageRecord, User
-from simulator.testing import running_simulator
-from tests import servers
 from tests.pgproxy import PgProxy
 from tests.reaping import (
     ANSWER,
+    holder_and_other,
     no_heartbeat,
     proxy,
     reaped_while_cut_off,
     streaming_reply,
     until,
+    worker_proxy,
 )
-from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
-from tests.support import SIM_KEY, open_socket
-from tests.test_a_continued_reaped_reply_stops_its_living_task import TIMERS, worker_proxy
+from tests.servers import WorkerSocket, session_cookie
+from tests.support import open_socket
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -104,18 +102,7 @@ async def test_stop_on_another_worker_reaches_a_reaped_replys_living_task(
     Redis (which resyncs from the task). Stop, pressed there, reaches the holder's task."""
     proxy = worker_proxy
     cookie = await sync_to_async(session_cookie)(alice)
-    db = connection.settings_dict
-    direct = servers.test_database_url()
-    through_proxy = direct.replace(
-        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
-    )
-    with (
-        running_simulator(api_key=SIM_KEY, tokens_per_s=40, seed=1) as upstream,
-        daphne_worker(
-            upstream, SIM_KEY, DATABASE_URL=through_proxy, REDIS_URL=redis_url(), **TIMERS
-        ) as holder,
-        daphne_worker(upstream, SIM_KEY, REDIS_URL=redis_url(), **TIMERS) as other,
-    ):
+    with holder_and_other(proxy, tokens_per_s=40) as (holder, other):
         on_holder = await WorkerSocket.open(holder, alice_conversation.id, cookie)
         on_other = await WorkerSocket.open(other, alice_conversation.id, cookie)
         await on_holder.send(
