@@ -503,6 +503,28 @@ def _check_parent_is_settled(parent: Message) -> None:
         raise Conflict("Wait for the reply in progress to finish (or stop it) first.")
 
 
+def _leave_to_the_reaper(parent: Message) -> None:
+    """A message sent under a reply the reaper gave up on while its task may live on
+    (:func:`reaped_while_its_task_may_live`) is written from the text the reaper kept: the
+    reply is no longer its old task's to take back (``_ANSWERED``), nor to answer a resync
+    from. Said on the row itself, its generation channel cleared under the row's lock: a
+    checkpoint (``CHECKPOINT_MANY_SQL``) sees only the messages committed when it began, and
+    one waiting on this lock re-checks the row, not the messages under it. If a checkpoint took
+    the reply back first, it is being written again, and the message waits for it like any
+    other."""
+    if parent.status != Message.Status.INTERRUPTED:
+        return
+    left = (
+        Message.objects.filter(
+            pk=parent.pk, status=Message.Status.INTERRUPTED, error_code="worker_lost"
+        )
+        .exclude(generation_channel="")
+        .update(generation_channel="")
+    )
+    if not left:
+        _check_parent_is_settled(Message.objects.only("status").get(pk=parent.pk))
+
+
 def _check_not_running(reply: Message, doing: str) -> None:
     """A reply still being written is not ``doing`` (regenerated, continued): that would be a
     second generation (and charge) beside the running one. The refusal names the reply and
@@ -555,6 +577,7 @@ def send_message(
         parent = branch[-1] if branch else None
         if parent is not None:
             _check_parent_is_settled(parent)
+            _leave_to_the_reaper(parent)
         message = Message(
             conversation=conversation,
             parent=parent,
