@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -115,3 +116,28 @@ def holder_and_other(proxy: PgProxy, tokens_per_s: float) -> Iterator[tuple[str,
         daphne_worker(upstream, SIM_KEY, REDIS_URL=redis_url(), **TIMERS) as other,
     ):
         yield holder, other
+
+
+def database_session() -> psycopg.Connection[Any]:
+    """A session of its own on the test database (beside Django's), e.g. to hold a row lock."""
+    params = connection.get_connection_params()
+    return psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"})
+
+
+def until_waiting_on_a_lock(
+    pid: Callable[[], int | None], ended: Callable[[], bool], timeout: float = 20
+) -> None:
+    """Return once the session ``pid()`` (None until it is known) waits on a lock, or once
+    ``ended()``: what a test holding a row lock waits for before it lets go."""
+    deadline = time.monotonic() + timeout
+    with database_session() as watcher:
+        while not ended():
+            known = pid()
+            if known is not None:
+                row = watcher.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [known]
+                ).fetchone()
+                if row is not None and row[0] == "Lock":
+                    return
+            assert time.monotonic() < deadline, "it neither ended nor waited on a lock"
+            time.sleep(0.05)

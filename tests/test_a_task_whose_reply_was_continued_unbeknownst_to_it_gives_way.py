@@ -13,7 +13,6 @@ checkpoints' answers."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from asgiref.sync import sync_to_async
 from conversations import actions
 from conversations.models import Conversation, Message, UsageRecord, User
 from tests.pgproxy import PgProxy
-from tests.support import open_socket
+from tests.reaping import ANSWER, no_heartbeat, proxy, reaped_while_cut_off, streaming_reply, until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -30,40 +29,22 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Overriding setting DATABASES"),
 ]
 
-ANSWER = " ".join(f"word{i}" for i in range(600))  # 15 s at 40 tokens a second
 ELSEWHERE = "specific.elsewhere!worker"  # another worker's generation channel
 
-
-async def _until(condition: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := await sync_to_async(condition)()):
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(0.1)
-    return found
+__all__ = ["no_heartbeat", "proxy"]  # fixtures, used by name
 
 
 async def test_a_task_whose_reply_was_continued_elsewhere_gives_way_at_its_next_checkpoint(
-    settings: Any,
+    no_heartbeat: None,
     alice: User,
     alice_conversation: Conversation,
     slow_simulator: str,
-    proxied_pool: PgProxy,
+    proxy: PgProxy,
     generation_service: Any,
 ) -> None:
-    proxy = proxied_pool
-    settings.GENERATION_HEARTBEAT_SECONDS = 3600  # the test reaps, as another worker would
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": f"[[sim: say={ANSWER}]]"}
-    )
-    await socket.until_type("reply.delta")
-    reply_id = socket.of_type("message.created")[1]["message"]["id"]
-    await _until(lambda: Message.objects.get(pk=reply_id).content != "", 10)
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
     try:
-        await asyncio.to_thread(proxy.cut)
-        await asyncio.sleep(1.0)
-        assert len(await sync_to_async(actions.reap_stale_replies)(0.5)) == 1
-        kept = await Message.objects.aget(pk=reply_id)
+        kept = await reaped_while_cut_off(proxy, reply_id)
         # The user continues it on another worker, which could not tell this one.
         await sync_to_async(actions.continue_reply)(
             alice, alice_conversation.id, reply_id=reply_id, channel=ELSEWHERE
@@ -74,7 +55,7 @@ async def test_a_task_whose_reply_was_continued_elsewhere_gives_way_at_its_next_
 
     # Its next checkpoint (about a second on) is refused, and it gives way: its call, which
     # the reaper had settled from the text last checkpointed, is settled again to what it used.
-    first = await _until(
+    first = await until(
         lambda: UsageRecord.objects.filter(message_id=reply_id, outcome="cancelled").first(), 8
     )
     assert task.superseded and first.state == UsageRecord.State.SETTLED
