@@ -168,6 +168,8 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "may_post": may_post,
         "max_message_chars": actions.MAX_MESSAGE_CHARS,
         "usage_url": reverse("usage-summary"),
+        # How admission pads the prompt's estimate: the composer's warning reserves the same.
+        "prompt_padding": {"factor": quota.PROMPT_PADDING, "slack": quota.PROMPT_SLACK},
         "messages": ui_actions.message_tree(conversation),
     }
     return render(
