@@ -360,6 +360,28 @@ class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
         return cleaned
 
 
+def limits_below_a_reply(limits: quota.Limits, under: str) -> list[str]:
+    """What to say of ``limits`` when saved (``under``: "under this policy", "with these
+    limits"). Saved all the same (an API call may ask for fewer output tokens), but said: a day
+    or month limit below what one chat reply reserves refuses every reply in the chat, its
+    users reading "700 left today" beside each refusal."""
+    reply = quota.smallest_reply_output(limits)
+    if reply is None or limits.suspended:
+        return []
+    return [
+        f"{name} ({limit:,}) is below what one chat reply reserves: its prompt "
+        f"and up to {reply:,} output tokens (“Max output tokens”, or the models' "
+        f"default output). No reply can be sent in the chat {under}; only "
+        "API calls that ask for fewer output tokens. Raise the limit or lower "
+        "“Max output tokens”."
+        for name, limit in (
+            ("Tokens per day", limits.tokens_per_day),
+            ("Tokens per month", limits.tokens_per_month),
+        )
+        if limit is not None and limit < reply
+    ]
+
+
 class UserLimitsInline(admin.StackedInline):
     model = UserLimits
     form = UserLimitsForm
@@ -668,6 +690,10 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         elif audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
             sharing.announce_account_change(user.pk, access.reachable_conversation_ids(user))
+        if UserLimits.objects.filter(user=user).exists():
+            # The user's own limits, as they resolve with whatever they leave to a policy.
+            for warning in limits_below_a_reply(quota.limits_for(user), "with these limits"):
+                self.message_user(request, warning, messages.WARNING)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         """Django's page; a password it sets (or password sign-in it disables) is audited, as
@@ -1139,27 +1165,8 @@ class PolicyAdmin(AuditedAdmin):
         self._warn_of_limits_below_a_reply(request, form.instance)
 
     def _warn_of_limits_below_a_reply(self, request: HttpRequest, policy: Policy) -> None:
-        """Saved all the same (an API call may ask for fewer output tokens), but said: a day or
-        month limit below what one chat reply reserves refuses every reply in the chat, its
-        users reading "700 left today" beside each refusal."""
-        limits = quota.policy_limits(policy)
-        reply = quota.smallest_reply_output(limits)
-        if reply is None:
-            return
-        for name, limit in (
-            ("Tokens per day", policy.tokens_per_day),
-            ("Tokens per month", policy.tokens_per_month),
-        ):
-            if limit is not None and limit < reply:
-                self.message_user(
-                    request,
-                    f"{name} ({limit:,}) is below what one chat reply reserves: its prompt "
-                    f"and up to {reply:,} output tokens (“Max output tokens”, or the models' "
-                    "default output). No reply can be sent in the chat under this policy; only "
-                    "API calls that ask for fewer output tokens. Raise the limit or lower "
-                    "“Max output tokens”.",
-                    messages.WARNING,
-                )
+        for warning in limits_below_a_reply(quota.policy_limits(policy), "under this policy"):
+            self.message_user(request, warning, messages.WARNING)
 
     def has_delete_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
         if obj is not None and obj.is_default:
