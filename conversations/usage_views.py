@@ -141,6 +141,10 @@ def _user_tables(
             _with_limits(user, per_user.get(user.pk, {}), summaries[user.pk]) for user in page
         ],
         "query_without_page": query.urlencode(),
+        # Said under the users: the totals count them, and no row of the table does.
+        "deleted_accounts": records.filter(user__isnull=True).aggregate(
+            tokens=Sum("total_tokens"), cost=Sum("cost"), calls=Count("id")
+        ),
     }
 
 

@@ -55,3 +55,28 @@ def test_a_deleted_account_s_calls_stay_in_every_total(
     assert sorted(r["user"] for r in rows) == ["alice", "bob (deleted)", "bob (deleted)"]
     ledger = admin.get("/admin/conversations/usagerecord/").content.decode()
     assert "bob (deleted)" in ledger
+
+
+def test_the_dashboard_says_what_deleted_accounts_used(
+    staff: User, alice: User, bob: User, chat_model: ModelConfig
+) -> None:
+    """The totals count a deleted account's calls, and no row of the users' table does: the
+    dashboard says so under the table, with their calls, tokens and cost, so that the rows add
+    up to the totals. Before, 450 tokens in the totals were 150 in the only row."""
+    Policy.objects.all().delete()
+    spend(alice, chat_model, hit=0, miss=100, completion=50)
+    spend(bob, chat_model, hit=0, miss=200, completion=100)
+    admin = client_for(staff)
+    assert "Accounts deleted since" not in admin.get("/admin/usage/").content.decode()
+    assert (
+        admin.post(f"/admin/conversations/user/{bob.pk}/delete/", {"post": "yes"}).status_code
+        == 302
+    )
+
+    page = admin.get("/admin/usage/").content.decode()
+    assert "2 calls · 450 tokens" in page
+    (said,) = re.findall(r"Accounts deleted since: [^<]*", page)
+    assert said.startswith("Accounts deleted since: 1 call · 300 tokens · $"), said
+    # A filter on a user or a group leaves them out, as it does of the totals.
+    filtered = admin.get(f"/admin/usage/?user={alice.pk}").content.decode()
+    assert "Accounts deleted since" not in filtered
