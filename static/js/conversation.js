@@ -13,6 +13,7 @@ import {
   placeholder,
   replyState,
   resumeReplies,
+  resyncingQuietReplies,
   syncAgainLater,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -1320,7 +1321,10 @@ const handlers = {
   },
 };
 
-const onFrame = announcingReplies(nodes, (frame) => handlers[frame.type]?.(frame));
+const onFrame = announcingReplies(
+  nodes,
+  resyncingQuietReplies(nodes, syncing, requestSync, (frame) => handlers[frame.type]?.(frame)),
+);
 
 function onStatus(status, detail) {
   statusBadge.textContent = detail || STATUS_TEXT[status] || status;

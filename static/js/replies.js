@@ -63,6 +63,36 @@ export function announcingReplies(nodes, handle) {
   };
 }
 
+/** How long a reply shown being written may go without a frame before the page asks for it
+ * again (a test sets `window.chatQuietReplyMs` before the page's scripts run, to wait less). */
+const QUIET_REPLY_MS = Number(window.chatQuietReplyMs) || 15000;
+
+/** `handle`, which also notes when each reply was last heard of; a reply shown being written
+ * (pending or streaming) that goes unheard for QUIET_REPLY_MS is asked for again, from the
+ * sequence number held. Its end may have been lost on the way to this page (Redis away as it
+ * was published from another worker, or the process of a task the reaper had ended already
+ * gone since): the server answers from the task if one still holds the reply (nothing new, it
+ * goes on), else from its row. Asking again is nothing but a small frame. */
+export function resyncingQuietReplies(nodes, syncing, requestSync, handle) {
+  const heard = new Map();
+  setInterval(() => {
+    const now = performance.now();
+    for (const node of nodes.values()) {
+      if (node.role !== "assistant" || !ACTIVE.has(node.status) || syncing.get(node.id)) continue;
+      const last = heard.get(node.id);
+      if (last === undefined) heard.set(node.id, now);
+      else if (now - last >= QUIET_REPLY_MS) {
+        heard.set(node.id, now);
+        requestSync(node.id, node.seq || 0);
+      }
+    }
+  }, Math.min(QUIET_REPLY_MS / 3, 5000));
+  return (frame) => {
+    if (frame.reply_id) heard.set(frame.reply_id, performance.now());
+    handle(frame);
+  };
+}
+
 /** On `ready`: every reply in progress is synced from the sequence number held, and any the page
  * thought was running but the server no longer lists (it ended meanwhile) is asked about too.
  * Returns the listed ids (replies the page does not hold yet are synced once it has them). */

@@ -16,6 +16,7 @@ import {
   placeholder,
   replyState,
   resumeReplies,
+  resyncingQuietReplies,
   syncAgainLater,
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -410,7 +411,10 @@ flushRender();
 
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
 const socket = new ReconnectingSocket(`${scheme}//${location.host}${page.socket_path}`, {
-  onFrame: announcingReplies(nodes, (frame) => handlers[frame.type]?.(frame)),
+  onFrame: announcingReplies(
+    nodes,
+    resyncingQuietReplies(nodes, syncing, requestSync, (frame) => handlers[frame.type]?.(frame)),
+  ),
   onOpen: () => {},
   onStatus,
   refusals: REFUSALS,
