@@ -191,8 +191,10 @@ def check_params(
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
             raise InvalidParameter("max_tokens must be an integer.", param="max_tokens")
         if not 1 <= max_tokens <= model.max_output_tokens:
+            # DeepSeek's own words (deepseek-api.md §11, item 5), which clients may match.
             raise InvalidParameter(
-                f"max_tokens must be in [1, {model.max_output_tokens}] for {model.name}.",
+                "Invalid max_tokens value, the valid range of max_tokens is "
+                f"[1, {model.max_output_tokens}]",
                 param="max_tokens",
             )
         if max_tokens_cap is not None and max_tokens > max_tokens_cap:

@@ -167,6 +167,20 @@ def test_a_capability_the_model_lacks_is_refused(base: str, headers: dict[str, s
     assert error["param"] == "tool_choice"
 
 
+@pytest.mark.parametrize("max_tokens", [0, 8193])
+def test_max_tokens_out_of_range_is_refused_in_deepseeks_words(
+    base: str, headers: dict[str, str], max_tokens: int
+) -> None:
+    """deepseek-api.md §11, item 5: a client may match the provider's message."""
+    error = assert_envelope(
+        chat(base, headers, max_tokens=max_tokens), 400, "invalid_request_error"
+    )
+    assert (
+        error["message"] == "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"
+    )
+    assert error["param"] == "max_tokens"
+
+
 def test_max_tokens_defaults_to_4096_within_the_users_cap(
     base: str, headers: dict[str, str], alice: User
 ) -> None:

@@ -24,7 +24,7 @@ def page(conversation: Conversation) -> str:
         ('{"temperature": 3}', "temperature must be in [0, 2]"),
         ('{"temprature": 0.5}', "Unknown parameter: temprature"),
         ('{"max_tokens": "many"}', "max_tokens must be an integer"),
-        ('{"max_tokens": 10000000}', "max_tokens must be in [1, "),
+        ('{"max_tokens": 10000000}', "the valid range of max_tokens is [1, "),
         ('{"top_p": NaN}', "NaN is not JSON"),
         ("[" * 100_000, "Enter valid JSON"),
         ('{"stop": ["\\u0000"]}', "NUL character"),

@@ -38,7 +38,9 @@ def test_settings_errors_appear_next_to_their_field_and_valid_settings_are_saved
     good_tool = [{"type": "function", "function": {"name": "get_weather"}}]
     dialog.get_by_label("Tools (JSON list of function definitions)").fill(json.dumps(good_tool))
     dialog.get_by_role("button", name="Save settings").click()
-    expect(dialog.locator("#err-max_tokens")).to_contain_text("max_tokens must be in [1, 8192]")
+    expect(dialog.locator("#err-max_tokens")).to_contain_text(
+        "the valid range of max_tokens is [1, 8192]"
+    )
 
     dialog.get_by_label("Max tokens").fill("512")
     dialog.get_by_label("Tool choice").fill("lookup")
