@@ -1051,7 +1051,7 @@ class GenerationService:
         this sync, carried back in the answer (a late answer to an earlier sync is told apart).
         """
         local = self.tasks.get(reply.pk)
-        if local is not None:
+        if local is not None and not local.superseded:
             await self.layer.send(reply_channel, _answering(local.snapshot(after_seq), sync))
             return True
         if not reply.generation_channel or reply.generation_channel == self.channel:
@@ -1137,9 +1137,11 @@ class GenerationService:
                 task.give_way()
         elif message.get("type") == "generation.snapshot":
             sync = message.get("sync")
+            # A task that gave way holds the reply no longer: its snapshot would be of the older
+            # call, and the row (or the newer call's task) is the answer.
             answer = (
                 task.snapshot(int(message.get("after_seq") or 0))
-                if task is not None
+                if task is not None and not task.superseded
                 else {"type": "reply.gone", "reply_id": message.get("reply_id")}
             )
             await self.layer.send(message.get("reply_channel", ""), _answering(answer, sync))

@@ -73,3 +73,44 @@ async def test_a_task_whose_reply_was_continued_elsewhere_gives_way_at_its_next_
         await socket.receive()
     assert not [f for f in socket.frames if f["type"] in ("reply.completed", "reply.failed")]
     await socket.close()
+
+
+async def test_a_task_that_gave_way_answers_no_snapshot_of_the_reply(
+    no_heartbeat: None,
+    alice: User,
+    alice_conversation: Conversation,
+    slow_simulator: str,
+    proxy: PgProxy,
+    generation_service: Any,
+) -> None:
+    """Between giving way and ending (its call's settlement), the old task is still this
+    worker's: a resync asked of it, from a tab here or from another worker, is not answered
+    with the older call's text. A tab here asks the worker of the newer call; another worker
+    is told the reply is gone (it reads the row)."""
+    socket, reply_id = await streaming_reply(alice, alice_conversation)
+    try:
+        await reaped_while_cut_off(proxy, reply_id)
+        await sync_to_async(actions.continue_reply)(
+            alice, alice_conversation.id, reply_id=reply_id, channel=ELSEWHERE
+        )
+    finally:
+        await asyncio.to_thread(proxy.restore)
+    reply = await Message.objects.aget(pk=reply_id)
+    task = generation_service.tasks[reply.pk]
+    layer = generation_service.layer
+    asking = await layer.new_channel()
+
+    task.give_way()  # word of the continuation, as ``generation.superseded`` brings it
+    assert await generation_service.request_snapshot(reply, 0, asking)
+    await generation_service._answer(
+        {"type": "generation.snapshot", "reply_id": reply_id, "reply_channel": asking}
+    )
+    assert generation_service.tasks.get(reply.pk) is task  # still there: it has not ended
+    answers = [await asyncio.wait_for(layer.receive(asking), 2)]
+    with pytest.raises(asyncio.TimeoutError):
+        answers.append(await asyncio.wait_for(layer.receive(asking), 0.5))
+    assert [a["type"] for a in answers] == ["reply.gone"]
+    asked_elsewhere = await asyncio.wait_for(layer.receive(ELSEWHERE), 2)
+    assert asked_elsewhere["type"] == "generation.snapshot"
+    await asyncio.wait_for(asyncio.shield(task.task), 5)
+    await socket.close()
