@@ -1170,6 +1170,8 @@ def reap_stale_replies(
                             outcome=Message.Status.INTERRUPTED,
                             usage=None,
                             output_text=written[base:],  # a continuation: only its own text
+                            # (and the reasoning, known as such for a first call only)
+                            reasoning_text=reply.reasoning if base == 0 else "",
                         )
                     ),
                 )

@@ -660,6 +660,7 @@ def _estimated_usage(call: Call, result: ChatResult) -> dict[str, Any]:
     return api_wire.estimated_usage(
         quota.estimate_prompt_tokens(call.request.messages, call.request.params.get("tools")),
         quota.estimate_tokens(result.output_text),
+        quota.estimate_tokens(result.reasoning) if call.target.thinking else None,
     )
 
 

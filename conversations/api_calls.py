@@ -475,6 +475,7 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
             outcome=outcome,
             usage=result.usage if result is not None else None,
             output_text=result.output_text if result is not None else "",
+            reasoning_text=result.reasoning if result is not None else "",
         )
         if call.save_history and result is not None and outcome == "complete":
             # The rare path: the settlement alone, then the conversation's rows on an ORM

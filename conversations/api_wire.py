@@ -427,16 +427,24 @@ def fingerprint_of(model: ModelConfig) -> str:
     return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
 
 
-def estimated_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    """A usage object in DeepSeek's shape for when the upstream sent none (rare)."""
-    return {
+def estimated_usage(
+    prompt_tokens: int, completion_tokens: int, reasoning_tokens: int | None = None
+) -> dict[str, Any]:
+    """A usage object in DeepSeek's shape for when the upstream sent none (rare); with
+    ``reasoning_tokens`` (thinking mode) its ``completion_tokens_details`` too, as DeepSeek's."""
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0},
-        "prompt_cache_hit_tokens": 0,
-        "prompt_cache_miss_tokens": prompt_tokens,
     }
+    if reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {
+            "reasoning_tokens": min(reasoning_tokens, completion_tokens)
+        }
+    usage["prompt_cache_hit_tokens"] = 0
+    usage["prompt_cache_miss_tokens"] = prompt_tokens
+    return usage
 
 
 def completion_body(

@@ -209,6 +209,9 @@ class GenerationTask:
         # A newer call of the reply has begun (a continuation): this task stops, and the
         # reply's frames are no longer its own to publish.
         self.superseded = False
+        # How much reasoning the reply had when this call began (a continuation's call is
+        # charged only its own: an estimate's reasoning tokens are counted from here).
+        self._base_reasoning = 0
         self._began = False
         self.task: asyncio.Task[None] | None = None
 
@@ -286,6 +289,7 @@ class GenerationTask:
         self.record_id = context.record_id
         self._start_from(context)
         base_len = len(self.content) + len(self.reasoning)
+        self._base_reasoning = len(self.reasoning)
         outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
         requested = False
         try:
@@ -437,6 +441,7 @@ class GenerationTask:
                     outcome=self.status,
                     usage=outcome.get("settle_usage", outcome.get("usage")),
                     output_text=new_output,
+                    reasoning_text=self.reasoning[self._base_reasoning :],
                 )
                 row = await _final_write(actions.FINALIZE_AND_SETTLE_SQL, [*final, *settlement])
             finalized = bool(row and row[0])

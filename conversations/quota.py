@@ -825,10 +825,16 @@ NOTHING_USED: Mapping[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
 
 
 def settlement_params(
-    record_id: int, *, outcome: str, usage: Mapping[str, Any] | None, output_text: str = ""
+    record_id: int,
+    *,
+    outcome: str,
+    usage: Mapping[str, Any] | None,
+    output_text: str = "",
+    reasoning_text: str = "",
 ) -> SettlementParams:
     """The parameters of :data:`SETTLE_SQL`, in order: the provider's counts, or (no usage)
-    the completion estimated from ``output_text`` and the prompt as admitted, flagged
+    the completion estimated from ``output_text`` (of which ``reasoning_text`` is the
+    reasoning: a thinking call stopped while it reasoned) and the prompt as admitted, flagged
     ``estimated``. Costed at the prices of the record's creation day in the current time zone.
     A call the provider did not bill (refused, never taken: ``UpstreamError.billed``) is
     settled with :data:`NOTHING_USED` by its caller."""
@@ -838,7 +844,7 @@ def settlement_params(
         reasoning = counts.reasoning
     else:
         values = (0, 0, 0, estimate_tokens(output_text))
-        reasoning = 0
+        reasoning = min(estimate_tokens(reasoning_text), values[3])
     prompt, cache_hit, cache_miss, completion = values
     return (
         Int8(record_id),

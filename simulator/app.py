@@ -482,7 +482,13 @@ class SimulatorApp:
         pace: Pace,
         directives: Directives,
     ) -> None:
-        body = completion_body(envelope, request, reply, usage, random.Random(envelope.id))
+        body = completion_body(
+            envelope,
+            request,
+            reply,
+            None if directives.usage == "none" else usage,
+            random.Random(envelope.id),
+        )
         faulty = directives.drop_after is not None or directives.stall_after is not None
         if pace.queue_s <= 0 and not faulty:
             await self._wait_generation(reply.completion_tokens, pace)

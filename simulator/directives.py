@@ -121,8 +121,8 @@ def parse_directives(source: str) -> Directives:
                 raise bad_request("simulator: json only accepts json=blank")
             found.json = value
         elif key == "usage":
-            if value not in ("finish", "trailing"):
-                raise bad_request("simulator: usage must be finish or trailing")
+            if value not in ("finish", "trailing", "none"):
+                raise bad_request("simulator: usage must be finish, trailing or none")
             found.usage = value
         else:
             raise bad_request(f"simulator: unknown directive {key!r}")

@@ -67,9 +67,11 @@ def completion_body(
     envelope: Envelope,
     request: ChatRequest,
     reply: Reply,
-    usage: Usage,
+    usage: Usage | None,
     logprob_rng: random.Random,
 ) -> bytes:
+    """The non-streamed answer (§4); without ``usage`` (the ``usage=none`` directive) the
+    object has no usage field."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content_text}
     if request.thinking:
         message["reasoning_content"] = reply.reasoning_text
@@ -106,6 +108,8 @@ def completion_body(
         "usage": usage,
         "system_fingerprint": envelope.system_fingerprint,
     }
+    if usage is None:
+        del body["usage"]
     return dumps(body).encode()
 
 
@@ -189,8 +193,11 @@ def stream_events(
             yield chunk('{"tool_calls":[' + dumps(fragment) + "]}", len(group))
 
     final_delta = '{"content":"","reasoning_content":null}' if thinking else '{"content":""}'
+    # "none": no usage anywhere, as an upstream that counts nothing would send (not DeepSeek).
     trailing = usage_placement == "trailing"
-    finish_usage = pending_usage if trailing else ',"usage":' + dumps(usage)
+    finish_usage = (
+        pending_usage if trailing or usage_placement == "none" else ',"usage":' + dumps(usage)
+    )
     yield StreamEvent(
         (
             head
