@@ -5,7 +5,9 @@ consumer, which sets them itself) are tagged without passing anything around.
 Nothing here logs headers, bodies or query strings: they may hold secrets. Nor a path's
 ``token`` (a share link's, ``/s/<token>/``: whoever reads it can open the conversation); and
 since Django writes lines of its own naming a request's path (a request its CSRF check refuses,
-an internal error), every line passes :class:`LinkTokenFilter` on its way out.
+an internal error), every line passes :class:`SafeLineFilter` on its way out. The same filter
+escapes control characters in the values formatted into a line: a path with ``%0A`` in it
+(decoded by the server) would otherwise write a second, forged line of the log.
 """
 
 from __future__ import annotations
@@ -38,22 +40,42 @@ class ContextFilter(logging.Filter):
 _TOKEN_IN_LINE = re.compile(r"/s/[^/\s?#\"']+")
 
 
+# Characters that end or rewrite a line in a log reader: C0 and C1 controls, DEL, and Unicode's
+# line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def _without_tokens(value: object) -> object:
     if isinstance(value, str) and "/s/" in value:
         return _TOKEN_IN_LINE.sub("/s/<token>", value)
     return value
 
 
-class LinkTokenFilter(logging.Filter):
-    """A link's token out of every line (its message and the values formatted into it)."""
+def _loggable(value: object) -> object:
+    """A value formatted into a line: no link token, no control character (escaped)."""
+    value = _without_tokens(value)
+    if isinstance(value, str):
+        return _CONTROL.sub(_escaped, value)
+    return value
+
+
+class SafeLineFilter(logging.Filter):
+    """A link's token out of every line (its message and the values formatted into it), and
+    the values' control characters escaped: one event, one line, as the code wrote it. (The
+    message itself is the code's own format string, kept as written.)"""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = _without_tokens(record.msg)
         args = record.args
         if isinstance(args, tuple):
-            record.args = tuple(_without_tokens(arg) for arg in args)
+            record.args = tuple(_loggable(arg) for arg in args)
         elif isinstance(args, dict):
-            record.args = {key: _without_tokens(value) for key, value in args.items()}
+            record.args = {key: _loggable(value) for key, value in args.items()}
         return True
 
 

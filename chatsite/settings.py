@@ -292,7 +292,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "context": {"()": "chatsite.logs.ContextFilter"},
-        "link_tokens": {"()": "chatsite.logs.LinkTokenFilter"},
+        "safe_lines": {"()": "chatsite.logs.SafeLineFilter"},
     },
     "formatters": {
         "line": {
@@ -303,7 +303,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["context", "link_tokens"],
+            "filters": ["context", "safe_lines"],
             "formatter": "line",
         }
     },
