@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib import import_module
 from typing import Any, Literal, NamedTuple
@@ -91,6 +91,72 @@ def _session_user(session_key: str | None) -> Any:
     request = HttpRequest()
     request.session = SESSION_STORE(session_key)
     return auth.get_user(request)
+
+
+def _session_expires_at(session_key: str | None) -> datetime | None:
+    """When the session stops signing its account in by itself (its expiry date), for a
+    session engine that stores one (the database's); None otherwise."""
+    model = getattr(SESSION_STORE, "get_model_class", None)
+    if session_key is None or model is None:
+        return None
+    found: datetime | None = (
+        model()
+        .objects.filter(session_key=session_key)
+        .values_list("expire_date", flat=True)
+        .first()
+    )
+    return found
+
+
+# A timer is set no further ahead than this (then re-armed): a clock stepped meanwhile is
+# caught up with.
+SESSION_TIMER_MAX_SECONDS = 6 * 3600
+
+
+class SessionExpiry:
+    """Re-checks a signed-in socket's session when it expires. Nothing announces an expiry, as
+    a sign-out or a password change is announced (``account.access_changed``): without this, a
+    tab left open kept sending messages, and spending the account's tokens, on a session no
+    page would accept. ``recheck`` closes the socket if the session no longer signs the account
+    in, and says whether it still does (its new expiry is then waited for)."""
+
+    def __init__(
+        self, service: Any, session_key: str | None, recheck: Callable[[], Awaitable[bool]]
+    ):
+        self.service = service
+        self.session_key = session_key
+        self.recheck = recheck
+        self.handle: asyncio.TimerHandle | None = None
+        self.stopped = False
+
+    async def start(self) -> None:
+        expires = await in_db_thread(_session_expires_at)(self.session_key)
+        if expires is None or self.stopped:
+            return
+        # A moment after: the session is read as expired once its date has passed.
+        delay = max(0.0, (expires - timezone.now()).total_seconds()) + 0.2
+        self.handle = asyncio.get_running_loop().call_later(
+            min(delay, SESSION_TIMER_MAX_SECONDS), self._due
+        )
+
+    def _due(self) -> None:
+        self.handle = None
+        self.service.spawn(self._check())
+
+    async def _check(self) -> None:
+        if not self.stopped and await self.recheck():
+            await self.start()
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+def _session_key(scope: dict[str, Any]) -> str | None:
+    session = scope.get("session")
+    return session.session_key if session is not None else None
 
 
 class Place(NamedTuple):
@@ -246,6 +312,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     held: list[dict[str, Any]] | None = None
     rechecks_pending: int = 0
     ended: bool = False  # the socket is gone: its resyncs stop trying
+    session_expiry: SessionExpiry | None = None  # a signed-in socket's
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Channels' consumer, whose every end frees the socket's place and leaves its room:
@@ -258,6 +325,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self._free_place()
             if self.link_expiry is not None:
                 self.link_expiry.cancel()
+            if self.session_expiry is not None:
+                self.session_expiry.stop()
             if hasattr(self, "group"):
                 with contextlib.suppress(Exception):
                     await self.service.leave(self.group, self)
@@ -321,6 +390,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Events handed over before ``ready`` is sent wait here, then run in order.
         self.early: list[dict[str, Any]] | None = []
         await self.service.join(self.group, self)
+        if signed_in:
+            self.session_expiry = SessionExpiry(
+                self.service, _session_key(self.scope), self.recheck_access
+            )
         if signed_in and link is None:
             # Only the account's own sockets, which close when its session ends (signed out,
             # a new password, the account deactivated: ``recheck_access``).
@@ -342,6 +415,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         while self.early:
             await self._handle(self.early.pop(0))
         self.early = None
+        if self.session_expiry is not None:
+            await self.session_expiry.start()
 
     async def refuse(self, code: int) -> None:
         """Refuse the session with a code the browser can read: a close before the accept
@@ -440,6 +515,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self._free_place()  # at once: the client may try again as soon as it is told
         if self.link_expiry is not None:
             self.link_expiry.cancel()
+        if self.session_expiry is not None:
+            self.session_expiry.stop()
         held, self.held = self.held or [], None
         if code in (4403, 4404):
             # Of what was held, what the account's lists show is still the account's to hear
@@ -1015,6 +1092,7 @@ class AccountConsumer(AsyncWebsocketConsumer):
     account: str | None = None
     place: str | None = None
     left: bool = False
+    session_expiry: SessionExpiry | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """However the socket ends (see ``ConversationConsumer.__call__``), its place is freed
@@ -1023,6 +1101,8 @@ class AccountConsumer(AsyncWebsocketConsumer):
             await super().__call__(scope, receive, send)
         finally:
             self._free_place()
+            if self.session_expiry is not None:
+                self.session_expiry.stop()
             if self.account is not None:
                 with contextlib.suppress(Exception):
                     await self.service.leave(self.account, self)
@@ -1051,6 +1131,10 @@ class AccountConsumer(AsyncWebsocketConsumer):
         # heard, and shows on the page's next reconnect (it then reads its list again) or load,
         # as on a conversation page's list.
         await self.service.join(self.account, self)
+        self.session_expiry = SessionExpiry(
+            self.service, _session_key(self.scope), self._still_signed_in
+        )
+        await self.session_expiry.start()
         await self.send_frame({"type": "ready"})
 
     async def disconnect(self, code: int) -> None:
@@ -1078,12 +1162,17 @@ class AccountConsumer(AsyncWebsocketConsumer):
     async def account_access_changed(self, event: dict[str, Any]) -> None:
         """Signed out, a new password, the account deactivated or deleted: a session that no
         longer signs the account in hears nothing more of it."""
+        await self._still_signed_in()
+
+    async def _still_signed_in(self) -> bool:
+        """Whether the session still signs the account in; if not, told so and closed."""
         if self.left:
-            return
-        session = self.scope.get("session")
-        now = await in_db_thread(_session_user)(session.session_key if session else None)
+            return False
+        now = await in_db_thread(_session_user)(_session_key(self.scope))
         if now.pk != self.scope["user"].pk:
             await self._leave(4401, "access_revoked", "You are signed out.")
+            return False
+        return True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame: Any = None
