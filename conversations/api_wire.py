@@ -200,12 +200,22 @@ def parse_chat_request(
                 param="max_completion_tokens",
             )
         params["max_tokens"] = alias
-    checked = param_rules.check_params(
-        params,
-        model,
-        max_tokens_cap=cap,
-        thinking=thinking,
-    )
+    try:
+        checked = param_rules.check_params(
+            params,
+            model,
+            max_tokens_cap=cap,
+            thinking=thinking,
+        )
+    except InvalidParameter as error:
+        if error.param == "max_tokens" and alias is not None and body.get("max_tokens") is None:
+            # Named as the client sent it: its SDK points at the field it set.
+            raise type(error)(
+                error.message.replace("max_tokens", "max_completion_tokens"),
+                param="max_completion_tokens",
+                **error.extra,
+            ) from None
+        raise
     max_tokens = checked.get("max_tokens")
     max_tokens_asked = max_tokens is not None
     if max_tokens is None:

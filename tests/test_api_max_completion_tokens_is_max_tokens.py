@@ -49,7 +49,12 @@ def test_its_range_is_max_tokens_range(client: openai.OpenAI) -> None:
             messages=[{"role": "user", "content": "Hi"}],
             max_completion_tokens=100_000,
         )
-    assert "[1, 8192]" in refused.value.message
+    # Named as sent: the client set max_completion_tokens, not max_tokens.
+    assert refused.value.param == "max_completion_tokens"
+    assert (
+        "Invalid max_completion_tokens value, the valid range of max_completion_tokens is [1, 8192]"
+        in refused.value.message
+    )
 
 
 def test_both_names_must_agree(client: openai.OpenAI) -> None:
