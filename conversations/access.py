@@ -172,13 +172,20 @@ def access_conversation_for_posting(user: User, conversation_id: uuid.UUID | str
 
 
 def access_shared_link(token: str) -> ShareLink:
-    """A live share link by its token; ``ShareLink.DoesNotExist`` when unknown, revoked or expired."""
+    """A live share link by its token; ``ShareLink.DoesNotExist`` when unknown, revoked or
+    expired, or while its conversation's owner is deactivated (the admin who deactivates an
+    account stops what it publishes; reactivated, its links open again)."""
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
         raise ShareLink.DoesNotExist
     digest = hashlib.sha256(token.encode()).hexdigest()
     link = (
         ShareLink.objects.select_related("conversation__model", "conversation__owner")
-        .filter(hashed=digest, revoked_at__isnull=True, conversation__deleted_at__isnull=True)
+        .filter(
+            hashed=digest,
+            revoked_at__isnull=True,
+            conversation__deleted_at__isnull=True,
+            conversation__owner__is_active=True,
+        )
         .first()
     )
     if link is None or (link.expires_at is not None and link.expires_at <= timezone.now()):
