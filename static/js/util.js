@@ -1,15 +1,45 @@
 // Small helpers shared by the page modules.
 
-/** DeepSeek's documented ratio (same as quota.estimate_tokens): ~0.3 per ASCII char, 0.6 other. */
+const WIDE = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/;
+const LONG_RUN = 24;
+
+/** Hundredths of a token per ASCII character (as quota._ascii_weight): digits 60, letters and
+ * whitespace 30, anything else 40. */
+function asciiWeight(code) {
+  if (code >= 0x30 && code <= 0x39) return 60;
+  if ((code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a)) return 30;
+  if (code === 0x20 || (code >= 0x09 && code <= 0x0d)) return 30;
+  return 40;
+}
+
+/** The tokens DeepSeek would count in `text`, estimated from above: the very number
+ * quota.estimate_tokens gives (see its weights), computed in integers. */
 export function estimateTokens(text) {
   if (!text) return 0;
-  let ascii = 0;
-  let other = 0;
+  let hundredths = 0;
+  let run = 0; // ASCII characters since the last ASCII whitespace (others do not end a run)
+  let runWeight = 0;
+  const endRun = () => {
+    if (run >= LONG_RUN) hundredths += 75 * run - runWeight;
+    run = 0;
+    runWeight = 0;
+  };
   for (const ch of text) {
-    if (ch.codePointAt(0) < 128) ascii += 1;
-    else other += 1;
+    const code = ch.codePointAt(0);
+    if (code < 0x80) {
+      const weight = asciiWeight(code);
+      hundredths += weight;
+      if (code === 0x20 || (code >= 0x09 && code <= 0x0d)) endRun();
+      else {
+        run += 1;
+        runWeight += weight;
+      }
+    } else if (code < 0x800) hundredths += 60;
+    else if (code < 0x10000) hundredths += WIDE.test(ch) ? 60 : 85;
+    else hundredths += 160;
   }
-  return Math.max(1, Math.round(ascii * 0.3 + other * 0.6));
+  endRun();
+  return Math.max(1, Math.floor((hundredths + 50) / 100));
 }
 
 // Touch screens' keyboards have no Shift+Enter: there Enter adds a line and the Send button sends.
