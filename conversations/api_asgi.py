@@ -62,9 +62,10 @@ from conversations.errors import (
     ChatError,
     InvalidParameter,
     QuotaExceeded,
+    ShuttingDown,
     UnsupportedContentEncoding,
 )
-from conversations.generation import upstream_client
+from conversations.generation import GenerationService, get_service, upstream_client
 from conversations.text import DuplicateKey, check_parsed_json, loads_unique, utf8_safe
 from conversations.upstream import (
     ChatResult,
@@ -487,7 +488,11 @@ class ApiApplication:
         if scope["method"] != "POST":
             await _method_not_allowed(response, "POST")
             return
+        service = get_service()
+        service.hook_drain()
         try:
+            if not service.accepting:
+                raise ShuttingDown()  # draining for a restart (SIGTERM): the client retries
             secret = request.secret()
             declared = request.content_length
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -505,23 +510,61 @@ class ApiApplication:
             await response.error(error)
             return
         logs.bind(user_id=call.user_id)
-        # From here on a client that hangs up cancels this task: the upstream call stops and
-        # the call is settled with what it used (see _complete and _stream).
-        task = asyncio.current_task()
-        assert task is not None
-        left = asyncio.Event()
-        watcher = asyncio.ensure_future(_watch_disconnect(receive, task, left))
-        try:
-            if call.request.stream:
-                await _stream(call, response)
-            else:
-                await _complete(call, response)
-        except asyncio.CancelledError:
-            if not left.is_set():
-                raise
-            task.uncancel()
-        finally:
-            watcher.cancel()
+        await _serve_call(call, receive, response, service)
+
+
+async def _serve_call(
+    call: Call, receive: Receive, response: _Response, service: GenerationService
+) -> None:
+    """Serve an admitted call in a task of its own (``work``): a client that hangs up cancels
+    it, and the upstream call stops and is settled with what it used (see _complete and
+    _stream). Not so daphne, which cancels every request on SIGTERM: while the process drains
+    (``GenerationService.shutdown``) the call goes on for the grace period, and one still
+    running then is ended by the shutdown and told why."""
+    work = asyncio.ensure_future(
+        _stream(call, response) if call.request.stream else _complete(call, response)
+    )
+    left = asyncio.Event()
+    watcher = asyncio.ensure_future(_watch_disconnect(receive, work, left))
+    service.api_calls.add(work)
+    try:
+        while not work.done():
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                if work.done():
+                    break
+                this = asyncio.current_task()
+                if service.accepting or this is None:
+                    work.cancel()  # not a drain: stop the call with its request
+                    with contextlib.suppress(BaseException):
+                        await work
+                    raise
+                this.uncancel()  # daphne's own cancel as the process drains: go on
+        if work.cancelled():
+            if service.api_calls_ending and not left.is_set():
+                # Still running when the grace ran out: stopped and settled for what it used
+                # (as for a client that left), and told why, so that its client retries.
+                await _ended_by_shutdown(call, response)
+            return
+        work.result()  # its own failure, if any, as the request's
+    finally:
+        service.api_calls.discard(work)
+        watcher.cancel()
+
+
+async def _ended_by_shutdown(call: Call, response: _Response) -> None:
+    """The end of a call the server stopped as it shut down: its 503, or once its 200 went out
+    the error event of a stream, the error envelope of a non-streamed answer's body."""
+    ended = ShuttingDown()
+    envelope = api_wire.error_envelope(ended.status, ended.message, code=ended.code)
+    with contextlib.suppress(Exception):  # the client may be gone too
+        if not response.status:
+            await response.error(ended)
+            return
+        response.stream_error = ended.code
+        render = api_wire.error_event if call.request.stream else _json_bytes
+        await response.send({"type": "http.response.body", "body": render(envelope)})
 
 
 class _TooLarge(Exception):

@@ -849,6 +849,11 @@ class GenerationService:
         self.background: set[asyncio.Task[Any]] = set()
         self.checkpoints = _Checkpoints(self)
         self.accepting = True
+        # The API's chat completions running in this process (their request tasks): a
+        # shutdown waits for them as for replies, then ends the rest (``api_asgi``).
+        self.api_calls: set[asyncio.Task[Any]] = set()
+        self.api_calls_ending = False  # the grace is over: the API's calls are being ended
+        self._drain_hooked = False
         self.channel = ""
         self._started = False
         # Stops for replies of this process whose task was not started yet: reply id → when.
@@ -864,7 +869,14 @@ class GenerationService:
         self.spawn(self._listen())
         self.spawn(self._maintain())
         self.spawn(self._check_upstream_models())
-        _install_shutdown_hook(self)
+        self.hook_drain()
+
+    def hook_drain(self) -> None:
+        """Drain this process on SIGTERM (:meth:`shutdown`): once, from whichever comes first,
+        a socket (``ensure_started``) or an API call."""
+        if not self._drain_hooked:
+            self._drain_hooked = True
+            _install_shutdown_hook(self)
 
     async def _check_upstream_models(self) -> None:
         """Warn when a registry entry names a model the upstream does not list (ids change)."""
@@ -1208,18 +1220,26 @@ class GenerationService:
         await pgpool.aclose_pool()  # its checkpoints' connections
 
     async def shutdown(self, grace: float) -> None:
-        """Stop accepting replies, let running ones finish for ``grace``, interrupt the rest."""
+        """Stop accepting replies and API calls, let running ones finish for ``grace``,
+        interrupt the rest (an API call ends with ``server_shutting_down``, settled for what it
+        used: ``api_asgi``)."""
         self.accepting = False
         running = [t.task for t in self.tasks.values() if t.task is not None]
+        running += self.api_calls
         # Settlements under way or waiting for the database (API calls, titles) get it too.
         running += pgpool.writes_under_way()
         if running:
             logger.info(
-                "shutdown: waiting up to %.0fs for %d replies and settlements", grace, len(running)
+                "shutdown: waiting up to %.0fs for %d replies, API calls and settlements",
+                grace,
+                len(running),
             )
             _done, still = await asyncio.wait(running, timeout=grace)
             for task in list(self.tasks.values()):
                 task.stop("shutdown")
+            self.api_calls_ending = True
+            for call in list(self.api_calls):
+                call.cancel()
             if still:
                 await asyncio.wait(still, timeout=10)
         await aclose_shared_client()
@@ -1258,6 +1278,10 @@ def _install_shutdown_hook(service: GenerationService) -> None:
     from twisted.internet import defer, reactor
 
     def drain() -> Any:
+        # At once, not when the shutdown task first runs: daphne's own trigger (registered
+        # before this one) has just cancelled every request, and an API call told so must
+        # find the process draining (``api_asgi._serve_call``) to go on for the grace.
+        service.accepting = False
         return defer.Deferred.fromFuture(
             asyncio.ensure_future(service.shutdown(settings.SHUTDOWN_GRACE_SECONDS))
         )
