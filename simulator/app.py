@@ -7,7 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from simulator.cache import PrefixCache
@@ -287,6 +287,18 @@ class SimulatorApp:
             return server_error()
         return server_overloaded()
 
+    def _forced_finish(self, directives: Directives, marker: str, key: str) -> Directives:
+        """``finish=`` with ``fault_times=N``: the first N requests of this text end so, the
+        next ones as they would have (a retried insufficient_system_resource that succeeds)."""
+        if directives.finish is None or directives.fault_times is None or directives.fault:
+            return directives
+        counter = (key, "finish\0" + marker)
+        seen = self._fault_counts.get(counter, 0)
+        if seen >= directives.fault_times:
+            return replace(directives, finish=None)
+        self._fault_counts[counter] = seen + 1
+        return directives
+
     async def _chat(
         self,
         receive: Receive,
@@ -311,6 +323,7 @@ class SimulatorApp:
                 fault = self._forced_fault(directives, marker, key)
                 if fault is not None:
                     raise fault
+                directives = self._forced_finish(directives, marker, key)
                 request = parse_chat_request(data, self.config, beta=beta)
                 if directives.tool is not None and directives.tool not in {
                     t.name for t in request.tools

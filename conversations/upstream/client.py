@@ -59,7 +59,7 @@ from .errors import (
     redact,
     renamed,
 )
-from .events import ChatResult, StreamEvent
+from .events import ChatResult, Completed, StreamEvent, Usage
 from .request import ModelTarget, build_chat_request, is_json_mode
 from .sse import LineTooLong, SSEDecoder
 
@@ -208,6 +208,59 @@ async def aclose_shared_client() -> None:
 
 
 # --- the clocks -------------------------------------------------------------------------------
+
+
+def _add_usage(
+    total: Mapping[str, Any] | None, usage: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """Two usage objects added field by field (the numbers of nested details too), in the
+    order of ``usage``'s fields; None when neither is given."""
+    if not usage:
+        return dict(total) if total else None
+    if not total:
+        return dict(usage)
+    added: dict[str, Any] = {}
+    for key in [*usage, *(k for k in total if k not in usage)]:
+        a, b = total.get(key), usage.get(key)
+        if isinstance(a, Mapping) or isinstance(b, Mapping):
+            added[key] = _add_usage(
+                a if isinstance(a, Mapping) else None, b if isinstance(b, Mapping) else None
+            )
+        elif a is not None and b is not None and _is_count(a) and _is_count(b):
+            added[key] = a + b
+        else:
+            added[key] = b if b is not None else a
+    return added
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _fold_billed(
+    result: ChatResult, billed: dict[str, Any] | None, *, output_started: bool
+) -> None:
+    """Add what earlier attempts were billed to the usage ``result`` reports: to the provider's
+    own count of this attempt, or as all of it when this attempt produced nothing (refused, or
+    stopped before any output). An attempt with output but no count is left to the caller's
+    estimate, which then misses the earlier attempts (rare: a retry, then a cut stream)."""
+    if billed is None:
+        return
+    if result.usage:
+        result.usage = _add_usage(billed, result.usage)
+    elif not output_started or not result.output_text:
+        result.usage = dict(billed)
+
+
+def _with_billed(event: StreamEvent, billed: dict[str, Any] | None) -> StreamEvent:
+    """A closing event of a stream, its usage with what earlier attempts were billed."""
+    if billed is None:
+        return event
+    if isinstance(event, Usage):
+        return Usage(_add_usage(billed, event.usage) or {})
+    if isinstance(event, Completed):
+        _fold_billed(event.result, billed, output_started=True)
+    return event
 
 
 class _Watchdog:
@@ -401,6 +454,9 @@ class UpstreamClient:
         watchdog = _Watchdog(asyncio.get_running_loop(), config)
         attempts = 0
         waited = 0.0
+        # What the provider billed for attempts that were answers in name only (cut short for
+        # want of capacity, blank JSON) and were tried again: charged with the call's own.
+        billed: dict[str, Any] | None = None
         try:
             while True:
                 attempts += 1
@@ -445,12 +501,14 @@ class UpstreamClient:
                             raise QueueTimedOut(detail="closed after keep-alives, no data")
                         raise Truncated(detail=f"EOF without [DONE] after {data_events} events")
                     for event in assembler.finish(json_mode=json_mode, attempts=attempts):
-                        yield event
+                        yield _with_billed(event, billed)
                     return
                 except asyncio.CancelledError as stop:
                     # Stopped (a user's Stop, a shutdown): what had been received goes with it,
                     # so the caller can charge the provider's usage if its chunk had come.
-                    stop.partial = assembler.result(attempts)  # type: ignore[attr-defined]
+                    partial = assembler.result(attempts)
+                    _fold_billed(partial, billed, output_started=assembler.output_started)
+                    stop.partial = partial  # type: ignore[attr-defined]
                     raise
                 except UpstreamError as error:
                     error.partial = assembler.result(attempts)
@@ -458,9 +516,11 @@ class UpstreamClient:
                     if not assembler.output_started:
                         delay = self._retry_delay(error, attempts, waited, watchdog)
                     if delay is None:
+                        _fold_billed(error.partial, billed, output_started=assembler.output_started)
                         self._log_failure(error, attempts, output_started=assembler.output_started)
                         _name_the_model(error, target)
                         raise
+                    billed = _add_usage(billed, error.partial.usage)  # billed, and retried
                     self._notify_retry(on_retry, RetryNotice(attempts, error, delay))
                     waited += delay
                     await asyncio.sleep(delay)
@@ -584,6 +644,7 @@ class UpstreamClient:
         watchdog = _Watchdog(asyncio.get_running_loop(), self.config)
         attempts = 0
         waited = 0.0
+        billed: dict[str, Any] | None = None  # as in stream_chat
         try:
             while True:
                 attempts += 1
@@ -596,12 +657,21 @@ class UpstreamClient:
                         body = await self._read_body(response, watchdog)
                     finally:
                         await response.aclose()
-                    return parse(body), attempts
+                    parsed = parse(body)
+                    if isinstance(parsed, ChatResult):
+                        _fold_billed(parsed, billed, output_started=True)
+                    return parsed, attempts
                 except UpstreamError as error:
                     delay = self._retry_delay(error, attempts, waited, watchdog)
                     if delay is None:
+                        if billed is not None:
+                            if error.partial is None:
+                                error.partial = ChatResult(attempts=attempts)
+                            _fold_billed(error.partial, billed, output_started=False)
                         self._log_failure(error, attempts, output_started=False)
                         raise
+                    if error.partial is not None:
+                        billed = _add_usage(billed, error.partial.usage)  # billed, and retried
                     self._notify_retry(on_retry, RetryNotice(attempts, error, delay))
                     waited += delay
                     watchdog.output_started = False

@@ -54,7 +54,8 @@ class Finish:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """The provider's usage object, exactly as sent (both cache-token spellings kept)."""
+    """The provider's usage object, exactly as sent (both cache-token spellings kept); after a
+    retried attempt the provider billed, with that attempt's numbers added."""
 
     usage: dict[str, Any]
 
@@ -84,7 +85,8 @@ class ChatResult:
 
     ``reasoning`` is ``""`` both when the upstream sent none and when it sent null: the two
     are treated alike (§11 item 8). ``usage`` is the last non-null usage the provider sent,
-    or ``None`` when it sent none (then the caller must estimate).
+    or ``None`` when it sent none (then the caller must estimate); with the usage of earlier
+    attempts the provider billed and the client tried again added (``client._fold_billed``).
     """
 
     text: str = ""
