@@ -68,6 +68,7 @@ from conversations.errors import (
 from conversations.generation import GenerationService, get_service, upstream_client
 from conversations.text import DuplicateKey, check_parsed_json, loads_unique, utf8_safe
 from conversations.upstream import (
+    BadResponse,
     ChatResult,
     Completed,
     ContentDelta,
@@ -745,10 +746,12 @@ async def _complete(call: Call, response: _Response) -> None:
     request = call.request
     waiting = _SlowAnswer(response)
     try:
-        result = await upstream_client().complete_chat(
-            call.target, request.messages, request.params
-        )
+        result = await _answer_of(call)
         outcome = "complete"
+    except asyncio.CancelledError as stop:
+        # The client left: charged what the upstream had produced (and its count, if sent).
+        result = getattr(stop, "partial", None)
+        raise
     except UpstreamError as error:
         outcome = "failed"
         # Settled while the blank lines go on: the settlement may wait out a database outage.
@@ -789,6 +792,21 @@ async def _complete(call: Call, response: _Response) -> None:
         await response.send({"type": "http.response.body", "body": body})
     else:
         await response.json(200, body)
+
+
+async def _answer_of(call: Call) -> ChatResult:
+    """The upstream's answer to a non-streamed call, read from a stream it assembles: a call
+    stopped on the way (its client left, a shutdown) knows what had been produced, and is
+    charged it (a non-streamed upstream call would tell nothing until its end)."""
+    request = call.request
+    events = upstream_client().stream_chat(
+        call.target, request.messages, request.params, buffered=True
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, Completed):
+                return event.result
+    raise BadResponse(detail="the stream ended without its answer")  # stream_chat never does
 
 
 _INTERNAL_ERROR = api_wire.error_envelope(

@@ -112,3 +112,26 @@ def test_hanging_up_on_a_non_streaming_call_frees_the_reservation(
     assert record.outcome == "cancelled" and record.reserved_tokens == 0
     assert record.completion_tokens == 0 and record.total_tokens == record.prompt_tokens
     assert _counters(alice)["streams"] == 0
+
+
+def test_hanging_up_on_a_non_streaming_call_mid_answer_charges_what_was_produced(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    """The upstream answer of a non-streamed call is read as a stream: a client that leaves
+    while the model writes (an SDK's read timeout, say) is charged what had been written, as a
+    stream would be, not only its prompt."""
+    words = " ".join(f"w{i}" for i in range(400))
+    content = f"[[sim: tokens_per_s=50 say={words}]]"  # ~8 s to write
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            base + "/v1/chat/completions",
+            headers=bearer(make_key(alice)),
+            json={"model": "deepseek-chat", "messages": [{"role": "user", "content": content}]},
+            timeout=httpx.Timeout(10, read=2),
+        )
+    record = _wait_for_settlement(alice)
+    assert record.outcome == "cancelled" and record.estimated and record.reserved_tokens == 0
+    # About 2 s of 50 tokens a second (the simulator's pace), far from the whole answer.
+    assert 40 <= record.completion_tokens < 400
+    assert _counters(alice)["day"] == record.total_tokens
+    assert _counters(alice)["streams"] == 0

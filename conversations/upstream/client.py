@@ -434,8 +434,13 @@ class UpstreamClient:
         *,
         on_retry: OnRetry | None = None,
         beta: bool = False,
+        buffered: bool = False,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Stream one chat completion as typed events, ending with ``Completed``.
+
+        ``buffered``: the caller shows nothing before ``Completed`` (a non-streamed answer
+        read from a stream, so that a stop knows what was produced): a failure after output
+        has started is then retried as one before it.
 
         Wrap it in ``contextlib.aclosing`` (or call ``aclose()``): closing the generator or
         cancelling the task that iterates it closes the HTTP response at once, so the upstream
@@ -513,7 +518,7 @@ class UpstreamClient:
                 except UpstreamError as error:
                     error.partial = assembler.result(attempts)
                     delay = None
-                    if not assembler.output_started:
+                    if buffered or not assembler.output_started:
                         delay = self._retry_delay(error, attempts, waited, watchdog)
                     if delay is None:
                         _fold_billed(error.partial, billed, output_started=assembler.output_started)
