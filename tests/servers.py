@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from django.conf import settings
 from django.test import Client
 
@@ -194,3 +195,16 @@ class WorkerSocket:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+def worker_process(base: str) -> psutil.Process:
+    """The daphne process serving ``base`` (a ``daphne_worker``'s URL): to signal or kill."""
+    port = base.rsplit(":", 1)[1]
+    [server] = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"]
+        and "daphne" in " ".join(p.info["cmdline"])
+        and port in p.info["cmdline"]
+    ]
+    return server

@@ -295,3 +295,11 @@ def shared_messages(html: str) -> list[dict[str, Any]]:
     reader.feed(html)
     reader.close()
     return reader.messages
+
+
+async def closed_code(socket: Socket) -> int:
+    """The code the server closes ``socket`` with (what it sends before is skipped)."""
+    message = await socket.communicator.receive_output(timeout=10)
+    while message["type"] != "websocket.close":
+        message = await socket.communicator.receive_output(timeout=10)
+    return int(message["code"])

@@ -32,7 +32,7 @@ from conversations import pgpool
 from conversations.models import Conversation, ModelConfig, UsageRecord, User
 from simulator.testing import running_simulator
 from tests import servers
-from tests.servers import WorkerSocket, daphne_worker, session_cookie
+from tests.servers import WorkerSocket, daphne_worker, session_cookie, worker_process
 from tests.support import SIM_KEY
 from tests.test_api_support import bearer, make_key
 
@@ -209,14 +209,7 @@ def test_a_worker_told_to_stop_gives_a_waiting_settlement_its_grace_period(
     time.sleep(1)
     outage.begin()
     time.sleep(OUTAGE_S)  # the call has ended; its settlement waits
-    port = worker.rsplit(":", 1)[1]
-    [server] = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"]
-        and "daphne" in " ".join(p.info["cmdline"])
-        and port in p.info["cmdline"]
-    ]
+    server = worker_process(worker)
     server.send_signal(signal.SIGTERM)
     time.sleep(2)
     assert server.status() != psutil.STATUS_ZOMBIE, "exited with a settlement waiting"

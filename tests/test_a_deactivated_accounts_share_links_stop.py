@@ -13,16 +13,9 @@ from django.test import Client
 
 from conversations import sharing
 from conversations.models import Conversation, User
-from tests.support import admin_form, client_for, open_socket
+from tests.support import admin_form, client_for, closed_code, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-async def closed_code(socket: Any) -> int:
-    message = await socket.communicator.receive_output(timeout=10)
-    while message["type"] != "websocket.close":
-        message = await socket.communicator.receive_output(timeout=10)
-    return int(message["code"])
 
 
 def set_active(staff: User, user: User, active: bool) -> None:

@@ -12,8 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import ModelConfig, User
-from tests.support import client_for, open_account_socket
-from tests.test_deleting_an_account_closes_its_views import closed_code
+from tests.support import client_for, closed_code, open_account_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

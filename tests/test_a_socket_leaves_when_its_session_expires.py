@@ -16,16 +16,9 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.models import Conversation, User
-from tests.support import client_for, open_account_socket, open_socket
+from tests.support import client_for, closed_code, open_account_socket, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-async def closed_code(socket: Any) -> int:
-    message = await socket.communicator.receive_output(timeout=10)
-    while message["type"] != "websocket.close":
-        message = await socket.communicator.receive_output(timeout=10)
-    return int(message["code"])
 
 
 async def a_session_expiring_in(user: User, seconds: float) -> Client:

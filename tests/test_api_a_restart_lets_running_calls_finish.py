@@ -13,28 +13,15 @@ import time
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
 from simulator.testing import running_simulator
-from tests.servers import daphne_worker
+from tests.servers import daphne_worker, worker_process
 from tests.support import SIM_KEY
 from tests.test_api_support import bearer, make_key, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-def worker_process(base: str) -> psutil.Process:
-    port = base.rsplit(":", 1)[1]
-    [server] = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"]
-        and "daphne" in " ".join(p.info["cmdline"])
-        and port in p.info["cmdline"]
-    ]
-    return server
 
 
 def stream(base: str, key: str, words: int, out: dict[str, Any]) -> None:

@@ -11,16 +11,9 @@ from asgiref.sync import sync_to_async
 
 from conversations import sharing
 from conversations.models import Conversation, Team, User
-from tests.support import client_for, open_socket
+from tests.support import client_for, closed_code, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-async def closed_code(socket: Any) -> int:
-    message = await socket.communicator.receive_output(timeout=10)
-    while message["type"] != "websocket.close":
-        message = await socket.communicator.receive_output(timeout=10)
-    return int(message["code"])
 
 
 @pytest.mark.parametrize("how", ["delete page", "changelist action"])

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import psutil
 import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
 from simulator.testing import running_simulator
-from tests.servers import WorkerSocket, daphne_worker, session_cookie
+from tests.servers import WorkerSocket, daphne_worker, session_cookie, worker_process
 from tests.support import SIM_KEY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -46,14 +45,7 @@ async def test_sigterm_finishes_short_replies_and_checkpoints_long_ones(
         )
         await long.until("reply.delta")
         await short.until("reply.delta")
-        port = base.rsplit(":", 1)[1]
-        [server] = [
-            p
-            for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"]
-            and "daphne" in " ".join(p.info["cmdline"])
-            and port in p.info["cmdline"]
-        ]
+        server = worker_process(base)
         server.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.wait, 30)
     short_reply = await Message.objects.aget(conversation=short_chat, role="assistant")

@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
 from simulator.testing import running_simulator
-from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
+from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie, worker_process
 from tests.support import SIM_KEY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -26,17 +26,6 @@ GRACE_S = 3
 SLACK_S = 5
 LONG = " ".join(["long"] * 400)  # 20 s at 20 tokens a second
 SHORT = " ".join(["short"] * 30)  # 1.5 s
-
-
-def _daphne_serving(port: str) -> psutil.Process:
-    [server] = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"]
-        and "daphne" in " ".join(p.info["cmdline"])
-        and port in p.info["cmdline"]
-    ]
-    return server
 
 
 async def test_a_worker_on_redis_stops_within_its_grace_period(
@@ -79,7 +68,7 @@ async def test_a_worker_on_redis_stops_within_its_grace_period(
 
         syncing = [asyncio.ensure_future(keep_syncing(watcher)) for watcher in watchers]
         await asyncio.sleep(1)
-        server = _daphne_serving(base.rsplit(":", 1)[1])
+        server = worker_process(base)
 
         async def connect_late() -> None:
             # Sockets opening as the signal lands (their consumers join groups in Redis).

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from chatsite.asgi import application
 from conversations import sharing
 from conversations.models import AuditEntry, Conversation, SharingSettings, Team, User
-from tests.support import TRUSTED_ORIGIN, client_for, open_socket, reply_text
+from tests.support import TRUSTED_ORIGIN, client_for, closed_code, open_socket, reply_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 ANSWER = " ".join(f"step{i}" for i in range(80))
@@ -122,13 +122,6 @@ async def test_anonymous_link_sockets_need_the_admins_public_links_setting(
     error = json.loads(await viewer.receive_from(timeout=10))
     assert error["type"] == "error" and error["code"] == "permission_denied"
     await viewer.disconnect()
-
-
-async def closed_code(socket: Any) -> int:
-    message = await socket.communicator.receive_output(timeout=10)
-    while message["type"] != "websocket.close":
-        message = await socket.communicator.receive_output(timeout=10)
-    return int(message["code"])
 
 
 async def test_admin_edits_and_a_delete_that_remove_access_close_open_views(

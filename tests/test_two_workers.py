@@ -6,13 +6,12 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-import psutil
 import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation, Message, UsageRecord, User
 from simulator.testing import running_simulator
-from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
+from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie, worker_process
 from tests.support import SIM_KEY, reply_text
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -103,14 +102,7 @@ async def test_when_a_worker_dies_mid_reply_another_marks_it_interrupted(
     delta = await on_b.until("reply.delta")
     for _ in range(30):  # past the first checkpoint
         await on_b.until("reply.delta")
-    port_a = int(worker_a.rsplit(":", 1)[1])
-    [daphne_a] = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"]
-        and "daphne" in " ".join(p.info["cmdline"])
-        and str(port_a) in p.info["cmdline"]
-    ]
+    daphne_a = worker_process(worker_a)
     daphne_a.send_signal(signal.SIGKILL)
     failed = await on_b.until("reply.failed", timeout=60)
     assert failed["reply_id"] == delta["reply_id"] and failed["code"] == "worker_lost"
