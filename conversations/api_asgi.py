@@ -221,8 +221,12 @@ class _Request:
         )
 
     def secret(self) -> str:
-        """The key from exactly one of the two headers the reference allows."""
-        authorization, api_key = self.authorization, self.api_key
+        """The key from exactly one of the two headers the reference allows. A header sent
+        empty is not one (a client's default header left blank beside the other)."""
+        authorization = (
+            self.authorization if self.authorization and self.authorization.strip() else None
+        )
+        api_key = self.api_key if self.api_key and self.api_key.strip() else None
         if authorization is not None and api_key is not None:
             raise InvalidParameter(
                 "Send the key in either 'Authorization: Bearer <key>' or 'X-API-Key: <key>', "

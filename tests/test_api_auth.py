@@ -49,6 +49,14 @@ def test_both_headers_at_once_are_refused_with_a_400_explaining_the_choice(
     assert not UsageRecord.objects.exists()
 
 
+def test_a_header_sent_empty_is_not_a_second_key(base: str, key: str) -> None:
+    """A client's default header left blank beside the one that carries the key."""
+    assert chat(base, {**bearer(key), "X-API-Key": ""}).status_code == 200
+    assert chat(base, {"Authorization": "", "X-API-Key": key}).status_code == 200
+    error = _refused(chat(base, {"Authorization": "", "X-API-Key": ""}))
+    assert "Bearer" in error["message"]
+
+
 def test_a_missing_or_malformed_header_is_a_401_asking_for_bearer(base: str, key: str) -> None:
     malformed: list[dict[str, str]] = [
         {},
