@@ -539,12 +539,13 @@ async def _serve_call(
             except asyncio.CancelledError:
                 if work.done():
                     break
-                this = asyncio.current_task()
-                if service.accepting or this is None:
+                if service.accepting:
                     work.cancel()  # not a drain: stop the call with its request
                     with contextlib.suppress(BaseException):
                         await work
                     raise
+                this = asyncio.current_task()
+                assert this is not None
                 this.uncancel()  # daphne's own cancel as the process drains: go on
         if work.cancelled():
             if service.api_calls_ending and not left.is_set():

@@ -209,9 +209,6 @@ class GenerationTask:
         # A newer call of the reply has begun (a continuation): this task stops, and the
         # reply's frames are no longer its own to publish.
         self.superseded = False
-        # How much reasoning the reply had when this call began (a continuation's call is
-        # charged only its own: an estimate's reasoning tokens are counted from here).
-        self._base_reasoning = 0
         self._began = False
         self.task: asyncio.Task[None] | None = None
 
@@ -289,7 +286,8 @@ class GenerationTask:
         self.record_id = context.record_id
         self._start_from(context)
         base_len = len(self.content) + len(self.reasoning)
-        self._base_reasoning = len(self.reasoning)
+        # (A continuation's call is charged only its own output, its reasoning included.)
+        base_reasoning = len(self.reasoning)
         outcome: dict[str, Any] = {"status": Message.Status.COMPLETE.value}
         requested = False
         try:
@@ -378,7 +376,7 @@ class GenerationTask:
                 "error_code": "internal_error",
                 "error_message": "Something went wrong on our side.",
             }
-        await asyncio.shield(self._finish(context, outcome, base_len))
+        await asyncio.shield(self._finish(context, outcome, base_len, base_reasoning))
 
     def _start_from(self, context: actions.GenerationContext) -> None:
         """Hold what the reply already has (a continuation extends it, never replaces it)."""
@@ -410,7 +408,11 @@ class GenerationTask:
                 continue
 
     async def _finish(
-        self, context: actions.GenerationContext, outcome: dict[str, Any], base_len: int
+        self,
+        context: actions.GenerationContext,
+        outcome: dict[str, Any],
+        base_len: int,
+        base_reasoning: int,
     ) -> None:
         try:
             await self.flush()
@@ -441,7 +443,7 @@ class GenerationTask:
                     outcome=self.status,
                     usage=outcome.get("settle_usage", outcome.get("usage")),
                     output_text=new_output,
-                    reasoning_text=self.reasoning[self._base_reasoning :],
+                    reasoning_text=self.reasoning[base_reasoning:],
                 )
                 row = await _final_write(actions.FINALIZE_AND_SETTLE_SQL, [*final, *settlement])
             finalized = bool(row and row[0])
@@ -849,8 +851,9 @@ class GenerationService:
         self.background: set[asyncio.Task[Any]] = set()
         self.checkpoints = _Checkpoints(self)
         self.accepting = True
-        # The API's chat completions running in this process (their request tasks): a
-        # shutdown waits for them as for replies, then ends the rest (``api_asgi``).
+        # The API's chat completions running in this process (each call's task of its own,
+        # ``api_asgi._serve_call``): a shutdown waits for them as for replies, then ends the
+        # rest.
         self.api_calls: set[asyncio.Task[Any]] = set()
         self.api_calls_ending = False  # the grace is over: the API's calls are being ended
         self._drain_hooked = False
