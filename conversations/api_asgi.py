@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -249,7 +250,7 @@ class _Request:
 class _Response:
     """Sends one response; remembers its status (and a stream's failure) for the log line."""
 
-    __slots__ = ("head", "request_id", "send", "status", "stream_error")
+    __slots__ = ("answered", "head", "request_id", "send", "status", "stream_error")
 
     def __init__(self, send: Send, request_id: str, *, head: bool = False) -> None:
         self.send = send
@@ -259,6 +260,8 @@ class _Response:
         self.status = 0
         # The code of the error event that ended a stream after its 200.
         self.stream_error: str | None = None
+        # Its last bytes are going out: the client's hang-up after them stops nothing.
+        self.answered = False
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.status = status
@@ -269,6 +272,11 @@ class _Response:
                 "headers": [*headers, *_CORS_HEADERS, (b"x-request-id", self.request_id)],
             }
         )
+
+    async def answer(self, last: Message) -> None:
+        """Send the answer's last message."""
+        self.answered = True
+        await self.send(last)
 
     async def json(
         self, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
@@ -530,7 +538,7 @@ async def _serve_call(
         _stream(call, response) if call.request.stream else _complete(call, response)
     )
     left = asyncio.Event()
-    watcher = asyncio.ensure_future(_watch_disconnect(receive, work, left))
+    watcher = asyncio.ensure_future(_watch_disconnect(receive, work, left, response))
     service.api_calls.add(work)
     try:
         while not work.done():
@@ -691,11 +699,16 @@ async def _method_not_allowed(response: _Response, allowed: str) -> None:
     )
 
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any], left: asyncio.Event) -> None:
-    """Cancel ``task`` when the client hangs up (the body has been read: nothing else comes)."""
+async def _watch_disconnect(
+    receive: Receive, task: asyncio.Task[Any], left: asyncio.Event, response: _Response
+) -> None:
+    """Cancel ``task`` when the client hangs up (the body has been read: nothing else comes);
+    not once its answer has gone out (then the task only settles the call)."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            if response.answered:
+                return
             left.set()
             task.cancel()
             return
@@ -777,12 +790,13 @@ async def _complete(call: Call, response: _Response) -> None:
             await response.json(500, _json_bytes(_INTERNAL_ERROR))
         return
     finally:
-        # Reached first by a cancellation (the client left): settle what was used. And for
-        # an answer, settled before it goes out (the status and blank lines may go out
-        # meanwhile, if the settlement waits out a database outage).
+        # Reached first by a cancellation (the client left): settle what was used. An
+        # answer is settled once it has gone out (below).
         if outcome == "cancelled":
             await waiting.stop()  # nobody to keep waiting
-        await _settle_waiting(call, outcome, result, waiting)
+        if outcome != "complete":
+            await _settle_waiting(call, outcome, result, waiting)
+    await waiting.stop()
     usage = result.usage or _estimated_usage(call, result)
     body = api_wire.completion_body(
         result,
@@ -792,11 +806,16 @@ async def _complete(call: Call, response: _Response) -> None:
         logprobs=request.logprobs,
         usage=usage,
     )
-    if response.status:
-        # After the blank lines: the body ends the response (its length was not known).
-        await response.send({"type": "http.response.body", "body": body})
-    else:
-        await response.json(200, body)
+
+    async def answer() -> None:
+        if response.status:
+            # After the blank lines: the body ends the response (its length was not known).
+            await response.answer({"type": "http.response.body", "body": body})
+        else:
+            response.answered = True
+            await response.json(200, body)
+
+    await api_calls.answer_then_settle(call, result, answer)
 
 
 async def _answer_of(call: Call) -> ChatResult:
@@ -1008,15 +1027,12 @@ async def _stream(call: Call, response: _Response) -> None:
                         usage = result.usage or _estimated_usage(call, result)
                     outcome = "complete"
                     out.append(writer.finish(finish or result.finish_reason, usage))
-                    await send(
-                        {"type": "http.response.body", "body": b"".join(out), "more_body": True}
-                    )
-                    heartbeat.sent += 1
-                    # Settled before [DONE]: a client that checks its balance after the
-                    # stream sees this call charged.
-                    await _settle(call, outcome, result)
+                    out.append(api_wire.DONE)
                     heartbeat.stop()
-                    await send({"type": "http.response.body", "body": api_wire.DONE})
+                    last = {"type": "http.response.body", "body": b"".join(out)}
+                    await api_calls.answer_then_settle(
+                        call, result, functools.partial(response.answer, last)
+                    )
                     return
                 if out:
                     body = b"".join(out) if len(out) > 1 else out[0]

@@ -13,6 +13,10 @@ A chat completion made with a key is:
 3. :func:`finish_call` — settled through ``quota`` exactly once, also when the client left,
    and also when the database is away meanwhile: the provider's usage is only in this
    process's memory, so the settlement waits the outage out (``pgpool.outlasting_outage``).
+   An answer is settled right after its last byte has gone out (:func:`answer_then_settle`),
+   not before: the client does not wait for the commit. Until then the call's reservation
+   stands, so a limit is never overshot; a balance read in this process waits for the
+   settlements of the answers it follows.
 
 A request that fails validation, or names no usable model, first authenticates the key
 (:func:`authorize`, :data:`AUTHORIZE_SQL`): a caller with a bad key hears about the key first,
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -250,6 +255,7 @@ async def balance_of(secret: str) -> Balance:
     key is the API's, and it is not theirs to use."""
     key = await authorize(secret)
     _check_api_access(key.limits)
+    await _answers_settled(key.user_id)
     summary = await in_db_thread(quota.usage_summary)(User(pk=key.user_id), key.limits)
     remaining: int | None = summary["remaining"]
     return Balance(available=remaining is None or remaining > 0, remaining_tokens=remaining)
@@ -492,6 +498,45 @@ async def finish_call(call: Call, *, outcome: str, result: ChatResult | None) ->
         raise
 
 
+# The answers of this process that have gone out (or are going) and are not settled yet, by
+# user: what a balance read waits for, so that it counts what the answers it follows used.
+_settling: dict[int, set[asyncio.Future[None]]] = {}
+
+
+async def answer_then_settle(
+    call: Call, result: ChatResult, send_answer: Callable[[], Awaitable[None]]
+) -> None:
+    """Send a completed call's answer (``send_answer``: its last bytes), then settle it.
+
+    The client has its answer without waiting for the settlement's commit; the reservation
+    holds until then (no later call of the user is admitted against tokens this one may
+    have used). A balance read of the user in this process meanwhile waits for it. Settled
+    also if sending fails (the client gone: it was answered all the same)."""
+    settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    pending = _settling.setdefault(call.user_id, set())
+    pending.add(settled)
+    try:
+        await send_answer()
+    finally:
+        try:
+            if not call.settled:
+                # Shielded: a cancellation now (a shutdown's, at its deadline) must not leave
+                # the reservation behind.
+                await asyncio.shield(finish_call(call, outcome="complete", result=result))
+        finally:
+            settled.set_result(None)
+            pending.discard(settled)
+            if not pending:
+                _settling.pop(call.user_id, None)
+
+
+async def _answers_settled(user_id: int) -> None:
+    """Wait for the settlements of the user's answers this process has sent."""
+    pending = _settling.get(user_id)
+    if pending:
+        await asyncio.wait(list(pending))
+
+
 async def _settled_by_us(params: quota.SettlementParams) -> bool:
     """Settle one completed call (waiting out an outage); True once it is settled as this call
     says (:data:`quota.SETTLE_OWN_SQL`: also after a try whose answer was lost, and over a
@@ -528,7 +573,7 @@ class _Settlements:
     """Group commit of settlements: while one statement settles the calls that were waiting,
     the calls that end meanwhile wait for the next, and are settled together in one statement
     and one commit. A call alone is settled at once; each caller returns once its own
-    settlement has committed (a balance read after the response includes it)."""
+    settlement has committed."""
 
     def __init__(self) -> None:
         self.waiting: list[tuple[int, quota.SettlementParams, asyncio.Future[None]]] = []

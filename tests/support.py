@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.core.exceptions import ObjectDoesNotExist
 from django.test import Client
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from conversations import quota
 from conversations.models import Conversation, UsageAccount, User
 
 PASSWORD = "correct horse battery staple"
+_T = TypeVar("_T")
 SIM_KEY = "sk-test-0123456789abcdef"
 TRUSTED_ORIGIN = "http://localhost:8000"
 
@@ -303,3 +306,17 @@ async def closed_code(socket: Socket) -> int:
     while message["type"] != "websocket.close":
         message = await socket.communicator.receive_output(timeout=10)
     return int(message["code"])
+
+
+def eventually(check: Callable[[], _T], *, within: float = 10.0) -> _T:
+    """What ``check`` returns once it passes, tried again until then (at most ``within``
+    seconds): for what a worker writes just after its answer, such as an API call's
+    settlement, which commits right after the answer's last byte has gone out."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return check()
+        except (AssertionError, ObjectDoesNotExist, ValueError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)

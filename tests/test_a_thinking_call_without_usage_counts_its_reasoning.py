@@ -17,7 +17,7 @@ import pytest
 
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
 from tests.support import SIM_KEY, open_socket
-from tests.test_api_support import bearer, chat, make_key, sse_events
+from tests.test_api_support import all_settled, bearer, chat, make_key, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -31,6 +31,7 @@ def headers(alice: User, chat_model: ModelConfig, reasoner_model: ModelConfig) -
 
 
 def the_record(user: User) -> UsageRecord:
+    all_settled(user=user)  # just after the answer's last byte
     [record] = UsageRecord.objects.filter(user=user)
     assert record.estimated and record.state == UsageRecord.State.SETTLED
     return record

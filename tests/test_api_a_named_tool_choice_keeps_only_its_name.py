@@ -9,8 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conversations.models import Conversation, ModelConfig, UsageRecord, User
-from tests.test_api_support import bearer, make_key
+from conversations.models import ModelConfig, UsageRecord, User
+from tests.test_api_support import bearer, make_key, saved_conversation
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -38,7 +38,7 @@ def test_a_saved_call_keeps_the_named_tool_choice_without_its_other_fields(
     assert response.status_code == 200, response.text
     [call] = response.json()["choices"][0]["message"]["tool_calls"]
     assert call["function"]["name"] == "lookup"
-    conversation = Conversation.objects.get(owner=alice)
+    conversation = saved_conversation(alice)
     assert conversation.params["tool_choice"] == {
         "type": "function",
         "function": {"name": "lookup"},

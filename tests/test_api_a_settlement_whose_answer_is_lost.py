@@ -28,7 +28,7 @@ from simulator.testing import running_simulator
 from tests import servers
 from tests.pgproxy import PgProxy, pg_proxy
 from tests.servers import daphne_worker
-from tests.support import SIM_KEY
+from tests.support import SIM_KEY, eventually
 from tests.test_api_support import bearer, chat, make_key
 
 pytestmark = [
@@ -80,8 +80,8 @@ def test_a_call_whose_settlement_answer_is_lost_is_charged_once(
     lost = proxy.lose_answer_once(ONE_SETTLEMENT)
     response = chat(base, bearer(key), stream=stream)
     assert response.status_code == 200, response.text
+    eventually(lambda: _charged_once(alice))  # settled once the answer has gone out
     assert lost.is_set(), "the settlement's answer was not lost"
-    _charged_once(alice)
 
 
 def test_a_saved_call_whose_settlement_answer_is_lost_is_saved_once(
@@ -92,11 +92,15 @@ def test_a_saved_call_whose_settlement_answer_is_lost_is_saved_once(
     lost = proxy.lose_answer_once(ONE_SETTLEMENT)
     response = chat(base, bearer(key), messages=[{"role": "user", "content": "Saved once"}])
     assert response.status_code == 200, response.text
+
+    def saved_once() -> tuple[UsageRecord, Conversation, Message]:
+        record = _charged_once(alice)
+        [saved] = Conversation.objects.filter(owner=alice)
+        return record, saved, Message.objects.get(conversation=saved, role="assistant")
+
+    record, saved, reply = eventually(saved_once)
     assert lost.is_set(), "the settlement's answer was not lost"
-    record = _charged_once(alice)
-    [saved] = Conversation.objects.filter(owner=alice)
     assert saved.title == "Saved once"
-    reply = Message.objects.get(conversation=saved, role="assistant")
     assert reply.content == response.json()["choices"][0]["message"]["content"]
     assert record.message_id == reply.pk
 

@@ -1,21 +1,22 @@
 """An API call's settlement whose connection to PostgreSQL stalls (no answer, no error, the
 socket left open) is given up after ``DATABASE_STALL_TIMEOUT_SECONDS`` and made on a new
-connection: the call is answered and charged once. Before, the settlement waited for ever, and
-the call with it (its response is sent once its settlement has committed)."""
+connection: the call is charged once. Before, the settlement waited for ever (and, when the
+response waited for the settlement, the call with it); its reservation was never given back."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from django.db import connection
 
-from conversations.models import ModelConfig, UsageAccount, UsageRecord, User
+from conversations.models import ModelConfig, UsageAccount, UsageRecord, User, UserLimits
 from simulator.testing import running_simulator
 from tests import servers
 from tests.pgproxy import PgProxy, pg_proxy
 from tests.servers import daphne_worker
-from tests.support import SIM_KEY
+from tests.support import SIM_KEY, eventually
 from tests.test_api_support import bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -56,11 +57,34 @@ def test_a_call_whose_settlement_stalls_is_charged_once(
     # The stalled connection is never restored meanwhile: only a new one gets through.
     response = chat(base, bearer(key), stream=stream)
     assert response.status_code == 200, response.text
+    # Settled once the answer has gone out, after the stall's timeout.
+    record = eventually(
+        lambda: UsageRecord.objects.get(
+            user=alice, purpose=UsageRecord.Purpose.API, state=UsageRecord.State.SETTLED
+        ),
+        within=30,
+    )
     assert stalled.is_set(), "the settlement's connection did not stall"
-    record = UsageRecord.objects.get(user=alice, purpose=UsageRecord.Purpose.API)
-    assert record.state == UsageRecord.State.SETTLED
     assert record.outcome == "complete" and not record.estimated
     assert record.completion_tokens > 0 and record.reserved_tokens == 0
     account = UsageAccount.objects.get(user=alice)
     assert (account.day_used, account.month_used) == (record.total_tokens,) * 2
     assert account.streams == 0
+
+
+def test_a_balance_read_while_an_answers_settlement_stalls_waits_for_it(
+    proxied_worker: tuple[str, PgProxy], alice: User
+) -> None:
+    # The answer goes out, then its settlement stalls (a second, then a new connection): a
+    # balance read meanwhile waits for it, and counts what the call used rather than the
+    # worst case still reserved for it.
+    base, proxy = proxied_worker
+    UserLimits.objects.create(user=alice, tokens_per_day=100_000)
+    key = make_key(alice)
+    stalled = proxy.stall_once(ONE_SETTLEMENT)
+    response = chat(base, bearer(key), max_tokens=4000)
+    assert response.status_code == 200, response.text
+    used = response.json()["usage"]["total_tokens"]
+    balance = httpx.get(base + "/user/balance", headers=bearer(key), timeout=30)
+    assert stalled.is_set(), "the settlement's connection did not stall"
+    assert balance.json()["balance_infos"][0]["total_balance"] == f"{100_000 - used}.00"

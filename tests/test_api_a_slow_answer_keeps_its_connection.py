@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from conversations.api_asgi import FIRST_OUTPUT_WAIT_S, KEEPALIVE_INTERVAL_S
-from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import bearer, make_key
+from conversations.models import ModelConfig, User
+from tests.test_api_support import bearer, make_key, settled_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -61,7 +61,7 @@ def test_a_slow_answer_is_preceded_by_blank_lines(
     completion = json.loads(text)  # what the SDKs do: whitespace before JSON is whitespace
     assert completion["object"] == "chat.completion"
     assert completion["choices"][0]["message"]["content"] == "done"
-    record = UsageRecord.objects.get(user=alice)
+    record = settled_record(user=alice)
     assert (record.state, record.outcome) == ("settled", "complete")
 
 
@@ -84,6 +84,6 @@ def test_a_failure_after_the_blank_lines_is_the_body_and_is_not_charged(
     error = json.loads(text)["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["code"] == "rate_limited" and error["type"] == "rate_limit_error"
-    record = UsageRecord.objects.get(user=alice)
+    record = settled_record(user=alice)
     assert (record.state, record.outcome) == ("settled", "failed")
     assert record.total_tokens == 0 and record.reserved_tokens == 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conversations.models import Conversation, ModelConfig, User
-from tests.test_api_support import bearer, make_key
+from conversations.models import ModelConfig, User
+from tests.test_api_support import bearer, make_key, saved_conversation
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -36,5 +36,5 @@ def test_a_field_beside_type_and_function_is_left_out(
     )
     assert response.status_code == 200
     assert "Done." in response.text
-    conversation = Conversation.objects.get(owner=alice)
+    conversation = saved_conversation(alice)
     assert conversation.params["tools"] == [{"type": "function", "function": {"name": "lookup"}}]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import bearer, chat, make_key, sse_events
+from tests.test_api_support import all_settled, bearer, chat, make_key, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -54,6 +54,7 @@ def test_the_billed_attempt_before_a_retry_is_charged_with_the_call(
     else:
         assert retried["completion_tokens"] > once["completion_tokens"]
     assert retried["total_tokens"] == retried["prompt_tokens"] + retried["completion_tokens"]
+    all_settled(user=alice)
     first, second = UsageRecord.objects.filter(user=alice).order_by("pk")
     assert (first.prompt_tokens, first.completion_tokens) == (
         retried["prompt_tokens"],

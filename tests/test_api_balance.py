@@ -3,6 +3,8 @@ counted in tokens, and it goes down as the API is used."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -39,6 +41,35 @@ def test_the_balance_is_the_remaining_tokens_and_shrinks_with_use(
     used = chat(base, bearer(key), max_tokens=20).json()["usage"]["total_tokens"]
     after = _balance(base, key)
     assert after["balance_infos"][0]["total_balance"] == f"{10_000 - used}.00"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_balance_read_right_after_an_answer_counts_it(
+    base: str, alice: User, chat_model: ModelConfig, stream: bool
+) -> None:
+    # An answer is settled just after its last byte has gone out; a balance read on the heels
+    # of it (one kept-alive connection, as an SDK's) waits for that settlement, and so counts
+    # what the call used, not what was reserved for it.
+    UserLimits.objects.create(user=alice, tokens_per_day=100_000)
+    headers = bearer(make_key(alice))
+    body = {
+        "model": "deepseek-chat",
+        "messages": [{"role": "user", "content": "Hello"}],
+        "stream": stream,
+        "stream_options": {"include_usage": True} if stream else None,
+    }
+    spent = 0
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        for _ in range(20):
+            answer = client.post("/v1/chat/completions", json=body)
+            assert answer.status_code == 200, answer.text
+            if stream:
+                usage = json.loads(answer.text.split("data: ")[-2])["usage"]
+            else:
+                usage = answer.json()["usage"]
+            spent += usage["total_tokens"]
+            balance = client.get("/user/balance").json()["balance_infos"][0]
+            assert balance["total_balance"] == f"{100_000 - spent}.00"
 
 
 def test_with_no_token_limit_there_is_no_balance_to_report(

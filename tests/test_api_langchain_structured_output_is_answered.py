@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key, settled_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -62,7 +62,7 @@ def test_a_structured_output_call_gets_its_tool_call_and_is_charged(
         assert call.function.name == "Weather"  # type: ignore[union-attr]
         arguments = call.function.arguments  # type: ignore[union-attr]
     assert json.loads(arguments) == {"city": "Paris"}
-    record = UsageRecord.objects.get()
+    record = settled_record()
     assert record.purpose == "api" and record.state == "settled" and record.outcome == "complete"
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import openai
 import pytest
 
-from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import make_key
+from conversations.models import ModelConfig, User
+from tests.test_api_support import make_key, settled_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -38,7 +38,7 @@ def test_the_output_stops_at_max_completion_tokens(client: openai.OpenAI, stream
         finish, usage = completion.choices[0].finish_reason, completion.usage  # type: ignore[union-attr]
     assert finish == "length"
     assert usage is not None and usage.completion_tokens <= 5
-    record = UsageRecord.objects.get()
+    record = settled_record()
     assert record.completion_tokens == usage.completion_tokens
 
 

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import make_key
+from tests.test_api_support import all_settled, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -22,6 +22,7 @@ def client(base: str, alice: User, chat_model: ModelConfig) -> openai.OpenAI:
 
 
 def _settled(user: User) -> list[UsageRecord]:
+    all_settled(user=user)  # just after the answer's last byte
     return list(UsageRecord.objects.filter(user=user).order_by("created_at"))
 
 

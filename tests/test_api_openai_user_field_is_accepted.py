@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key, settled_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -30,7 +30,7 @@ def test_a_call_naming_its_end_user_is_answered_and_charged(
     else:
         text = completion.choices[0].message.content or ""  # type: ignore[union-attr]
     assert text == "Hello there."
-    record = UsageRecord.objects.get()
+    record = settled_record()
     assert record.purpose == "api" and record.state == "settled"
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import Conversation, ModelConfig, UsageRecord, User
-from tests.test_api_support import bearer, chat, make_key
+from tests.support import eventually
+from tests.test_api_support import all_settled, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -24,8 +25,13 @@ def test_a_saving_key_records_the_exchange_as_a_conversation(
     for stream in (False, True):
         response = chat(base, bearer(key), messages=MESSAGES, stream=stream)
         assert response.status_code == 200
-    conversations = list(Conversation.objects.filter(owner=alice).order_by("created_at"))
-    assert len(conversations) == 2
+
+    def both_saved() -> list[Conversation]:
+        conversations = list(Conversation.objects.filter(owner=alice).order_by("created_at"))
+        assert len(conversations) == 2
+        return conversations
+
+    conversations = eventually(both_saved)  # saved just after each answer went out
     for conversation in conversations:
         assert conversation.system_prompt == "Be brief."
         assert conversation.title.startswith("Summarise the deploy notes")
@@ -41,4 +47,5 @@ def test_other_keys_leave_the_chat_list_alone(
     base: str, alice: User, chat_model: ModelConfig
 ) -> None:
     assert chat(base, bearer(make_key(alice)), messages=MESSAGES).status_code == 200
+    all_settled(user=alice)  # what a saving key's call would have saved by then
     assert not Conversation.objects.filter(owner=alice).exists()

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 
 from conversations import api_keys
-from conversations.models import User
+from conversations.models import Conversation, UsageRecord, User
 from simulator.testing import running_simulator
 from tests.servers import daphne_worker
-from tests.support import SIM_KEY
+from tests.support import SIM_KEY, eventually
 
 
 @contextmanager
@@ -90,3 +90,26 @@ def assert_envelope(response: httpx.Response, status: int, kind: str) -> dict[st
     assert set(error) == {"message", "type", "param", "code"}
     assert error["type"] == kind
     return dict(error)
+
+
+def settled_record(**where: Any) -> UsageRecord:
+    """The ledger row of the API call ``where`` names, once settled: a call is settled just
+    after its answer's last byte has gone out."""
+    return eventually(lambda: UsageRecord.objects.get(state=UsageRecord.State.SETTLED, **where))
+
+
+def all_settled(**where: Any) -> None:
+    """Wait until no API call ``where`` names is still reserved (see :func:`settled_record`)."""
+
+    def none_reserved() -> None:
+        assert not UsageRecord.objects.filter(state=UsageRecord.State.RESERVED, **where).exists(), (
+            "a call still reserved"
+        )
+
+    eventually(none_reserved)
+
+
+def saved_conversation(owner: User) -> Conversation:
+    """The one conversation a call of a key that saves history recorded: saved, as the call
+    is settled, just after its answer has gone out."""
+    return eventually(lambda: Conversation.objects.get(owner=owner))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User
-from tests.test_api_support import assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key, settled_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -93,4 +93,4 @@ def test_parallel_calls_answered_in_any_order_are_accepted(
     ]
     response = chat(base, headers, messages=messages, tools=TOOLS)
     assert response.status_code == 200, response.text
-    assert UsageRecord.objects.get().outcome == "complete"
+    assert settled_record().outcome == "complete"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conversations.models import ModelConfig, UsageRecord, User, UserLimits
-from tests.test_api_support import assert_envelope, bearer, chat, make_key
+from tests.test_api_support import assert_envelope, bearer, chat, make_key, settled_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -56,6 +56,6 @@ def test_tools_that_fit_are_admitted_and_billed_as_prompt(
     response = chat(base, headers, messages=messages, tools=tools(2), max_tokens=50)
     assert response.status_code == 200, response.text
     billed = response.json()["usage"]["prompt_tokens"]
-    record = UsageRecord.objects.get()
+    record = settled_record()
     assert record.prompt_tokens == billed > 1000
     assert record.prompt_tokens + record.completion_tokens <= LIMIT

@@ -13,8 +13,8 @@ import pytest
 from django.test import Client
 
 from conversations.models import ApiKey, Conversation, Message, ModelConfig, UsageRecord, User
-from tests.support import client_for, open_socket
-from tests.test_api_support import api_server, assert_envelope, bearer, chat, make_key
+from tests.support import client_for, eventually, open_socket
+from tests.test_api_support import all_settled, api_server, assert_envelope, bearer, chat, make_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -202,9 +202,14 @@ def test_a_saving_key_is_charged_even_when_its_copy_cannot_be_kept(
             stream=stream,
         )
         assert response.status_code == 200, response.text
-    saved = Conversation.objects.filter(owner=alice)
-    assert saved.count() == 2
-    for conversation in saved:
+    all_settled(user=alice)  # each call is saved as it is settled, after its answer
+
+    def both_saved() -> list[Conversation]:
+        saved = list(Conversation.objects.filter(owner=alice))
+        assert len(saved) == 2
+        return saved
+
+    for conversation in eventually(both_saved):
         assert conversation.messages.get(role="user").content == "nulhere [[sim: say=Fine.]]"
 
     # A tool call id longer than the column: no copy, but the call is charged all the same.
@@ -223,6 +228,7 @@ def test_a_saving_key_is_charged_even_when_its_copy_cannot_be_kept(
     for stream in (False, True):
         response = chat(api_base, headers, {"messages": messages}, stream=stream)
         assert response.status_code == 200, response.text
+    all_settled(user=alice)
     assert Conversation.objects.filter(owner=alice).count() == 2
     records = UsageRecord.objects.filter(user=alice).order_by("id")
     assert [r.state for r in records] == ["settled"] * 4
