@@ -70,6 +70,19 @@ SYNC_READ_RETRIES = (0.5, 1.0)
 SYNC_AGAIN_AFTER = 2
 
 
+def _echoed(request: dict[str, Any]) -> dict[str, str]:
+    """What an error frame repeats of the frame it answers, so that the client can match the
+    two: its type and client id, as text UTF-8 can carry (a lone surrogate, refused in the
+    frame, is escaped here: unescaped, it could not be sent, and the socket would close) and
+    no longer than a valid one (the id's bound, a type name's)."""
+    echoed = {}
+    if isinstance(request.get("type"), str):
+        echoed["request_type"] = text.utf8_safe(request["type"][:40])
+    if isinstance(request.get("client_id"), str):
+        echoed["client_id"] = text.utf8_safe(request["client_id"][: actions.MAX_CLIENT_ID + 1])
+    return echoed
+
+
 def _load_conversation(
     user: Any, conversation_id: uuid.UUID, link_token: str | None = None
 ) -> tuple[Conversation, ShareLink | None] | None:
@@ -583,9 +596,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def send_error(self, error: ChatError, request: dict[str, Any] | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", **error.as_dict()}
         if request is not None:
-            frame["request_type"] = request.get("type")
-            if isinstance(request.get("client_id"), str):
-                frame["client_id"] = request["client_id"]
+            frame.update(_echoed(request))
         await self.send_frame(frame)
 
     # -- client → server ---------------------------------------------------------------------
@@ -1188,8 +1199,8 @@ class AccountConsumer(AsyncWebsocketConsumer):
             "message": "This socket takes only a ping.",
             "param": "type",
         }
-        if isinstance(frame, dict) and isinstance(frame.get("type"), str):
-            error["request_type"] = frame["type"][:40]
+        if isinstance(frame, dict):
+            error.update(_echoed(frame))
         await self.send_frame(error)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
