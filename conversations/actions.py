@@ -283,6 +283,14 @@ def _admit(
 
 _ADMITTED = "(SELECT outcome FROM admission) = 'admitted'"
 
+# The message a new turn goes under, locked (FOR SHARE: against a Continue's FOR UPDATE of it)
+# and read again once the lock is had: a reply that became pending meanwhile (continued) is
+# not there to answer.
+_SETTLED_PARENT = (
+    "settled_parent AS MATERIALIZED (SELECT 1 FROM conversations_message WHERE id = %s"
+    " AND status NOT IN ('pending', 'streaming') FOR SHARE),"  # ACTIVE
+)
+
 
 def _admit_and_insert(
     user: User,
@@ -291,12 +299,18 @@ def _admit_and_insert(
     reply: Message,
     effective: dict[str, Any],
     prompt_tokens: int,
+    settled_parent: Message | None = None,
 ) -> UsageRecord:
     """Admit the reply's upstream call and, only if it is admitted, insert the turn's new
     messages and touch the conversation: ONE statement (outside a transaction it is its own,
     so nothing of a refused or failed turn stays, and no BEGIN/COMMIT round trips are paid).
     ``effective["max_tokens"]`` is then set to what was reserved, so the upstream never
-    exceeds it (the row keeps the parameters as asked)."""
+    exceeds it (the row keeps the parameters as asked).
+
+    ``settled_parent``: an existing message the turn goes under, which must not be a reply
+    in progress when the statement runs. It is locked before the user's usage row (the order
+    a Continue takes them in: no deadlock) and checked once locked: a Continue of it that
+    committed meanwhile refuses the turn, one that comes later finds the turn under it."""
     admission = quota.admission_params(
         user.pk,
         conversation.model_id,
@@ -307,15 +321,21 @@ def _admit_and_insert(
         message_id=reply.pk,
     )
     insert, values = rows.insert_sql(new, where=_ADMITTED)
+    lock, admit, locked = "", quota.ADMIT_SQL, []
+    if settled_parent is not None:
+        lock, locked = _SETTLED_PARENT, [settled_parent.pk]
+        admit += " WHERE EXISTS (SELECT 1 FROM settled_parent)"
     with rows.server_bound_cursor() as cursor:
         cursor.execute(
-            f"WITH admission AS MATERIALIZED ({quota.ADMIT_SQL}),"  # noqa: S608 - fixed SQL
+            f"WITH {lock} admission AS MATERIALIZED ({admit}),"  # noqa: S608 - fixed SQL
             " touched AS (UPDATE conversations_conversation SET updated_at = %s"
             f" WHERE id = %s AND {_ADMITTED}),"
             f" inserted AS ({insert}) SELECT * FROM admission",
-            [*admission, timezone.now(), conversation.pk, *values],
+            [*locked, *admission, timezone.now(), conversation.pk, *values],
         )
         row = cursor.fetchone()
+    if row is None:  # the message it goes under became a reply in progress meanwhile
+        raise _parent_in_progress()
     record = quota.admitted(row, admission)
     effective["max_tokens"] = quota.output_budget(record)
     return record
@@ -336,7 +356,8 @@ def _start_reply(
     :func:`_admit_and_insert`).
 
     ``path``: the branch down to ``parent`` inclusive when the caller has it already;
-    ``with_parent``: ``parent`` is new and unsaved, and is inserted with the reply."""
+    ``with_parent``: ``parent`` is new and unsaved, and is inserted with the reply (under
+    ``parent.parent``, which must then not be a reply in progress)."""
     model = conversation.model
     if path is None:
         path = path_to(conversation, parent.id)
@@ -362,6 +383,7 @@ def _start_reply(
         reply,
         effective,
         quota.estimate_prompt_tokens(history, effective.get("tools")),
+        settled_parent=parent.parent if with_parent else None,
     )
     # What load_generation_context would read back from these rows, kept once they commit.
     first_user = next((m for m in path if m.role == Message.Role.USER), None)
@@ -498,9 +520,13 @@ def _begin_turn(
     return client_id, conversation, _existing_turn(conversation, client_id, asked)
 
 
+def _parent_in_progress() -> Conflict:
+    return Conflict("Wait for the reply in progress to finish (or stop it) first.")
+
+
 def _check_parent_is_settled(parent: Message) -> None:
     if parent.status in ACTIVE:
-        raise Conflict("Wait for the reply in progress to finish (or stop it) first.")
+        raise _parent_in_progress()
 
 
 def _leave_to_the_reaper(parent: Message) -> None:
@@ -715,10 +741,13 @@ def continue_reply(
         )
         _check_not_running(reply, "continue")
         truncated = reply.status == Message.Status.COMPLETE and reply.finish_reason == "length"
+        about_it = {"param": "reply_id", "reply_id": str(reply.pk), "status": reply.status}
         if not (truncated or reply.status in RESUMABLE):
-            raise Conflict("Only a reply that was cut off or interrupted can be continued.")
+            raise Conflict(
+                "Only a reply that was cut off or interrupted can be continued.", **about_it
+            )
         if not reply.content:
-            raise Conflict("That reply has no text to continue; regenerate it instead.")
+            raise Conflict("That reply has no text to continue; regenerate it instead.", **about_it)
         if reply.children.exists():
             # Extended in place, it would change the history that what follows it was
             # written from (and a reply streaming again would have messages under it).
@@ -834,7 +863,15 @@ def answer_tool_call(
         next_reply = _start_reply(user, conversation, tool_message, effective, channel=channel)
         return Turn(conversation, reply=next_reply, new_messages=[tool_message, next_reply])
 
-    return _idempotent(conversation, client_id, asked, create)
+    try:
+        return _idempotent(conversation, client_id, asked, create)
+    except Conflict:
+        # Perhaps the answer in the way is this one, given by a concurrent attempt with this
+        # id (a retry on another socket while the first was waiting for the reply's row).
+        existing = _existing_turn(conversation, client_id, asked)
+        if existing is None:
+            raise
+        return existing
 
 
 # --- what the generation task reads and writes ------------------------------------------------

@@ -255,6 +255,8 @@ def check_params(
         if clean["tools"] is None:
             del clean["tools"]
     if params.get("tool_choice") is not None:
+        if not model.supports_tools:
+            raise InvalidParameter(f"{model.name} does not support tools.", param="tool_choice")
         clean["tool_choice"] = _check_tool_choice(
             params["tool_choice"], clean.get("tools"), model, thinking
         )

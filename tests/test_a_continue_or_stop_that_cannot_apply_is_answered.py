@@ -56,3 +56,19 @@ async def test_stopping_a_reply_that_has_ended_is_refused_naming_how_it_ended(
     # The reply stays as it ended.
     reply = await Message.objects.aget(pk=end["reply_id"])
     assert (reply.status, reply.content) == ("complete", "Done.")
+
+
+async def test_continuing_a_reply_that_finished_whole_is_refused_naming_its_state(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send({"type": "message.send", "client_id": "c1", "content": "[[sim: say=Done.]]"})
+    end = await socket.until_reply_ends()
+    assert (end["status"], end["finish_reason"]) == ("complete", "stop")
+
+    await socket.send({"type": "reply.continue", "reply_id": end["reply_id"]})
+    error = await socket.until_type("error")
+    await socket.close()
+    assert error["code"] == "conflict" and error["request_type"] == "reply.continue"
+    assert error["reply_id"] == end["reply_id"] and error["status"] == "complete"
+    assert "cut off or interrupted" in error["message"]

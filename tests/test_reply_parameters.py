@@ -133,3 +133,28 @@ async def test_good_parameters_reach_the_reply_and_logprobs_stream(
     reply = await Message.objects.aget(pk=end["reply_id"])
     assert reply.params == params
     assert reply.logprobs and len(reply.logprobs["content"]) == len(logprobs)
+
+
+@pytest.mark.parametrize("choice", ["auto", "none"])
+async def test_a_tool_choice_on_a_model_without_tools_is_refused_by_name(
+    alice: User, chat_model: ModelConfig, simulator: str, generation_service: Any, choice: str
+) -> None:
+    # Without tools, "auto" and "none" were taken, stored and sent upstream, while tools
+    # themselves were refused for this model.
+    chat_model.supports_tools = False
+    await chat_model.asave(update_fields=["supports_tools"])
+    conversation = await Conversation.objects.acreate(owner=alice, model=chat_model, title="t")
+    socket = await open_socket(alice, conversation)
+    await socket.send(
+        {
+            "type": "message.send",
+            "client_id": "c1",
+            "content": "hi",
+            "params": {"tool_choice": choice},
+        }
+    )
+    error = await socket.until_type("error")
+    await socket.close()
+    assert (error["code"], error["param"]) == ("invalid_parameter", "tool_choice")
+    assert "does not support tools" in error["message"]
+    assert await UsageRecord.objects.acount() == 0

@@ -1,5 +1,6 @@
 """Two tool answers given at the same moment (two tabs, two people) hang in one chain under
-the reply, and the last of them starts the next reply exactly once."""
+the reply, and the last of them starts the next reply exactly once. The same answer given
+twice at the same moment (a retry on another socket) is one answer, and both are told so."""
 
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ CALLS = [
 ]
 
 
-def answer_together(user: User, conversation: Conversation, reply: Message) -> list[object]:
-    barrier = threading.Barrier(len(CALLS))
+def answer_together(
+    user: User, conversation: Conversation, reply: Message, call_ids: list[str] | None = None
+) -> list[object]:
+    """Each of ``call_ids`` (default: one answer per call) answered on a thread of its own,
+    at once; what each was told."""
+    call_ids = call_ids or [c["id"] for c in CALLS]
+    barrier = threading.Barrier(len(call_ids))
     results: list[object] = []
 
     def answer(call_id: str) -> None:
@@ -42,7 +48,7 @@ def answer_together(user: User, conversation: Conversation, reply: Message) -> l
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=answer, args=(c["id"],)) for c in CALLS]
+    threads = [threading.Thread(target=answer, args=(call_id,)) for call_id in call_ids]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -72,3 +78,27 @@ def test_answers_given_at_once_form_one_chain_and_one_next_reply(
     assert {first.tool_call_id, second.tool_call_id} == {c["id"] for c in CALLS}
     assert Message.objects.filter(role="assistant", parent=second).count() == 1
     assert not Message.objects.filter(role="assistant", parent=first).exists()
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_the_same_answer_given_twice_at_once_is_one_answer(
+    alice: User, alice_conversation: Conversation, attempt: int
+) -> None:
+    question = Message.objects.create(
+        conversation=alice_conversation, role="user", author=alice, content="Weather and time?"
+    )
+    reply = Message.objects.create(
+        conversation=alice_conversation,
+        parent=question,
+        role="assistant",
+        status="complete",
+        finish_reason="tool_calls",
+        tool_calls=CALLS,
+    )
+    # Same call, same client id: the second attempt waits for the reply's row, then finds
+    # the call answered, by itself.
+    results = answer_together(alice, alice_conversation, reply, ["call_weather"] * 2)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    turns = [r for r in results if isinstance(r, actions.Turn)]
+    assert len({turn.reply.pk for turn in turns}) == 1
+    assert Message.objects.filter(role="tool").count() == 1
