@@ -42,6 +42,29 @@ def _in_process_channel_layer(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _api_calls_settled_before_the_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An API call is settled just after its answer's last byte, so a test may end (and its
+    database be flushed) while a worker still settles the call it has just answered: the flush
+    and the settlement can deadlock. A test on a flushed database waits for its calls'
+    settlements first (at most a few seconds: a test that leaves a call reserved on purpose,
+    its worker killed, pays that wait)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up before this one: flushed after it
+    yield
+    import time
+
+    from conversations.models import UsageRecord
+
+    deadline = time.monotonic() + 3
+    reserved = UsageRecord.objects.filter(purpose="api", state="reserved")
+    while reserved.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def alice(db: None) -> User:
     """Alice owns conversations."""
