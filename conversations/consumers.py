@@ -678,27 +678,69 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self._check_not_link_only()
         if not self.service.accepting:
             raise ShuttingDown()
-        user = self.scope["user"]
-        turn, frames = await in_db_thread(_run_action)(
-            action, user, self.conversation_id, channel=self.service.channel, **kwargs
-        )
-        if not turn.created:
-            # A retry of something already done: tell this socket, start nothing.
-            for frame in frames:
-                await self.send_frame(
-                    {"type": "message.created", "message": frame, "duplicate": True}
-                )
-            return
-        for frame in frames:
-            await self.service.publish(self.group, {"type": "message.created", "message": frame})
-        if turn.reply.role == Message.Role.ASSISTANT:
-            self.sent_seq[str(turn.reply.pk)] = turn.reply.seq
-            self.service.start(
-                turn.reply.pk,
+        # The action runs in a task of its own, which this socket's cancellation does not reach
+        # (the socket closed, or daphne cancelling its sockets on SIGTERM): the action commits
+        # all the same, and a reply it committed pending must get its task, or it would stay
+        # pending for ever (a retry of the frame is a duplicate, which starts nothing). A
+        # shutdown waits for it (``GenerationService.turns``), then for its reply.
+        acting = self.service.spawn(
+            in_db_thread(_run_action)(
+                action,
+                self.scope["user"],
                 self.conversation_id,
-                actions.prepared_context(turn.reply),
-                supersedes=turn.supersedes,
+                channel=self.service.channel,
+                **kwargs,
             )
+        )
+        turn_taken = self.service.turn_under_way()
+        try:
+            try:
+                turn, frames = await asyncio.shield(acting)
+            except asyncio.CancelledError:
+                # Its reply is started once the action is done, this socket gone; a shutdown
+                # waits for that as it did for this.
+                unwatched = self.service.spawn(self._start_unwatched(acting))
+                self.service.turns.add(unwatched)
+                unwatched.add_done_callback(self.service.turns.discard)
+                raise
+            if not turn.created:
+                # A retry of something already done: tell this socket, start nothing.
+                for frame in frames:
+                    await self.send_frame(
+                        {"type": "message.created", "message": frame, "duplicate": True}
+                    )
+                return
+            await self._announce_and_start(turn, frames)
+        finally:
+            turn_taken.set_result(None)
+
+    async def _start_unwatched(
+        self, acting: asyncio.Task[tuple[actions.Turn, list[MessageFrame]]]
+    ) -> None:
+        """The turn of an action whose socket went while it ran, announced and its reply
+        started once the action is done (if it created one)."""
+        with contextlib.suppress(Exception):  # refused, or failed: nothing was created
+            turn, frames = await acting
+            if turn.created:
+                await self._announce_and_start(turn, frames)
+
+    async def _announce_and_start(self, turn: actions.Turn, frames: list[MessageFrame]) -> None:
+        """Tell the conversation of the turn's messages, then start its reply: started even
+        if telling fails or is cancelled (its frames then reach sockets as they resync)."""
+        try:
+            for frame in frames:
+                await self.service.publish(
+                    self.group, {"type": "message.created", "message": frame}
+                )
+        finally:
+            if turn.reply.role == Message.Role.ASSISTANT:
+                self.sent_seq[str(turn.reply.pk)] = turn.reply.seq
+                self.service.start(
+                    turn.reply.pk,
+                    self.conversation_id,
+                    actions.prepared_context(turn.reply),
+                    supersedes=turn.supersedes,
+                )
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         await self._run_turn(

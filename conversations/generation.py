@@ -856,6 +856,9 @@ class GenerationService:
         # rest.
         self.api_calls: set[asyncio.Task[Any]] = set()
         self.api_calls_ending = False  # the grace is over: the API's calls are being ended
+        # Turn-starting actions under way, until their reply is started (``consumers``
+        # ``_run_turn``): a shutdown lets them commit and start it, then waits for it too.
+        self.turns: set[asyncio.Future[Any]] = set()
         self._drain_hooked = False
         self.channel = ""
         self._started = False
@@ -1007,6 +1010,14 @@ class GenerationService:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         return task
+
+    def turn_under_way(self) -> asyncio.Future[None]:
+        """A turn-starting action begins: the future to set once its reply is started (or
+        none will be); a shutdown waits for it (:attr:`turns`)."""
+        taken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.turns.add(taken)
+        taken.add_done_callback(self.turns.discard)
+        return taken
 
     def start(
         self,
@@ -1227,6 +1238,10 @@ class GenerationService:
         interrupt the rest (an API call ends with ``server_shutting_down``, settled for what it
         used: ``api_asgi``)."""
         self.accepting = False
+        deadline = asyncio.get_running_loop().time() + grace
+        if self.turns:
+            await asyncio.wait(self.turns, timeout=grace)
+            grace = max(0.0, deadline - asyncio.get_running_loop().time())
         running = [t.task for t in self.tasks.values() if t.task is not None]
         running += self.api_calls
         # Settlements under way or waiting for the database (API calls, titles) get it too.
