@@ -1190,13 +1190,24 @@ admin.site.unregister(Group)
 class GroupAdmin(AuditedAdmin, BaseGroupAdmin):
     """The stock group admin, audited: a group decides which policies apply to its members.
     Its permissions are granted by superusers only (:mod:`rights`): read-only to other staff,
-    who could otherwise give a group of theirs any permission."""
+    who could otherwise give a group of theirs any permission. A group that carries
+    permissions is a superuser's to delete too: its delete takes them from every member, as
+    taking each out of it would, which is a superuser's alone."""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = [*super().get_readonly_fields(request, obj)]
         if not rights.grants_rights(request.user):  # type: ignore[arg-type]
             fields.append("permissions")
         return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        if (
+            obj is not None
+            and not rights.grants_rights(request.user)  # type: ignore[arg-type]
+            and rights.groups_with_permissions([obj])
+        ):
+            return False  # a batch with it: refused (Django's "permissions needed")
+        return super().has_delete_permission(request, obj)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """The confirmation also says whose limits the delete changes: the policies each group

@@ -5,7 +5,7 @@ account: tick "superuser" on their own, grant themselves any permission, join a 
 carries permissions, or deactivate a superuser, or set its password and sign in as it. A
 staff member could so raise their own rights to everything. Here only superusers grant
 rights (superuser status, permissions, membership of a group that carries permissions, a
-group's permissions), and staff change only the accounts that hold no right they lack
+group's permissions, the delete of a group that carries them), and staff change only the accounts that hold no right they lack
 themselves (never a superuser's). How another staff account signs in (its password, its
 username and email, whether it is active or staff) and its deletion are a superuser's alone: a peer
 holding no more rights than the clerk is still someone else, whose private conversations a
