@@ -3,8 +3,8 @@
 Every change to a policy, a group, a user's limits (suspension included), a model and its
 dated prices, a key or a share is written to the audit log with its before and after, and so
 is every row a deletion changes with it (a deleted policy's users, a deleted group's policies
-and members), every account created here and every password set here (that it was set, never
-what to).
+and members, a deleted account's keys and share links), every account created here and every
+password set here (that it was set, never what to).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.contrib.auth.forms import ReadOnlyPasswordHashWidget, UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -162,13 +163,10 @@ class AuditedAdmin(StorableDatesAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         pk, before = obj.pk, audit.snapshot(obj)
-        others = [(row, _audited(row)) for row in self.changed_by_deletion(obj)]
+        others = _before_deletion(self.changed_by_deletion(obj))
         super().delete_model(request, obj)
         self._record_deletion(request, obj, pk, before)
-        for row, row_before in others:
-            after = _audited(type(row)._default_manager.filter(pk=row.pk).first())
-            action = "change" if after is not None else "delete"
-            audit.record(request.user, action, row, row_before, after)  # type: ignore[arg-type]
+        _record_changed_by_deletion(request, others)
 
     def _record_deletion(
         self, request: HttpRequest, obj: Any, pk: Any, before: dict[str, Any] | None
@@ -185,6 +183,22 @@ class AuditedAdmin(StorableDatesAdmin):
 def _audited(row: models.Model | None) -> dict[str, Any] | None:
     """What the audit log keeps of a row: of an account its flags and grants, else its fields."""
     return audit.account(row) if isinstance(row, User) or row is None else audit.snapshot(row)
+
+
+def _before_deletion(rows: list[models.Model]) -> list[tuple[models.Model, dict[str, Any] | None]]:
+    """Each row a deletion is about to change or delete with it, and what it was."""
+    return [(row, _audited(row)) for row in rows]
+
+
+def _record_changed_by_deletion(
+    request: HttpRequest, others: list[tuple[models.Model, dict[str, Any] | None]]
+) -> None:
+    """An entry for each row of :func:`_before_deletion` once the deletion is done: a
+    ``change`` for one still stored, a ``delete`` for one gone with it."""
+    for row, before in others:
+        after = _audited(type(row)._default_manager.filter(pk=row.pk).first())
+        action = "change" if after is not None else "delete"
+        audit.record(request.user, action, row, before, after)  # type: ignore[arg-type]
 
 
 class DeletesConversationsAdmin(admin.ModelAdmin):
@@ -713,12 +727,14 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         return response
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        """The account and its limits (deleted with it) each get an entry; the sockets open on
-        what the account could see (its own conversations are deleted with it) leave."""
+        """The account, its limits, its API keys and the share links of its conversations (all
+        deleted with it) each get an entry; the sockets open on what the account could see
+        (its own conversations are deleted with it) leave."""
         pk, before = obj.pk, audit.account(obj)
         reachable = access.reachable_conversation_ids(obj)
         limits = UserLimits.objects.filter(user=obj).select_related("user").first()
         limits_before = audit.snapshot(limits)
+        others = _before_deletion(self.changed_by_deletion(obj))
         super().delete_model(request, obj)
         sharing.announce_account_change(pk, reachable)
         obj.pk = pk  # deleting cleared it
@@ -726,7 +742,20 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         if limits is not None and limits_before is not None:
             limits.pk = limits_before["id"]
             audit.record(request.user, "delete", limits, limits_before, None)  # type: ignore[arg-type]
+        _record_changed_by_deletion(request, others)
 
+    def changed_by_deletion(self, user: User) -> list[models.Model]:
+        """The audited rows that go with an account: its keys (each audited as a key deleted
+        on its own page is), and the share links of its conversations (as when a
+        conversation is deleted here) or that it made (on one given to another owner since)."""
+        return [
+            *ApiKey.objects.filter(user=user).order_by("pk"),
+            *ShareLink.objects.filter(Q(conversation__owner=user) | Q(created_by=user))
+            .select_related("conversation")  # named in its entry, once deleted
+            .order_by("pk"),
+        ]
+
+    # "Delete selected" deletes each account as its page does: audited alike.
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
