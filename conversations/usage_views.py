@@ -20,6 +20,7 @@ from django.utils import timezone
 from conversations import charts, quota
 from conversations.csv_export import stream_csv
 from conversations.models import ModelConfig, UsageRecord, User
+from conversations.templatetags.ratios import percent
 
 WARN_AT = 0.8
 
@@ -360,8 +361,10 @@ def _warning(summary: dict[str, Any]) -> str:
     period = max(shares, key=lambda p: (shares[p], p == "month"), default=None)
     if period is None or shares[period] < WARN_AT:
         return ""
+    # Read as the dashboard reads a ratio: "{:.0%}" rounded 999,996 of 1,000,000 up to "100%"
+    # with tokens left. (A limit past 2**53 tokens could still round the float itself to 1.)
     return (
-        f"You have used {shares[period]:.0%} of {PERIOD_LABELS[period]} "
+        f"You have used {percent(shares[period])} of {PERIOD_LABELS[period]} "
         f"{summary[period]['limit']:,} tokens."
     )
 
