@@ -931,8 +931,9 @@ def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
 
 
 def usage_summaries(users: Iterable[User]) -> dict[int, dict[str, Any]]:
-    """:func:`usage_summary` of each user (by id), in six queries whatever their number, and
-    ``no_model``: whether their limits allow no enabled model (they cannot chat nor call)."""
+    """:func:`usage_summary` of each user (by id), in six queries whatever their number;
+    ``no_model``: whether their limits allow no enabled model (they cannot chat nor call), and
+    ``deactivated``: whether the account is inactive (admission refuses it, as a suspension)."""
     users = list(users)
     periods = periods_at(timezone.now())
     limits = limits_for_many(users)
@@ -945,6 +946,7 @@ def usage_summaries(users: Iterable[User]) -> dict[int, dict[str, Any]]:
         user.pk: {
             **_summary(limits[user.pk], _counter_values(accounts.get(user.pk), periods), periods),
             "no_model": not any(limits[user.pk].allows(model) for model in enabled),
+            "deactivated": not user.is_active,
         }
         for user in users
     }

@@ -104,6 +104,7 @@ def _with_limits(
         "remaining": summary["remaining"],
         "suspended": summary["suspended"],
         "no_model": summary["no_model"],
+        "deactivated": summary["deactivated"],
         "source": summary["source"],
     }
 
@@ -125,12 +126,14 @@ def _user_tables(
         everyone = everyone.filter(pk=chosen["user"])
     if chosen["group"]:
         everyone = everyone.filter(groups=chosen["group"])
-    page = Paginator(everyone.only("id", "username"), USERS_PER_PAGE).get_page(
+    page = Paginator(everyone.only("id", "username", "is_active"), USERS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     query = request.GET.copy()
     query.pop("page", None)
-    top_accounts = User.objects.only("id", "username").in_bulk([r["user_id"] for r in top])
+    top_accounts = User.objects.only("id", "username", "is_active").in_bulk(
+        [r["user_id"] for r in top]
+    )
     # Limits and running totals of everyone shown, in a few queries (not a few per user).
     summaries = quota.usage_summaries([*top_accounts.values(), *page])
     return {
