@@ -10,9 +10,10 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from conversations import rows
@@ -30,15 +31,30 @@ def team_ids(user: User) -> list[int]:
     return list(Team.objects.filter(members=user).values_list("id", flat=True))
 
 
+def _teammates(user: Any, owner: Any) -> Q:
+    """Whether ``user`` and ``owner`` (a user, or an ``OuterRef`` to one) share a team — or
+    whether the deployment has no teams at all, where everyone is everyone's teammate."""
+    shared_team = Team.objects.filter(members=user).filter(members=owner)
+    return Q(~Exists(Team.objects.all())) | Q(Exists(shared_team))
+
+
+def _collaborating(user: User) -> Q:
+    """The conversations ``user`` is a collaborator of now: named by the owner, and still in a
+    team with them. Naming one needs a team in common (``sharing.set_collaborators``); taken
+    out of the team, the collaborator loses the conversation at once, as a team's member loses
+    what is shared with it, and gets it back if put in a team with the owner again."""
+    return Q(collaborators=user) & _teammates(user, OuterRef("owner_id"))
+
+
 def _visibility(user: User) -> Q:
-    """Who sees what: the owner; collaborators; and, for a conversation shared with a team,
-    that team's members — or every active user while the deployment has no teams at all
-    (decided in the same query: no round trip of its own)."""
+    """Who sees what: the owner; collaborators (:func:`_collaborating`); and, for a
+    conversation shared with a team, that team's members — or every active user while the
+    deployment has no teams at all (decided in the same query: no round trip of its own)."""
     members_of = Team.objects.filter(members=user).values("id")
     in_team = Q(team_id__in=members_of) | Q(~Exists(Team.objects.all()))
     return (
         Q(owner=user)
-        | Q(collaborators=user)
+        | _collaborating(user)
         | (Q(visibility=Conversation.Visibility.TEAM) & in_team)
     )
 
@@ -54,8 +70,8 @@ def visible_conversations(user: User) -> QuerySet[Conversation]:
 
 def viewers(conversation_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, frozenset[int]]:
     """For each live conversation of ``conversation_ids``, the active accounts besides its owner
-    that may see it now: :func:`_visibility` read the other way (its collaborators; for one
-    shared with a team, that team's members — or every active user while the deployment has no
+    that may see it now: :func:`_visibility` read the other way (its collaborators still in a
+    team with the owner; for one shared with a team, that team's members — or every active user while the deployment has no
     teams at all). A private conversation without collaborators has none: nothing about it is
     told to anyone but its owner. Three statements, however many conversations."""
     rows = list(
@@ -64,9 +80,13 @@ def viewers(conversation_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, frozenset[
         .values_list("pk", "owner_id", "visibility", "team_id")
     )
     seen: dict[uuid.UUID, set[int]] = {pk: set() for pk, *_ in rows}
-    collaborations = Conversation.collaborators.through.objects.filter(
-        conversation_id__in=list(seen), user__is_active=True
-    ).values_list("conversation_id", "user_id")
+    collaborations = (
+        Conversation.collaborators.through.objects.filter(
+            conversation_id__in=list(seen), user__is_active=True
+        )
+        .filter(_teammates(OuterRef("user_id"), OuterRef("conversation__owner_id")))
+        .values_list("conversation_id", "user_id")
+    )
     for conversation_id, user_id in collaborations:
         seen[conversation_id].add(user_id)
     shared = [(pk, team_id) for pk, _, visibility, team_id in rows if visibility == "team"]
@@ -113,11 +133,12 @@ def access_conversation(user: User, conversation_id: uuid.UUID | str) -> Convers
 
 
 def can_post(user: User, conversation: Conversation) -> bool:
-    """The owner and named collaborators post; everyone else who can see it only reads."""
+    """The owner and collaborators (:func:`_collaborating`) post; everyone else who can see it only reads."""
     if not user.is_authenticated or not user.is_active:
         return False
     return (
-        conversation.owner_id == user.pk or conversation.collaborators.filter(pk=user.pk).exists()
+        conversation.owner_id == user.pk
+        or Conversation.objects.filter(pk=conversation.pk).filter(_collaborating(user)).exists()
     )
 
 

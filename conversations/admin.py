@@ -1315,12 +1315,18 @@ class TeamAdmin(AnnouncingAdmin):
     filter_horizontal = ["members"]
 
     def concerned(self, team: Team) -> list[Any]:
-        return list(Conversation.objects.filter(team=team).values_list("pk", flat=True))
+        """What is shared with the team, and what its members collaborate on or have
+        collaborators on: a collaborator sees and posts only while in a team with the owner."""
+        shared = Conversation.objects.filter(team=team).values_list("pk", flat=True)
+        members = team.members.values_list("pk", flat=True) if team.pk else []
+        return [*shared, *sharing.conversations_with_collaborators(members)]
 
     # Its members edited or the team deleted: the members who gain or lose its conversations
     # list them or unlist them (``sharing.announce_shared_listing``). The first team created,
     # or the last one deleted, changes who sees every conversation shared with no team
-    # (``sharing.conversations_shared_with_no_team``): everyone, or no one but collaborators.
+    # (``sharing.conversations_shared_with_no_team``): everyone, or no one but collaborators;
+    # and who collaborates on what (``sharing.conversations_with_collaborators``): anyone
+    # named, or those in a team with the owner.
     # Those who lose them unlist them and their open views of them close (4403); those who
     # gain them list them, and a view that had closed comes back.
     # A team created or deleted holds the set of teams (``Team.hold_the_set``) until it commits:
@@ -1332,7 +1338,14 @@ class TeamAdmin(AnnouncingAdmin):
             Team.hold_the_set()
         before = self.concerned(obj) if change else []
         first = not change and not Team.objects.exists()
-        shared_with_everyone = sharing.conversations_shared_with_no_team() if first else []
+        shared_with_everyone = (
+            [
+                *sharing.conversations_shared_with_no_team(),
+                *sharing.conversations_with_collaborators(),
+            ]
+            if first
+            else []
+        )
         request._shared_before = sharing.shared_listings([*before, *shared_with_everyone])  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
         request._announce = [*request._announce, *shared_with_everyone]  # type: ignore[attr-defined]
@@ -1371,7 +1384,14 @@ class TeamAdmin(AnnouncingAdmin):
         with transaction.atomic():
             Team.hold_the_set()
             last = not Team.objects.exclude(pk=obj.pk).exists()
-            shared_with_no_one = sharing.conversations_shared_with_no_team() if last else []
+            shared_with_no_one = (
+                [
+                    *sharing.conversations_shared_with_no_team(),
+                    *sharing.conversations_with_collaborators(),
+                ]
+                if last
+                else []
+            )
             before = sharing.shared_listings([*self.concerned(obj), *shared_with_no_one])
             super().delete_model(request, obj)
             sharing.announce_shared_listing(before, before)

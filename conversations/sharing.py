@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet, prefetch_related_objects
+from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
@@ -237,12 +237,25 @@ def _send_side_by_side(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> N
 def conversations_shared_with_no_team() -> list[uuid.UUID]:
     """The live conversations shared with no team in particular: with every active user while
     the deployment has no team at all, with no one but their collaborators once it has one
-    (``access._visibility``). The first team created takes them from everyone; the last team
+    (``access._visibility``; those in a team with the owner). The first team created takes them from everyone; the last team
     deleted gives them, and its own (their team set to null), to everyone."""
     shared = Conversation.objects.alive().filter(
         visibility=Conversation.Visibility.TEAM, team__isnull=True
     )
     return list(shared.values_list("pk", flat=True))
+
+
+def conversations_with_collaborators(members: Iterable[int] | None = None) -> list[uuid.UUID]:
+    """The live conversations with collaborators — of them, those whose owner or a collaborator
+    is one of ``members`` (None: any): who collaborates depends on who shares a team with the
+    owner (``access._collaborating``), so a team's members edited, or the first team created or
+    the last deleted, may give or take them."""
+    named = Conversation.collaborators.through.objects.all()
+    if members is not None:
+        ids = list(members)
+        named = named.filter(Q(user_id__in=ids) | Q(conversation__owner_id__in=ids))
+    with_collaborators = Conversation.objects.alive().filter(pk__in=named.values("conversation_id"))
+    return list(with_collaborators.values_list("pk", flat=True))
 
 
 def announce_account_change(user_id: int, conversation_ids: Iterable[uuid.UUID]) -> None:
@@ -387,13 +400,16 @@ def _sharing_state(conversation: Conversation) -> dict[str, Any]:
 def set_visibility(
     user: User, conversation_id: Any, visibility: str, team_id: Any = None
 ) -> Conversation:
-    """Private, or shared with one of the owner's teams (any team-less deployment: everyone)."""
+    """Private, or shared with one of the owner's teams (any team-less deployment: everyone).
+    Made private, it loses its collaborators too: private is its owner's alone (collaborators
+    named afterwards are the owner's new choice)."""
     with transaction.atomic():
         conversation = _owned(user, conversation_id)
         before = _sharing_state(conversation)
         listed_before = shared_listings([conversation.pk])
         if visibility == Conversation.Visibility.PRIVATE:
             conversation.visibility, conversation.team = Conversation.Visibility.PRIVATE, None
+            conversation.collaborators.clear()
         elif visibility == Conversation.Visibility.TEAM:
             teams = Team.objects.filter(members=user)
             if Team.objects.exists():
@@ -417,7 +433,9 @@ def set_visibility(
 
 def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) -> list[User]:
     """Named teammates who may post (each message keeps its author; their replies are charged
-    to them, under their limits)."""
+    to them, under their limits). Only those newly named must be in a team of the owner's: one
+    named before and since out of the owner's teams (who neither sees nor posts meanwhile,
+    ``access._collaborating``) may stay named, so that the page's form saves as it shows them."""
     with transaction.atomic():
         conversation = _owned(user, conversation_id)
         before = _sharing_state(conversation)
@@ -430,7 +448,12 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
             raise InvalidParameter(f"No such user: {', '.join(missing)}.", param="collaborators")
         if Team.objects.exists():
             mine = set(access.team_ids(user))
-            strangers = [p.username for p in people if not mine & set(access.team_ids(p))]
+            named = set(conversation.collaborators.values_list("pk", flat=True))
+            strangers = [
+                p.username
+                for p in people
+                if p.pk not in named and not mine & set(access.team_ids(p))
+            ]
             if strangers:
                 raise InvalidParameter(
                     f"Not in a team of yours: {', '.join(strangers)}.", param="collaborators"
@@ -440,6 +463,19 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
         announce_access_change(conversation.id)
         announce_shared_listing([conversation.pk], listed_before)
     return people
+
+
+def collaborators_away(conversation: Conversation) -> list[str]:
+    """The collaborators named on ``conversation`` who are in none of its owner's teams now:
+    they neither see nor post until they are again (none in a deployment without teams)."""
+    if not Team.objects.exists():
+        return []
+    mine = Team.objects.filter(members=conversation.owner_id).values("id")
+    return list(
+        conversation.collaborators.exclude(teams__in=mine)
+        .order_by("username")
+        .values_list("username", flat=True)
+    )
 
 
 FORK_SUFFIX = " (fork)"

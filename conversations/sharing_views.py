@@ -68,6 +68,7 @@ def sharing_page(
         else None,
         "any_teams": Team.objects.exists(),
         "collaborators": ", ".join(conversation.collaborators.values_list("username", flat=True)),
+        "collaborators_away": sharing.collaborators_away(conversation),
         "links": [(link, link.open_count) for link in links],
         "error": error,
         "new_link": new_link,
