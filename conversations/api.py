@@ -6,7 +6,6 @@ The DeepSeek-compatible API itself is not a Django view: it is the ASGI applicat
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from conversations import api_keys
+from conversations import api_keys, shown_once
 from conversations.errors import ChatError, InvalidParameter
 
 # --- the settings page ------------------------------------------------------------------------
@@ -36,24 +35,8 @@ def _expiry_from(form_value: str) -> datetime | None:
     return timezone.make_aware(end)
 
 
-# The page answers the form that creates a key with the key itself (shown once: it must not
-# travel through a session or URL), so reloading that answer sends the form again. Each form
-# carries an id; one already used creates nothing (the last few are kept in the session).
-FORM_ID_FIELD = "form_id"
-USED_FORM_IDS = "api_key_forms_used"
-USED_FORM_IDS_KEPT = 20
-
-
-def _already_sent(request: HttpRequest) -> bool:
-    form_id = request.POST.get(FORM_ID_FIELD, "")
-    return bool(form_id) and form_id in request.session.get(USED_FORM_IDS, [])
-
-
-def _mark_sent(request: HttpRequest) -> None:
-    form_id = request.POST.get(FORM_ID_FIELD, "")
-    if form_id:
-        used = request.session.get(USED_FORM_IDS, [])
-        request.session[USED_FORM_IDS] = [*used, form_id][-USED_FORM_IDS_KEPT:]
+# A key is shown once, in the answer to the form that creates it (``shown_once``).
+KEY_FORMS = "api_key"
 
 
 @login_required
@@ -61,7 +44,7 @@ def api_keys_page(request: HttpRequest) -> HttpResponse:
     user = request.user
     context: dict[str, Any] = {"created": None, "error": None, "form": {}}
     status = 200
-    if request.method == "POST" and _already_sent(request):
+    if request.method == "POST" and shown_once.already_sent(request, KEY_FORMS):
         context["error"] = (
             "This form was already sent, and its key created: it is listed below (its secret "
             "was shown once). If you did not copy it, revoke it and create another."
@@ -81,17 +64,15 @@ def api_keys_page(request: HttpRequest) -> HttpResponse:
             context["error"] = error.message
             status = 400
         else:
-            _mark_sent(request)
+            shown_once.mark_sent(request, KEY_FORMS)
             # Rendered, not redirected: the secret must not travel through a session or URL.
             context["created"] = new
             context["form"] = {}
             status = 201
     context["keys"] = api_keys.keys_of(user)  # type: ignore[arg-type]
-    context["form_id"] = secrets.token_urlsafe(16)
+    context["form_id"] = shown_once.new_form_id()
     context["now"] = timezone.now()
-    response = render(request, "api_keys/list.html", context, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+    return shown_once.not_stored(render(request, "api_keys/list.html", context, status=status))
 
 
 @login_required

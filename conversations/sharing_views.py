@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from chatsite.addresses import request_address
-from conversations import access, link_limits, search, sharing, signin
-from conversations.errors import ChatError, RateLimited
+from conversations import access, link_limits, search, sharing, shown_once, signin
+from conversations.errors import ChatError, Conflict, RateLimited
 from conversations.frames import link_message
 from conversations.models import Conversation, ShareLink, Team
 
@@ -72,8 +72,10 @@ def sharing_page(
         "links": [(link, link.open_count) for link in links],
         "error": error,
         "new_link": new_link,
+        "form_id": shown_once.new_form_id(),
     }
-    return render(request, "sharing/settings.html", context, status=400 if error else 200)
+    status = error.status if error else 200
+    return shown_once.not_stored(render(request, "sharing/settings.html", context, status=status))
 
 
 def _refusal(request: HttpRequest, conversation_id: Any, error: ChatError) -> HttpResponse:
@@ -112,15 +114,26 @@ def change_collaborators(request: HttpRequest, conversation_id: Any) -> HttpResp
     return redirect("conversation-sharing", conversation_id=conversation_id)
 
 
+# A new link is shown once, in the answer to the form that creates it (``shown_once``).
+LINK_FORMS = "share_link"
+
+
 @login_required
 @require_POST
 def create_link(request: HttpRequest, conversation_id: Any) -> HttpResponse:
+    if shown_once.already_sent(request, LINK_FORMS):
+        already = Conflict(
+            "This form was already sent, and its link created: it is listed below (it was "
+            "shown once). If you did not copy it, revoke it and create another."
+        )
+        return _refusal(request, conversation_id, already)
     try:
         _, token = sharing.create_share_link(
             _user(request), conversation_id, request.POST.get("expires_in_days")
         )
     except ChatError as error:
         return _refusal(request, conversation_id, error)
+    shown_once.mark_sent(request, LINK_FORMS)
     return sharing_page(
         request,
         conversation_id,
