@@ -129,6 +129,14 @@ def _account_blocked(limits: quota.Limits, usage: dict[str, Any]) -> str:
     return ""
 
 
+def _another_model(request: HttpRequest, conversation: Conversation, in_settings: str) -> str:
+    """How to go on with another model: the owner picks one in its Settings (``in_settings``);
+    a collaborator has no Settings there, but a copy of it is theirs to change."""
+    if conversation.owner_id == request.user.pk:
+        return in_settings
+    return 'ask its owner to change the model, or use "Continue in my chats" and pick another.'
+
+
 @login_required
 def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     try:
@@ -146,12 +154,12 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
     elif context["no_model"]:
         blocked = context["no_model"]  # no other model to pick either
     elif not conversation.model.enabled:
-        blocked = (
-            f"The model {conversation.model.display_name} is disabled; pick another in Settings."
+        blocked = f"The model {conversation.model.display_name} is disabled; " + _another_model(
+            request, conversation, "pick another in Settings."
         )
     elif not limits.allows(conversation.model):
-        blocked = (
-            f"You may not use {conversation.model.display_name}; pick another model in Settings."
+        blocked = f"You may not use {conversation.model.display_name}; " + _another_model(
+            request, conversation, "pick another model in Settings."
         )
     else:
         blocked = _account_blocked(limits, usage)
