@@ -15,6 +15,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from chatsite.addresses import request_address
@@ -73,6 +74,8 @@ def sharing_page(
         "error": error,
         "new_link": new_link,
         "form_id": shown_once.new_form_id(),
+        # Which links have expired, said as on the keys page (an expired link opens no more).
+        "now": timezone.now(),
     }
     status = error.status if error else 200
     return shown_once.not_stored(render(request, "sharing/settings.html", context, status=status))
