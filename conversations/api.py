@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from conversations import api_keys, shown_once
+from conversations import api_keys, quota, shown_once
 from conversations.errors import ChatError, InvalidParameter
 
 # --- the settings page ------------------------------------------------------------------------
@@ -70,6 +70,9 @@ def api_keys_page(request: HttpRequest) -> HttpResponse:
             context["form"] = {}
             status = 201
     context["keys"] = api_keys.keys_of(user)  # type: ignore[arg-type]
+    # Keys stay the user's to manage (revoke above all) even while their policy refuses the
+    # API's calls: the page says so, rather than let each call find out (403).
+    context["api_access"] = quota.limits_for(user).api_access  # type: ignore[arg-type]
     context["form_id"] = shown_once.new_form_id()
     context["now"] = timezone.now()
     return shown_once.not_stored(render(request, "api_keys/list.html", context, status=status))
