@@ -56,21 +56,26 @@ def answer_together(
     return results
 
 
-@pytest.mark.parametrize("attempt", range(5))
-def test_answers_given_at_once_form_one_chain_and_one_next_reply(
-    alice: User, alice_conversation: Conversation, attempt: int
-) -> None:
+def _asking_for_tools(user: User, conversation: Conversation) -> Message:
+    """A reply that finished asking for both of :data:`CALLS`."""
     question = Message.objects.create(
-        conversation=alice_conversation, role="user", author=alice, content="Weather and time?"
+        conversation=conversation, role="user", author=user, content="Weather and time?"
     )
-    reply = Message.objects.create(
-        conversation=alice_conversation,
+    return Message.objects.create(
+        conversation=conversation,
         parent=question,
         role="assistant",
         status="complete",
         finish_reason="tool_calls",
         tool_calls=CALLS,
     )
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_answers_given_at_once_form_one_chain_and_one_next_reply(
+    alice: User, alice_conversation: Conversation, attempt: int
+) -> None:
+    reply = _asking_for_tools(alice, alice_conversation)
     results = answer_together(alice, alice_conversation, reply)
     assert not [r for r in results if isinstance(r, Exception)], results
     first = Message.objects.get(parent=reply, role="tool")  # one answer directly under it
@@ -84,17 +89,7 @@ def test_answers_given_at_once_form_one_chain_and_one_next_reply(
 def test_the_same_answer_given_twice_at_once_is_one_answer(
     alice: User, alice_conversation: Conversation, attempt: int
 ) -> None:
-    question = Message.objects.create(
-        conversation=alice_conversation, role="user", author=alice, content="Weather and time?"
-    )
-    reply = Message.objects.create(
-        conversation=alice_conversation,
-        parent=question,
-        role="assistant",
-        status="complete",
-        finish_reason="tool_calls",
-        tool_calls=CALLS,
-    )
+    reply = _asking_for_tools(alice, alice_conversation)
     # Same call, same client id: the second attempt waits for the reply's row, then finds
     # the call answered, by itself.
     results = answer_together(alice, alice_conversation, reply, ["call_weather"] * 2)
