@@ -556,6 +556,8 @@ async def _serve_call(
                 assert this is not None
                 this.uncancel()  # daphne's own cancel as the process drains: go on
         if work.cancelled():
+            if response.answered:
+                return  # cut as it settled after its answer (the settlement goes on)
             if service.api_calls_ending and not left.is_set():
                 # Still running when the grace ran out: stopped and settled for what it used
                 # (as for a client that left), and told why, so that its client retries.
@@ -796,7 +798,6 @@ async def _complete(call: Call, response: _Response) -> None:
             await waiting.stop()  # nobody to keep waiting
         if outcome != "complete":
             await _settle_waiting(call, outcome, result, waiting)
-    await waiting.stop()
     usage = result.usage or _estimated_usage(call, result)
     body = api_wire.completion_body(
         result,
@@ -808,6 +809,7 @@ async def _complete(call: Call, response: _Response) -> None:
     )
 
     async def answer() -> None:
+        await waiting.stop()  # here: settled even if a cancel lands on it
         if response.status:
             # After the blank lines: the body ends the response (its length was not known).
             await response.answer({"type": "http.response.body", "body": body})

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ from conversations.asyncdb import in_db_thread
 from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed
 from conversations.models import ModelConfig, UsageRecord, User
 from conversations.upstream import ChatResult, ModelTarget
+
+logger = logging.getLogger(__name__)
 
 # The key (live, its user active and not suspended), the user's effective limits and the
 # requested model (NULL columns when it does not exist or is disabled), in one statement. The
@@ -307,7 +310,10 @@ async def start_call(secret: str, body: Any) -> Call:
     current = _remember(model, row[11], row[12:])
     if admission[0] != "admitted":
         # Refused (the user suspended, the model not allowed, a limit...): worded as the
-        # checked path words it, in its order.
+        # checked path words it, in its order. Asked again once the user's answers this
+        # process has sent are settled: a client that sends its next call as soon as it has
+        # the last one's answer is not refused for that call's reservation or stream slot.
+        await _answers_settled(user_id)
         return await _start_checked(secret, body)
     if current is not model:
         # The registry row changed since the request was checked against it.
@@ -510,24 +516,36 @@ async def answer_then_settle(
 
     The client has its answer without waiting for the settlement's commit; the reservation
     holds until then (no later call of the user is admitted against tokens this one may
-    have used). A balance read of the user in this process meanwhile waits for it. Settled
-    also if sending fails (the client gone: it was answered all the same)."""
+    have used). A balance read of the user in this process meanwhile waits for it, and so
+    does a call of the user refused at admission before it is asked again. Settled also if
+    sending fails (the client gone: it was answered all the same), and to its end if this is
+    cancelled (a shutdown's deadline). A settlement that fails after the answer is logged,
+    not raised: the client was told the call succeeded; the reaper releases the reservation."""
     settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     pending = _settling.setdefault(call.user_id, set())
     pending.add(settled)
+
+    def done(_: object = None) -> None:
+        if not settled.done():
+            settled.set_result(None)
+        pending.discard(settled)
+        if not pending and _settling.get(call.user_id) is pending:
+            del _settling[call.user_id]
+
     try:
         await send_answer()
     finally:
-        try:
-            if not call.settled:
-                # Shielded: a cancellation now (a shutdown's, at its deadline) must not leave
-                # the reservation behind.
-                await asyncio.shield(finish_call(call, outcome="complete", result=result))
-        finally:
-            settled.set_result(None)
-            pending.discard(settled)
-            if not pending:
-                _settling.pop(call.user_id, None)
+        if call.settled:
+            done()
+        else:
+            settling = asyncio.ensure_future(finish_call(call, outcome="complete", result=result))
+            settling.add_done_callback(done)
+            try:
+                await asyncio.shield(settling)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("API settlement after the answer failed")
 
 
 async def _answers_settled(user_id: int) -> None:

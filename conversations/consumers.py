@@ -719,10 +719,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     ) -> None:
         """The turn of an action whose socket went while it ran, announced and its reply
         started once the action is done (if it created one)."""
-        with contextlib.suppress(Exception):  # refused, or failed: nothing was created
+        try:
             turn, frames = await acting
-            if turn.created:
+        except ChatError:
+            return  # refused: nothing was created
+        except Exception:
+            logger.exception("a turn whose socket went failed")
+            return
+        if turn.created:
+            try:
                 await self._announce_and_start(turn, frames)
+            except Exception:  # started all the same (see _announce_and_start)
+                logger.exception("announcing a turn whose socket went failed")
 
     async def _announce_and_start(self, turn: actions.Turn, frames: list[MessageFrame]) -> None:
         """Tell the conversation of the turn's messages, then start its reply: started even

@@ -17,7 +17,7 @@ from tests import servers
 from tests.pgproxy import PgProxy, pg_proxy
 from tests.servers import daphne_worker
 from tests.support import SIM_KEY, eventually
-from tests.test_api_support import bearer, chat, make_key
+from tests.test_api_support import all_settled, bearer, chat, make_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -88,3 +88,22 @@ def test_a_balance_read_while_an_answers_settlement_stalls_waits_for_it(
     balance = httpx.get(base + "/user/balance", headers=bearer(key), timeout=30)
     assert stalled.is_set(), "the settlement's connection did not stall"
     assert balance.json()["balance_infos"][0]["total_balance"] == f"{100_000 - used}.00"
+
+
+def test_a_call_sent_on_the_heels_of_an_answer_whose_settlement_stalls_is_admitted(
+    proxied_worker: tuple[str, PgProxy], alice: User
+) -> None:
+    # One reply at a time: the answer's stream slot is given back by its settlement, which
+    # comes after the answer and stalls here. The next call, sent at once, is not refused for
+    # the slot its predecessor still holds: it is asked again once that is settled.
+    base, proxy = proxied_worker
+    UserLimits.objects.create(user=alice, concurrent_streams=1)
+    key = make_key(alice)
+    stalled = proxy.stall_once(ONE_SETTLEMENT)
+    first = chat(base, bearer(key))
+    assert first.status_code == 200, first.text
+    second = chat(base, bearer(key))
+    assert stalled.is_set(), "the settlement's connection did not stall"
+    assert second.status_code == 200, second.text
+    all_settled(user=alice)
+    assert UsageRecord.objects.filter(user=alice).count() == 2
