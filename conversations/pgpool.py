@@ -39,6 +39,12 @@ T = TypeVar("T")
 POOL_MIN_SIZE = 2
 POOL_MAX_SIZE = 10
 ACQUIRE_TIMEOUT_S = 5.0
+# A connection that cannot be made is tried again 1 and 3 s later (psycopg_pool's backoff),
+# then from the start (:func:`_try_again_from_the_start`): the pool is back within a couple
+# of seconds of the database, however long it was gone. (psycopg_pool's own backoff doubles
+# for five minutes: after a 20 s outage its next try could be 11 s after the database was
+# back, and every call waited for it.)
+RECONNECT_TRIES_S = 3.0
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
     weakref.WeakKeyDictionary()
@@ -96,6 +102,8 @@ async def get_pool() -> AsyncConnectionPool:
             min_size=POOL_MIN_SIZE,
             max_size=POOL_MAX_SIZE,
             timeout=ACQUIRE_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TRIES_S,
+            reconnect_failed=_try_again_from_the_start,
             name="api",
             open=False,
         )
@@ -103,6 +111,13 @@ async def get_pool() -> AsyncConnectionPool:
         # A server that is down is retried in the background; callers time out meanwhile.
         await pool.open(wait=False)
     return pool
+
+
+async def _try_again_from_the_start(pool: AsyncConnectionPool) -> None:
+    """A pool that gave up a connection's tries (``RECONNECT_TRIES_S``) starts another
+    connection's at once: ``check`` grows a pool that is short of connections."""
+    if not pool.closed:
+        await pool.check()
 
 
 @asynccontextmanager

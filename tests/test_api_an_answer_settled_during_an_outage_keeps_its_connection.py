@@ -145,7 +145,8 @@ def test_a_whole_answer_goes_out_during_the_outage_and_is_settled_after_it(
     record = eventually(
         lambda: UsageRecord.objects.get(
             user=alice, purpose=UsageRecord.Purpose.API, state=UsageRecord.State.SETTLED
-        )
+        ),
+        within=20,  # its tries wait up to 4 s apart (pgpool.OUTAGE_RETRY_WAITS)
     )
     assert record.outcome == "complete"
     assert record.completion_tokens == completion["usage"]["completion_tokens"] > 0
