@@ -110,6 +110,16 @@ def _check_tools(tools: Any) -> list[dict[str, Any]]:
     return [{"type": "function", "function": tool["function"]} for tool in tools]
 
 
+def going_on_with_tool_results(effective: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a reply that goes on with the results of the tool calls its parent
+    made: a forced ``tool_choice`` ("required" or a named function) has done its work, and
+    becomes "auto", as the OpenAI Agents SDK resets it; kept, it would make the model call a
+    tool again after every answer, and the reply could never be said in words."""
+    if effective.get("tool_choice") == "required" or isinstance(effective.get("tool_choice"), dict):
+        return {**effective, "tool_choice": "auto"}
+    return effective
+
+
 def _check_tool_choice(
     choice: Any, tools: list[dict[str, Any]] | None, model: ModelConfig, thinking: bool
 ) -> str | dict[str, Any]:

@@ -399,8 +399,8 @@ def _string_for(name: str, text: str, schema: dict[str, Any]) -> str:
 def _tools_to_call(request: ChatRequest, directives: Directives) -> list[Tool]:
     if not request.tools or request.tool_choice == "none":
         return []
-    if request.messages[-1].role == "tool":
-        return []
+    if request.messages[-1].role == "tool" and request.tool_choice not in ("named", "required"):
+        return []  # answered: the model goes on with the results, unless a call is forced
     by_name = {tool.name: tool for tool in request.tools}
     if directives.tool is not None:
         return [by_name[directives.tool]] if directives.tool in by_name else []

@@ -122,3 +122,44 @@ async def test_a_tool_call_is_answered_and_the_reply_continues(
     answer = await Message.objects.aget(pk=follow_up["message"]["id"])
     assert str(answer.parent_id) == tool_message["message"]["id"]
     assert answer.content
+
+
+@pytest.mark.parametrize(
+    "forced", ["required", {"type": "function", "function": {"name": "lookup_ticket"}}]
+)
+async def test_a_forced_tool_choice_lets_the_reply_answer_once_its_calls_are_answered(
+    alice: User,
+    alice_conversation: Conversation,
+    simulator: str,
+    generation_service: Any,
+    forced: Any,
+) -> None:
+    # The upstream, as DeepSeek's, calls a tool whenever tool_choice forces one, tool results
+    # or not: kept forced, the reply after the results would call the tool again, for ever.
+    tools = [{"type": "function", "function": {"name": "lookup_ticket", "parameters": {}}}]
+    socket = await open_socket(alice, alice_conversation)
+    _, reply_id, end = await ask(
+        socket, "c1", "How is OPS-17?", params={"tools": tools, "tool_choice": forced}
+    )
+    assert end["finish_reason"] == "tool_calls", end
+    [call] = (await Message.objects.aget(pk=reply_id)).tool_calls
+    await socket.send(
+        {
+            "type": "tool.answer",
+            "reply_id": reply_id,
+            "tool_call_id": call["id"],
+            "content": '{"status": "in review"}',
+            "client_id": "t1",
+        }
+    )
+    await socket.until_type("message.created")
+    follow_up = await socket.until_type("message.created")
+    final = await socket.until_reply_ends()
+    await socket.close()
+    assert final["type"] == "reply.completed" and final["finish_reason"] == "stop", final
+    answer = await Message.objects.aget(pk=follow_up["message"]["id"])
+    assert answer.content and not answer.tool_calls
+    assert answer.params["tool_choice"] == "auto"
+    assert answer.params["tools"] == tools
+    # The question's own reply keeps what was asked: regenerated, it calls the tool again.
+    assert (await Message.objects.aget(pk=reply_id)).params["tool_choice"] == forced

@@ -175,6 +175,21 @@ def test_a_tool_result_gets_a_normal_answer_that_uses_it(url: str) -> None:
     assert '"mia"' in choice["message"]["content"]
 
 
+def test_a_forced_tool_choice_calls_again_after_tool_results(url: str) -> None:
+    # As DeepSeek's: "required" (or a named function) means a call, tool results or not.
+    messages = [{"role": "user", "content": "hello"}]
+    forced = {"tools": [LOOKUP], "tool_choice": "required", "thinking": {"type": "disabled"}}
+    first = post(url, messages=messages, **forced).json()["choices"][0]["message"]
+    messages += [
+        {"role": "assistant", "content": "", "tool_calls": first["tool_calls"]},
+        {"role": "tool", "tool_call_id": first["tool_calls"][0]["id"], "content": "{}"},
+    ]
+    again = post(url, messages=messages, **forced).json()["choices"][0]
+    assert again["finish_reason"] == "tool_calls"
+    auto = post(url, messages=messages, **{**forced, "tool_choice": "auto"}).json()["choices"][0]
+    assert auto["finish_reason"] == "stop" and "tool_calls" not in auto["message"]
+
+
 def test_a_tool_message_must_answer_a_known_call(url: str) -> None:
     messages = [*ASK, {"role": "tool", "tool_call_id": "call_x", "content": "{}"}]
     response = post(url, messages=messages, tools=[LOOKUP])
