@@ -21,7 +21,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from chatsite import twisted_requests, twisted_writes  # noqa: E402
+from chatsite import twisted_requests, twisted_websockets, twisted_writes  # noqa: E402
 from chatsite.origins import TrustedOriginValidator  # noqa: E402
 from conversations.api_asgi import ApiApplication  # noqa: E402
 from conversations.api_asgi import serves as api_serves  # noqa: E402
@@ -68,9 +68,11 @@ router = ProtocolTypeRouter(
 application = StartServices(router)
 
 # daphne's sockets send each frame when it is written (see chatsite/twisted_writes.py), and
-# Twisted leaves POST bodies for the app to parse (chatsite/twisted_requests.py).
+# Twisted leaves POST bodies for the app to parse (chatsite/twisted_requests.py), and a socket
+# that breaks the protocol is told why before it is closed (chatsite/twisted_websockets.py).
 twisted_writes.install()
 twisted_requests.install()
+twisted_websockets.install()
 
 # Everything imported by now lives as long as the process: moved out of the cyclic collector's
 # reach, a full collection walks only what requests and streams create since. (It walks ~110k
