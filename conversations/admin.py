@@ -3,7 +3,7 @@
 Every change to a policy, a group, a user's limits (suspension included), a model and its
 dated prices, a key or a share is written to the audit log with its before and after, and so
 is every row a deletion changes with it (a deleted policy's users, a deleted group's policies
-and members, a deleted account's keys and share links), every account created here and every
+and members, a deleted account's keys, share links and team memberships), every account created here and every
 password set here (that it was set, never what to).
 """
 
@@ -746,10 +746,12 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
 
     def changed_by_deletion(self, user: User) -> list[models.Model]:
         """The audited rows that go with an account: its keys (each audited as a key deleted
-        on its own page is), and the share links of its conversations (as when a
-        conversation is deleted here) or that it made (on one given to another owner since)."""
+        on its own page is), the share links of its conversations (as when a conversation is
+        deleted here) or that it made (on one given to another owner since), and the teams it
+        leaves (each a change of the team's members, as on the team's page)."""
         return [
             *ApiKey.objects.filter(user=user).order_by("pk"),
+            *Team.objects.filter(members=user).order_by("pk"),
             *ShareLink.objects.filter(Q(conversation__owner=user) | Q(created_by=user))
             .select_related("conversation")  # named in its entry, once deleted
             .order_by("pk"),

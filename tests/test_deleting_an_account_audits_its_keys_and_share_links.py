@@ -2,14 +2,15 @@
 keys and the share links of its conversations with it, and each is in the audit log as a
 deletion, as when the key or the conversation is deleted on its own page: who deleted it and
 what it was. Before, only the account and its limits were: its keys and links went without a
-word."""
+word. The teams it leaves each get a change of their members, as on the team's page (before,
+a membership went without a word too)."""
 
 from __future__ import annotations
 
 import pytest
 
 from conversations import api_keys, sharing
-from conversations.models import ApiKey, AuditEntry, Conversation, ShareLink, User
+from conversations.models import ApiKey, AuditEntry, Conversation, ShareLink, Team, User
 from tests.support import client_for
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +25,8 @@ def test_deleting_an_account_on_its_page_records_its_keys_and_links(
 ) -> None:
     key = api_keys.create_key(alice, name="laptop").key
     link, _ = sharing.create_share_link(alice, alice_conversation.pk)
+    team = Team.objects.create(name="Ops")
+    team.members.add(alice, staff)
     response = client_for(staff).post(
         f"/admin/conversations/user/{alice.pk}/delete/", {"post": "yes"}
     )
@@ -40,6 +43,14 @@ def test_deleting_an_account_on_its_page_records_its_keys_and_links(
     assert link_entry.target_repr == "Link to Deploy notes"
     assert link_entry.before["conversation"] == str(alice_conversation.pk)
     assert link_entry.after is None
+    [team_entry] = AuditEntry.objects.filter(target_type="team")
+    assert (team_entry.action, team_entry.actor, team_entry.target_id) == (
+        "change",
+        staff,
+        str(team.pk),
+    )
+    assert team_entry.before["members"] == sorted([alice.pk, staff.pk])
+    assert team_entry.after["members"] == [staff.pk]
 
 
 def test_deleting_accounts_from_the_list_records_each_ones_keys_and_links(
