@@ -41,7 +41,13 @@ from typing import Any
 from conversations import api_keys, api_wire, pgpool, quota
 from conversations.api_keys import ApiAccessDenied, Call, InvalidKey
 from conversations.asyncdb import in_db_thread
-from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed
+from conversations.errors import (
+    ChatError,
+    InvalidParameter,
+    ModelNotAllowed,
+    QuotaExceeded,
+    TooManyStreams,
+)
 from conversations.models import ModelConfig, UsageRecord, User
 from conversations.upstream import ChatResult, ModelTarget
 
@@ -314,7 +320,7 @@ async def start_call(secret: str, body: Any) -> Call:
         # process has sent are settled: a client that sends its next call as soon as it has
         # the last one's answer is not refused for that call's reservation or stream slot.
         await _answers_settled(user_id)
-        return await _start_checked(secret, body)
+        return await _start_checked_past_settlements(secret, body, user_id)
     if current is not model:
         # The registry row changed since the request was checked against it.
         still_valid = await _validated(body)
@@ -341,6 +347,33 @@ async def start_call(secret: str, body: Any) -> Call:
             request, max_tokens=budget, params={**request.params, "max_tokens": budget}
         )
     return _call(record.pk, user_id, key_id, save_history, model, request)
+
+
+# When a call refused for a limit another of the user's calls holds is asked again (seconds).
+SETTLING_ELSEWHERE_WAITS_S = (0.025, 0.1, 0.25)
+
+HOLDS_RESERVATIONS_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM conversations_usagerecord"
+    " WHERE state = 'reserved' AND user_id = %s)"
+)
+
+
+async def _start_checked_past_settlements(secret: str, body: Any, user_id: int) -> Call:
+    """:func:`_start_checked`; a refusal for the user's tokens or streams while another of
+    their calls is reserved is asked again a few times (``SETTLING_ELSEWHERE_WAITS_S``, 0.4 s
+    in all). That call may be one another worker has answered and is settling, a millisecond
+    or two after its answer: a client sending its next call on the heels of an answer, through
+    a proxy that spreads calls over workers, is not refused for it. (This worker's own answers
+    are waited for exactly: :func:`_answers_settled`.) A refusal that stands is only later."""
+    for wait in SETTLING_ELSEWHERE_WAITS_S:
+        try:
+            return await _start_checked(secret, body)
+        except (QuotaExceeded, TooManyStreams):
+            holds = await pgpool.fetch_one(HOLDS_RESERVATIONS_SQL, (user_id,))
+            if not (holds and holds[0]):
+                raise
+        await asyncio.sleep(wait)
+    return await _start_checked(secret, body)
 
 
 async def _start_checked(secret: str, body: Any) -> Call:

@@ -749,7 +749,7 @@ def _refusal(
         )
     if outcome == "streams":
         return TooManyStreams(
-            f"You may have at most {cap} replies running at once; "
+            f"You may have at most {cap} {'reply' if cap == 1 else 'replies'} running at once; "
             "wait for one to finish or stop it."
         )
     if outcome == "minute":

@@ -112,7 +112,7 @@ def test_refusals_say_what_was_exceeded(
     with pytest.raises(TooManyStreams) as streams:
         admit(alice, chat_model)
     assert streams.value.message == (
-        "You may have at most 1 replies running at once; wait for one to finish or stop it."
+        "You may have at most 1 reply running at once; wait for one to finish or stop it."
     )
 
     UserLimits.objects.create(user=bob, requests_per_minute=1)

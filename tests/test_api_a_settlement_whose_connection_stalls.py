@@ -5,6 +5,8 @@ response waited for the settlement, the call with it); its reservation was never
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -107,3 +109,70 @@ def test_a_call_sent_on_the_heels_of_an_answer_whose_settlement_stalls_is_admitt
     assert second.status_code == 200, second.text
     all_settled(user=alice)
     assert UsageRecord.objects.filter(user=alice).count() == 2
+
+
+@pytest.fixture
+def proxied_and_direct_workers(chat_model: ModelConfig) -> Iterator[tuple[str, str, PgProxy]]:
+    """Two workers on one database and one upstream: the first reaches PostgreSQL through a
+    proxy (and waits for a stalled statement as long as the test holds it), the second
+    directly."""
+    db = connection.settings_dict
+    with (
+        pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy,
+        running_simulator(api_key=SIM_KEY, tokens_per_s=0, seed=7) as upstream,
+    ):
+        direct = servers.test_database_url()
+        through_proxy = direct.replace(
+            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
+        )
+        with (
+            daphne_worker(
+                upstream, SIM_KEY, DATABASE_URL=through_proxy, DATABASE_STALL_TIMEOUT_SECONDS="30"
+            ) as first,
+            daphne_worker(upstream, SIM_KEY) as second,
+        ):
+            try:
+                yield first, second, proxy
+            finally:
+                proxy.restore()
+
+
+def test_a_call_on_the_heels_of_an_answer_another_worker_is_settling_is_admitted(
+    proxied_and_direct_workers: tuple[str, str, PgProxy], alice: User
+) -> None:
+    # One reply at a time, and a client whose calls a proxy spreads over two workers: the
+    # next call reaches the second worker while the first still settles the answer it sent
+    # (held here for 0.15 s). It is asked again a few times over 0.4 s, and admitted once the
+    # slot is given back; before, it was refused at once (429).
+    first, second, proxy = proxied_and_direct_workers
+    UserLimits.objects.create(user=alice, concurrent_streams=1)
+    key = make_key(alice)
+    stalled = proxy.stall_once(ONE_SETTLEMENT)
+    answered = chat(first, bearer(key))
+    assert answered.status_code == 200, answered.text
+    assert stalled.wait(5), "the settlement's connection did not stall"
+    threading.Timer(0.15, proxy.restore).start()
+    next_call = chat(second, bearer(key))
+    assert next_call.status_code == 200, next_call.text
+    all_settled(user=alice)
+    assert UsageRecord.objects.filter(user=alice, state=UsageRecord.State.SETTLED).count() == 2
+
+
+def test_a_call_refused_for_a_stream_still_running_is_refused_within_half_a_second(
+    proxied_and_direct_workers: tuple[str, str, PgProxy], alice: User
+) -> None:
+    # The settlement held for good: the slot stays taken, and the refusal stands after the
+    # tries (0.4 s), with its reason.
+    first, second, proxy = proxied_and_direct_workers
+    UserLimits.objects.create(user=alice, concurrent_streams=1)
+    key = make_key(alice)
+    stalled = proxy.stall_once(ONE_SETTLEMENT)
+    assert chat(first, bearer(key)).status_code == 200
+    assert stalled.wait(5), "the settlement's connection did not stall"
+    started = time.monotonic()
+    refused = chat(second, bearer(key))
+    took = time.monotonic() - started
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "concurrent_streams_limit", refused.text
+    assert "at most 1 reply running at once" in refused.json()["error"]["message"]
+    assert 0.3 < took < 5, took
