@@ -25,6 +25,20 @@ async def ask(
     return created[0]["message"]["id"], created[1]["message"]["id"], end
 
 
+async def answer_tool(
+    socket: Socket, reply_id: str, tool_call_id: str, content: str, *, client_id: str
+) -> None:
+    await socket.send(
+        {
+            "type": "tool.answer",
+            "reply_id": reply_id,
+            "tool_call_id": tool_call_id,
+            "content": content,
+            "client_id": client_id,
+        }
+    )
+
+
 async def test_regenerate_adds_a_sibling_reply_under_the_same_question(
     alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
 ) -> None:
@@ -92,27 +106,11 @@ async def test_a_tool_call_is_answered_and_the_reply_continues(
     [call] = reply.tool_calls
     assert json.loads(call["function"]["arguments"])["key"]
     # A result over the length a message may have is refused saying so.
-    await socket.send(
-        {
-            "type": "tool.answer",
-            "reply_id": reply_id,
-            "tool_call_id": call["id"],
-            "content": "x" * 100_001,
-            "client_id": "t0",
-        }
-    )
+    await answer_tool(socket, reply_id, call["id"], "x" * 100_001, client_id="t0")
     refused = await socket.until_type("error")
     assert refused["code"] == "invalid_parameter" and refused.get("param") == "content"
     assert "longer than 100000 characters" in refused["message"], refused
-    await socket.send(
-        {
-            "type": "tool.answer",
-            "reply_id": reply_id,
-            "tool_call_id": call["id"],
-            "content": '{"status": "in review"}',
-            "client_id": "t1",
-        }
-    )
+    await answer_tool(socket, reply_id, call["id"], '{"status": "in review"}', client_id="t1")
     tool_message = await socket.until_type("message.created")
     assert tool_message["message"]["role"] == "tool"
     follow_up = await socket.until_type("message.created")
@@ -143,15 +141,7 @@ async def test_a_forced_tool_choice_lets_the_reply_answer_once_its_calls_are_ans
     )
     assert end["finish_reason"] == "tool_calls", end
     [call] = (await Message.objects.aget(pk=reply_id)).tool_calls
-    await socket.send(
-        {
-            "type": "tool.answer",
-            "reply_id": reply_id,
-            "tool_call_id": call["id"],
-            "content": '{"status": "in review"}',
-            "client_id": "t1",
-        }
-    )
+    await answer_tool(socket, reply_id, call["id"], '{"status": "in review"}', client_id="t1")
     await socket.until_type("message.created")
     follow_up = await socket.until_type("message.created")
     final = await socket.until_reply_ends()
