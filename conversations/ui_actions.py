@@ -109,7 +109,8 @@ def update_settings(
     conversation: Conversation, *, model_name: Any, system_prompt: Any, new_params: Any
 ) -> Conversation:
     """Model, system prompt and parameters, validated against the chosen model's abilities.
-    The model is one its owner may use (:func:`quota.check_may_choose`).
+    The model is one its owner may use (:func:`quota.check_may_choose`), and ``max_tokens``
+    within the owner's own cap (a higher one was saved, and refused with every message).
 
     Raises :class:`InvalidParameter` (or :class:`ModelNotAllowed`) whose ``param`` names the
     offending field.
@@ -120,7 +121,8 @@ def update_settings(
     )
     if not isinstance(new_params, Mapping):
         raise InvalidParameter("params must be an object.", param="params")
-    clean = params.check_params(new_params, model)
+    cap = quota.limits_for(conversation.owner).max_output_tokens
+    clean = params.check_params(new_params, model, max_tokens_cap=cap)
     conversation.model = model
     conversation.system_prompt = system_prompt
     conversation.params = clean

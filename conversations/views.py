@@ -175,6 +175,8 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "blocked": blocked,
         "may_post": may_post,
         "max_message_chars": actions.MAX_MESSAGE_CHARS,
+        # The viewer's own cap on max_tokens (None: the model's limit only): Settings say it.
+        "max_tokens_cap": limits.max_output_tokens,
         "usage_url": reverse("usage-summary"),
         # How admission pads the prompt's estimate: the composer's warning reserves the same.
         "prompt_padding": {"factor": quota.PROMPT_PADDING, "slack": quota.PROMPT_SLACK},

@@ -45,8 +45,12 @@ export function initSettings(page, onSaved) {
   function updateCapabilities() {
     const model = page.models.find((m) => m.name === field("model").value);
     if (!model) return;
-    field("max_tokens").placeholder = `default ${model.default_max_tokens}, up to ${model.max_output_tokens}`;
-    field("max_tokens").max = String(model.max_output_tokens);
+    // The model's limit, or the user's own cap if lower (a higher value is refused on save).
+    const cap = page.max_tokens_cap;
+    const upTo = Number.isInteger(cap) ? Math.min(cap, model.max_output_tokens) : model.max_output_tokens;
+    const byDefault = Math.min(model.default_max_tokens, upTo);
+    field("max_tokens").placeholder = `default ${byDefault}, up to ${upTo}`;
+    field("max_tokens").max = String(upTo);
     setHint("logprobs", model.supports_logprobs ? "" : `${model.display_name} does not return logprobs.`);
     setHint("json_mode", model.supports_json ? "" : `${model.display_name} has no JSON mode.`);
     setHint("tools", model.supports_tools ? "" : `${model.display_name} does not support tools.`);

@@ -69,3 +69,24 @@ def test_settings_errors_appear_next_to_their_field_and_valid_settings_are_saved
     page.get_by_role("button", name="Settings").click()
     expect(dialog.get_by_label("Tool choice")).to_have_value("get_weather")
     expect(dialog.get_by_label("Stop sequences (one per line, up to 16)")).to_have_value("END\n###")
+
+
+def test_settings_say_the_users_own_cap_on_max_tokens_and_refuse_past_it(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    from conversations.models import UserLimits
+
+    UserLimits.objects.create(user=ui_conversation.owner, max_output_tokens=2000)
+    page = session.page
+    session.open(ui_conversation)
+    page.get_by_role("button", name="Settings").click()
+    dialog = page.get_by_role("dialog", name="Conversation settings")
+    max_tokens = dialog.get_by_label("Max tokens")
+    expect(max_tokens).to_have_attribute("placeholder", "default 2000, up to 2000")
+    max_tokens.fill("5000")
+    dialog.get_by_role("button", name="Save settings").click()
+    expect(dialog.locator("#err-max_tokens")).to_have_text(
+        "max_tokens may be at most 2000 under your limits."
+    )
+    ui_conversation.refresh_from_db()
+    assert "max_tokens" not in ui_conversation.params

@@ -1,0 +1,47 @@
+"""A conversation's settings refuse a ``max_tokens`` above its owner's own cap, naming the cap
+on the field, and save nothing. Before, it was saved without a word, and every message after
+it was refused ("max_tokens may be at most 2000 under your limits") until the owner went back
+to Settings. The page's Settings say the cap ("up to 2000")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from conversations.models import Conversation, User, UserLimits
+from tests.support import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def save(alice: User, conversation: Conversation, params: dict[str, Any]) -> Any:
+    return client_for(alice).post(
+        f"/c/{conversation.id}/settings/",
+        data=json.dumps({"model": "deepseek-chat", "system_prompt": "Be brief.", "params": params}),
+        content_type="application/json",
+    )
+
+
+def test_max_tokens_above_the_owners_cap_is_refused_naming_it(
+    alice: User, alice_conversation: Conversation
+) -> None:
+    UserLimits.objects.create(user=alice, max_output_tokens=2000)
+    response = save(alice, alice_conversation, {"max_tokens": 5000})
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == {
+        "max_tokens": "max_tokens may be at most 2000 under your limits."
+    }
+    alice_conversation.refresh_from_db()
+    assert alice_conversation.params == {} and alice_conversation.system_prompt == ""
+
+    assert save(alice, alice_conversation, {"max_tokens": 2000}).status_code == 200
+    alice_conversation.refresh_from_db()
+    assert alice_conversation.params == {"max_tokens": 2000}
+
+
+def test_the_page_gives_settings_the_cap(alice: User, alice_conversation: Conversation) -> None:
+    UserLimits.objects.create(user=alice, max_output_tokens=2000)
+    page = client_for(alice).get(f"/c/{alice_conversation.id}/").content.decode()
+    assert '"max_tokens_cap": 2000' in page
