@@ -175,15 +175,44 @@ def _model_of(values: tuple[Any, ...]) -> ModelConfig | None:
     return model
 
 
-def _refused(secret: str) -> InvalidKey:
-    return InvalidKey(f"Authentication Fails, Your api key: ****{secret[-4:]} is invalid")
+def _refused(secret: str, why: str = "is invalid") -> InvalidKey:
+    return InvalidKey(f"Authentication Fails, Your api key: ****{secret[-4:]} {why}")
+
+
+# Why a key that exists is not live (run only when authentication has failed).
+WHY_REFUSED_SQL = """
+SELECT k.revoked_at IS NOT NULL, k.expires_at IS NOT NULL AND k.expires_at <= now(),
+    lim.is_active, lim.suspended
+FROM conversations_apikey k
+CROSS JOIN LATERAL usage_limits(k.user_id, NULL) lim
+WHERE k.hashed = %s
+"""
+
+
+async def _refusal(secret: str, hashed: str) -> InvalidKey:
+    """The 401 for a key that did not authenticate, saying why to whoever holds it: revoked,
+    expired, or its account suspended (they could not tell a key of theirs that stopped
+    working from a typo); unknown keys and inactive accounts are "invalid". Only the key's
+    last four characters are echoed, as DeepSeek does."""
+    row = await pgpool.fetch_one(WHY_REFUSED_SQL, (hashed,))
+    if row is None or not row[2]:
+        return _refused(secret)
+    revoked, expired, _, suspended = row
+    if revoked:
+        return _refused(secret, "has been revoked")
+    if expired:
+        return _refused(secret, "has expired")
+    if suspended:
+        return _refused(secret, "belongs to a suspended account; ask your administrator")
+    return _refused(secret)
 
 
 async def authorize(secret: str, model_name: str | None = None) -> Authorized:
     """The live key behind ``secret`` with its user's limits, or :class:`InvalidKey`.
 
-    Unknown, revoked and expired keys and inactive or suspended users all get the same
-    answer, which echoes only the key's last four characters (as DeepSeek does).
+    Unknown, revoked and expired keys and inactive or suspended users are all a 401, which
+    echoes only the key's last four characters (as DeepSeek does) and says why
+    (:func:`_refusal`).
     """
     if not api_keys.KEY_PATTERN.match(secret):
         raise _refused(secret)
@@ -192,7 +221,7 @@ async def authorize(secret: str, model_name: str | None = None) -> Authorized:
     # The lookup is by hash (no timing signal about the secret); compared again in constant
     # time all the same.
     if row is None or not hmac.compare_digest(row[2], hashed):
-        raise _refused(secret)
+        raise await _refusal(secret, hashed)
     limits = quota.Limits(
         tokens_per_day=row[6],
         tokens_per_month=row[7],
@@ -310,7 +339,7 @@ async def start_call(secret: str, body: Any) -> Call:
     # The lookup is by hash (no timing signal about the secret); compared again in constant
     # time all the same.
     if row is None or not hmac.compare_digest(row[2], hashed):
-        raise _refused(secret)
+        raise await _refusal(secret, hashed)
     key_id, user_id, _, save_history = row[:4]
     admission = row[4:11]
     current = _remember(model, row[11], row[12:])

@@ -22,9 +22,11 @@ def key(alice: User, chat_model: ModelConfig) -> str:
     return make_key(alice)
 
 
-def _refused(response: httpx.Response) -> dict[str, Any]:
+def _refused(response: httpx.Response, key: str = "", why: str = "") -> dict[str, Any]:
     error = assert_envelope(response, 401, "authentication_error")
     assert error["code"] == "invalid_request_error" and error["param"] is None
+    if why:
+        assert error["message"] == f"Authentication Fails, Your api key: ****{key[-4:]} {why}"
     return error
 
 
@@ -86,23 +88,26 @@ def test_a_revoked_key_stops_working_at_once(base: str, key: str, alice: User) -
     row = ApiKey.objects.get(user=alice)
     assert api_keys.revoke_key(row, alice)
     assert not api_keys.revoke_key(row, alice)  # a second revocation changes nothing
-    _refused(chat(base, bearer(key)))
+    _refused(chat(base, bearer(key)), key, "has been revoked")
+    _refused(httpx.get(f"{base}/models", headers=bearer(key)), key, "has been revoked")
 
 
 def test_an_expired_key_is_refused(base: str, alice: User, chat_model: ModelConfig) -> None:
     secret = make_key(alice, expires_at=timezone.now() + timedelta(seconds=60))
     assert chat(base, bearer(secret)).status_code == 200
     ApiKey.objects.filter(user=alice).update(expires_at=timezone.now() - timedelta(seconds=1))
-    _refused(chat(base, bearer(secret)))
+    _refused(chat(base, bearer(secret)), secret, "has expired")
 
 
 def test_an_inactive_or_suspended_user_is_refused(base: str, key: str, alice: User) -> None:
     User.objects.filter(pk=alice.pk).update(is_active=False)
-    _refused(chat(base, bearer(key)))
+    _refused(chat(base, bearer(key)), key, "is invalid")
     User.objects.filter(pk=alice.pk).update(is_active=True)
     assert chat(base, bearer(key)).status_code == 200
     UserLimits.objects.create(user=alice, suspended=True)
-    _refused(chat(base, bearer(key)))
+    suspended = "belongs to a suspended account; ask your administrator"
+    _refused(chat(base, bearer(key)), key, suspended)
+    _refused(httpx.get(f"{base}/user/balance", headers=bearer(key)), key, suspended)
 
 
 def test_the_key_is_stored_hashed_and_last_use_is_written_at_most_once_a_minute(
