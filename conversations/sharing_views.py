@@ -47,7 +47,10 @@ def sharing_page(
     *,
     error: ChatError | None = None,
     new_link: str = "",
+    collaborators_typed: str | None = None,
 ) -> HttpResponse:
+    """The conversation's sharing page; after a refused form, its ``error`` (said next to the
+    collaborators' field, with what was typed there kept, when it is theirs)."""
     conversation = _conversation_or_404(request, conversation_id)
     if conversation.owner_id != request.user.pk:
         raise Http404("No such conversation")
@@ -68,7 +71,12 @@ def sharing_page(
         and conversation.team not in teams
         else None,
         "any_teams": Team.objects.exists(),
-        "collaborators": ", ".join(conversation.collaborators.values_list("username", flat=True)),
+        "collaborators": ", ".join(conversation.collaborators.values_list("username", flat=True))
+        if collaborators_typed is None
+        else collaborators_typed,
+        "collaborators_error": error.message
+        if error is not None and error.param == "collaborators"
+        else "",
         "collaborators_away": sharing.collaborators_away(conversation),
         "links": [(link, link.open_count) for link in links],
         "error": error,
@@ -81,12 +89,14 @@ def sharing_page(
     return shown_once.not_stored(render(request, "sharing/settings.html", context, status=status))
 
 
-def _refusal(request: HttpRequest, conversation_id: Any, error: ChatError) -> HttpResponse:
+def _refusal(
+    request: HttpRequest, conversation_id: Any, error: ChatError, **kept: Any
+) -> HttpResponse:
     if error.status == 404:
         raise Http404("No such conversation")
     if error.status == 403:
         return HttpResponse(error.message, status=403, content_type="text/plain")
-    return sharing_page(request, conversation_id, error=error)
+    return sharing_page(request, conversation_id, error=error, **kept)
 
 
 @login_required
@@ -107,13 +117,12 @@ def change_visibility(request: HttpRequest, conversation_id: Any) -> HttpRespons
 @login_required
 @require_POST
 def change_collaborators(request: HttpRequest, conversation_id: Any) -> HttpResponse:
-    names = [
-        name.strip() for name in request.POST.get("collaborators", "").split(",") if name.strip()
-    ]
+    typed = request.POST.get("collaborators", "")
+    names = [name.strip() for name in typed.split(",") if name.strip()]
     try:
         sharing.set_collaborators(_user(request), conversation_id, names)
     except ChatError as error:
-        return _refusal(request, conversation_id, error)
+        return _refusal(request, conversation_id, error, collaborators_typed=typed)
     return redirect("conversation-sharing", conversation_id=conversation_id)
 
 
