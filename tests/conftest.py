@@ -44,25 +44,20 @@ def _in_process_channel_layer(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _api_calls_settled_before_the_flush(request: pytest.FixtureRequest) -> Iterator[None]:
-    """An API call is settled just after its answer's last byte, so a test may end (and its
-    database be flushed) while a worker still settles the call it has just answered: the flush
-    and the settlement can deadlock. A test on a flushed database waits for its calls'
-    settlements first (at most a few seconds: a test that leaves a call reserved on purpose,
-    its worker killed, pays that wait)."""
+    """An API call is settled just after its answer's last byte (and, for a key that saves
+    history, copied to a conversation just after that), so a test may end (and its database be
+    flushed) while a worker still writes for the call it has just answered: the flush and those
+    writes can deadlock. A test on a flushed database waits for them first
+    (``calls_written_before_a_flush``)."""
     marker = request.node.get_closest_marker("django_db")
     if marker is None or not marker.kwargs.get("transaction"):
         yield
         return
     request.getfixturevalue("transactional_db")  # set up before this one: flushed after it
     yield
-    import time
+    from tests.test_api_support import calls_written_before_a_flush
 
-    from conversations.models import UsageRecord
-
-    deadline = time.monotonic() + 3
-    reserved = UsageRecord.objects.filter(purpose="api", state="reserved")
-    while reserved.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    calls_written_before_a_flush()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ its upstream, keys for the named actors, and SSE reading."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -107,6 +108,24 @@ def all_settled(**where: Any) -> None:
         )
 
     eventually(none_reserved)
+
+
+def calls_written_before_a_flush(within: float = 3) -> None:
+    """Wait (at most ``within`` seconds) until the workers have written what they write for the
+    API calls they have answered: each call's settlement, then, for a key that saves history,
+    the call's copy as a conversation (its ledger row then links it). A test that leaves a call
+    reserved on purpose, its worker killed, or a copy that cannot be stored pays that wait."""
+    deadline = time.monotonic() + within
+    api = UsageRecord.objects.filter(purpose=UsageRecord.Purpose.API)
+    reserved = api.filter(state=UsageRecord.State.RESERVED)
+    uncopied = api.filter(
+        state=UsageRecord.State.SETTLED,
+        outcome="complete",
+        api_key__save_history=True,
+        conversation__isnull=True,
+    )
+    while (reserved.exists() or uncopied.exists()) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def saved_conversation(owner: User) -> Conversation:
