@@ -155,10 +155,20 @@ def _assert_charged(record: UsageRecord, usage: dict[str, Any]) -> None:
     assert record.reserved_tokens == 0
 
 
-def _through_an_outage(outage: Outage, answer: dict[str, Any]) -> None:
-    time.sleep(1)  # admitted, streaming from the provider
+def _admitted(user: User) -> None:
+    """Until the user's API call has its reserved ledger row: admitted, and on its way to the
+    provider (its answer then takes ~2 s). Waited for rather than slept: on a loaded machine
+    the admission can take longer than a fixed second, and an outage begun before it refuses
+    the call instead of testing its settlement."""
+    eventually(
+        lambda: UsageRecord.objects.get(user=user, purpose=UsageRecord.Purpose.API), within=30
+    )
+
+
+def _through_an_outage(outage: Outage, user: User) -> None:
+    _admitted(user)
     outage.begin()
-    time.sleep(OUTAGE_S)  # the call ends ~1 s in; its settlement's first try fails
+    time.sleep(OUTAGE_S)  # the call ends ~2 s in; its settlement's first try fails
     outage.end()
 
 
@@ -174,7 +184,7 @@ def test_an_api_call_ending_during_an_outage_is_charged_the_providers_usage(
     if stream:
         body["stream_options"] = {"include_usage": True}
     answer = _call_in_background(worker, key, body)
-    _through_an_outage(outage, answer)
+    _through_an_outage(outage, alice)
 
     response = _ended(answer)
     assert response.status_code == 200, response.text
@@ -192,7 +202,7 @@ def test_a_call_saved_to_history_during_an_outage_is_charged_and_saved_once(
     answer = _call_in_background(
         worker, key, {"messages": [{"role": "user", "content": f"[[sim: say={ANSWER}]]"}]}
     )
-    _through_an_outage(outage, answer)
+    _through_an_outage(outage, alice)
 
     response = _ended(answer)
     assert response.status_code == 200, response.text
@@ -211,7 +221,7 @@ def test_a_worker_told_to_stop_gives_a_waiting_settlement_its_grace_period(
     _call_in_background(
         worker, key, {"messages": [{"role": "user", "content": f"[[sim: say={ANSWER}]]"}]}
     )
-    time.sleep(1)
+    _admitted(alice)
     outage.begin()
     time.sleep(OUTAGE_S)  # the call has ended; its settlement waits
     server = worker_process(worker)
@@ -242,7 +252,7 @@ async def test_a_title_call_ending_during_an_outage_is_charged_the_providers_usa
     title_call = UsageRecord.objects.filter(
         conversation_id=untitled.id, purpose=UsageRecord.Purpose.TITLE
     )
-    for _ in range(50):  # admitted at once after the reply's final write
+    for _ in range(400):  # admitted at once after the reply's final write (20 s: a loaded machine)
         if await title_call.aexists():
             break
         await asyncio.sleep(0.05)

@@ -105,10 +105,9 @@ def _record(user: User) -> UsageRecord:
 
 def _through_an_outage(outage: Outage, user: User, answer: dict[str, Any]) -> None:
     # Admitted first (a reserved row), then the outage, before the upstream answers.
-    for _ in range(200):
-        if UsageRecord.objects.filter(user=user, purpose=UsageRecord.Purpose.API).exists():
-            break
-        time.sleep(0.02)
+    eventually(  # 30 s: a loaded machine's admission; begun before it, the call is refused
+        lambda: UsageRecord.objects.get(user=user, purpose=UsageRecord.Purpose.API), within=30
+    )
     outage.begin()
     time.sleep(OUTAGE_S)
     outage.end()
