@@ -88,7 +88,7 @@ async def test_interleaved_frames_of_two_tasks_of_a_reply(
     assert first["type"] == "generation.snapshot" and first["after_seq"] == 13
     # Meanwhile the row (the continuation's) answers the sync when no task does (2 s)...
     await sync_to_async(_move_the_row)(reply.pk, 21, moved + " Row.", worker)
-    from_row = await socket.until_type("reply.snapshot", timeout=5)
+    from_row = await socket.until_type("reply.snapshot", timeout=10)  # the 2 s timer, then a read
     assert from_row["seq"] == 21
     # ...and another gap starts another sync.
     await publish({"type": "reply.delta", "seq": 23, "content": " Gap."})
