@@ -34,7 +34,7 @@ async def test_a_stop_after_the_usage_chunk_charges_the_providers_count(
         frame = await socket.receive(timeout=20)
         if frame["type"] == "reply.delta":
             text += frame.get("content", "")
-    await asyncio.sleep(0.5)  # the finish chunk (with usage) follows the last word at once
+    await asyncio.sleep(1.5)  # the finish chunk (with usage) follows the last word at once
     reply_id = socket.of_type("message.created")[1]["message"]["id"]
     await socket.send({"type": "reply.cancel", "reply_id": reply_id})
     end = await socket.until_reply_ends()

@@ -49,7 +49,7 @@ async def test_the_pool_answers_within_seconds_of_the_database_coming_back() -> 
         await asyncio.sleep(OUTAGE_S - (time.monotonic() - began))
         outage.end()
         back_after = await _first_answer_after(time.monotonic())
-        assert back_after < 4.0, f"the pool came back {back_after:.1f} s after the database"
+        assert back_after < 6.0, f"the pool came back {back_after:.1f} s after the database"
     finally:
         outage.end()
         outage.admin.close()
