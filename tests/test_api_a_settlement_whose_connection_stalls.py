@@ -142,16 +142,18 @@ def test_a_call_on_the_heels_of_an_answer_another_worker_is_settling_is_admitted
 ) -> None:
     # One reply at a time, and a client whose calls a proxy spreads over two workers: the
     # next call reaches the second worker while the first still settles the answer it sent
-    # (held here for 0.15 s). It is asked again a few times over 0.4 s, and admitted once the
+    # (held here for 0.1 s). It is asked again a few times over 0.4 s, and admitted once the
     # slot is given back; before, it was refused at once (429).
     first, second, proxy = proxied_and_direct_workers
     UserLimits.objects.create(user=alice, concurrent_streams=1)
     key = make_key(alice)
+    # The second worker warm (its pool open): its first refusal comes well within the 0.1 s.
+    assert httpx.get(f"{second}/v1/models", headers=bearer(key)).status_code == 200
     stalled = proxy.stall_once(ONE_SETTLEMENT)
     answered = chat(first, bearer(key))
     assert answered.status_code == 200, answered.text
     assert stalled.wait(5), "the settlement's connection did not stall"
-    threading.Timer(0.15, proxy.restore).start()
+    threading.Timer(0.1, proxy.restore).start()
     next_call = chat(second, bearer(key))
     assert next_call.status_code == 200, next_call.text
     all_settled(user=alice)
