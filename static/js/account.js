@@ -7,7 +7,9 @@
 // the team page and search current): chat:conversation-listed, chat:conversation-deleted, and
 // of the conversations others share with the account chat:shared-listed, chat:shared-unlisted.
 // After a reconnect, announcements may have been missed meanwhile: the lists are read again
-// (chat:sidebar-read).
+// (chat:sidebar-read). Refused for good (its session signs the account in no more: signed out
+// here or elsewhere, a new password set elsewhere, the account deactivated), the page says so at
+// once, as the conversation page does, rather than look signed in until something is clicked.
 import { ReconnectingSocket } from "./socket.js";
 
 let socket = null;
@@ -33,12 +35,22 @@ export function followAccount() {
       readies += 1;
       if (readies > 1) readListAgain();
     },
-    onStatus() {}, // the page says nothing of it: its list only goes stale
+    onStatus: sayRefused, // short of a refusal the page says nothing: its lists only go stale
   });
   // Exposed for debugging and the browser tests (e.g. to simulate a dropped connection).
   window.accountSocket = socket;
   socket.connect();
   return socket;
+}
+
+/** The socket's refusal (socket.js's words for its close code: "Signed out — sign in again to
+ * continue.") in the top bar's badge, where the conversation page shows it; hidden until then. */
+function sayRefused() {
+  const badge = document.getElementById("connection-status");
+  if (!socket.refusal || !badge) return;
+  badge.textContent = socket.refusal;
+  badge.dataset.status = "offline";
+  badge.hidden = false;
 }
 
 /** The account's lists as the page renders them now (with this page's search and page): this
