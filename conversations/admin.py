@@ -771,7 +771,13 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
             for f in formset.forms
             if f.instance.pk
         }
+        suspended = UserLimits.objects.filter(user=form.instance, suspended=True)
+        was_suspended = change and suspended.exists()
         super().save_formset(request, form, formset, change)
+        if change and suspended.exists() != was_suspended:
+            # Suspended, unsuspended, or its limits deleted with it: the account's open pages
+            # say so, and offer to send or not, without a reload.
+            sharing.announce_suspension(form.instance.pk, suspended=not was_suspended)
         for inline_form in formset.forms:
             obj = inline_form.instance
             if obj.pk is None:

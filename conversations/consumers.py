@@ -293,6 +293,7 @@ _DIRECT_HANDLERS = {
     "shared.listed": "shared_listed",
     "shared.unlisted": "shared_unlisted",
     "account.batch": "account_batch",
+    "account.updated": "account_updated",
     "account.access_changed": "account_access_changed",
 }
 
@@ -1105,6 +1106,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def account_batch(self, event: dict[str, Any]) -> None:
         """Several of the above in one event (one send per account: ``sharing._tell_shared``),
         each sent as its own frame."""
+        await self._account_frame(event)
+
+    async def account_updated(self, event: dict[str, Any]) -> None:
+        """The account suspended or unsuspended in the admin: its tab reads again what it may
+        send (``sharing.announce_suspension``)."""
         await self._account_frame(event)
 
     async def account_access_changed(self, event: dict[str, Any]) -> None:

@@ -141,7 +141,8 @@ def link_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
     return shown
 
 
-# What an account's own sockets are told of its conversations (README "Websocket protocol"): the
+# What an account's own sockets are told of its conversations, and of the account itself
+# (README "Websocket protocol"): the
 # fields of each frame, no more (an event may carry the publisher's channel, say). Never sent
 # through a share link (``link_frame`` lists neither).
 _ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -149,6 +150,7 @@ _ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {
     "conversation.deleted": ("type", "ids"),
     "shared.listed": ("type", "conversation"),
     "shared.unlisted": ("type", "ids"),
+    "account.updated": ("type", "suspended"),
 }
 
 

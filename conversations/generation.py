@@ -83,8 +83,9 @@ def account_group(user_id: int) -> str:
     """The group of an account's own sockets (those on its conversations, not through a share
     link, and its socket on no conversation: the welcome page's): what its conversation lists
     show changes (``conversation.listed``, ``conversation.deleted``; and of the conversations
-    others share with it: ``shared.listed``, ``shared.unlisted``), and its session may have
-    ended (``account.access_changed``)."""
+    others share with it: ``shared.listed``, ``shared.unlisted``), it was suspended or
+    unsuspended (``account.updated``), and its session may have ended
+    (``account.access_changed``)."""
     return f"account.{int(user_id)}"
 
 
@@ -108,6 +109,12 @@ def shared_listed_event(conversation_id: uuid.UUID | str, title: str, owner: str
         "type": "shared.listed",
         "conversation": {"id": str(conversation_id), "title": title, "owner": owner},
     }
+
+
+def account_updated_event(*, suspended: bool) -> dict[str, Any]:
+    """The event telling an account's tabs that the admin suspended or unsuspended it: what
+    they offer to send changes (the composer, the welcome page's notice and "Start chat")."""
+    return {"type": "account.updated", "suspended": suspended}
 
 
 def account_batch_event(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -269,6 +269,15 @@ def announce_account_change(user_id: int, conversation_ids: Iterable[uuid.UUID])
     _to_account_after_commit(account_group(user_id), {"type": "account.access_changed"})
 
 
+def announce_suspension(user_id: int, *, suspended: bool) -> None:
+    """After commit: the account's open tabs (its own sockets, never a share link's) hear that
+    it was suspended or unsuspended, and offer to send, or stop offering, without a reload
+    (``account.updated``). Sending is refused or admitted by ``quota`` whatever a tab shows."""
+    from conversations.generation import account_group, account_updated_event
+
+    _to_account_after_commit(account_group(user_id), account_updated_event(suspended=suspended))
+
+
 def _to_account_after_commit(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:

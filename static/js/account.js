@@ -5,7 +5,8 @@
 //
 // It hands on what it hears as the conversation page's socket does (app.js keeps the sidebar,
 // the team page and search current): chat:conversation-listed, chat:conversation-deleted, and
-// of the conversations others share with the account chat:shared-listed, chat:shared-unlisted.
+// of the conversations others share with the account chat:shared-listed, chat:shared-unlisted;
+// of the account itself, suspended or unsuspended in the admin, chat:account-updated.
 // After a reconnect, announcements may have been missed meanwhile: the lists are read again
 // (chat:sidebar-read). Refused for good (its session signs the account in no more: signed out
 // here or elsewhere, a new password set elsewhere, the account deactivated), the page says so at
@@ -29,6 +30,8 @@ export function followAccount() {
         document.dispatchEvent(new CustomEvent("chat:shared-listed", { detail: frame.conversation }));
       } else if (frame.type === "shared.unlisted") {
         document.dispatchEvent(new CustomEvent("chat:shared-unlisted", { detail: frame.ids }));
+      } else if (frame.type === "account.updated") {
+        document.dispatchEvent(new CustomEvent("chat:account-updated", { detail: frame }));
       }
     },
     onOpen() {

@@ -391,6 +391,40 @@ sidebar?.addEventListener("click", (event) => {
 
 const starter = document.getElementById("starter");
 const starterInput = starter?.querySelector("textarea");
+// The account suspended or unsuspended in the admin (chat:account-updated, from the account's
+// socket): the welcome page's notice and "Start chat" become what the server renders now (a
+// suspended account is told so and offered no "Start chat"; the draft typed stays).
+let welcomeReading = null;
+let welcomeReadAgain = false; // a change heard while the page was being read: read it once more
+function readWelcomeAgain() {
+  if (!starter) return;
+  if (welcomeReading) {
+    welcomeReadAgain = true;
+    return;
+  }
+  welcomeReading = fetch("/", { credentials: "same-origin" })
+    .then((response) => (response.ok ? response.text() : null))
+    .then((html) => {
+      const read = html && new DOMParser().parseFromString(html, "text/html").querySelector(".welcome");
+      const readStarter = read?.querySelector("#starter");
+      if (!readStarter) return;
+      const notice = read.querySelector(":scope > .notice");
+      const mine = starter.parentElement.querySelector(":scope > .notice");
+      if (notice) (mine || starter).before(document.importNode(notice, true));
+      mine?.remove();
+      starter.hidden = readStarter.hidden;
+    })
+    .catch(() => {}) // offline: the page says what it said
+    .finally(() => {
+      welcomeReading = null;
+      if (welcomeReadAgain) {
+        welcomeReadAgain = false;
+        readWelcomeAgain();
+      }
+    });
+}
+document.addEventListener("chat:account-updated", readWelcomeAgain);
+
 // What is typed here is kept for this tab as the conversation page's composer keeps its draft
 // (conversation.js): a reload or a visit elsewhere finds it again; per account, so whoever
 // signs in next in this tab does not; gone once sent.

@@ -1284,6 +1284,15 @@ const handlers = {
     // No longer shared with this account (this one, maybe: its socket is closed, 4403/4404).
     document.dispatchEvent(new CustomEvent("chat:shared-unlisted", { detail: frame.ids }));
   },
+  "account.updated"() {
+    // Suspended or unsuspended in the admin: the composer blocked or not, as the server would
+    // render it now, and what is left (a suspended account is offered none).
+    fetchPageData().then(
+      (data) => applyBlocked(data.blocked, data.may_post),
+      () => {}, // offline: the next reconnect reads the page again (catchUp)
+    );
+    refreshAllowance();
+  },
   error(frame) {
     // A reply the server could not catch up for this page just now: asked for again shortly.
     if (syncAgainLater(frame, nodes, syncing, requestSync)) return;
