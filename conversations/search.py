@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
-from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Replace
+from django.db.models import Count, F, QuerySet, Value, Window
+from django.db.models.functions import Replace, RowNumber
 
 from conversations import access
 from conversations.models import Conversation, Message, User
@@ -28,6 +28,8 @@ class Hit:
     message_id: str | None
     snippet_html: str
     rank: float
+    #: The conversation's matches not shown (its title, its other messages).
+    other_matches: int = 0
 
 
 # Markdown's marks, which a snippet shows as plain text: code fences (with their language),
@@ -61,7 +63,9 @@ def _scope(user: User, scope: str) -> QuerySet[Conversation]:
 
 
 def search(user: User, text: str, scope: str = "all", limit: int = 30) -> list[Hit]:
-    """Ranked hits, best first: messages (with a highlighted snippet) and titles."""
+    """Ranked hits, best first, one per conversation: its best match (a message, or its title)
+    with a highlighted snippet, and how many other matches it holds. A conversation was listed
+    once per matching message and again for its title."""
     text = (text or "").strip()[:200]
     if not text:
         return []
@@ -82,15 +86,26 @@ def search(user: User, text: str, scope: str = "all", limit: int = 30) -> list[H
             max_fragments=2,
         )
 
-    messages = (
+    # Each conversation's best matching message, and how many match in it. No snippet here:
+    # the window runs over every match, and a headline is costly; only the shown ones get one.
+    best = list(
         Message.objects.annotate(vector=MESSAGE_VECTOR)
         .filter(vector=query, conversation__in=conversations.values("pk"))
+        .annotate(rank=SearchRank(F("vector"), query))
         .annotate(
-            rank=SearchRank(F("vector"), query),
-            snippet=headline("content"),
+            place=Window(
+                RowNumber(), partition_by=F("conversation_id"), order_by=[F("rank").desc(), F("pk")]
+            ),
+            matches=Window(Count("pk"), partition_by=F("conversation_id")),
         )
+        .filter(place=1)
         .select_related("conversation__owner")
-        .order_by("-rank")[:limit]
+        .order_by("-rank", "pk")[:limit]
+    )
+    snippets = dict(
+        Message.objects.filter(pk__in=[m.pk for m in best])
+        .annotate(snippet=headline("content"))
+        .values_list("pk", "snippet")
     )
     titles = (
         conversations.annotate(vector=TITLE_VECTOR)
@@ -102,19 +117,33 @@ def search(user: User, text: str, scope: str = "all", limit: int = 30) -> list[H
         .select_related("owner")
         .order_by("-rank")[:limit]
     )
-    hits = [
-        Hit(
-            str(m.conversation_id),
+    hits: dict[str, Hit] = {}
+    for m in best:
+        conversation_id = str(m.conversation_id)
+        hits[conversation_id] = Hit(
+            conversation_id,
             m.conversation.title or "New chat",
             m.conversation.owner.username,
             str(m.pk),
-            _snippet(m.snippet),
+            _snippet(snippets.get(m.pk, "")),
             float(m.rank),
+            other_matches=m.matches - 1,
         )
-        for m in messages
-    ]
-    hits += [
-        Hit(str(c.pk), c.title, c.owner.username, None, _snippet(c.snippet), float(c.rank) + 0.5)
-        for c in titles
-    ]
-    return sorted(hits, key=lambda hit: -hit.rank)[:limit]
+    for c in titles:
+        conversation_id = str(c.pk)
+        title = Hit(
+            conversation_id,
+            c.title,
+            c.owner.username,
+            None,
+            _snippet(c.snippet),
+            float(c.rank) + 0.5,
+        )
+        message = hits.get(conversation_id)
+        if message is None:
+            hits[conversation_id] = title
+        elif title.rank > message.rank:  # its title shown, its messages counted
+            hits[conversation_id] = replace(title, other_matches=message.other_matches + 1)
+        else:
+            hits[conversation_id] = replace(message, other_matches=message.other_matches + 1)
+    return sorted(hits.values(), key=lambda hit: -hit.rank)[:limit]
