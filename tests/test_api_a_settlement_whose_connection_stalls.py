@@ -137,6 +137,22 @@ def proxied_and_direct_workers(chat_model: ModelConfig) -> Iterator[tuple[str, s
                 proxy.restore()
 
 
+def _one_slot_taken_by_an_answer_settling(
+    first: str, second: str, proxy: PgProxy, alice: User
+) -> str:
+    """Alice's key, under one reply at a time, once the first worker has answered a call of
+    hers and its settlement (which gives the slot back) is held by the proxy."""
+    UserLimits.objects.create(user=alice, concurrent_streams=1)
+    key = make_key(alice)
+    # The second worker warm (its pool open): its first refusal comes well within 0.1 s.
+    assert httpx.get(f"{second}/v1/models", headers=bearer(key)).status_code == 200
+    stalled = proxy.stall_once(ONE_SETTLEMENT)
+    answered = chat(first, bearer(key))
+    assert answered.status_code == 200, answered.text
+    assert stalled.wait(5), "the settlement's connection did not stall"
+    return key
+
+
 def test_a_call_on_the_heels_of_an_answer_another_worker_is_settling_is_admitted(
     proxied_and_direct_workers: tuple[str, str, PgProxy], alice: User
 ) -> None:
@@ -145,14 +161,7 @@ def test_a_call_on_the_heels_of_an_answer_another_worker_is_settling_is_admitted
     # (held here for 0.1 s). It is asked again a few times over 0.4 s, and admitted once the
     # slot is given back; before, it was refused at once (429).
     first, second, proxy = proxied_and_direct_workers
-    UserLimits.objects.create(user=alice, concurrent_streams=1)
-    key = make_key(alice)
-    # The second worker warm (its pool open): its first refusal comes well within the 0.1 s.
-    assert httpx.get(f"{second}/v1/models", headers=bearer(key)).status_code == 200
-    stalled = proxy.stall_once(ONE_SETTLEMENT)
-    answered = chat(first, bearer(key))
-    assert answered.status_code == 200, answered.text
-    assert stalled.wait(5), "the settlement's connection did not stall"
+    key = _one_slot_taken_by_an_answer_settling(first, second, proxy, alice)
     threading.Timer(0.1, proxy.restore).start()
     next_call = chat(second, bearer(key))
     assert next_call.status_code == 200, next_call.text
@@ -166,11 +175,7 @@ def test_a_call_refused_for_a_stream_still_running_is_refused_within_half_a_seco
     # The settlement held for good: the slot stays taken, and the refusal stands after the
     # tries (0.4 s), with its reason.
     first, second, proxy = proxied_and_direct_workers
-    UserLimits.objects.create(user=alice, concurrent_streams=1)
-    key = make_key(alice)
-    stalled = proxy.stall_once(ONE_SETTLEMENT)
-    assert chat(first, bearer(key)).status_code == 200
-    assert stalled.wait(5), "the settlement's connection did not stall"
+    key = _one_slot_taken_by_an_answer_settling(first, second, proxy, alice)
     started = time.monotonic()
     refused = chat(second, bearer(key))
     took = time.monotonic() - started
