@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from conversations import access, params, quota, rows, text
 from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
+from conversations.params import going_on_with_tool_results
 
 MAX_MESSAGE_CHARS = 100_000
 MAX_CLIENT_ID = 64
@@ -653,6 +654,9 @@ def regenerate_reply(
     conversation = access.access_conversation_for_posting(user, conversation_id)
     old = _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
     effective = _effective_params(conversation, params)
+    if old.parent is not None and old.parent.role == Message.Role.TOOL:
+        # Again an answer to tool results, with what :func:`answer_tool_call` gave the first.
+        effective = going_on_with_tool_results(effective)
     asked = {
         "role": Message.Role.ASSISTANT,
         "parent_id": old.parent_id,

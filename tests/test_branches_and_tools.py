@@ -153,3 +153,18 @@ async def test_a_forced_tool_choice_lets_the_reply_answer_once_its_calls_are_ans
     assert answer.params["tools"] == tools
     # The question's own reply keeps what was asked: regenerated, it calls the tool again.
     assert (await Message.objects.aget(pk=reply_id)).params["tool_choice"] == forced
+
+    # The answer to the results, regenerated, answers in words again (the conversation's
+    # settings still force a call; the new reply goes on with the results as the first did).
+    await Conversation.objects.filter(pk=alice_conversation.pk).aupdate(
+        params={"tools": tools, "tool_choice": forced}
+    )
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send({"type": "reply.regenerate", "reply_id": str(answer.pk), "client_id": "r1"})
+    again = await socket.until_type("message.created")
+    final = await socket.until_reply_ends()
+    await socket.close()
+    assert final["type"] == "reply.completed" and final["finish_reason"] == "stop", final
+    regenerated = await Message.objects.aget(pk=again["message"]["id"])
+    assert regenerated.parent_id == answer.parent_id and not regenerated.tool_calls
+    assert regenerated.params["tool_choice"] == "auto"
