@@ -863,7 +863,7 @@ def answer_tool_call(
         )
         if len(answered) + 1 < len(calls):
             return Turn(conversation, reply=tool_message, new_messages=[tool_message])
-        effective = params.going_on_with_tool_results(_effective_params(conversation, reply.params))
+        effective = going_on_with_tool_results(_effective_params(conversation, reply.params))
         next_reply = _start_reply(user, conversation, tool_message, effective, channel=channel)
         return Turn(conversation, reply=next_reply, new_messages=[tool_message, next_reply])
 
