@@ -387,22 +387,35 @@ HOLDS_RESERVATIONS_SQL = (
 )
 
 
+# The users with a refused call being asked again in this process (one at a time each).
+_asking_again: set[int] = set()
+
+
 async def _start_checked_past_settlements(secret: str, body: Any, user_id: int) -> Call:
     """:func:`_start_checked`; a refusal for the user's tokens or streams while another of
     their calls is reserved is asked again a few times (``SETTLING_ELSEWHERE_WAITS_S``, 0.4 s
     in all). That call may be one another worker has answered and is settling, a millisecond
     or two after its answer: a client sending its next call on the heels of an answer, through
     a proxy that spreads calls over workers, is not refused for it. (This worker's own answers
-    are waited for exactly: :func:`_answers_settled`.) A refusal that stands is only later."""
-    for wait in SETTLING_ELSEWHERE_WAITS_S:
-        try:
-            return await _start_checked(secret, body)
-        except (QuotaExceeded, TooManyStreams):
-            holds = await pgpool.fetch_one(HOLDS_RESERVATIONS_SQL, (user_id,))
-            if not (holds and holds[0]):
-                raise
-        await asyncio.sleep(wait)
-    return await _start_checked(secret, body)
+    are waited for exactly: :func:`_answers_settled`.) A refusal that stands is only later.
+
+    One refused call per user is asked again at a time in a process; the others are refused
+    at once: a client flooding past its limit costs the database no more than before."""
+    if user_id in _asking_again:
+        return await _start_checked(secret, body)
+    _asking_again.add(user_id)
+    try:
+        for wait in SETTLING_ELSEWHERE_WAITS_S:
+            try:
+                return await _start_checked(secret, body)
+            except (QuotaExceeded, TooManyStreams):
+                holds = await pgpool.fetch_one(HOLDS_RESERVATIONS_SQL, (user_id,))
+                if not (holds and holds[0]):
+                    raise
+            await asyncio.sleep(wait)
+        return await _start_checked(secret, body)
+    finally:
+        _asking_again.discard(user_id)
 
 
 async def _start_checked(secret: str, body: Any) -> Call:

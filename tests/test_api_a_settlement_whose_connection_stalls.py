@@ -183,3 +183,26 @@ def test_a_call_refused_for_a_stream_still_running_is_refused_within_half_a_seco
     assert refused.json()["error"]["code"] == "concurrent_streams_limit", refused.text
     assert "at most 1 reply running at once" in refused.json()["error"]["message"]
     assert 0.3 < took < 5, took
+
+
+def test_one_refused_call_of_a_user_at_a_time_is_asked_again(
+    proxied_and_direct_workers: tuple[str, str, PgProxy], alice: User
+) -> None:
+    # Three calls at once while the slot stays taken: one is asked again (0.4 s), the other
+    # two are refused at once, so a client flooding past its limit costs no more than before.
+    first, second, proxy = proxied_and_direct_workers
+    key = _one_slot_taken_by_an_answer_settling(first, second, proxy, alice)
+    took: list[tuple[int, float]] = []
+
+    def call() -> None:
+        started = time.monotonic()
+        status = chat(second, bearer(key)).status_code
+        took.append((status, time.monotonic() - started))
+
+    calls = [threading.Thread(target=call) for _ in range(3)]
+    for thread in calls:
+        thread.start()
+    for thread in calls:
+        thread.join(30)
+    assert [status for status, _ in took] == [429] * 3, took
+    assert sorted(seconds > 0.3 for _, seconds in took) == [False, False, True], took
