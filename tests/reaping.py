@@ -103,11 +103,7 @@ def holder_and_other(proxy: PgProxy, tokens_per_s: float) -> Iterator[tuple[str,
     """Two daphne workers on Redis and a simulator at ``tokens_per_s``: the holder, which
     reaches PostgreSQL through ``proxy``, and the other, directly (its reaper gives up on the
     holder's replies once the proxy cuts it off). Their base URLs."""
-    db = connection.settings_dict
-    direct = servers.test_database_url()
-    through_proxy = direct.replace(
-        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
-    )
+    through_proxy = servers.test_database_url(through_port=proxy.port)
     with (
         running_simulator(api_key=SIM_KEY, tokens_per_s=tokens_per_s, seed=1) as upstream,
         daphne_worker(

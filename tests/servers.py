@@ -29,11 +29,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_database_url() -> str:
-    """The URL of the database pytest-django created, for servers in other processes."""
+def test_database_url(*, through_port: int | None = None) -> str:
+    """The URL of the database pytest-django created, for servers in other processes; by way
+    of a proxy on this machine's ``through_port`` if given (``tests.pgproxy``)."""
     db = settings.DATABASES["default"]
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
+    if through_port is not None:
+        host, port = "127.0.0.1", through_port
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{db.get('USER') or 'postgres'}{password}@{host}:{port}/{db['NAME']}"
 

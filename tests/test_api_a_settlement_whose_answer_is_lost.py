@@ -51,11 +51,7 @@ def proxied_worker(chat_model: ModelConfig) -> Iterator[tuple[str, PgProxy]]:
         pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy,
         running_simulator(api_key=SIM_KEY, tokens_per_s=0, seed=7) as upstream,
     ):
-        direct = servers.test_database_url()
-        through_proxy = direct.replace(
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
-        )
-        assert through_proxy != direct
+        through_proxy = servers.test_database_url(through_port=proxy.port)
         with daphne_worker(upstream, SIM_KEY, DATABASE_URL=through_proxy) as base:
             yield base, proxy
 

@@ -35,11 +35,7 @@ def proxied_worker(chat_model: ModelConfig) -> Iterator[tuple[str, PgProxy]]:
         pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy,
         running_simulator(api_key=SIM_KEY, tokens_per_s=0, seed=7) as upstream,
     ):
-        direct = servers.test_database_url()
-        through_proxy = direct.replace(
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
-        )
-        assert through_proxy != direct
+        through_proxy = servers.test_database_url(through_port=proxy.port)
         with daphne_worker(
             upstream, SIM_KEY, DATABASE_URL=through_proxy, DATABASE_STALL_TIMEOUT_SECONDS="1"
         ) as base:
@@ -121,10 +117,7 @@ def proxied_and_direct_workers(chat_model: ModelConfig) -> Iterator[tuple[str, s
         pg_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy,
         running_simulator(api_key=SIM_KEY, tokens_per_s=0, seed=7) as upstream,
     ):
-        direct = servers.test_database_url()
-        through_proxy = direct.replace(
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/", f"@127.0.0.1:{proxy.port}/"
-        )
+        through_proxy = servers.test_database_url(through_port=proxy.port)
         with (
             daphne_worker(
                 upstream, SIM_KEY, DATABASE_URL=through_proxy, DATABASE_STALL_TIMEOUT_SECONDS="30"
