@@ -180,8 +180,16 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py 8 reads with a 5 s socket timeout by default, the same as
                 # channels_redis's blocking pop: every idle receive would fail. Read longer.
+                # redis-py 8 caps a pool at 100 connections and fails past it at once
+                # (MaxConnectionsError): 100 sockets joining their groups at one moment on one
+                # worker closed some with 1011. Redis itself takes 10,000 clients.
                 "hosts": [
-                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        "max_connections": 1000,
+                    }
                 ],
                 "capacity": 1500,
                 "expiry": 30,
