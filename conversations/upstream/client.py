@@ -31,12 +31,13 @@ only cancel the task while it is waiting on the network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import random
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -388,6 +389,29 @@ class _Watchdog:
             self._handle_at = math.inf
 
 
+AFTER_DONE_WAIT_SECONDS = 0.25
+"""How long a stream's end of body is waited for after its ``[DONE]``: it normally comes with
+it (the chunked encoding's last chunk), within microseconds."""
+
+
+async def _read_past_done(chunks: AsyncIterator[bytes]) -> None:
+    """Read a stream's body to its end once ``[DONE]`` has come, rather than close it there.
+
+    The answer is whole already; this is for the connection and the event loop. A response
+    read to its end goes back to aiohttp's pool, where one closed mid-body (its last chunk not
+    yet read) is closed, and the next call to the upstream opens a new connection (with TLS,
+    a handshake). And httpx's generators under ``aiter_raw`` (three of them) finish, where one
+    left suspended is finalized by the event loop: a self-pipe write, a wake-up and a task
+    each, ~60 µs of CPU per call (bench/RESULTS.md, "Nineteenth session"). An upstream that
+    keeps the body open after ``[DONE]`` is not waited for past
+    :data:`AFTER_DONE_WAIT_SECONDS`, and nothing it sends then is read as output.
+    """
+    with contextlib.suppress(TimeoutError, *_TRANSPORT_ERRORS):
+        async with asyncio.timeout(AFTER_DONE_WAIT_SECONDS):
+            while await anext(chunks, None) is not None:
+                pass
+
+
 # --- the client -------------------------------------------------------------------------------
 
 
@@ -498,6 +522,7 @@ class UpstreamClient:
                             elif not watchdog.output_started:
                                 watchdog.progress()  # keep-alives count only before output
                             if decoder.done:
+                                await _read_past_done(chunks)
                                 break
                     finally:
                         await response.aclose()
