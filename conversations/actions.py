@@ -947,7 +947,8 @@ def _execute_bound(sql: str, params: list[Any]) -> int:
 #   ``interrupted`` (``worker_lost``) because the task's process could not reach the database
 #   for longer than ``GENERATION_STALE_SECONDS``. The task's next checkpoint takes it back
 #   (``streaming``, the task's text), as its final write would: the reaper kept only what was
-#   last checkpointed. Not once the conversation has gone on from it (``_ANSWERED``, below).
+#   last checkpointed. Not once the conversation has gone on from it (``_ANSWERED``, below),
+#   nor if its call's worst case no longer fits the user's day or month (``usage_take_back``).
 _THE_TASKS_CALL = """m.generation_channel = {channel}
        AND NOT EXISTS (SELECT 1 FROM conversations_usagerecord u
                         WHERE u.message_id = m.id AND u.id > {record})"""
@@ -978,6 +979,20 @@ WITH c AS (
                          %s::bigint[]) AS c(id, content, reasoning, tool_calls, seq, record_id)
 ), w AS (
     SELECT %s::text AS channel
+), reaped AS MATERIALIZED (
+    -- Rows the reaper gave up on that their tasks would take back: locked before their calls
+    -- are (the order a message sent under such a row takes: the row, then the user's usage).
+    SELECT m.id, c.record_id
+      FROM c, w, conversations_message m
+     WHERE m.id = c.id AND m.status = 'interrupted' AND m.seq <= c.seq
+       AND """  # noqa: S608 - fixed SQL
+    + _the_tasks_to_write("w.channel", "c.record_id")
+    + """
+       FOR UPDATE OF m
+), held AS MATERIALIZED (
+    -- Each one's call held again (reserved for its worst case, its stream slot), if that still
+    -- fits the user's day and month; if not, the row stays as the reaper left it.
+    SELECT r.id, usage_take_back(r.record_id) AS held FROM reaped r
 ), written AS (
     UPDATE conversations_message m
        SET status = 'streaming', content = c.content, reasoning = c.reasoning,
@@ -985,29 +1000,32 @@ WITH c AS (
            heartbeat_at = now(), updated_at = now()
       FROM c, w
      WHERE m.id = c.id AND m.seq <= c.seq
-       AND """  # noqa: S608 - fixed SQL
+       AND """
     + _the_tasks_to_write("w.channel", "c.record_id")
     + """
-    -- a row taken back from the reaper: its call is held again (reserved, its stream slot)
-    RETURNING m.id, usage_take_back(c.record_id)
+       AND (m.status IN ('pending', 'streaming')
+            OR EXISTS (SELECT 1 FROM held h WHERE h.id = m.id AND h.held))
+    RETURNING m.id
 )
 SELECT c.id, """
     + _REAPED_AND_ANSWERED
-    + """, m.seq
-  FROM c, w, conversations_message m
+    + """ OR h.held IS FALSE, m.seq, h.held IS FALSE
+  FROM c, w, conversations_message m LEFT JOIN held h ON h.id = m.id
  WHERE m.id = c.id
    AND (NOT ("""
     + _THE_TASKS_CALL.format(channel="w.channel", record="c.record_id")
     + ") OR "
     + _REAPED_AND_ANSWERED
-    + ")"
+    + " OR h.held IS FALSE)"
 )
 """Save the text so far of many live replies in one statement (never after finalize, never
 over a newer checkpoint, only while the row is the task's to write — see the rule above: a task
 whose reply was continued since, here or on another worker, no longer writes it; one the
 reaper gave up on while it lived takes its row back, and its call: ``usage_take_back``,
-migration 0022, makes the call the reaper settled ``reserved`` again and retakes its stream
-slot, so the user's replies at once count it while it runs on): a column per field, from
+migrations 0022 and 0025, makes the call the reaper settled ``reserved`` again for the worst
+case it was admitted with and retakes its stream slot, so the user's replies at once count it
+while it runs on — if that worst case still fits what is left of the user's day and month;
+if it does not, the row stays as the reaper left it): a column per field, from
 :func:`checkpoint_columns`, then the process's channel. A reply with text saved is streaming:
 the first checkpoint also moves a ``pending`` row to ``streaming`` (its task has been streaming
 since it started; the row learns it here rather than in a write of its own). Run from the event
@@ -1016,10 +1034,12 @@ loop on the asyncio pool (``generation._Checkpoints``).
 It returns the replies whose rows are no longer their tasks' at all: another worker's
 generation channel, or a newer call (a continuation begun elsewhere while word of it could not
 reach this worker: ``generation.superseded`` lost with Redis), or a reaped row the conversation
-has gone on from; with each, whether it is the last (the reaper's end stands) and the row's
-sequence number. Their tasks give way. Not a
+has gone on from, or one whose call could not be held again; with each, whether it is the last
+(the reaper's end stands), the row's sequence number, and whether the call stays as the reaper
+settled it (not held again: its task charges nothing more). Their tasks give way. Not a
 reply whose checkpoint was only skipped — a newer one of its own written already, or its row
-finalized — nor one whose row is gone (its conversation deleted: stopped by its own word)."""
+finalized — nor one whose row is gone (its conversation deleted: stopped by its own word). A
+row reaped while the statement waited for it is taken back by the task's next checkpoint."""
 
 
 def _json_or_null(value: Any) -> Jsonb | None:

@@ -216,6 +216,10 @@ class GenerationTask:
         # A newer call of the reply has begun (a continuation): this task stops, and the
         # reply's frames are no longer its own to publish.
         self.superseded = False
+        # The reaper gave up on the reply while this task lived, and the user's limits no
+        # longer hold its call's worst case (``actions.CHECKPOINT_MANY_SQL``): the reply and
+        # its call stay as the reaper left them, and this task writes and charges nothing.
+        self.left_to_the_reaper = False
         self._began = False
         self.task: asyncio.Task[None] | None = None
 
@@ -237,6 +241,13 @@ class GenerationTask:
         it used; the row, no longer this task's, is not written (``actions._the_tasks_to_write``)."""
         self.superseded = True
         self.stop("cancelled")
+
+    def leave_to_the_reaper(self) -> None:
+        """The reaper's end of the reply stands and its call could not be held again (its
+        worst case no longer fits the user's day or month): stop at once, publish nothing
+        more, and leave the row and the call as the reaper settled them."""
+        self.left_to_the_reaper = True
+        self.give_way()
 
     def _check_stopped(self) -> None:
         """Raise the stop that a library under an await may have swallowed: on Python 3.11,
@@ -423,6 +434,9 @@ class GenerationTask:
     ) -> None:
         try:
             await self.flush()
+            if self.left_to_the_reaper:
+                self.status = Message.Status.INTERRUPTED.value
+                return
             self.status = outcome["status"]
             new_output = (self.content + self.reasoning)[base_len:] + self._new_tool_call_text()
             final = actions.finalize_params(
@@ -804,30 +818,45 @@ class _Checkpoints:
         finally:
             self.writing = None
 
-    async def _give_way(self, task: GenerationTask, reaped: bool, stored_seq: int) -> None:
+    async def _give_way(
+        self, task: GenerationTask, reaped: bool, stored_seq: int, left_to_the_reaper: bool
+    ) -> None:
         """``task``'s reply is no longer its own to write: it stops. A reply continued
         elsewhere ends as its continuation says. One the reaper ended, which the conversation
-        has gone on from since, ends as the reaper said: this process's sockets, which waited
-        on the living task instead (``ConversationConsumer._relay``), hear that end now, and
-        are sent the text it kept (``stored_seq``: the row's)."""
-        task.give_way()
-        if not reaped:
+        has gone on from since, or whose call the user's limits could not hold again
+        (``left_to_the_reaper``: its task then charges nothing more), ends as the reaper said:
+        this process's sockets, which waited on the living task instead
+        (``ConversationConsumer._relay``), hear that end now, and are sent the text it kept
+        (``stored_seq``: the row's)."""
+        if left_to_the_reaper:
+            task.leave_to_the_reaper()
+            logger.warning(
+                "reply %s was reaped and its call no longer fits the user's limits:"
+                " its task gives way",
+                task.reply_id,
+            )
+        elif reaped:
+            task.give_way()
+            logger.warning(
+                "reply %s was reaped and gone on from: its task gives way", task.reply_id
+            )
+        else:
+            task.give_way()
             logger.warning(
                 "reply %s was continued elsewhere: its older call gives way", task.reply_id
             )
             return
-        logger.warning("reply %s was reaped and gone on from: its task gives way", task.reply_id)
         room = self.service.rooms.get(task.group)
         if room is not None and room.sockets:
             await self.service.hand_out(room, SharedFrame(reaped_end(task.reply_id, stored_seq)))
 
     async def _save(
         self, batch: list[actions.Checkpoint]
-    ) -> dict[uuid.UUID, tuple[bool, int]] | None:
+    ) -> dict[uuid.UUID, tuple[bool, int, bool]] | None:
         """``batch`` saved in one statement (all of it that is still its tasks' to write): the
         replies whose rows are no longer their tasks' at all, each with whether the reaper's
-        end stands and the row's sequence number; None if the statement failed (logged), when
-        nothing is known of any."""
+        end stands, the row's sequence number, and whether the call stays as the reaper
+        settled it; None if the statement failed (logged), when nothing is known of any."""
         try:
             rows = await pgpool.fetch_all(
                 actions.CHECKPOINT_MANY_SQL,
@@ -836,7 +865,7 @@ class _Checkpoints:
         except Exception as error:
             logger.warning("checkpoint of %d replies failed: %s", len(batch), type(error).__name__)
             return None
-        return {row[0]: (row[1], row[2]) for row in rows}
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 class GenerationService:

@@ -317,6 +317,9 @@ class UsageRecord(models.Model):
     # A continuation's reply already held this much text (content + reasoning) when the call
     # was admitted: billed before, so an estimate of this call's output starts after it.
     output_base_chars = models.PositiveIntegerField(default=0, db_default=0)
+    # The worst case the call was admitted with (padded prompt estimate + max_tokens): what it
+    # holds again if the reaper settled it while its task lived and the task takes it back.
+    worst_case_tokens = models.PositiveIntegerField(default=0, db_default=0)
     api_key = models.ForeignKey(
         "ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
     )

@@ -690,6 +690,7 @@ def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord
             "api_key_id": None if api_key_id is None else int(api_key_id),
             "state": UsageRecord.State.RESERVED,
             "reserved_tokens": reserved,
+            "worst_case_tokens": reserved,
             # (The row in the database may name a newer period: the counter's, when this
             # worker's clock is behind it — migration 0024. Nothing reads these here.)
             "day_start": day,
