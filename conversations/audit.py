@@ -15,17 +15,34 @@ from django.db import models
 from django.db.models.signals import post_save
 from django.forms.models import model_to_dict
 
-from conversations.models import LIMIT_FIELDS, AuditEntry, Policy, User, UserLimits
+from conversations.models import (
+    LIMIT_FIELDS,
+    ApiKey,
+    AuditEntry,
+    Policy,
+    ShareLink,
+    User,
+    UserLimits,
+)
 
 INHERITED = "inherited"
 
+# The hashes of secrets: a key or a share link is named in the log by its other fields (a
+# key's name, prefix, owner, expiry, revocation), never by what its secret hashes to, which
+# anyone who reads or exports the log could test guesses against or match with a leaked key.
+SECRET_FIELDS: dict[type[models.Model], tuple[str, ...]] = {
+    ApiKey: ("hashed",),
+    ShareLink: ("hashed",),
+}
+
 
 def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
-    """The instance's fields as JSON-safe data (many-to-many as sorted ids); a user's own
-    limits each as "inherited", "unlimited" or the number."""
+    """The instance's fields as JSON-safe data (many-to-many as sorted ids), never the hash
+    of a secret (:data:`SECRET_FIELDS`); a user's own limits each as "inherited", "unlimited"
+    or the number."""
     if instance is None or instance.pk is None:
         return None
-    data = model_to_dict(instance)
+    data = model_to_dict(instance, exclude=SECRET_FIELDS.get(type(instance), ()))
     for key, value in list(data.items()):
         if isinstance(value, list):
             data[key] = sorted(getattr(item, "pk", item) for item in value)
