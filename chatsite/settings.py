@@ -135,6 +135,12 @@ try:
     DATABASE_STALL_TIMEOUT_SECONDS: float = env.number(
         "DATABASE_STALL_TIMEOUT_SECONDS", 15.0, minimum=1.0
     )
+    # While the database cannot be reached, the event loop's pool (conversations/pgpool.py)
+    # says so when it begins, then at most this often, with how long so far, and once it is
+    # back: its tries to connect, about one a second, are not each a line of the log.
+    DATABASE_OUTAGE_LOG_SECONDS: float = env.number(
+        "DATABASE_OUTAGE_LOG_SECONDS", 60.0, minimum=1.0
+    )
 except EnvError as error:
     sys.exit(f"configuration error: {error}")
 

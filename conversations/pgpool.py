@@ -12,6 +12,10 @@ answer within ``DATABASE_STALL_TIMEOUT_SECONDS`` (a stalled connection: a route 
 packets without a word), and its connection is closed, never pooled again. The writes that must
 not be lost (a reply's final write, every settlement of a call the provider may have billed) go
 through :func:`outlasting_outage` instead, which tries them again until the database is back.
+
+While the database cannot be reached the pool tries to connect about once a second; the log
+says the outage once when it begins, at most once in ``DATABASE_OUTAGE_LOG_SECONDS`` while it
+lasts, and once when it ends (:class:`_Outage`), not each try.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -45,10 +50,86 @@ ACQUIRE_TIMEOUT_S = 5.0
 # for five minutes: after a 20 s outage its next try could be 11 s after the database was
 # back, and every call waited for it.)
 RECONNECT_TRIES_S = 3.0
+POOL_NAME = "api"
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
     weakref.WeakKeyDictionary()
 )
+
+
+class _Outage:
+    """The database out of a loop's pool's reach, as the log tells it: a warning at the first
+    try to connect that fails, then at most one every ``DATABASE_OUTAGE_LOG_SECONDS`` while
+    tries fail (saying how long so far), and a line at the first connection made after it.
+    The tries themselves, about one a second, are not logged (:class:`_TriesToldByTheOutage`)."""
+
+    def __init__(self) -> None:
+        self.began: float | None = None
+        self.told_at = 0.0
+
+    def try_failed(self, error: Exception) -> None:
+        now = time.monotonic()
+        if self.began is None:
+            self.began = self.told_at = now
+            logger.warning(
+                "the database cannot be reached (%s); trying again until it is back",
+                _first_line(error),
+            )
+        elif now - self.told_at >= settings.DATABASE_OUTAGE_LOG_SECONDS:
+            self.told_at = now
+            logger.warning(
+                "the database still cannot be reached, for %.0fs now (%s)",
+                now - self.began,
+                _first_line(error),
+            )
+
+    def connected(self) -> None:
+        if self.began is not None:
+            logger.info("the database is back, after %.0fs", time.monotonic() - self.began)
+            self.began = None
+
+
+def _first_line(error: Exception) -> str:
+    """What refused, without libpq's hints on further lines."""
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+_outages: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outage] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _PoolConnection(psycopg.AsyncConnection[Any]):
+    """A connection of the pool: each try to make one tells the loop's :class:`_Outage`."""
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        outage = _outages.setdefault(asyncio.get_running_loop(), _Outage())
+        try:
+            conn = await super().connect(conninfo, **kwargs)
+        except psycopg.OperationalError as error:
+            outage.try_failed(error)
+            raise
+        outage.connected()
+        return conn
+
+
+class _TriesToldByTheOutage(logging.Filter):
+    """Leaves out psycopg_pool's own lines for the API pool's failed tries to connect and its
+    rounds of tries given up (about one a second while the database is away): the pool's
+    :class:`_Outage` tells of it instead."""
+
+    TOLD = frozenset(
+        {"error connecting in %r: %s", "reconnection attempt in pool %r failed after %s sec"}
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        ours = isinstance(args, tuple) and args[:1] == (POOL_NAME,)
+        return not (ours and record.msg in self.TOLD)
+
+
+logging.getLogger("psycopg.pool").addFilter(_TriesToldByTheOutage())
 
 
 class DatabaseUnavailable(ChatError):
@@ -94,6 +175,7 @@ async def get_pool() -> AsyncConnectionPool:
     if pool is None:
         pool = AsyncConnectionPool(
             conninfo(),
+            connection_class=_PoolConnection,
             # Autocommit: every statement is its own transaction, so no BEGIN/COMMIT trips;
             # prepare_threshold=0: each fixed statement is prepared on its first use.
             kwargs={"autocommit": True, "prepare_threshold": 0},
@@ -104,7 +186,7 @@ async def get_pool() -> AsyncConnectionPool:
             timeout=ACQUIRE_TIMEOUT_S,
             reconnect_timeout=RECONNECT_TRIES_S,
             reconnect_failed=_try_again_from_the_start,
-            name="api",
+            name=POOL_NAME,
             open=False,
         )
         _pools[loop] = pool
