@@ -777,12 +777,19 @@ class _Checkpoints:
     or another worker's channel: a continuation begun while ``generation.superseded`` could not
     reach this worker) makes that task give way, as the word would have: about a second after
     the continuation began, instead of streaming on unseen and paying its whole call. A write
-    that fails (the database out of reach) tells nothing, and stops no task."""
+    that fails (the database out of reach) tells nothing, and stops no task.
+
+    While the database is out of reach the log says so once, when the first write fails, and
+    once when a write succeeds again, not at every write (one a second, and one for each reply
+    as well, as a failed write is tried reply by reply only when the database answered)."""
 
     def __init__(self, service: GenerationService) -> None:
         self.service = service
         self.due: dict[uuid.UUID, actions.Checkpoint] = {}
         self.writing: asyncio.Task[None] | None = None
+        # Since when the database has been out of reach (loop time), and the writes lost.
+        self.out_of_reach_since: float | None = None
+        self.lost_while_out_of_reach = 0
 
     def add(self, state: actions.Checkpoint) -> None:
         self.due[state[0]] = state
@@ -794,7 +801,7 @@ class _Checkpoints:
             while self.due:
                 batch, self.due = list(self.due.values()), {}
                 lost = await self._save(batch)
-                if lost is None and len(batch) > 1:
+                if lost is None and len(batch) > 1 and self.out_of_reach_since is None:
                     # One reply's state must not keep the others unsaved: each on its own.
                     each = [(state, await self._save([state])) for state in batch]
                     written = [state for state, lost_one in each if lost_one is not None]
@@ -857,14 +864,31 @@ class _Checkpoints:
         replies whose rows are no longer their tasks' at all, each with whether the reaper's
         end stands, the row's sequence number, and whether the call stays as the reaper
         settled it; None if the statement failed (logged), when nothing is known of any."""
+        now = asyncio.get_running_loop().time
         try:
             rows = await pgpool.fetch_all(
                 actions.CHECKPOINT_MANY_SQL,
                 [*actions.checkpoint_columns(batch), self.service.channel],
             )
+        except pgpool.DatabaseUnavailable:
+            if self.out_of_reach_since is None:
+                self.out_of_reach_since = now()
+                logger.warning(
+                    "checkpoints cannot be written, the database is out of reach: each reply's"
+                    " next one, or its final write, will carry its whole text"
+                )
+            self.lost_while_out_of_reach += 1
+            return None
         except Exception as error:
             logger.warning("checkpoint of %d replies failed: %s", len(batch), type(error).__name__)
             return None
+        if self.out_of_reach_since is not None:
+            logger.info(
+                "checkpoints are written again, after %.0fs out of reach (%d writes lost)",
+                now() - self.out_of_reach_since,
+                self.lost_while_out_of_reach,
+            )
+            self.out_of_reach_since, self.lost_while_out_of_reach = None, 0
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
