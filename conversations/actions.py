@@ -24,7 +24,14 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from conversations import access, params, quota, rows, text
-from conversations.errors import ChatError, Conflict, InvalidParameter, NotFound
+from conversations.errors import (
+    ChatError,
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    QuotaExceeded,
+    RateLimited,
+)
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
 from conversations.params import going_on_with_tool_results
 
@@ -502,8 +509,13 @@ def _create_once(
             return create()  # type: ignore[no-any-return]
         with transaction.atomic():
             return create()  # type: ignore[no-any-return]
-    except IntegrityError:
-        # Another attempt with the same id won the race; return what it created.
+    except (IntegrityError, QuotaExceeded, RateLimited):
+        # Another attempt with the same id may have won the race: its rows are in the way (the
+        # client id is unique), or its reservation or stream slot is (admission, which waited
+        # for the user's usage row while it held it, counts them; its rows committed with
+        # them). Then this attempt is its duplicate: answered with what it created, never
+        # refused for it. A refusal stands only for a request nobody made before (one more
+        # statement on that path alone).
         existing = _existing_turn(conversation, client_id, asked)
         if existing is None:
             raise
