@@ -816,9 +816,11 @@ def continue_reply(
 def _within_todays_ceiling(
     user: User, conversation: Conversation, reply: Message
 ) -> dict[str, Any]:
-    """The reply's parameters for its continuation: its last call's ``max_tokens`` (what that
-    call reserved), lowered to today's ceiling (the model's output limit, the user's cap) if
-    the admin lowered either since: Continue sends no parameters the user could fix."""
+    """The reply's parameters for the call that goes on from it (its continuation, or the
+    reply to its tool calls' results): its last call's ``max_tokens`` (what that call
+    reserved), lowered to today's ceiling (the model's output limit, the user's cap) if the
+    admin lowered either since: Continue and a tool answer send no parameters the user could
+    fix."""
     params = dict(reply.params or {})
     if isinstance(params.get("max_tokens"), int):
         cap = quota.limits_for(user).max_output_tokens
@@ -875,7 +877,9 @@ def answer_tool_call(
         )
         if len(answered) + 1 < len(calls):
             return Turn(conversation, reply=tool_message, new_messages=[tool_message])
-        effective = going_on_with_tool_results(_effective_params(conversation, reply.params))
+        effective = going_on_with_tool_results(
+            _effective_params(conversation, _within_todays_ceiling(user, conversation, reply))
+        )
         next_reply = _start_reply(user, conversation, tool_message, effective, channel=channel)
         return Turn(conversation, reply=next_reply, new_messages=[tool_message, next_reply])
 
