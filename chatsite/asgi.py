@@ -25,12 +25,14 @@ from chatsite import twisted_requests, twisted_websockets, twisted_writes  # noq
 from chatsite.origins import TrustedOriginValidator  # noqa: E402
 from conversations.api_asgi import ApiApplication  # noqa: E402
 from conversations.api_asgi import serves as api_serves  # noqa: E402
+from conversations.generation import start_with_the_server  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 
 class StartServices:
     """Start the process's background services (generation channel, heartbeat, reaper) on the
-    first connection, inside the server's event loop (daphne has no lifespan events)."""
+    first connection, inside the server's event loop, if they are not running yet (daphne has
+    no lifespan events: under it they start with its reactor, see the end of this module)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -73,6 +75,10 @@ application = StartServices(router)
 twisted_writes.install()
 twisted_requests.install()
 twisted_websockets.install()
+
+# Under daphne the services start with the process, not its first connection: a worker
+# restarted after a crash reaps what its predecessor left streaming with no traffic at all.
+start_with_the_server()
 
 # Everything imported by now lives as long as the process: moved out of the cyclic collector's
 # reach, a full collection walks only what requests and streams create since. (It walks ~110k

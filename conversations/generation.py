@@ -1247,8 +1247,13 @@ class GenerationService:
         lost). By the next pass, their own passes have heartbeated them."""
         interval = settings.GENERATION_HEARTBEAT_SECONDS
         reachable = False  # the previous pass reached the database
+        first = True
         while True:
-            await asyncio.sleep(interval)
+            # The first pass at once (the process starts): it only checks the database, and
+            # the first reaping pass comes one interval later, not two.
+            if not first:
+                await asyncio.sleep(interval)
+            first = False
             # A checkpoint refreshes the heartbeat too: rows written in the last half interval
             # are left alone (no row goes unwritten for more than 1.5 intervals).
             fresh_since = self._loop_time() - interval / 2
@@ -1347,6 +1352,29 @@ def get_service() -> GenerationService:
             del _services[stale]
         service = _services[loop] = GenerationService()
     return service
+
+
+def start_with_the_server() -> None:
+    """Under daphne, start the process's service as soon as its reactor runs, not at its first
+    connection: a worker restarted after a crash reaps the replies its predecessor left
+    streaming, and gives back their reservations and stream slots, with no traffic at all
+    (daphne has no lifespan events). Elsewhere (tests, other servers) the first connection
+    starts it (``chatsite.asgi.StartServices``)."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor
+
+    def start() -> None:
+        started = asyncio.ensure_future(get_service().ensure_started())
+        started.add_done_callback(_log_a_failed_start)
+
+    # At the loop's first turn: the reactor's startup triggers run before its asyncio loop does.
+    reactor.callWhenRunning(reactor.callLater, 0, start)  # type: ignore[attr-defined]
+
+
+def _log_a_failed_start(started: asyncio.Future[None]) -> None:
+    if not started.cancelled() and started.exception() is not None:
+        logger.error("the generation service did not start", exc_info=started.exception())
 
 
 def _install_shutdown_hook(service: GenerationService) -> None:

@@ -50,13 +50,14 @@ def daphne_worker(
     upstream: str,
     api_key: str,
     *,
-    ready_path: str = "/readyz",
+    ready_path: str | None = "/readyz",
     output: Any = None,
     daphne_options: Sequence[str] = (),
     **env_overrides: str,
 ) -> Iterator[str]:
     """A daphne process serving the app; yields its base URL once ``ready_path`` answers 200
-    (``/healthz`` for a worker whose database is meant to be down). Stopped with SIGTERM.
+    (``/healthz`` for a worker whose database is meant to be down; None: once it accepts a
+    connection, sent no request, for a worker that must see no traffic). Stopped with SIGTERM.
     ``output``: a file for its stdout and stderr (the test's own by default);
     ``daphne_options``: more of daphne's options (``--proxy-headers``, as the image runs it)."""
     port = free_port()
@@ -80,9 +81,12 @@ def daphne_worker(
         while True:
             assert process.poll() is None, "daphne exited"
             try:
+                if ready_path is None:
+                    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                    break
                 if httpx.get(f"{base}{ready_path}", timeout=5).status_code == 200:
                     break
-            except httpx.TransportError:
+            except (httpx.TransportError, OSError):
                 pass
             assert time.monotonic() < deadline, "daphne never became ready"
             time.sleep(0.2)
