@@ -726,6 +726,12 @@ def output_budget(record: UsageRecord) -> int:
     return record.reserved_tokens - math.ceil(record.prompt_tokens * PROMPT_PADDING) - PROMPT_SLACK
 
 
+#: The wait a refusal for too many running replies names (the API's Retry-After, the chat's
+#: ``retry_after``): when one of them may have ended. Unlike the minute's, no moment is known
+#: at which a slot frees, and a reply or call ends within seconds: a short wait, asked again.
+STREAMS_RETRY_AFTER_SECONDS = 1
+
+
 def _refusal(
     outcome: str,
     *,
@@ -751,7 +757,8 @@ def _refusal(
     if outcome == "streams":
         return TooManyStreams(
             f"You may have at most {cap} {'reply' if cap == 1 else 'replies'} running at once; "
-            "wait for one to finish or stop it."
+            "wait for one to finish or stop it.",
+            retry_after=STREAMS_RETRY_AFTER_SECONDS,
         )
     if outcome == "minute":
         wait = 60 - timezone.now().second
