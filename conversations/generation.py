@@ -489,8 +489,11 @@ class GenerationTask:
                 await self._publish(frame)
         finally:
             self.service.forget(self)
-        if self.status == Message.Status.COMPLETE and context.needs_title:
-            self.service.spawn(generate_title(self.service, context, self.content))
+        # Whatever the first reply's end (complete, stopped, cut off, failed), the conversation
+        # is named: left untitled, it stayed "New chat" for good.
+        if context.needs_title:
+            written = self.content or self.reasoning or self._new_tool_call_text()
+            self.service.spawn(generate_title(self.service, context, written))
 
     # -- coalescing --------------------------------------------------------------------------
 
@@ -631,8 +634,17 @@ def clean_title(raw: str) -> str:
 async def generate_title(
     service: GenerationService, context: actions.GenerationContext, reply_text: str
 ) -> None:
-    """A small upstream call names the conversation; its own ledger row (purpose ``title``)."""
+    """A small upstream call names the conversation; its own ledger row (purpose ``title``).
+    ``reply_text``: what the first reply wrote (text, reasoning or a tool call); a reply that
+    wrote nothing (stopped or failed before any) is not worth a call: the first words of the
+    user's message name the conversation, as they do when the call fails."""
     from conversations.quota import estimate_prompt_tokens
+
+    if not reply_text.strip():
+        await _name_conversation(
+            service, context.conversation_id, fallback_title(context.first_user_text)
+        )
+        return
 
     messages = [
         {"role": "system", "content": _TITLE_PROMPT},
@@ -672,14 +684,23 @@ async def generate_title(
         await pgpool.outlasting_outage(
             "title settlement", lambda: pgpool.fetch_one(quota.SETTLE_OWN_SQL, settlement)
         )
-    title = title or fallback_title(context.first_user_text)
-    owner_id = await _db(actions.set_title)(context.conversation_id, title)
+    await _name_conversation(
+        service, context.conversation_id, title or fallback_title(context.first_user_text)
+    )
+
+
+async def _name_conversation(
+    service: GenerationService, conversation_id: uuid.UUID, title: str
+) -> None:
+    """The title set unless someone named the conversation meanwhile, then announced to its
+    open pages (``conversation.updated``) and to the lists that show it."""
+    owner_id = await _db(actions.set_title)(conversation_id, title)
     if owner_id is not None:
         await service.publish(
-            group_name(context.conversation_id), {"type": "conversation.updated", "title": title}
+            group_name(conversation_id), {"type": "conversation.updated", "title": title}
         )
-        await service.publish(account_group(owner_id), listed_event(context.conversation_id, title))
-        await _announce_shared_title(service, context.conversation_id)
+        await service.publish(account_group(owner_id), listed_event(conversation_id, title))
+        await _announce_shared_title(service, conversation_id)
 
 
 async def _announce_shared_title(service: GenerationService, conversation_id: uuid.UUID) -> None:
