@@ -1302,7 +1302,20 @@ class GenerationService:
         for conversation_id, reply_id, seq in reaped:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
             await self.publish(group_name(conversation_id), reaped_end(reply_id, seq))
+            await self._name_after_reap(reply_id)
         return len(reaped)
+
+    async def _name_after_reap(self, reply_id: uuid.UUID) -> None:
+        """A first reply reaped (its process died before it ended) names its conversation as
+        one that ended otherwise does: its process, gone, never would."""
+        try:
+            context = await _db(actions.load_generation_context)(reply_id)
+        except Message.DoesNotExist:
+            return
+        if context.needs_title:
+            calls = "".join(str(call.get("function")) for call in context.tool_calls)
+            written = context.content or context.reasoning or calls
+            self.spawn(generate_title(self, context, written))
 
     async def stop(self) -> None:
         """Stop everything this service runs (tests, and the end of a loop)."""
