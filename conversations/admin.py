@@ -774,10 +774,10 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         suspended = UserLimits.objects.filter(user=form.instance, suspended=True)
         was_suspended = change and suspended.exists()
         super().save_formset(request, form, formset, change)
-        if change and suspended.exists() != was_suspended:
-            # Suspended, unsuspended, or its limits deleted with it: the account's open pages
-            # say so, and offer to send or not, without a reload.
-            sharing.announce_suspension(form.instance.pk, suspended=not was_suspended)
+        if change and (formset.has_changed() or suspended.exists() != was_suspended):
+            # Suspended, unsuspended, its limits deleted, or a limit raised or lowered: the
+            # account's open pages say what it may send now, without a reload.
+            sharing.announce_limits_change(form.instance.pk, suspended=suspended.exists())
         for inline_form in formset.forms:
             obj = inline_form.instance
             if obj.pk is None:

@@ -1109,8 +1109,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self._account_frame(event)
 
     async def account_updated(self, event: dict[str, Any]) -> None:
-        """The account suspended or unsuspended in the admin: its tab reads again what it may
-        send (``sharing.announce_suspension``)."""
+        """The account's limits changed in the admin (suspended or unsuspended, a limit raised
+        or lowered): its tab reads again what it may send (``sharing.announce_limits_change``)."""
         await self._account_frame(event)
 
     async def account_access_changed(self, event: dict[str, Any]) -> None:

@@ -269,10 +269,11 @@ def announce_account_change(user_id: int, conversation_ids: Iterable[uuid.UUID])
     _to_account_after_commit(account_group(user_id), {"type": "account.access_changed"})
 
 
-def announce_suspension(user_id: int, *, suspended: bool) -> None:
+def announce_limits_change(user_id: int, *, suspended: bool) -> None:
     """After commit: the account's open tabs (its own sockets, never a share link's) hear that
-    it was suspended or unsuspended, and offer to send, or stop offering, without a reload
-    (``account.updated``). Sending is refused or admitted by ``quota`` whatever a tab shows."""
+    its limits changed (suspended or unsuspended, a limit raised or lowered), and offer to send,
+    or stop offering, and say what is left, without a reload (``account.updated``). Sending is
+    refused or admitted by ``quota`` whatever a tab shows."""
     from conversations.generation import account_group, account_updated_event
 
     _to_account_after_commit(account_group(user_id), account_updated_event(suspended=suspended))

@@ -20,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from conversations import access, actions, audit, quota, sharing, signin, text, ui_actions
@@ -106,6 +107,9 @@ def _error(error: ChatError) -> JsonResponse:
     return JsonResponse({"error": error.as_dict()}, status=error.status)
 
 
+# Never cached: the browser's back button showed the page as it was first read (its notice of
+# spent tokens too), not the usage of now.
+@never_cache
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
     context = _sidebar(request)
@@ -115,6 +119,9 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     limits = context["limits"]
     usage = quota.usage_summary(request.user, limits)  # type: ignore[arg-type]
     context["account_blocked"] = _account_blocked(limits, usage)
+    # When the spent period resets: the open page reads itself again then (app.js).
+    spent = usage["exhausted"] and not limits.suspended
+    context["blocked_until"] = usage[usage["exhausted"]]["resets_at"] if spent else ""
     return render(request, "conversations/list.html", context)
 
 

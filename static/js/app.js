@@ -391,9 +391,12 @@ sidebar?.addEventListener("click", (event) => {
 
 const starter = document.getElementById("starter");
 const starterInput = starter?.querySelector("textarea");
-// The account suspended or unsuspended in the admin (chat:account-updated, from the account's
-// socket): the welcome page's notice and "Start chat" become what the server renders now (a
-// suspended account is told so and offered no "Start chat"; the draft typed stays).
+// The welcome page's notice and "Start chat" become what the server renders now (a suspended
+// account is told so and offered no "Start chat"; one whose tokens are spent is told so; the
+// draft typed stays) whenever what the account may spend may have changed: its limits changed
+// in the admin (chat:account-updated, from the account's socket), the spent period reset (at
+// the time the notice names: data-until), or the tab shown again (a reply in another tab spent
+// tokens meanwhile).
 let welcomeReading = null;
 let welcomeReadAgain = false; // a change heard while the page was being read: read it once more
 function readWelcomeAgain() {
@@ -413,6 +416,7 @@ function readWelcomeAgain() {
       if (notice) (mine || starter).before(document.importNode(notice, true));
       mine?.remove();
       starter.hidden = readStarter.hidden;
+      readWelcomeWhenSpentResets();
     })
     .catch(() => {}) // offline: the page says what it said
     .finally(() => {
@@ -424,6 +428,20 @@ function readWelcomeAgain() {
     });
 }
 document.addEventListener("chat:account-updated", readWelcomeAgain);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") readWelcomeAgain();
+});
+
+let spentResetTimer = null;
+function readWelcomeWhenSpentResets() {
+  clearTimeout(spentResetTimer);
+  const until = Date.parse(starter?.parentElement.querySelector(":scope > .notice")?.dataset.until);
+  // A second past it, so that the server's clock is past it too (read again no sooner than
+  // 10 s later if it was not); at most a day at a time (setTimeout's delay is 32 bits).
+  const delay = Math.min(Math.max(until - Date.now() + 1000, 10_000), 86_400_000);
+  if (until) spentResetTimer = setTimeout(readWelcomeAgain, delay);
+}
+readWelcomeWhenSpentResets();
 
 // What is typed here is kept for this tab as the conversation page's composer keeps its draft
 // (conversation.js): a reload or a visit elsewhere finds it again; per account, so whoever
