@@ -36,7 +36,7 @@ export function followAccount() {
     },
     onOpen() {
       readies += 1;
-      if (readies > 1) readListAgain();
+      if (readies > 1) readPageAgain();
     },
     onStatus: sayRefused, // short of a refusal the page says nothing: its lists only go stale
   });
@@ -56,9 +56,29 @@ function sayRefused() {
   badge.hidden = false;
 }
 
-/** The account's lists as the page renders them now (with this page's search and page): this
- * page itself for a page of lists (the team page, search: data-lists), else the welcome page. */
-async function readListAgain() {
+let reading = null;
+let readAgain = false; // asked while the page was being read: read it once more after
+
+/** The page as the server renders it now, handed on as chat:sidebar-read (app.js takes its
+ * lists, and on the welcome page its notice and "Start chat"): this page itself for a page of
+ * lists (the team page, search: data-lists), else the welcome page, with this page's search
+ * and page. Asked while a read is under way, it reads once more after it: what changed
+ * meanwhile may not be in what that read finds. */
+export function readPageAgain() {
+  if (reading) {
+    readAgain = true;
+    return;
+  }
+  reading = readPage().finally(() => {
+    reading = null;
+    if (readAgain) {
+      readAgain = false;
+      readPageAgain();
+    }
+  });
+}
+
+async function readPage() {
   let html;
   const source = document.querySelector("[data-lists]") ? location.pathname : "/";
   try {

@@ -2,7 +2,7 @@
 // (search, rename, delete with undo, phone drawer, kept current with the account's other tabs),
 // new chat from the welcome screen, import, copy buttons for a field's value (a new API key), and
 // the keyboard shortcuts.
-import { followAccount } from "./account.js";
+import { followAccount, readPageAgain } from "./account.js";
 import { copyText, el, enterSends, postJSON, sendsMessage, toast } from "./util.js";
 
 // --- theme ---------------------------------------------------------------------------------------
@@ -396,37 +396,22 @@ const starterInput = starter?.querySelector("textarea");
 // draft typed stays) whenever what the account may spend may have changed: its limits changed
 // in the admin (chat:account-updated, from the account's socket), the spent period reset (at
 // the time the notice names: data-until), or the tab shown again (a reply in another tab spent
-// tokens meanwhile).
-let welcomeReading = null;
-let welcomeReadAgain = false; // a change heard while the page was being read: read it once more
+// tokens meanwhile); and after a reconnect. The page is read by account.js (readPageAgain), as
+// the lists are, and handed on as chat:sidebar-read.
 function readWelcomeAgain() {
-  if (!starter) return;
-  if (welcomeReading) {
-    welcomeReadAgain = true;
-    return;
-  }
-  welcomeReading = fetch("/", { credentials: "same-origin" })
-    .then((response) => (response.ok ? response.text() : null))
-    .then((html) => {
-      const read = html && new DOMParser().parseFromString(html, "text/html").querySelector(".welcome");
-      const readStarter = read?.querySelector("#starter");
-      if (!readStarter) return;
-      const notice = read.querySelector(":scope > .notice");
-      const mine = starter.parentElement.querySelector(":scope > .notice");
-      if (notice) (mine || starter).before(document.importNode(notice, true));
-      mine?.remove();
-      starter.hidden = readStarter.hidden;
-      readWelcomeWhenSpentResets();
-    })
-    .catch(() => {}) // offline: the page says what it said
-    .finally(() => {
-      welcomeReading = null;
-      if (welcomeReadAgain) {
-        welcomeReadAgain = false;
-        readWelcomeAgain();
-      }
-    });
+  if (starter) readPageAgain();
 }
+document.addEventListener("chat:sidebar-read", (event) => {
+  const read = event.detail?.querySelector?.(".welcome");
+  const readStarter = read?.querySelector("#starter");
+  if (!starter || !readStarter) return;
+  const notice = read.querySelector(":scope > .notice");
+  const mine = starter.parentElement.querySelector(":scope > .notice");
+  if (notice) (mine || starter).before(document.importNode(notice, true));
+  mine?.remove();
+  starter.hidden = readStarter.hidden;
+  readWelcomeWhenSpentResets();
+});
 document.addEventListener("chat:account-updated", readWelcomeAgain);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") readWelcomeAgain();
