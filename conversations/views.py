@@ -56,7 +56,16 @@ def _sidebar(request: HttpRequest) -> dict[str, Any]:
         "models": models,
         "no_model": no_model,
         "limits": limits,
+        "new_chat_blocked": _new_chat_blocked(limits, no_model),
     }
+
+
+def _new_chat_blocked(limits: quota.Limits, no_model: str) -> str:
+    """Why the sidebar's "New chat" is disabled ("" if it is not): no model to start with, or
+    the account suspended (a conversation started then could not be sent in)."""
+    if limits.suspended:
+        return "Your account is suspended: you cannot start a conversation."
+    return no_model
 
 
 def _model_choices(models: list[ModelConfig]) -> list[dict[str, Any]]:

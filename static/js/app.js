@@ -297,6 +297,28 @@ document.addEventListener("chat:sidebar-read", (event) => {
   if (search?.value) search.dispatchEvent(new Event("input"));
 });
 
+// "New chat" as the server renders it now (disabled, saying why, while the account is
+// suspended or has no model; enabled again once it may start a conversation): from the page
+// read again after account.updated or a reconnect.
+function takeNewChat(event) {
+  const form = document.getElementById("new-chat-form");
+  const read = event.detail?.querySelector?.("#new-chat-form");
+  const readReason = event.detail?.querySelector?.("#new-chat-blocked");
+  const reason = document.getElementById("new-chat-blocked");
+  if (!form || !read || !readReason || !reason) return;
+  for (const selector of ["select", "button"]) {
+    const mine = form.querySelector(selector);
+    const theirs = read.querySelector(selector);
+    mine.disabled = theirs.disabled;
+    if (theirs.title) mine.title = theirs.title;
+    else mine.removeAttribute("title");
+  }
+  reason.textContent = readReason.textContent;
+  reason.hidden = readReason.hidden;
+}
+document.addEventListener("chat:sidebar-read", takeNewChat);
+document.addEventListener("chat:new-chat-read", takeNewChat);
+
 // --- what others share with this account ---------------------------------------------------------
 // Every list of it on the page follows it (the sidebar's "Shared with you", the team page,
 // search's hits: entries marked data-shared-id), as the page's socket hears it: shared.listed
@@ -545,7 +567,9 @@ document.addEventListener("keydown", (event) => {
   const mod = event.ctrlKey || event.metaKey;
   if (mod && event.shiftKey && event.key.toLowerCase() === "o") {
     event.preventDefault();
-    document.getElementById("new-chat-form")?.requestSubmit();
+    // Not while "New chat" is disabled (it says why beside it).
+    const newChat = document.getElementById("new-chat-form");
+    if (newChat && !newChat.querySelector("button[type=submit]").disabled) newChat.requestSubmit();
   } else if (mod && !event.shiftKey && event.key.toLowerCase() === "z" && !typing(event.target) && undoToast?.isConnected) {
     event.preventDefault();
     undoToast.querySelector("button.toast-action")?.click();

@@ -1146,8 +1146,10 @@ async function fetchPageData() {
   const html = new DOMParser().parseFromString(await response.text(), "text/html");
   const data = html.getElementById("page-data");
   if (!data) throw new Error("no page data (signed out?)");
-  // Its sidebar is the list as it is now (first page, unfiltered): app.js takes it.
+  // Its sidebar is the list as it is now (first page, unfiltered): app.js takes it; and,
+  // whatever the list, whether the account may start a conversation ("New chat").
   if (!location.search) document.dispatchEvent(new CustomEvent("chat:sidebar-read", { detail: html }));
+  else document.dispatchEvent(new CustomEvent("chat:new-chat-read", { detail: html }));
   return JSON.parse(data.textContent);
 }
 
