@@ -135,13 +135,23 @@ def _content_types_as_the_server_cached_them(django_db_reset_sequences: None) ->
     in the admin after another had shown the same kind of row failed on a foreign key
     (``django_admin_log.content_type_id``). Sequences reset at each test's start make every
     flush make them again with the same ids, 1 onwards in the same order; content types left
-    with other ids (by the migrations, or by a test outside this folder) are made again so."""
+    with other ids (by the migrations, or by a test outside this folder) are made again so.
+
+    Rows left from before the test (the migrations' seed, such as the default policy, when no
+    flush has run yet) then keep their ids: each sequence is moved past its table's rows, or
+    the test's first row of such a table took id 1 again (a unique violation)."""
+    from django.apps import apps
     from django.contrib.contenttypes.models import ContentType
+    from django.core.management.color import no_style
     from django.core.management.sql import emit_post_migrate_signal
+    from django.db import connection
 
     if ContentType.objects.order_by("pk").values_list("pk", flat=True).first() != 1:
         ContentType.objects.all().delete()  # their permissions with them; nothing else yet
         emit_post_migrate_signal(0, False, "default")
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sequence_reset_sql(no_style(), apps.get_models()):
+            cursor.execute(statement)
 
 
 @pytest.fixture
