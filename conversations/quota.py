@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import Count, F, Q, Sum
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
@@ -931,15 +931,23 @@ def settle(
 
 
 def usage_summary(user: User, limits: Limits | None = None) -> dict[str, Any]:
-    """Today's and this month's tokens (used or reserved), the limits, and reset times;
-    ``exhausted`` names the spent period that holds the longest ("month", "today" or None)."""
+    """Today's and this month's tokens, the limits, and reset times. Each period's ``used`` is
+    what counts against its limit: ``spent`` by calls that ended and ``reserved`` by the
+    ``running`` ones (their worst case, until they end); ``left`` is what admission has left.
+    ``exhausted`` names the period that holds the longest with nothing left ("month", "today"
+    or None)."""
     periods = periods_at(timezone.now())
     account = UsageAccount.objects.filter(user=user).first()
-    return _summary(limits or limits_for(user), _counter_values(account, periods), periods)
+    return _summary(
+        limits or limits_for(user),
+        _counter_values(account, periods),
+        _reservations([user.pk], periods).get(user.pk, {}),
+        periods,
+    )
 
 
 def usage_summaries(users: Iterable[User]) -> dict[int, dict[str, Any]]:
-    """:func:`usage_summary` of each user (by id), in six queries whatever their number;
+    """:func:`usage_summary` of each user (by id), in seven queries whatever their number;
     ``no_model``: whether their limits allow no enabled model (they cannot chat nor call), and
     ``deactivated``: whether the account is inactive (admission refuses it, as a suspension)."""
     users = list(users)
@@ -949,10 +957,16 @@ def usage_summaries(users: Iterable[User]) -> dict[int, dict[str, Any]]:
         account.user_id: account
         for account in UsageAccount.objects.filter(user_id__in=[user.pk for user in users])
     }
+    reservations = _reservations([user.pk for user in users], periods) if users else {}
     enabled = list(ModelConfig.objects.filter(enabled=True).only("id", "enabled")) if users else []
     return {
         user.pk: {
-            **_summary(limits[user.pk], _counter_values(accounts.get(user.pk), periods), periods),
+            **_summary(
+                limits[user.pk],
+                _counter_values(accounts.get(user.pk), periods),
+                reservations.get(user.pk, {}),
+                periods,
+            ),
             "no_model": not any(limits[user.pk].allows(model) for model in enabled),
             "deactivated": not user.is_active,
         }
@@ -960,30 +974,77 @@ def usage_summaries(users: Iterable[User]) -> dict[int, dict[str, Any]]:
     }
 
 
-def _summary(limits: Limits, used: Mapping[str, int], periods: Periods) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Reserved:
+    """What a user's running calls hold of a period's total: ``tokens`` by ``calls`` calls."""
+
+    tokens: int
+    calls: int
+
+
+def _reservations(user_ids: Sequence[int], periods: Periods) -> dict[int, dict[str, Reserved]]:
+    """Per user, what the calls still running hold in reserve of today's and this month's
+    running totals: the ledger's reserved rows, each counted in the day and the month it was
+    admitted in (as admission added it there), so a call admitted before midnight holds none
+    of today's."""
+    today = Q(day_start=periods.day)
+    rows = (
+        UsageRecord.objects.filter(
+            user_id__in=user_ids, state=UsageRecord.State.RESERVED, month_start=periods.month
+        )
+        .values("user_id")
+        .annotate(
+            day_tokens=Sum("reserved_tokens", filter=today),
+            day_calls=Count("id", filter=today),
+            month_tokens=Sum("reserved_tokens"),
+            month_calls=Count("id"),
+        )
+    )
+    return {
+        row["user_id"]: {
+            "day": Reserved(row["day_tokens"] or 0, row["day_calls"]),
+            "month": Reserved(row["month_tokens"] or 0, row["month_calls"]),
+        }
+        for row in rows
+    }
+
+
+NOTHING_RESERVED = Reserved(tokens=0, calls=0)
+
+
+def _summary(
+    limits: Limits,
+    used: Mapping[str, int],
+    reserved: Mapping[str, Reserved],
+    periods: Periods,
+) -> dict[str, Any]:
     def left(cap: int | None, spent: int) -> int | None:
         return None if cap is None else max(0, cap - spent)
 
-    day_left = left(limits.tokens_per_day, used.get("day", 0))
-    month_left = left(limits.tokens_per_month, used.get("month", 0))
-    known = [value for value in (day_left, month_left) if value is not None]
+    def figures(period: str, cap: int | None, resets: datetime) -> dict[str, Any]:
+        counted = used.get(period, 0)
+        held = reserved.get(period, NOTHING_RESERVED)
+        # The counter holds both (never less than the reserve but between two reads).
+        held_tokens = min(held.tokens, counted)
+        return {
+            "used": counted,
+            "spent": counted - held_tokens,
+            "reserved": held_tokens,
+            "running": held.calls if held_tokens else 0,
+            "limit": cap,
+            "left": left(cap, counted),
+            "resets_at": resets.isoformat(),
+            "resets": describe_reset(resets),
+        }
+
+    today = figures("day", limits.tokens_per_day, periods.next_day)
+    month = figures("month", limits.tokens_per_month, periods.next_month)
+    known = [value for value in (today["left"], month["left"]) if value is not None]
     # The spent period the user waits for: the month outlasts the day (as refusals say).
-    exhausted = "month" if month_left == 0 else "today" if day_left == 0 else None
+    exhausted = "month" if month["left"] == 0 else "today" if today["left"] == 0 else None
     return {
-        "today": {
-            "used": used.get("day", 0),
-            "limit": limits.tokens_per_day,
-            "left": day_left,
-            "resets_at": periods.next_day.isoformat(),
-            "resets": describe_reset(periods.next_day),
-        },
-        "month": {
-            "used": used.get("month", 0),
-            "limit": limits.tokens_per_month,
-            "left": month_left,
-            "resets_at": periods.next_month.isoformat(),
-            "resets": describe_reset(periods.next_month),
-        },
+        "today": today,
+        "month": month,
         "remaining": min(known) if known else None,
         "exhausted": exhausted,
         "max_output_tokens": limits.max_output_tokens,

@@ -21,6 +21,7 @@ from conversations import charts, quota
 from conversations.csv_export import stream_csv
 from conversations.models import ModelConfig, UsageRecord, User
 from conversations.templatetags.ratios import percent
+from conversations.templatetags.usage_figures import spent_and_reserved
 
 WARN_AT = 0.8
 
@@ -349,12 +350,20 @@ PERIOD_NAMES = {"today": "today", "month": "this month"}
 
 def _warning(summary: dict[str, Any]) -> str:
     """The most severe of the day and the month: a spent period (the one that holds the
-    longest, as refusals name it), else the one nearest its limit from 80% on."""
+    longest, as refusals name it), else the one nearest its limit from 80% on. What running
+    replies hold in reserve counts (the next request may not fit beside it), and is said
+    apart from what was spent: what they do not use comes back when they end."""
     if summary["exhausted"]:
         period = summary["exhausted"]
-        if summary[period]["limit"] == 0:  # a limit all the same: nothing may be spent
+        figures = summary[period]
+        if figures["limit"] == 0:  # a limit all the same: nothing may be spent
             return f"Your limit for {PERIOD_NAMES[period]} is 0 tokens."
-        return f"You have used all of {PERIOD_LABELS[period]} {summary[period]['limit']:,} tokens."
+        if not figures["reserved"]:
+            return f"You have used all of {PERIOD_LABELS[period]} {figures['limit']:,} tokens."
+        return (
+            f"All of {PERIOD_LABELS[period]} {figures['limit']:,} tokens are used or reserved: "
+            f"{spent_and_reserved(figures)}."
+        )
     shares = {
         period: summary[period]["used"] / summary[period]["limit"]
         for period in PERIOD_LABELS
@@ -364,11 +373,17 @@ def _warning(summary: dict[str, Any]) -> str:
     period = max(shares, key=lambda p: (shares[p], p == "month"), default=None)
     if period is None or shares[period] < WARN_AT:
         return ""
+    figures = summary[period]
     # Read as the dashboard reads a ratio: "{:.0%}" rounded 999,996 of 1,000,000 up to "100%"
     # with tokens left. (A limit past 2**53 tokens could still round the float itself to 1.)
+    if not figures["reserved"]:
+        return (
+            f"You have used {percent(shares[period])} of {PERIOD_LABELS[period]} "
+            f"{figures['limit']:,} tokens."
+        )
     return (
-        f"You have used {percent(shares[period])} of {PERIOD_LABELS[period]} "
-        f"{summary[period]['limit']:,} tokens."
+        f"{percent(shares[period])} of {PERIOD_LABELS[period]} {figures['limit']:,} tokens "
+        f"is used or reserved: {spent_and_reserved(figures)}."
     )
 
 
