@@ -53,7 +53,13 @@ from conversations.frames import (
     link_frame,
     message_frame,
 )
-from conversations.generation import SNAPSHOT_TIMEOUT, account_group, get_service, group_name
+from conversations.generation import (
+    SNAPSHOT_TIMEOUT,
+    account_group,
+    charges_of_reply,
+    get_service,
+    group_name,
+)
 from conversations.models import Conversation, Message, ShareLink, User
 from conversations.pgpool import DatabaseUnavailable
 
@@ -922,6 +928,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         except DatabaseUnavailable:
             await self._sync_again(reply_id)
             return
+        # Its Usage panel (never sent to a link's viewer: the link's frames leave it out).
+        charged = None if self.link_only else await charges_of_reply(reply.pk)
         await self.reply_snapshot(
             {
                 "type": "reply.snapshot",
@@ -935,6 +943,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 "logprobs": (reply.logprobs or {}).get("content", []),
                 "finish_reason": reply.finish_reason,
                 "usage": reply.usage,
+                "charged": charged,
                 "code": reply.error_code,
                 "message": reply.error_message,
             }

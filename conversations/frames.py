@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from conversations.models import Message
+from conversations.quota import ReplyCharges
 from conversations.text import compact_json
 
 
@@ -25,6 +26,8 @@ class MessageFrame(TypedDict):
     error_code: str
     error_message: str
     usage: dict[str, Any] | None
+    # What the reply's calls were charged, together (its Usage panel): None before any was.
+    charged: ReplyCharges | None
     seq: int
     client_id: str
     created_at: str
@@ -38,7 +41,7 @@ def author_name(message: Message) -> str:
     return str(message.author) if message.author else "Someone"
 
 
-def message_frame(message: Message) -> MessageFrame:
+def message_frame(message: Message, charged: ReplyCharges | None = None) -> MessageFrame:
     return {
         "id": str(message.pk),
         "parent_id": str(message.parent_id) if message.parent_id else None,
@@ -56,6 +59,7 @@ def message_frame(message: Message) -> MessageFrame:
         "error_code": message.error_code,
         "error_message": message.error_message,
         "usage": message.usage,
+        "charged": charged,
         "seq": message.seq,
         "client_id": message.client_id,
         "created_at": message.created_at.isoformat(),

@@ -473,6 +473,7 @@ class GenerationTask:
                     "reply_id": self.reply_key,
                     "seq": self.seq,
                     "status": self.status,
+                    "charged": await charges_of_reply(self.reply_id),
                 }
                 if self.status == Message.Status.COMPLETE:
                     frame.update(
@@ -773,8 +774,24 @@ async def _final_write(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     return await pgpool.outlasting_outage("final write", lambda: pgpool.fetch_one(sql, params))
 
 
-def reaped_end(reply_id: uuid.UUID, seq: int) -> dict[str, Any]:
-    """The reaper's end of a reply whose process stopped heartbeating."""
+async def charges_of_reply(reply_id: uuid.UUID) -> quota.ReplyCharges | None:
+    """What the reply's calls were charged, now that its own is settled (its Usage panel):
+    None if none was, or if the database cannot say now (the page's data says it later)."""
+    try:
+        row = await pgpool.fetch_one(quota.REPLY_CHARGES_SQL, [[str(reply_id)]])
+    except Exception as error:
+        logger.warning(
+            "reading what reply %s was charged failed: %s", reply_id, type(error).__name__
+        )
+        return None
+    return quota.reply_charges(row)[1] if row else None
+
+
+def reaped_end(
+    reply_id: uuid.UUID, seq: int, charged: quota.ReplyCharges | None = None
+) -> dict[str, Any]:
+    """The reaper's end of a reply whose process stopped heartbeating (``charged``: what its
+    calls were charged, the reaper's settlement included)."""
     return {
         "type": "reply.failed",
         "reply_id": str(reply_id),
@@ -784,6 +801,7 @@ def reaped_end(reply_id: uuid.UUID, seq: int) -> dict[str, Any]:
         "status": Message.Status.INTERRUPTED.value,
         "code": "worker_lost",
         "message": "The server handling this reply stopped; the text so far is kept.",
+        "charged": charged,
     }
 
 
@@ -876,7 +894,10 @@ class _Checkpoints:
             return
         room = self.service.rooms.get(task.group)
         if room is not None and room.sockets:
-            await self.service.hand_out(room, SharedFrame(reaped_end(task.reply_id, stored_seq)))
+            charged = await charges_of_reply(task.reply_id)
+            await self.service.hand_out(
+                room, SharedFrame(reaped_end(task.reply_id, stored_seq, charged))
+            )
 
     async def _save(
         self, batch: list[actions.Checkpoint]
@@ -1301,7 +1322,8 @@ class GenerationService:
             logger.warning("released %d reservations of calls whose process stopped", released)
         for conversation_id, reply_id, seq in reaped:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
-            await self.publish(group_name(conversation_id), reaped_end(reply_id, seq))
+            charged = await charges_of_reply(reply_id)
+            await self.publish(group_name(conversation_id), reaped_end(reply_id, seq, charged))
             await self._name_after_reap(reply_id)
         return len(reaped)
 

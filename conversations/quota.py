@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import Count, F, Q, Sum
 from django.db.models.signals import pre_delete
@@ -1053,6 +1053,56 @@ def _summary(
         "suspended": limits.suspended,
         "source": limits.source,
     }
+
+
+class ReplyCharges(TypedDict):
+    """What a reply's calls were charged, together: a reply continued after an interruption
+    was paid for in each of its calls. ``calls``: how many were charged; ``estimated``:
+    whether any call's counts are our estimate (no usage from the provider)."""
+
+    prompt_tokens: int
+    cache_hit_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    calls: int
+    estimated: bool
+
+
+REPLY_CHARGES_SQL = """
+SELECT message_id, sum(prompt_tokens), sum(cache_hit_tokens), sum(completion_tokens),
+       sum(reasoning_tokens), count(*), bool_or(estimated)
+  FROM conversations_usagerecord
+ WHERE message_id = ANY(%s::uuid[]) AND state = 'settled' AND total_tokens > 0
+ GROUP BY message_id
+"""
+"""What each reply (``message_id``) was charged: the ledger's settled rows of it (calls still
+running charge nothing yet; a call the provider refused, settled with nothing used, is no
+charge); read by :func:`reply_charges` from a row of it. Run on Django's connection by
+:func:`charges_of_replies` and on the event loop's pool when a reply ends."""
+
+
+def reply_charges(row: Sequence[Any]) -> tuple[str, ReplyCharges]:
+    """A row of :data:`REPLY_CHARGES_SQL`: the reply's id (a string) and its charges."""
+    reply_id, prompt, cache_hit, completion, reasoning, calls, estimated = row
+    return str(reply_id), {
+        "prompt_tokens": int(prompt),
+        "cache_hit_tokens": int(cache_hit),
+        "completion_tokens": int(completion),
+        "reasoning_tokens": int(reasoning),
+        "calls": int(calls),
+        "estimated": bool(estimated),
+    }
+
+
+def charges_of_replies(reply_ids: Iterable[object]) -> dict[str, ReplyCharges]:
+    """:class:`ReplyCharges` of each reply (by id, as a string) one of whose calls was
+    charged, in one query whatever their number."""
+    ids = [str(reply_id) for reply_id in reply_ids]
+    if not ids:
+        return {}
+    with rows.server_bound_cursor() as cursor:
+        cursor.execute(REPLY_CHARGES_SQL, [ids])
+        return dict(reply_charges(row) for row in cursor.fetchall())
 
 
 def remaining_tokens(user: User) -> int | None:

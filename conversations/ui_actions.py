@@ -134,9 +134,11 @@ def update_settings(
 
 
 def message_tree(conversation: Conversation) -> list[MessageFrame]:
-    """Every message of the conversation (all branches), oldest first, as websocket frames."""
-    rows = conversation.messages.select_related("model", "author").order_by("created_at")
-    return [message_frame(m) for m in rows]
+    """Every message of the conversation (all branches), oldest first, as websocket frames,
+    each reply with what its calls were charged."""
+    rows = list(conversation.messages.select_related("model", "author").order_by("created_at"))
+    charged = quota.charges_of_replies(m.pk for m in rows if m.role == Message.Role.ASSISTANT)
+    return [message_frame(m, charged.get(str(m.pk))) for m in rows]
 
 
 def _branch_leaf(conversation: Conversation, leaf_id: Any) -> uuid.UUID | None:

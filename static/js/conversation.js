@@ -598,25 +598,27 @@ function toolCallsView(node) {
   return wrap;
 }
 
+/** What the user was charged for the reply, all its calls together (a reply interrupted then
+ * continued was paid for in each): from the ledger, as the server sends it (`charged`). */
 function usageView(node) {
-  const usage = node.usage;
-  if (!usage) return null;
-  const hit = usage.prompt_cache_hit_tokens ?? usage.prompt_tokens_details?.cached_tokens ?? 0;
-  const reasoning = usage.completion_tokens_details?.reasoning_tokens ?? 0;
+  const charged = node.charged;
+  if (!charged) return null;
   const rows = [
-    ["Prompt", usage.prompt_tokens ?? 0],
-    ["Cache hit", hit],
-    ["Completion", usage.completion_tokens ?? 0],
-    ["Reasoning", reasoning],
+    ["Prompt", charged.prompt_tokens],
+    ["Cache hit", charged.cache_hit_tokens],
+    ["Completion", charged.completion_tokens],
+    ["Reasoning", charged.reasoning_tokens],
   ];
+  if (charged.calls > 1) rows.push(["Calls", charged.calls]);
+  const title = charged.estimated ? "Usage (estimated)" : "Usage";
   const details = el(
     "details",
     { class: "usage" },
-    el("summary", { text: "Usage" }),
+    el("summary", { text: title }),
     el(
       "dl",
       {},
-      rows.map(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]),
+      rows.map(([name, value]) => [el("dt", { text: name }), el("dd", { text: value.toLocaleString() })]),
     ),
   );
   // Re-renders rebuild the article; keep the reader's choice.

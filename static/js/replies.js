@@ -176,6 +176,7 @@ export function applySnapshot(node, frame, syncing, requestSync) {
   node.status = frame.status;
   if (frame.finish_reason !== undefined) node.finish_reason = frame.finish_reason;
   if (frame.usage !== undefined) node.usage = frame.usage;
+  if (frame.charged !== undefined) node.charged = frame.charged;
   if (frame.code) node.error_code = frame.code;
   if (frame.message) node.error_message = frame.message;
   return true;
@@ -186,6 +187,7 @@ export function applyCompleted(node, frame, syncing) {
   node.status = frame.status || "complete";
   node.finish_reason = frame.finish_reason || "";
   node.usage = frame.usage || null;
+  if (frame.charged !== undefined) node.charged = frame.charged;
   node.seq = Math.max(node.seq || 0, frame.seq || 0);
   return true;
 }
@@ -195,6 +197,7 @@ export function applyFailed(node, frame, syncing) {
   node.status = frame.status;
   node.error_code = frame.code || "";
   node.error_message = frame.message || "";
+  if (frame.charged !== undefined) node.charged = frame.charged;
   if (frame.seq) node.seq = Math.max(node.seq || 0, frame.seq);
   return true;
 }
