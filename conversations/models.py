@@ -496,7 +496,8 @@ class UsageAccount(models.Model):
     streams = models.IntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"Usage of {self.user} since {self.month_start:%Y-%m-%d}"
+        # The month as the deployment counts it (the row holds its start in UTC).
+        return f"Usage of {self.user} since {timezone.localtime(self.month_start):%Y-%m-%d}"
 
 
 class SignInFailures(models.Model):
