@@ -20,16 +20,21 @@ def dollars(value: float) -> str:
     return f"${value:,.4f}"
 
 
+TOKENS = ("token", "tokens")
+NO_UNIT = ("", "")
+
+
 def stacked_bars(
     days: list[date],
     series: Mapping[str, Sequence[float]],
     *,
     title: str,
-    unit: str = "tokens",
+    unit: tuple[str, str] = TOKENS,
     number: Callable[[float], str] = count,
 ) -> str:
     """Daily bars, one stacked segment per series (in the order given), with a legend;
-    ``number`` writes a value (the axis's peak; a segment's tooltip, followed by ``unit``)."""
+    ``number`` writes a value (the axis's peak; a segment's tooltip, followed by ``unit``, its
+    singular for a value written "1", else its plural)."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(days))]
     highest = max(totals, default=0)
     # Nothing to show: no peak is named (an empty cost chart read "$1.0000" at its top).
@@ -62,9 +67,11 @@ def stacked_bars(
             h = plot_h * value / peak
             y -= h
             colour = PALETTE[n % len(PALETTE)]
+            written = number(value)
+            units = unit[0] if written == "1" else unit[1]
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
-                f"<title>{day:%d %b}: {escape(name)} {escape(f'{number(value)} {unit}'.strip())}</title></rect>"
+                f"<title>{day:%d %b}: {escape(name)} {escape(f'{written} {units}'.strip())}</title></rect>"
             )
         if (len(days) <= 31 and i % 5 == 0) or (len(days) > 31 and i % 15 == 0):
             parts.append(

@@ -264,7 +264,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 days,
                 cost_by_model or nothing,
                 f"Cost per day by model, {span}",
-                unit="",
+                unit=charts.NO_UNIT,
                 number=charts.dollars,
             ),
             _chart(

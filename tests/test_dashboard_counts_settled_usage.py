@@ -43,7 +43,7 @@ def test_a_running_call_is_left_out_of_charts_and_ratios_and_shown_apart(
     html = client_for(staff).get("/admin/usage/").content.decode()
     totals = re.search(r'<p class="usage-totals">(.*?)</p>', html, re.S)
     assert totals
-    assert "1 calls · 450 tokens" in totals.group(1)
+    assert "1 call · 450 tokens" in totals.group(1)
     assert "cache-hit ratio 75%" in totals.group(1)
     assert f"1 call running ({reserved:,} tokens reserved)" in totals.group(1)
 
