@@ -23,4 +23,16 @@
     if (choice.value === "number") number.focus();
     else number.value = "";
   });
+
+  // Django's inline script numbers the ids, names and labels of the form it adds, not what
+  // its fields' aria-describedby name: the help under each field (what inheriting gives)
+  // stayed out of reach of a screen reader, named "id_limits-__prefix__-…".
+  document.addEventListener("formset:added", function (event) {
+    var row = event.target;
+    var blank = event.detail && event.detail.formsetName + "-__prefix__";
+    if (!(row instanceof Element) || !blank || !row.id) return;
+    row.querySelectorAll("[aria-describedby]").forEach(function (field) {
+      field.setAttribute("aria-describedby", field.getAttribute("aria-describedby").split(blank).join(row.id));
+    });
+  });
 })();
