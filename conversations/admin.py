@@ -1420,11 +1420,12 @@ class ApiKeyAdmin(AuditedAdmin):
     ]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix", "user__username"]
+    # The key's hash is not shown (nor audited): whoever reads it could test guesses offline.
+    exclude = ["hashed"]
     readonly_fields = [
         "user",
         "name",
         "prefix",
-        "hashed",
         "created_at",
         "last_used_at",
         "save_history",
@@ -1491,7 +1492,8 @@ class ShareLinkForm(StillStoredForm):
 class ShareLinkAdmin(AnnouncingAdmin):
     form = ShareLinkForm
     list_display = ["conversation", "created_by", "created_at", "expires_at", "revoked_at"]
-    readonly_fields = ["conversation", "created_by", "hashed", "created_at"]
+    exclude = ["hashed"]  # not shown, as a key's is not
+    readonly_fields = ["conversation", "created_by", "created_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
