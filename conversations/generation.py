@@ -818,9 +818,10 @@ class _Checkpoints:
     the continuation began, instead of streaming on unseen and paying its whole call. A write
     that fails (the database out of reach) tells nothing, and stops no task.
 
-    While the database is out of reach the log says so once, when the first write fails, and
-    once when a write succeeds again, not at every write (one a second, and one for each reply
-    as well, as a failed write is tried reply by reply only when the database answered)."""
+    While the database is unavailable the log says so once, when the first write fails, and
+    once when a write succeeds again, not at every write (one a second). A failed group write
+    is tried reply by reply (one reply's row, locked or bad, must not hold back the others'),
+    but not while the pool cannot connect at all: each would wait its acquire timeout in vain."""
 
     def __init__(self, service: GenerationService) -> None:
         self.service = service
@@ -840,7 +841,7 @@ class _Checkpoints:
             while self.due:
                 batch, self.due = list(self.due.values()), {}
                 lost = await self._save(batch)
-                if lost is None and len(batch) > 1 and self.out_of_reach_since is None:
+                if lost is None and len(batch) > 1 and not pgpool.out_of_reach():
                     # One reply's state must not keep the others unsaved: each on its own.
                     each = [(state, await self._save([state])) for state in batch]
                     written = [state for state, lost_one in each if lost_one is not None]
@@ -916,7 +917,7 @@ class _Checkpoints:
             if self.out_of_reach_since is None:
                 self.out_of_reach_since = now()
                 logger.warning(
-                    "checkpoints cannot be written, the database is out of reach: each reply's"
+                    "checkpoints cannot be written, the database is unavailable: each reply's"
                     " next one, or its final write, will carry its whole text"
                 )
             self.lost_while_out_of_reach += 1
@@ -926,7 +927,7 @@ class _Checkpoints:
             return None
         if self.out_of_reach_since is not None:
             logger.info(
-                "checkpoints are written again, after %.0fs out of reach (%d writes lost)",
+                "checkpoints are written again, %.0fs after the first that failed (%d lost)",
                 now() - self.out_of_reach_since,
                 self.lost_while_out_of_reach,
             )

@@ -99,6 +99,13 @@ _outages: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outage] = (
 )
 
 
+def out_of_reach() -> bool:
+    """Whether the running loop's pool cannot connect to the database now (its last try to
+    failed): a statement that failed then failed for that, not for its own rows."""
+    outage = _outages.get(asyncio.get_running_loop())
+    return outage is not None and outage.began is not None
+
+
 class _PoolConnection(psycopg.AsyncConnection[Any]):
     """A connection of the pool: each try to make one tells the loop's :class:`_Outage`."""
 

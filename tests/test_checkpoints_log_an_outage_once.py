@@ -10,8 +10,10 @@ import logging
 import re
 from typing import Any
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from conversations import actions, pgpool
 from conversations.models import Conversation, Message, User
@@ -54,7 +56,7 @@ async def test_an_outage_is_logged_when_it_begins_and_when_it_ends(
         await write_all(generation_service, rows, f"during {seq}", seq)
     during = [r for r in caplog.records if "checkpoint" in r.getMessage()]
     assert [r.levelno for r in during] == [logging.WARNING]
-    assert "the database is out of reach" in during[0].getMessage()
+    assert "the database is unavailable" in during[0].getMessage()
 
     await asyncio.to_thread(proxy.restore)
     for _ in range(40):  # the pool reconnects within seconds
@@ -65,9 +67,40 @@ async def test_an_outage_is_logged_when_it_begins_and_when_it_ends(
         await asyncio.sleep(0.25)
     assert len(back) == 1 and back[0].levelno == logging.INFO
     # the three writes of the cut, and any made before the pool had reconnected
-    lost = re.search(r"\((\d+) writes lost\)", back[0].getMessage())
+    lost = re.search(r"\((\d+) lost\)", back[0].getMessage())
     assert lost is not None and int(lost[1]) >= 3
     assert not [r for r in caplog.records if "checkpoint of" in r.getMessage()]
     for row in rows:
         await row.arefresh_from_db()
         assert (row.content, row.seq) == ("after", 6)
+
+
+async def test_a_reply_whose_row_is_locked_does_not_hold_back_the_others(
+    alice: User,
+    alice_conversation: Conversation,
+    generation_service: Any,
+    settings: Any,
+) -> None:
+    """A statement that waits too long on one locked row fails as an unavailable database
+    would, but the pool still connects: the others are written one by one."""
+    settings.DATABASE_STALL_TIMEOUT_SECONDS = 0.5
+    locked, *others = await sync_to_async(replies)(
+        alice, alice_conversation, 3, generation_service.channel
+    )
+    db = connection.settings_dict
+    holder = await psycopg.AsyncConnection.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+    )
+    try:
+        await holder.execute(
+            "SELECT 1 FROM conversations_message WHERE id = %s FOR UPDATE", [locked.pk]
+        )
+        await write_all(generation_service, [locked, *others], "written", 2)
+    finally:
+        await holder.rollback()
+        await holder.close()
+    for row in others:
+        await row.arefresh_from_db()
+        assert (row.content, row.seq) == ("written", 2)
+    await locked.arefresh_from_db()
+    assert locked.content == ""
