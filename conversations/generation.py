@@ -638,10 +638,12 @@ async def generate_title(
     """A small upstream call names the conversation; its own ledger row (purpose ``title``).
     ``reply_text``: what the first reply wrote (text, reasoning or a tool call); a reply that
     wrote nothing (stopped or failed before any) is not worth a call: the first words of the
-    user's message name the conversation, as they do when the call fails."""
+    user's message name the conversation, as they do when the call fails, and as they do in a
+    process shutting down."""
     from conversations.quota import estimate_prompt_tokens
 
-    if not reply_text.strip():
+    if not reply_text.strip() or not service.accepting:
+        # (A process shutting down starts no call: nothing would wait for it to be settled.)
         await _name_conversation(
             service, context.conversation_id, fallback_title(context.first_user_text)
         )
@@ -1325,7 +1327,10 @@ class GenerationService:
             logger.warning("reaped reply %s: its process stopped heartbeating", reply_id)
             charged = await charges_of_reply(reply_id)
             await self.publish(group_name(conversation_id), reaped_end(reply_id, seq, charged))
-            await self._name_after_reap(reply_id)
+        # Every end told first: naming one (reading its conversation) must not hold back the
+        # others' ends, which no later pass would tell (their rows are reaped already).
+        for _, reply_id, _ in reaped:
+            self.spawn(self._name_after_reap(reply_id))
         return len(reaped)
 
     async def _name_after_reap(self, reply_id: uuid.UUID) -> None:
@@ -1334,6 +1339,9 @@ class GenerationService:
         try:
             context = await _db(actions.load_generation_context)(reply_id)
         except Message.DoesNotExist:
+            return
+        except Exception:
+            logger.exception("reaped reply %s: its conversation could not be named", reply_id)
             return
         if context.needs_title:
             calls = "".join(str(call.get("function")) for call in context.tool_calls)
