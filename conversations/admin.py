@@ -704,6 +704,9 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
         elif audit.record(request.user, "change", user, before, after):  # type: ignore[arg-type]
             # Deactivated (or otherwise changed): the account's open sockets re-check.
             sharing.announce_account_change(user.pk, access.reachable_conversation_ids(user))
+            if "groups" in form.changed_data:
+                # Other groups, other policies: its open pages say what it may send now.
+                sharing.announce_limits_change_of([user.pk])
         if UserLimits.objects.filter(user=user).exists():
             # The user's own limits, as they resolve with whatever they leave to a policy.
             for warning in limits_below_a_reply(quota.limits_for(user), "with these limits"):
@@ -1122,6 +1125,17 @@ def describe_members_whose_policy_changes(groups: Any) -> list[str]:
     return lines
 
 
+def governed_by(policy: Policy) -> set[int]:
+    """The accounts whose limits ``policy`` may set: all active ones for the default, else
+    those it is assigned to and the members of its groups (some of whom a policy of their own
+    governs instead: told all the same, which costs a page a read)."""
+    if policy.is_default:
+        return set(User.objects.filter(is_active=True).values_list("pk", flat=True))
+    own = UserLimits.objects.filter(policy=policy).values_list("user_id", flat=True)
+    members = User.objects.filter(groups__policies=policy).values_list("pk", flat=True)
+    return {*own, *members}
+
+
 @admin.register(Policy)
 class PolicyAdmin(AuditedAdmin):
     form = PolicyForm
@@ -1184,6 +1198,8 @@ class PolicyAdmin(AuditedAdmin):
         return list(UserLimits.objects.filter(policy=policy).order_by("pk"))
 
     def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
+        old = Policy.objects.filter(pk=obj.pk).first() if change else None
+        request._governed_before = governed_by(old) if old else set()  # type: ignore[attr-defined]
         with transaction.atomic():
             Policy.hold_the_default()  # concurrent moves queue, and the later one wins
             if obj.is_default:
@@ -1198,8 +1214,13 @@ class PolicyAdmin(AuditedAdmin):
             super().save_model(request, obj, form, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        governed_before: set[int] = getattr(request, "_governed_before", set())
         super().save_related(request, form, formsets, change)
         self._warn_of_limits_below_a_reply(request, form.instance)
+        if change:
+            # Its limits, its models or its groups changed: the open pages of whoever it
+            # governed, or governs now, say what they may send now.
+            sharing.announce_limits_change_of(governed_before | governed_by(form.instance))
 
     def _warn_of_limits_below_a_reply(self, request: HttpRequest, policy: Policy) -> None:
         for warning in limits_below_a_reply(quota.policy_limits(policy), "under this policy"):
@@ -1217,7 +1238,9 @@ class PolicyAdmin(AuditedAdmin):
             Policy.hold_the_default()
             if Policy.objects.filter(pk=obj.pk, is_default=True).exists():
                 raise PermissionDenied("This policy has become the default: it cannot be deleted.")
+            governed = governed_by(obj)
             super().delete_model(request, obj)
+            sharing.announce_limits_change_of(governed)
 
 
 admin.site.unregister(Group)

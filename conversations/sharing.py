@@ -33,6 +33,7 @@ from conversations.models import (
     ShareLinkOpen,
     Team,
     User,
+    UserLimits,
     live,
 )
 
@@ -277,6 +278,17 @@ def announce_limits_change(user_id: int, *, suspended: bool) -> None:
     from conversations.generation import account_group, account_updated_event
 
     _to_account_after_commit(account_group(user_id), account_updated_event(suspended=suspended))
+
+
+def announce_limits_change_of(user_ids: Iterable[int]) -> None:
+    """:func:`announce_limits_change` for each of ``user_ids`` (a policy that governs them
+    changed, or their groups did), each told whether it is suspended."""
+    ids = set(user_ids)
+    suspended = set(
+        UserLimits.objects.filter(user_id__in=ids, suspended=True).values_list("user_id", flat=True)
+    )
+    for user_id in sorted(ids):
+        announce_limits_change(user_id, suspended=user_id in suspended)
 
 
 def _to_account_after_commit(group: str, event: dict[str, Any]) -> None:
