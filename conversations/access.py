@@ -113,9 +113,10 @@ def reachable_conversation_ids(user: User) -> list[uuid.UUID]:
 
 
 def own_conversations(user: User) -> QuerySet[Conversation]:
+    """The user's listed conversations (the sidebar, search): not one with no message yet."""
     if not user.is_authenticated or not user.is_active:
         return Conversation.objects.none()
-    return Conversation.objects.alive().filter(owner=user)
+    return Conversation.objects.listed().filter(owner=user)
 
 
 def team_conversations(user: User) -> QuerySet[Conversation]:

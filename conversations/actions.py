@@ -52,6 +52,8 @@ class Turn:
     # A continuation of a reply the reaper gave up on: the generation channel of the process
     # whose task may still be writing it (cut off from the database, not dead), which must stop.
     supersedes: str = ""
+    # The conversation's first messages: it is listed from now on (``ConversationQuerySet.listed``).
+    first: bool = False
 
 
 @dataclass
@@ -634,7 +636,8 @@ def send_message(
             path=[*branch, message],
             with_parent=True,
         )
-        return Turn(conversation, reply=reply, new_messages=[message, reply])
+        # Its first message (none above it): the owner's lists show the conversation from now on.
+        return Turn(conversation, reply=reply, new_messages=[message, reply], first=not branch)
 
     # No earlier attempt was found above: only a concurrent one can still be in the way.
     try:

@@ -59,6 +59,7 @@ from conversations.generation import (
     charges_of_reply,
     get_service,
     group_name,
+    listed_event,
 )
 from conversations.models import Conversation, Message, ShareLink, User
 from conversations.pgpool import DatabaseUnavailable
@@ -746,6 +747,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             for frame in frames:
                 await self.service.publish(
                     self.group, {"type": "message.created", "message": frame}
+                )
+            if turn.first:  # the owner's tabs list it now
+                conversation = turn.conversation
+                await self.service.publish(
+                    account_group(conversation.owner_id),
+                    listed_event(conversation.pk, str(conversation)),
                 )
         finally:
             if turn.reply.role == Message.Role.ASSISTANT:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -13,7 +14,7 @@ from django.contrib.postgres.search import SearchVector
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 # A price (USD per 1M tokens) is never negative: it would credit every call it costs.
@@ -125,6 +126,26 @@ class ModelConfig(models.Model):
 class ConversationQuerySet(models.QuerySet["Conversation"]):
     def alive(self) -> ConversationQuerySet:
         return self.filter(deleted_at__isnull=True)
+
+    def listed(self) -> ConversationQuerySet:
+        """Alive, and holding a message or a title its owner gave it: one nothing was sent in
+        yet ("New chat", or its first message refused at admission) is listed once its first
+        message is admitted (a ``conversation.listed`` then: ``actions.Turn.first``)."""
+        has_message = Exists(Message.objects.filter(conversation=OuterRef("pk")))
+        return self.alive().filter(has_message | ~Q(title=""))
+
+    def abandoned(self, created_before: datetime) -> ConversationQuerySet:
+        """Empty since before ``created_before``, private, and holding nothing its owner set
+        (no title, system prompt or parameters): nothing of it is lost if it goes."""
+        return self.filter(
+            ~Exists(Message.objects.filter(conversation=OuterRef("pk"))),
+            created_at__lt=created_before,
+            title="",
+            system_prompt="",
+            params={},
+            visibility=Conversation.Visibility.PRIVATE,
+            collaborators=None,
+        )
 
 
 class Conversation(models.Model):

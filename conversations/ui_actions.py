@@ -64,13 +64,18 @@ def _enabled_model(user: User, name: Any) -> ModelConfig:
     return model
 
 
+#: How long an empty conversation is kept for a tab that may still be open on it.
+ABANDONED_AFTER = timedelta(days=1)
+
+
 def create_conversation(user: User, model_name: Any) -> Conversation:
-    """A new, empty conversation with an enabled model."""
+    """A new, empty conversation with an enabled model. It is listed once its first message
+    is admitted (:func:`actions.send_message`); the owner's empty ones abandoned since before
+    :data:`ABANDONED_AFTER` go (one whose first message was refused would otherwise stay)."""
     model = _enabled_model(user, model_name)
     quota.check_may_use(user, model)
-    conversation = Conversation.objects.create(owner=user, model=model)
-    sharing.announce_listed(conversation)  # the owner's other tabs list it
-    return conversation
+    Conversation.objects.filter(owner=user).abandoned(timezone.now() - ABANDONED_AFTER).delete()
+    return Conversation.objects.create(owner=user, model=model)
 
 
 def rename_conversation(conversation: Conversation, title: Any) -> Conversation:

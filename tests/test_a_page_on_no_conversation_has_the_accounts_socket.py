@@ -1,6 +1,6 @@
 """The welcome page (no conversation open) has a socket of its own, the account's
 (``/ws/account/``): it hears what the account's lists of conversations show — one made in
-another tab is listed — and nothing else. It is only for a signed-in account, answers a ping
+another tab is listed once its first message is sent — and nothing else. It is only for a signed-in account, answers a ping
 and refuses any other frame, and leaves once its session ends. The page had no socket, so its
 list stayed as it was loaded."""
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations.models import ModelConfig, User
-from tests.support import client_for, closed_code, open_account_socket
+from conversations.models import Conversation, ModelConfig, User
+from tests.support import client_for, closed_code, open_account_socket, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -26,8 +26,14 @@ async def test_it_lists_a_conversation_made_in_another_tab(
         "/c/new/", {"model": chat_model.name}, content_type="application/json"
     )
     assert created.status_code == 201
+    # Listed once its first message is admitted (empty, it is not listed).
+    conversation = await Conversation.objects.aget(pk=created.json()["id"])
+    tab = await open_socket(alice, conversation, client=client)
+    await tab.send({"type": "message.send", "client_id": "c1", "content": "Hi [[sim: say=Hey]]"})
     listed = await welcome.until_type("conversation.listed")
     assert listed["conversation"] == {"id": created.json()["id"], "title": "New chat"}
+    await tab.until_reply_ends()
+    await tab.close()
     await welcome.close()
 
 
