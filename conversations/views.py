@@ -88,6 +88,11 @@ def _model_choices(models: list[ModelConfig]) -> list[dict[str, Any]]:
     ]
 
 
+# How admission pads the prompt's estimate: the composer's and the starter's warnings reserve
+# the same.
+_PROMPT_PADDING = {"factor": quota.PROMPT_PADDING, "slack": quota.PROMPT_SLACK}
+
+
 def _owned(request: HttpRequest, conversation_id: uuid.UUID) -> Conversation:
     try:
         return access.access_owned_conversation(request.user, conversation_id)  # type: ignore[arg-type]
@@ -131,6 +136,13 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     # When the spent period resets: the open page reads itself again then (app.js).
     spent = usage["exhausted"] and not limits.suspended
     context["blocked_until"] = usage[usage["exhausted"]]["resets_at"] if spent else ""
+    # What the starter's estimate needs, as the composer's (a new conversation has no system
+    # prompt, history or parameters of its own).
+    context["starter_data"] = {
+        "models": _model_choices(context["models"]),
+        "usage_url": reverse("usage-summary"),
+        "prompt_padding": _PROMPT_PADDING,
+    }
     return render(request, "conversations/list.html", context)
 
 
@@ -195,7 +207,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "max_tokens_cap": limits.max_output_tokens,
         "usage_url": reverse("usage-summary"),
         # How admission pads the prompt's estimate: the composer's warning reserves the same.
-        "prompt_padding": {"factor": quota.PROMPT_PADDING, "slack": quota.PROMPT_SLACK},
+        "prompt_padding": _PROMPT_PADDING,
         "messages": ui_actions.message_tree(conversation),
     }
     return render(

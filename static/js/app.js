@@ -3,6 +3,7 @@
 // new chat from the welcome screen, import, copy buttons for a field's value (a new API key), and
 // the keyboard shortcuts.
 import { followAccount, readPageAgain } from "./account.js";
+import { describeSending, readAllowance } from "./estimate.js";
 import { copyText, el, enterSends, postJSON, sendsMessage, toast } from "./util.js";
 
 // --- theme ---------------------------------------------------------------------------------------
@@ -471,6 +472,39 @@ if (starterInput) {
     /* storage refused: nothing kept */
   }
   starterInput.addEventListener("input", saveStarterDraft);
+}
+
+// What sending costs and what is left, said as the conversation page's composer says it
+// (estimate.js), as the message is typed and the model changed: a message that cannot fit is
+// said before it is sent. The allowance is read again with the page (chat:sidebar-read).
+const starterData = JSON.parse(document.getElementById("starter-data")?.textContent || "null");
+let starterAllowance = null;
+
+function updateStarterEstimate() {
+  const model = starterData.models.find((m) => m.name === starter.querySelector("select").value);
+  const said = describeSending({
+    text: starterInput.value,
+    model,
+    displayName: model?.display_name || "",
+    allowance: starterAllowance,
+    padding: starterData.prompt_padding,
+  });
+  document.getElementById("starter-estimate").textContent = said.line;
+  const warning = document.getElementById("starter-warning");
+  warning.textContent = said.warning;
+  warning.hidden = !said.warning;
+}
+
+async function readStarterAllowance() {
+  starterAllowance = await readAllowance(starterData.usage_url);
+  updateStarterEstimate();
+}
+
+if (starter && starterData) {
+  starterInput.addEventListener("input", updateStarterEstimate);
+  starter.querySelector("select").addEventListener("change", updateStarterEstimate);
+  document.addEventListener("chat:sidebar-read", readStarterAllowance);
+  readStarterAllowance();
 }
 
 starter?.addEventListener("submit", async (event) => {

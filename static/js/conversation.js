@@ -18,6 +18,7 @@ import {
 } from "./replies.js";
 import { ReconnectingSocket } from "./socket.js";
 import { followAccount } from "./account.js";
+import { describeSending, readAllowance } from "./estimate.js";
 import { copyText, el, estimateTokens, formatDuration, placeChildren, sendsMessage, toast } from "./util.js";
 import { initSettings } from "./settings.js";
 
@@ -834,74 +835,37 @@ function autoGrow() {
 let allowance = null;
 
 async function refreshAllowance() {
-  if (!page.usage_url) return;
-  try {
-    const response = await fetch(page.usage_url, { credentials: "same-origin" });
-    if (response.ok) allowance = await response.json();
-  } catch {
-    allowance = null;
-  }
+  allowance = await readAllowance(page.usage_url);
   updateEstimate();
 }
 
-/** What sending ``text`` reserves at admission, estimated as the server does it
- * (quota.estimate_prompt_tokens, padded by page.prompt_padding; quota.max_tokens_for): the
- * system prompt, the branch the message goes under, the message and the tools offered, 4
- * tokens of overhead a message, and the reply's output budget (max_tokens, or the model's
- * default within the user's cap). */
-function reservationEstimate(text, model) {
-  const texts = [page.system_prompt?.trim() ? page.system_prompt : null];
+/** The texts a message sent now goes after, as admission counts them: the system prompt and
+ * the branch it goes under. */
+function textsBefore() {
+  const texts = page.system_prompt?.trim() ? [page.system_prompt] : [];
   for (const node of activePath()) {
     if (node.content || node.tool_calls?.length) {
       texts.push((node.content || "") + (node.tool_calls?.length ? JSON.stringify(node.tool_calls) : ""));
     }
   }
-  texts.push(text);
-  let tokens = 0;
-  for (const part of texts) if (part !== null) tokens += 4 + estimateTokens(part);
-  const params = settings.params || {};
-  if (params.tools) tokens += estimateTokens(JSON.stringify(params.tools));
-  const padding = page.prompt_padding || { factor: 1, slack: 0 };
-  tokens = Math.ceil(tokens * padding.factor) + padding.slack;
-  const cap = allowance?.max_output_tokens;
-  const output = Number.isInteger(params.max_tokens)
-    ? params.max_tokens
-    : cap ? Math.min(model.default_max_tokens, cap) : model.default_max_tokens;
-  return { tokens: tokens + output, output };
+  return texts;
 }
 
 function updateEstimate() {
-  // An empty composer has nothing to estimate: the model and the allowance only.
-  const tokens = input.value.trim() ? estimateTokens(input.value) : 0;
-  // Said before sending: a message whose reservation cannot fit in what is left is refused.
-  let tooMuch = "";
-  let text = settings.modelDisplayName;
-  // Grouped as the allowance beside it is ("~60,000 tokens; 1,000 left today").
-  if (tokens > 0) text += ` · ~${tokens.toLocaleString()} token${tokens === 1 ? "" : "s"}`;
-  const model = (page.models || []).find((m) => m.name === settings.model);
-  if (model && tokens > 0) {
-    const cost = (tokens * model.price_input_per_million) / 1e6;
-    text += cost < 0.0001 ? " (< $0.0001)" : ` (≈ $${cost.toFixed(4)})`;
-  }
-  // Suspended, nothing may be spent, whatever the limits leave: the blocked note says why.
-  if (typeof allowance?.remaining === "number" && !allowance.suspended) {
-    // The tighter of day and month; a tie reads as today's (it resets first).
-    const day = allowance.today?.left ?? null;
-    const month = allowance.month?.left ?? null;
-    const period = month !== null && (day === null || month < day) ? "this month" : "today";
-    text += `; ${allowance.remaining.toLocaleString()} left ${period}`;
-    const needed = model && tokens > 0 ? reservationEstimate(input.value, model) : null;
-    if (needed && allowance.remaining > 0 && needed.tokens > allowance.remaining) {
-      tooMuch =
-        `Sending this needs up to ~${needed.tokens.toLocaleString()} tokens (the conversation ` +
-        `so far, your message and up to ${needed.output.toLocaleString()} for the reply), ` +
-        `more than the ${allowance.remaining.toLocaleString()} left ${period}.`;
-    }
-  }
-  estimate.textContent = text;
+  const said = describeSending({
+    text: input.value,
+    model: (page.models || []).find((m) => m.name === settings.model),
+    displayName: settings.modelDisplayName,
+    allowance,
+    params: settings.params || {},
+    padding: page.prompt_padding,
+    history: textsBefore,
+    reserved: "the conversation so far, your message",
+  });
+  estimate.textContent = said.line;
   const warning = document.getElementById("usage-warning");
   if (warning) {
-    warning.textContent = tooMuch || allowance?.warning || "";
+    warning.textContent = said.warning;
     warning.hidden = !warning.textContent;
   }
 }
