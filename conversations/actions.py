@@ -1054,8 +1054,9 @@ It returns the replies whose rows are no longer their tasks' at all: another wor
 generation channel, or a newer call (a continuation begun elsewhere while word of it could not
 reach this worker: ``generation.superseded`` lost with Redis), or a reaped row the conversation
 has gone on from, or one whose call could not be held again; with each, whether it is the last
-(the reaper's end stands), the row's sequence number, and whether the call stays as the reaper
-settled it (not held again: its task charges nothing more). Their tasks give way. Not a
+(the reaper's end stands), the row's sequence number, and whether the call could not be held
+again (its task stops at once, writes nothing of the reply, and only settles its call again to
+what it really used). Their tasks give way. Not a
 reply whose checkpoint was only skipped — a newer one of its own written already, or its row
 finalized — nor one whose row is gone (its conversation deleted: stopped by its own word). A
 row reaped while the statement waited for it is taken back by the task's next checkpoint."""

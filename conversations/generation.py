@@ -29,7 +29,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -217,8 +217,9 @@ class GenerationTask:
         # reply's frames are no longer its own to publish.
         self.superseded = False
         # The reaper gave up on the reply while this task lived, and the user's limits no
-        # longer hold its call's worst case (``actions.CHECKPOINT_MANY_SQL``): the reply and
-        # its call stay as the reaper left them, and this task writes and charges nothing.
+        # longer hold its call's worst case (``actions.CHECKPOINT_MANY_SQL``): the reply stays
+        # as the reaper left it, and this task stops at once, writing nothing of it; its call
+        # is only settled again to what it really used (``_settle_as_the_reaper_left_it``).
         self.left_to_the_reaper = False
         self._began = False
         self.task: asyncio.Task[None] | None = None
@@ -244,8 +245,9 @@ class GenerationTask:
 
     def leave_to_the_reaper(self) -> None:
         """The reaper's end of the reply stands and its call could not be held again (its
-        worst case no longer fits the user's day or month): stop at once, publish nothing
-        more, and leave the row and the call as the reaper settled them."""
+        worst case no longer fits the user's day or month): stop at once (nothing more is
+        spent), publish nothing more, and leave the row as the reaper left it. The call is
+        still settled to what it used, which the reaper could not know."""
         self.left_to_the_reaper = True
         self.give_way()
 
@@ -434,11 +436,16 @@ class GenerationTask:
     ) -> None:
         try:
             await self.flush()
+            new_output = (self.content + self.reasoning)[base_len:] + self._new_tool_call_text()
+            usage = outcome.get("settle_usage", outcome.get("usage"))
             if self.left_to_the_reaper:
                 self.status = Message.Status.INTERRUPTED.value
+                if context.record_id is not None:
+                    await self._settle_as_the_reaper_left_it(
+                        context.record_id, usage, new_output, self.reasoning[base_reasoning:]
+                    )
                 return
             self.status = outcome["status"]
-            new_output = (self.content + self.reasoning)[base_len:] + self._new_tool_call_text()
             final = actions.finalize_params(
                 self.reply_id,
                 channel=self.service.channel,
@@ -462,7 +469,7 @@ class GenerationTask:
                 settlement = quota.settlement_params(
                     context.record_id,
                     outcome=self.status,
-                    usage=outcome.get("settle_usage", outcome.get("usage")),
+                    usage=usage,
                     output_text=new_output,
                     reasoning_text=self.reasoning[base_reasoning:],
                 )
@@ -495,6 +502,30 @@ class GenerationTask:
         if context.needs_title:
             written = self.content or self.reasoning or self._new_tool_call_text()
             self.service.spawn(generate_title(self.service, context, written))
+
+    async def _settle_as_the_reaper_left_it(
+        self,
+        record_id: int,
+        usage: Mapping[str, Any] | None,
+        output_text: str,
+        reasoning_text: str,
+    ) -> None:
+        """The call of a reply left to the reaper, settled to what it really used: the reaper
+        charged only the text last checkpointed, while this task streamed on through the
+        outage (every token of it billed upstream). The reply's row stays as the reaper left
+        it; the call keeps its outcome (``interrupted``) and is brought to the provider's
+        counts, or to the estimate of the whole text received — as the final write would
+        (``usage_settle_own``: counts set, not added, so a try whose answer was lost, made
+        again, changes nothing). What was spent is charged even past the day's or month's
+        limit: it was spent; only holding the worst case again was refused."""
+        settlement = quota.settlement_params(
+            record_id,
+            outcome=Message.Status.INTERRUPTED.value,
+            usage=usage,
+            output_text=output_text,
+            reasoning_text=reasoning_text,
+        )
+        await _final_write(quota.SETTLE_OWN_SQL, list(settlement))
 
     # -- coalescing --------------------------------------------------------------------------
 
@@ -873,7 +904,8 @@ class _Checkpoints:
         """``task``'s reply is no longer its own to write: it stops. A reply continued
         elsewhere ends as its continuation says. One the reaper ended, which the conversation
         has gone on from since, or whose call the user's limits could not hold again
-        (``left_to_the_reaper``: its task then charges nothing more), ends as the reaper said:
+        (``left_to_the_reaper``: its task then only settles what its call used), ends as the
+        reaper said:
         this process's sockets, which waited on the living task instead
         (``ConversationConsumer._relay``), hear that end now, and are sent the text it kept
         (``stored_seq``: the row's)."""

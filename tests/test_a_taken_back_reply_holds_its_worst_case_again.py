@@ -5,14 +5,18 @@ may be admitted into that room. When the task's next checkpoint takes the reply 
 is reserved again for the worst case it was admitted with (its padded prompt estimate and
 ``max_tokens``), against what is left of the day and the month — if that fits
 (``usage_take_back``, migration 0025). If it does not, the reply stays ``interrupted`` as the
-reaper left it, the task gives way, and nothing more is charged: the limit holds.
+reaper left it and the task gives way at once: nothing more is spent. What it streamed through
+the outage was billed all the same, and its call is charged it (the estimate of the whole text
+the task received, not the reaper's of the text last checkpointed).
 
 Before, the take-back held the call again only for what the reaper had charged: the reply ran
-on to its end, and its settlement charged past the day's limit."""
+on to its end, and its settlement charged past the day's limit. Then, a take-back that did not
+fit left the call charged the reaper's estimate: what was streamed meanwhile went unrecorded."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +24,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations import quota
+from conversations.generation import GenerationService
 from conversations.models import (
     Conversation,
     Message,
@@ -78,8 +83,11 @@ async def test_a_take_back_that_no_longer_fits_leaves_the_reply_as_the_reaper_le
     chat_model: ModelConfig,
     slow_simulator: str,
     proxy: PgProxy,
+    generation_service: GenerationService,
 ) -> None:
     socket, reply_id = await streaming_reply(alice, alice_conversation)
+    task = generation_service.tasks[uuid.UUID(reply_id)]
+    assert task.task is not None
     record = await UsageRecord.objects.aget(message_id=reply_id)
     worst_case = record.reserved_tokens
     # Alice's day holds exactly this reply's worst case.
@@ -112,18 +120,24 @@ async def test_a_take_back_that_no_longer_fits_leaves_the_reply_as_the_reaper_le
         )
         assert end["type"] == "reply.failed", end  # not run on to its end
         assert (end["code"], end["seq"]) == ("worker_lost", reaped.seq)
+        await asyncio.wait_for(asyncio.shield(task.task), 5)  # ended
         await asyncio.sleep(2.0)  # any later checkpoint, final write or charge would have landed
     await socket.close()
 
-    assert most[0] <= worst_case  # the day's limit
     reply = await Message.objects.aget(pk=reply_id)
     assert (reply.status, reply.error_code) == ("interrupted", "worker_lost")
     assert (reply.content, reply.seq) == (reaped.content, reaped.seq)
+    # The call is charged all the task received through the outage (billed upstream), not
+    # only the text the reaper found checkpointed; it stays interrupted, as the reaper left it.
+    assert len(task.content) > len(reaped.content)
     record = await UsageRecord.objects.aget(pk=record.pk)
     assert (record.state, record.outcome) == ("settled", "interrupted")
-    assert record.total_tokens == charged and record.estimated
+    assert record.estimated and record.completion_tokens == quota.estimate_tokens(task.content)
+    assert record.total_tokens == record.prompt_tokens + record.completion_tokens > charged
     account = await UsageAccount.objects.aget(user_id=alice.pk)
-    assert account.day_used == account.month_used == charged + other.reserved_tokens
+    assert account.day_used == account.month_used == record.total_tokens + other.reserved_tokens
+    # Spent, it is charged even past the day's limit; but its worst case was never held again.
+    assert most[0] == account.day_used
     assert account.streams == 1  # the API call's
 
 
