@@ -967,7 +967,8 @@ def _execute_bound(sql: str, params: list[Any]) -> int:
 #   for longer than ``GENERATION_STALE_SECONDS``. The task's next checkpoint takes it back
 #   (``streaming``, the task's text), as its final write would: the reaper kept only what was
 #   last checkpointed. Not once the conversation has gone on from it (``_ANSWERED``, below),
-#   nor if its call's worst case no longer fits the user's day or month (``usage_take_back``).
+#   nor if its call may not run on: its worst case or its stream slot no longer fits the
+#   user's limits, or the account was suspended or deactivated (``usage_take_back``).
 _THE_TASKS_CALL = """m.generation_channel = {channel}
        AND NOT EXISTS (SELECT 1 FROM conversations_usagerecord u
                         WHERE u.message_id = m.id AND u.id > {record})"""
@@ -1010,7 +1011,8 @@ WITH c AS (
        FOR UPDATE OF m
 ), held AS MATERIALIZED (
     -- Each one's call held again (reserved for its worst case, its stream slot), if that still
-    -- fits the user's day and month; if not, the row stays as the reaper left it.
+    -- fits the user's day, month and running replies and the account may send; if not, the
+    -- row stays as the reaper left it.
     SELECT r.id, usage_take_back(r.record_id) AS held FROM reaped r
 ), written AS (
     UPDATE conversations_message m
@@ -1041,10 +1043,11 @@ SELECT c.id, """
 over a newer checkpoint, only while the row is the task's to write — see the rule above: a task
 whose reply was continued since, here or on another worker, no longer writes it; one the
 reaper gave up on while it lived takes its row back, and its call: ``usage_take_back``,
-migrations 0022 and 0025, makes the call the reaper settled ``reserved`` again for the worst
-case it was admitted with and retakes its stream slot, so the user's replies at once count it
-while it runs on — if that worst case still fits what is left of the user's day and month;
-if it does not, the row stays as the reaper left it): a column per field, from
+migrations 0022, 0025 and 0027, makes the call the reaper settled ``reserved`` again for the
+worst case it was admitted with and retakes its stream slot, so the user's replies at once count
+it while it runs on — if that worst case still fits what is left of the user's day and month,
+the slot the user's running replies, and the account is active and not suspended; if not, the
+row stays as the reaper left it): a column per field, from
 :func:`checkpoint_columns`, then the process's channel. A reply with text saved is streaming:
 the first checkpoint also moves a ``pending`` row to ``streaming`` (its task has been streaming
 since it started; the row learns it here rather than in a write of its own). Run from the event

@@ -216,8 +216,9 @@ class GenerationTask:
         # A newer call of the reply has begun (a continuation): this task stops, and the
         # reply's frames are no longer its own to publish.
         self.superseded = False
-        # The reaper gave up on the reply while this task lived, and the user's limits no
-        # longer hold its call's worst case (``actions.CHECKPOINT_MANY_SQL``): the reply stays
+        # The reaper gave up on the reply while this task lived, and its call may not run on
+        # (its worst case or stream slot no longer fits the user's limits, or the account may
+        # not send now: ``actions.CHECKPOINT_MANY_SQL``): the reply stays
         # as the reaper left it, and this task stops at once, writing nothing of it; its call
         # is only settled again to what it really used (``_settle_as_the_reaper_left_it``).
         self.left_to_the_reaper = False
@@ -245,7 +246,8 @@ class GenerationTask:
 
     def leave_to_the_reaper(self) -> None:
         """The reaper's end of the reply stands and its call could not be held again (its
-        worst case no longer fits the user's day or month): stop at once (nothing more is
+        worst case or its stream slot no longer fits the user's limits, or the account was
+        suspended or deactivated meanwhile): stop at once (nothing more is
         spent), publish nothing more, and leave the row as the reaper left it. The call is
         still settled to what it used, which the reaper could not know."""
         self.left_to_the_reaper = True
@@ -912,7 +914,7 @@ class _Checkpoints:
         if left_to_the_reaper:
             task.leave_to_the_reaper()
             logger.warning(
-                "reply %s was reaped and its call no longer fits the user's limits:"
+                "reply %s was reaped and its call may not run on (the user's limits):"
                 " its task gives way",
                 task.reply_id,
             )
