@@ -930,11 +930,27 @@ class _Checkpoints:
             )
             return
         room = self.service.rooms.get(task.group)
-        if room is not None and room.sockets:
-            charged = await charges_of_reply(task.reply_id)
-            await self.service.hand_out(
-                room, SharedFrame(reaped_end(task.reply_id, stored_seq, charged))
-            )
+        if room is None or not room.sockets:
+            return
+        if left_to_the_reaper:
+            # Told once the task has settled its call, so the end says what it was charged
+            # (its own task: this writer does not wait on it).
+            self.service.spawn(self._tell_the_reapers_end(room, task, stored_seq))
+            return
+        charged = await charges_of_reply(task.reply_id)
+        await self.service.hand_out(
+            room, SharedFrame(reaped_end(task.reply_id, stored_seq, charged))
+        )
+
+    async def _tell_the_reapers_end(
+        self, room: _Room, task: GenerationTask, stored_seq: int
+    ) -> None:
+        if task.task is not None:
+            await asyncio.wait([task.task])
+        charged = await charges_of_reply(task.reply_id)
+        await self.service.hand_out(
+            room, SharedFrame(reaped_end(task.reply_id, stored_seq, charged))
+        )
 
     async def _save(
         self, batch: list[actions.Checkpoint]

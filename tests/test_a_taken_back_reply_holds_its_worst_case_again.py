@@ -139,6 +139,9 @@ async def test_a_take_back_that_no_longer_fits_leaves_the_reply_as_the_reaper_le
     # Spent, it is charged even past the day's limit; but its worst case was never held again.
     assert most[0] == account.day_used
     assert account.streams == 1  # the API call's
+    # The end the socket was told says what the call was charged, its settlement included.
+    assert end["charged"]["completion_tokens"] == record.completion_tokens
+    assert end["charged"]["estimated"] is True
 
 
 async def test_a_take_back_that_fits_holds_the_worst_case_until_the_reply_ends(
