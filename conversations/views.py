@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -133,9 +134,8 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     limits = context["limits"]
     usage = quota.usage_summary(request.user, limits)  # type: ignore[arg-type]
     context["account_blocked"] = _account_blocked(limits, usage)
-    # When the spent period resets: the open page reads itself again then (app.js).
-    spent = usage["exhausted"] and not limits.suspended
-    context["blocked_until"] = usage[usage["exhausted"]]["resets_at"] if spent else ""
+    # When the open page reads itself again (app.js): the spent period's reset, or soon.
+    context["blocked_until"] = _blocked_until(limits, usage)
     # What the starter's estimate needs, as the composer's (a new conversation has no system
     # prompt, history or parameters of its own).
     context["starter_data"] = {
@@ -148,13 +148,43 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 
 def _account_blocked(limits: quota.Limits, usage: dict[str, Any]) -> str:
     """Why this user can send nothing at all now, whichever the conversation: suspended, or
-    the day's or the month's tokens spent ("" if neither)."""
+    the day's or the month's tokens spent, or held by replies still running ("" if none)."""
     if limits.suspended:
         return "Your account is suspended: you can read, but not send."
     if usage["exhausted"]:
         which = "today's" if usage["exhausted"] == "today" else "this month's"
+        figures = usage[usage["exhausted"]]
+        if figures["reserved"]:
+            running = figures["running"]
+            by, end = (
+                ("a running reply", "once it ends, with what it did not use")
+                if running == 1
+                else (f"{running:,} running replies", "as they end, with what they did not use")
+            )
+            return (
+                f"All of {which} {figures['limit']:,} tokens are spent or held by {by}: "
+                f"{figures['spent']:,} spent, {figures['reserved']:,} reserved. "
+                f"You can send again {end}."
+            )
         return f"You have used all of {which} tokens; see Usage for when it resets."
     return ""
+
+
+# A page blocked only by what running replies hold reads itself again this often: it learns of
+# no reply's end in another tab or conversation otherwise.
+BLOCKED_BY_RUNNING_REPLIES_RECHECK = timedelta(seconds=10)
+
+
+def _blocked_until(limits: quota.Limits, usage: dict[str, Any]) -> str:
+    """When an open page blocked for spent tokens should read itself again (ISO 8601; "" if it
+    is not so blocked): the spent period's reset, or soon when running replies hold some of it
+    (what they do not use comes back as they end)."""
+    if not usage["exhausted"] or limits.suspended:
+        return ""
+    figures = usage[usage["exhausted"]]
+    if figures["reserved"]:
+        return (timezone.now() + BLOCKED_BY_RUNNING_REPLIES_RECHECK).isoformat()
+    return str(figures["resets_at"])
 
 
 def _another_model(request: HttpRequest, conversation: Conversation, in_settings: str) -> str:
@@ -201,6 +231,8 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "params": conversation.params,
         "models": _model_choices(context["models"]),
         "blocked": blocked,
+        # Blocked for tokens spent or held: when to read the page again (conversation.js).
+        "blocked_until": _blocked_until(limits, usage) if blocked else "",
         "may_post": may_post,
         "max_message_chars": actions.MAX_MESSAGE_CHARS,
         # The viewer's own cap on max_tokens (None: the model's limit only): Settings say it.

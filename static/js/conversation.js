@@ -870,8 +870,10 @@ function updateEstimate() {
   }
 }
 
-/** Block or unblock posting (the reason comes from the server: the model, the account, limits). */
-function applyBlocked(reason, mayPost) {
+/** Block or unblock posting (the reason comes from the server: the model, the account, limits;
+ * `until`: when a block for tokens spent or held may end, and the page is read again). */
+function applyBlocked(reason, mayPost, until) {
+  readAgainWhenUnblocked(until);
   page.may_post = mayPost;
   // An empty conversation says "Send a message to start." only to whoever may send one now.
   list.classList.toggle("is-blocked", Boolean(reason));
@@ -886,6 +888,25 @@ function applyBlocked(reason, mayPost) {
   for (const id of nodes.keys()) dirty.add(id); // Edit, Regenerate, tool answers
   schedule();
 }
+
+let unblockTimer = null;
+/** Read the page again at `until` (ISO 8601: a spent period's reset, or soon while replies
+ * still running hold the tokens — one in another tab or conversation tells this page nothing
+ * when it ends); no sooner than 10 s from now, at most a day ahead. */
+function readAgainWhenUnblocked(until) {
+  clearTimeout(unblockTimer);
+  const at = Date.parse(until || "");
+  if (!at) return;
+  const delay = Math.min(Math.max(at - Date.now() + 1000, 10_000), 86_400_000);
+  unblockTimer = setTimeout(() => {
+    fetchPageData().then(
+      (data) => applyBlocked(data.blocked, data.may_post, data.blocked_until),
+      () => readAgainWhenUnblocked(new Date(Date.now() + 30_000).toISOString()), // offline
+    );
+    refreshAllowance();
+  }, delay);
+}
+readAgainWhenUnblocked(page.blocked_until);
 
 function updateComposer() {
   // Stopping is posting: a reader who may not post only gets a permission error from it.
@@ -1162,7 +1183,7 @@ async function catchUp(listed, readyNumber) {
   if (readyNumber !== readyCount) return; // a newer connection catches up for itself
   if (data) {
     mergeMessages(data.messages, listed);
-    applyBlocked(data.blocked, data.may_post);
+    applyBlocked(data.blocked, data.may_post, data.blocked_until);
     // Named (or renamed) while the frame saying so could not reach this tab.
     if (data.title !== page.title) handlers["conversation.updated"]({ title: data.title });
   }
@@ -1256,7 +1277,7 @@ const handlers = {
     // Suspended or unsuspended in the admin: the composer blocked or not, as the server would
     // render it now, and what is left (a suspended account is offered none).
     fetchPageData().then(
-      (data) => applyBlocked(data.blocked, data.may_post),
+      (data) => applyBlocked(data.blocked, data.may_post, data.blocked_until),
       () => {}, // offline: the next reconnect reads the page again (catchUp)
     );
     refreshAllowance();
@@ -1422,7 +1443,7 @@ initSettings(page, (saved) => {
   }
   // Another model may be one this user may use ("pick another in Settings").
   fetchPageData().then(
-    (data) => applyBlocked(data.blocked, data.may_post),
+    (data) => applyBlocked(data.blocked, data.may_post, data.blocked_until),
     () => {},
   );
 });
