@@ -46,6 +46,12 @@ And it gives every status its standard reason phrase. Twisted writes the status 
 own table (``twisted.web.http.RESPONSES``), which lacks 429 and a dozen others: the API's and
 the site's 429s went out as ``HTTP/1.1 429 Unknown Status``. The phrases now come from the
 standard library's :class:`http.HTTPStatus` (Twisted's table only for a code it does not know).
+
+And Twisted writes no access line of its own. Its ``HTTPFactory`` formatted one per request
+(``combinedLogFormatter``: the date, the escaped request line, referrer and user agent) into
+Twisted's log, which daphne prints nowhere: about 3 % of an API worker's busy samples at one
+request at a time in a py-spy profile (bench/RESULTS.md, "Nineteenth session"). daphne's own
+access log (``--access-log``) is untouched.
 """
 
 from __future__ import annotations
@@ -156,7 +162,7 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from daphne.http_protocol import WebRequest
+    from daphne.http_protocol import HTTPFactory, WebRequest
     from twisted.web.http import HTTPChannel
 
     create = WebRequest.__init__
@@ -247,4 +253,9 @@ def install() -> None:
     WebRequest.handleContentChunk = handleContentChunk  # type: ignore[method-assign]
     WebRequest.process = process_unless_refused  # type: ignore[method-assign]
     WebRequest.setResponseCode = setResponseCode  # type: ignore[method-assign]
+    HTTPFactory.log = _no_access_line  # type: ignore[method-assign]
     _installed = True
+
+
+def _no_access_line(factory: Any, request: Any) -> None:
+    """Twisted's access line of a request: none (see the module's docstring)."""
