@@ -1017,6 +1017,10 @@ class GenerationService:
         self._drain_hooked = False
         self.channel = ""
         self._started = False
+        # Started with the server's process (start_with_the_server): its first heartbeat pass
+        # runs at once, so the first reaping pass comes one interval after start. Started by a
+        # first connection (tests, other servers), it waits an interval as every pass does.
+        self.first_pass_at_once = False
         # Stops for replies of this process whose task was not started yet: reply id → when.
         self.stopped_early: dict[uuid.UUID, float] = {}
 
@@ -1344,9 +1348,9 @@ class GenerationService:
         reachable = False  # the previous pass reached the database
         first = True
         while True:
-            # The first pass at once (the process starts): it only checks the database, and
+            # The first pass at once when the process starts (it only checks the database):
             # the first reaping pass comes one interval later, not two.
-            if not first:
+            if not (first and self.first_pass_at_once):
                 await asyncio.sleep(interval)
             first = False
             # A checkpoint refreshes the heartbeat too: rows written in the last half interval
@@ -1480,7 +1484,9 @@ def start_with_the_server() -> None:
     from twisted.internet import reactor
 
     def start() -> None:
-        started = asyncio.ensure_future(get_service().ensure_started())
+        service = get_service()
+        service.first_pass_at_once = True
+        started = asyncio.ensure_future(service.ensure_started())
         started.add_done_callback(_log_a_failed_start)
 
     # At the loop's first turn: the reactor's startup triggers run before its asyncio loop does.
