@@ -1364,6 +1364,10 @@ class GenerationService:
                 else:
                     await pgpool.fetch_one("SELECT 1", ())
                 reachable = True
+            except pgpool.DatabaseUnavailable:
+                # The outage is the pool's to tell (once); a traceback would say nothing more.
+                reachable = False
+                logger.warning("heartbeat/reaper pass skipped: the database is unavailable")
             except Exception:
                 reachable = False
                 logger.exception("heartbeat/reaper pass failed")
