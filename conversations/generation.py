@@ -935,17 +935,16 @@ class _Checkpoints:
         if left_to_the_reaper:
             # Told once the task has settled its call, so the end says what it was charged
             # (its own task: this writer does not wait on it).
-            self.service.spawn(self._tell_the_reapers_end(room, task, stored_seq))
+            self.service.spawn(self._tell_the_reapers_end(room, task, stored_seq, settled=True))
             return
-        charged = await charges_of_reply(task.reply_id)
-        await self.service.hand_out(
-            room, SharedFrame(reaped_end(task.reply_id, stored_seq, charged))
-        )
+        await self._tell_the_reapers_end(room, task, stored_seq, settled=False)
 
     async def _tell_the_reapers_end(
-        self, room: _Room, task: GenerationTask, stored_seq: int
+        self, room: _Room, task: GenerationTask, stored_seq: int, *, settled: bool
     ) -> None:
-        if task.task is not None:
+        """The reaper's end, with what the reply's calls were charged (``settled``: once its
+        task has ended, its own settlement included)."""
+        if settled and task.task is not None:
             await asyncio.wait([task.task])
         charged = await charges_of_reply(task.reply_id)
         await self.service.hand_out(
