@@ -7,7 +7,9 @@ as the reaper left it and its task gives way at once, its call charged what it u
 
 Before, the take-back retook the slot unconditionally and never looked at the account: a user
 limited to one reply at once who started an API call in the slot the reaper gave back ran two;
-a user suspended or deactivated during the outage had the reply taken back and run to its end."""
+a user suspended or deactivated during the outage had the reply taken back and run to its end.
+Nor did it look at the reply's model (migration 0028): one the admin disabled, or took from the
+user's policy, during the outage ran on to its end as well."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from conversations.models import (
     Conversation,
     Message,
     ModelConfig,
+    Policy,
     UsageAccount,
     UsageRecord,
     User,
@@ -102,8 +105,22 @@ async def _deactivate(user: User) -> None:
     await sync_to_async(user.save)(update_fields=["is_active"])
 
 
-@pytest.mark.parametrize("stop_sending", [_suspend, _deactivate], ids=["suspended", "inactive"])
-async def test_an_account_that_may_no_longer_send_is_not_taken_back(
+async def _disable_model(user: User) -> None:
+    await ModelConfig.objects.filter(enabled=True).aupdate(enabled=False)
+
+
+async def _take_model_away(user: User) -> None:
+    """The user's own policy allows no model (the reply's included)."""
+    policy = await Policy.objects.acreate(name="No models", all_models=False)
+    await UserLimits.objects.acreate(user=user, policy=policy)
+
+
+@pytest.mark.parametrize(
+    "stop_sending",
+    [_suspend, _deactivate, _disable_model, _take_model_away],
+    ids=["suspended", "inactive", "model-disabled", "model-not-allowed"],
+)
+async def test_an_account_or_model_that_may_no_longer_send_is_not_taken_back(
     stop_sending: Callable[[User], Awaitable[None]],
     no_heartbeat: None,
     alice: User,
