@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypedDict
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Case, Count, F, Q, Sum, When
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
@@ -778,15 +778,42 @@ def _refusal(
     )
 
 
+#: Successive periods of one time zone start at least this far apart (a day of a change to
+#: or from summer time is 23 hours, February 28 days); two starts nearer than that are of two
+#: time zones (``usage_periods_redefined``, migration 0029).
+_PERIODS_APART = {"day": timedelta(hours=23), "month": timedelta(days=27)}
+
+
 def _counter_values(account: UsageAccount | None, periods: Periods) -> dict[str, int]:
+    """The user's counted tokens of today and of this month, as admission counts them: the
+    counter's for the period it names; of a period it has left, nothing; and if the
+    deployment's time zone changed since it last moved, the ledger's since the period began,
+    which admission counts again from before it admits anything more."""
     if account is None:
         return {}
     values = {}
-    if account.day_start == periods.day:
-        values["day"] = max(0, account.day_used)
-    if account.month_start == periods.month:
-        values["month"] = max(0, account.month_used)
+    for period, start, used, current in (
+        ("day", account.day_start, account.day_used, periods.day),
+        ("month", account.month_start, account.month_used, periods.month),
+    ):
+        if start == current:
+            values[period] = max(0, used)
+        elif abs(current - start) < _PERIODS_APART[period]:
+            values[period] = _ledger_since(account.user_id, current)
     return values
+
+
+def _ledger_since(user_id: int, start: datetime) -> int:
+    """What the user's calls since ``start`` count against a limit: the worst case of each
+    still running, the tokens of each that ended."""
+    charged = Case(
+        When(state=UsageRecord.State.RESERVED, then=F("reserved_tokens")),
+        default=F("total_tokens"),
+    )
+    total = UsageRecord.objects.filter(user_id=user_id, created_at__gte=start).aggregate(
+        total=Sum(charged)
+    )["total"]
+    return int(total or 0)
 
 
 def run_admission(params: AdmissionParams, *, within_cap: bool = False) -> UsageRecord:
