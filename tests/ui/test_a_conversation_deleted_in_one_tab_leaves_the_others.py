@@ -51,8 +51,9 @@ def test_a_delete_reaches_the_other_tabs_and_its_undo_too(
     expect(showing_it.locator("#connection-status")).to_have_text("Connected")
     welcome = watched(page.context.new_page(), errors)
     welcome.goto(f"{session.server.url}/")
-    for tab in (page, showing_it, welcome):
-        expect(own_list(tab)).to_have_count(2)
+    tabs = {"the deleting tab": page, "the tab showing it": showing_it, "the welcome page": welcome}
+    for name, tab in tabs.items():
+        expect(own_list(tab), f"{name} lists both").to_have_count(2)
     # The welcome page's socket is open before the delete (it connects once loaded).
     welcome.wait_for_function("() => window.accountSocket?.ready === true")
 
@@ -60,9 +61,9 @@ def test_a_delete_reaches_the_other_tabs_and_its_undo_too(
     entry.hover()
     entry.get_by_role("button", name="Delete Old plan").click()
 
-    for tab in (page, showing_it, welcome):
-        expect(own_list(tab)).to_have_count(1)
-        expect(own_list(tab).get_by_role("link")).to_have_text(["Deploy notes"])
+    for name, tab in tabs.items():
+        expect(own_list(tab), f"{name} unlists it").to_have_count(1)
+        expect(own_list(tab).get_by_role("link"), name).to_have_text(["Deploy notes"])
     notice = showing_it.get_by_role("status").filter(has_text="This conversation was deleted.")
     expect(notice).to_be_visible()
     back = notice.get_by_role("link", name="Back to your conversations")
