@@ -1335,7 +1335,12 @@ function onStatus(status, detail) {
 
 /** The conversation was deleted (in another tab, by the admin). */
 function showDeleted() {
+  if (page.ended) return;
   showEnded("This conversation was deleted.");
+  // Nor is it listed among the account's own any more: its socket's close (4404) may be all
+  // this tab hears of the delete — the account's announcement travels apart and may come after
+  // the close, or the tab was offline — and the account's socket opened now joins too late.
+  document.dispatchEvent(new CustomEvent("chat:conversation-deleted", { detail: [page.conversation_id] }));
 }
 
 /** This page may no longer follow the conversation (deleted, or no longer shared with this

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from conversations.models import Conversation
@@ -83,6 +84,35 @@ def test_a_delete_reaches_the_other_tabs_and_its_undo_too(
     expect(own_list(showing_it)).to_have_count(2)
     assert not session.errors, session.errors
     assert not errors, errors
+
+
+def test_a_tab_that_learns_of_the_delete_from_its_socket_alone_unlists_it(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    """The tab showing a conversation may learn that it was deleted from its socket's close
+    (4404) alone, without the account's announcement (``conversation.deleted``): a delete sends
+    the conversation's sockets a re-check and the owner's tabs the announcement apart, each
+    relayed on its own, and the re-check may close the socket first; or the tab was offline
+    during the delete, and its reconnect is refused. The account's socket it then opens joins
+    too late to hear it. The tab said "deleted" and still listed it, for good. Here the tab is
+    offline while the conversation is deleted, and reconnects."""
+    doomed = Conversation.objects.create(
+        owner=ui_conversation.owner, model=ui_conversation.model, title="Old plan"
+    )
+    page = session.page
+    session.open(doomed)
+    expect(own_list(page)).to_have_count(2)
+    page.evaluate("() => { window.chatSocket.closed = true; window.chatSocket.drop(); }")
+    page.wait_for_function("() => window.chatSocket.socket === null")
+
+    Conversation.objects.filter(pk=doomed.pk).update(deleted_at=timezone.now())
+    page.evaluate("() => { window.chatSocket.closed = false; window.chatSocket.connect(); }")
+
+    notice = page.get_by_role("status").filter(has_text="This conversation was deleted.")
+    expect(notice).to_be_visible()
+    expect(own_list(page)).to_have_count(1)
+    expect(own_list(page).get_by_role("link")).to_have_text(["Deploy notes"])
+    assert not session.errors, session.errors
 
 
 def test_a_conversation_deleted_in_the_admin_leaves_the_tab_showing_it(
