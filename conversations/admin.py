@@ -1460,6 +1460,20 @@ class ApiKeyAdmin(AuditedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """A key's page has nothing to change (it is revoked by the list's action, deleted by
+        its link): no Save buttons, which said "changed successfully" of a change not made."""
+        no_save = {"show_save": False, "show_save_and_continue": False}
+        return super().change_view(
+            request, object_id, form_url, {**no_save, **(extra_context or {})}
+        )
+
     # A change: not for staff who may only view keys. Revoked as its owner revokes it (one
     # conditional update, one audit entry), so a key the owner revokes meanwhile keeps its
     # time and is not revoked (nor audited) twice.
