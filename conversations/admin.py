@@ -19,7 +19,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.widgets import AdminSplitDateTime
+from django.contrib.admin.widgets import AdminIntegerFieldWidget, AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import ReadOnlyPasswordHashWidget, UserChangeForm
@@ -40,6 +40,8 @@ from conversations.csv_export import stream_csv
 from conversations.errors import InvalidParameter
 from conversations.models import (
     LIMIT_FIELDS,
+    OUTPUT_CAP_AT_LEAST_ONE,
+    OUTPUT_CAP_REFUSED,
     UNLIMITED,
     ApiKey,
     AuditEntry,
@@ -252,13 +254,15 @@ _CHOICE_LABELS = dict(OVERRIDE_CHOICES)
 
 class LimitOverrideWidget(forms.MultiWidget):
     """How a user's own limit is set: a choice (inherit, a number, unlimited) and the number.
-    The number keeps the field's own name (``<field>``), the choice is ``<field>_choice``."""
+    The number keeps the field's own name (``<field>``), the choice is ``<field>_choice``;
+    its input is the number field's own (its ``min`` the least the field takes)."""
 
-    def __init__(self, number_label: str) -> None:
+    def __init__(self, number: forms.Widget, number_label: str) -> None:
+        number.attrs["aria-label"] = number_label
         super().__init__(
             {
                 "choice": forms.Select(choices=OVERRIDE_CHOICES),
-                "": forms.NumberInput(attrs={"min": 0, "aria-label": number_label}),
+                "": number,
             }
         )
 
@@ -280,7 +284,7 @@ class LimitOverrideField(forms.MultiValueField):
     def __init__(self, number: forms.Field, label: str) -> None:
         super().__init__(
             fields=(forms.ChoiceField(choices=OVERRIDE_CHOICES, required=False), number),
-            widget=LimitOverrideWidget(f"{label}: the limit"),
+            widget=LimitOverrideWidget(number.widget, f"{label}: the limit"),
             label=label,
             required=False,
             require_all_fields=False,
@@ -306,10 +310,36 @@ class LimitOverrideField(forms.MultiValueField):
         return UNLIMITED if choice == UNLIMITED else None
 
 
+def output_cap_formfield(
+    model: type[Policy | UserLimits], refusal: str, **options: Any
+) -> forms.Field:
+    """The form field of an output cap (a policy's, a user's own ``max_output_tokens``): at
+    least 1, in the browser too (the column's type alone gave ``min="0"``), a lower number
+    refused in ``refusal``'s words, which say how that form means "no cap"."""
+    column = model._meta.get_field("max_output_tokens")
+    assert isinstance(column, models.Field)
+    field = column.formfield(
+        required=False,
+        min_value=OUTPUT_CAP_AT_LEAST_ONE.limit_value,
+        error_messages={"min_value": refusal},
+        **options,
+    )
+    assert field is not None
+    return field
+
+
 def _override_field(name: str) -> LimitOverrideField:
     column = UserLimits._meta.get_field(name)
     assert isinstance(column, models.Field)
-    number = column.formfield(required=False)  # the column's bounds
+    number: forms.Field | None
+    if name == "max_output_tokens":
+        number = output_cap_formfield(
+            UserLimits,
+            "The output cap is at least 1 token: for no cap choose “Unlimited”, or “Inherit "
+            "from the policy” for the policy's.",
+        )
+    else:
+        number = column.formfield(required=False)  # the column's bounds
     assert number is not None
     return LimitOverrideField(number, name.replace("_", " ").capitalize())
 
@@ -981,6 +1011,10 @@ class PolicyForm(StillStoredForm):
     default, every user outside a policy's groups would have no limits at all."""
 
     # No Meta: the admin builds the form for Policy with its fieldsets' fields.
+
+    max_output_tokens = output_cap_formfield(
+        Policy, OUTPUT_CAP_REFUSED, widget=AdminIntegerFieldWidget
+    )
 
     def clean_is_default(self) -> bool:
         value: bool = self.cleaned_data["is_default"]

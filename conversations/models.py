@@ -23,6 +23,12 @@ NOT_NEGATIVE = MinValueValidator(Decimal(0))
 # reserves its padded prompt plus up to this in the ledger's 32-bit token counts, which a
 # limit near their maximum overflowed (every call of the model failed at admission).
 MAX_OUTPUT_TOKENS = 10_000_000
+# An output cap (a policy's "Max output tokens", a user's own) is at least 1 token; blank is
+# "no cap". Every call of its users is sent with a max_tokens within it and the upstream
+# refuses 0; a 0, once saved, read as "no cap" in some places and as "nothing allowed" in
+# others (migration 0029 turned those stored back to blank, and a constraint keeps them out).
+OUTPUT_CAP_REFUSED = "The output cap is at least 1 token: leave it blank for no cap."
+OUTPUT_CAP_AT_LEAST_ONE = MinValueValidator(1, message=OUTPUT_CAP_REFUSED)
 
 
 _Revocable = TypeVar("_Revocable", bound=models.Model)
@@ -390,7 +396,10 @@ class Policy(models.Model):
     tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
     tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Cap on max_tokens per request."
+        null=True,
+        blank=True,
+        validators=[OUTPUT_CAP_AT_LEAST_ONE],
+        help_text="Cap on max_tokens per request (at least 1).",
     )
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
@@ -402,6 +411,11 @@ class Policy(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["is_default"], condition=Q(is_default=True), name="one_default_policy"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_output_tokens__isnull=True) | Q(max_output_tokens__gte=1),
+                name="policy_max_output_tokens_at_least_one",
+                violation_error_message=OUTPUT_CAP_REFUSED,
             ),
         ]
 
@@ -454,7 +468,9 @@ class UserLimits(models.Model):
     )
     tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
     tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
-    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[OUTPUT_CAP_AT_LEAST_ONE]
+    )
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
     # A default in the database too: a process still running the previous release inserts
@@ -469,13 +485,20 @@ class UserLimits(models.Model):
         verbose_name = "limits"
         verbose_name_plural = "limits"
         constraints = [
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}_unlimited": False}) | Q(**{f"{name}__isnull": True}),
+                    name=f"userlimits_{name}_unlimited_or_a_number",
+                    violation_error_message=f"{name.replace('_', ' ').capitalize()} is either "
+                    "unlimited or a number, not both.",
+                )
+                for name in LIMIT_FIELDS
+            ),
             models.CheckConstraint(
-                condition=Q(**{f"{name}_unlimited": False}) | Q(**{f"{name}__isnull": True}),
-                name=f"userlimits_{name}_unlimited_or_a_number",
-                violation_error_message=f"{name.replace('_', ' ').capitalize()} is either "
-                "unlimited or a number, not both.",
-            )
-            for name in LIMIT_FIELDS
+                condition=Q(max_output_tokens__isnull=True) | Q(max_output_tokens__gte=1),
+                name="userlimits_max_output_tokens_at_least_one",
+                violation_error_message=OUTPUT_CAP_REFUSED,
+            ),
         ]
 
     def __str__(self) -> str:

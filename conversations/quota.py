@@ -565,8 +565,8 @@ def max_tokens_for(model: ModelConfig, requested: int | None, limits: Limits) ->
     """The output budget of a call: what was asked, or the model's default within the cap."""
     if requested is not None:
         return requested
-    cap = limits.max_output_tokens
-    return min(model.default_max_tokens, cap) if cap else model.default_max_tokens
+    cap = limits.max_output_tokens  # None: no cap (a cap is at least 1: models.Policy)
+    return model.default_max_tokens if cap is None else min(model.default_max_tokens, cap)
 
 
 # --- admission and settlement: one statement each ------------------------------------------
@@ -578,7 +578,8 @@ ADMIT_SQL = (
 )
 """One admission in one round trip (``conversations/migrations/0009_usage_account.py``; since
 0011 a refusal names the limit that holds the longest: month, day, running replies, minute;
-since 0012 a title call holds no stream slot).
+since 0012 a title call holds no stream slot; since 0029 a call whose ``max_tokens`` would be
+below 1 is refused, ``max_tokens_below_one``, so none is sent upstream).
 
 Run it with the parameters of :func:`admission_params` on any connection, the Django one or a
 psycopg (async) connection of your own (``%s`` placeholders, client- or server-side binding),
@@ -750,6 +751,9 @@ def _refusal(
         return ApiAccessDenied()
     if outcome == "model":
         return ModelNotAllowed(f"You may not use the model {model_name}.", param="model")
+    if outcome == "max_tokens_below_one":
+        # Sent as it is, the upstream would refuse it (migration 0029: no call is admitted so).
+        return InvalidParameter("max_tokens must be at least 1.", param="max_tokens")
     if outcome == "max_tokens":
         return InvalidParameter(
             f"max_tokens may be at most {cap} under your limits.", param="max_tokens"

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.django_db
 
 def spend(user: User, model: ModelConfig, miss: int, completion: int) -> None:
     with transaction.atomic():
-        record = quota.admit(user, model, purpose="chat", prompt_tokens=miss, max_tokens=completion)
+        # Admitted for at least 1 output token (no call is admitted for less).
+        record = quota.admit(
+            user, model, purpose="chat", prompt_tokens=miss, max_tokens=max(completion, 1)
+        )
     usage = {
         "prompt_tokens": miss,
         "completion_tokens": completion,

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 
 def spend(user: User, model: ModelConfig, hit: int, miss: int, completion: int) -> None:
     with transaction.atomic():
+        # Admitted for at least 1 output token (no call is admitted for less).
         record = quota.admit(
-            user, model, purpose="chat", prompt_tokens=hit + miss, max_tokens=completion
+            user, model, purpose="chat", prompt_tokens=hit + miss, max_tokens=max(completion, 1)
         )
     usage = {
         "prompt_tokens": hit + miss,

@@ -1,4 +1,5 @@
-"""A limit of 0 is a limit (nothing may be spent), never shown as "no limit"."""
+"""A limit of 0 is a limit (nothing may be spent), never shown as "no limit". (An output cap
+is at least 1 token: tests/test_an_output_cap_is_at_least_one.py.)"""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ pytestmark = pytest.mark.django_db
 def test_a_user_with_a_daily_limit_of_0_is_told_so(alice: User, chat_model: ModelConfig) -> None:
     Policy.objects.all().delete()
     UserLimits.objects.create(
-        user=alice, tokens_per_day=0, max_output_tokens=0, requests_per_minute=0
+        user=alice, tokens_per_day=0, max_output_tokens=1, requests_per_minute=0
     )
     with pytest.raises(QuotaExceeded), transaction.atomic():
-        quota.admit(alice, chat_model, purpose="chat", prompt_tokens=1, max_tokens=0)
+        quota.admit(alice, chat_model, purpose="chat", prompt_tokens=1, max_tokens=1)
     client = client_for(alice)
     page = client.get("/usage/").content.decode()
     assert "no daily limit" not in page and "0 tokens of 0 · 0 left" in page
-    assert "no output cap" not in page and "up to 0 output tokens" in page
+    assert "no output cap" not in page and "up to 1 output token " in page
     assert "0 requests per minute" in page
     summary = client.get("/usage/summary.json").json()
     assert (summary["today"]["left"], summary["remaining"]) == (0, 0)

@@ -29,7 +29,7 @@ function reservationEstimate({ text, history, params, model, allowance, padding 
   const cap = allowance?.max_output_tokens;
   const output = Number.isInteger(params.max_tokens)
     ? params.max_tokens
-    : cap ? Math.min(model.default_max_tokens, cap) : model.default_max_tokens;
+    : Number.isInteger(cap) ? Math.min(model.default_max_tokens, cap) : model.default_max_tokens;
   return { tokens: tokens + output, output };
 }
 
