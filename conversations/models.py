@@ -26,7 +26,7 @@ MAX_OUTPUT_TOKENS = 10_000_000
 # An output cap (a policy's "Max output tokens", a user's own) is at least 1 token; blank is
 # "no cap". Every call of its users is sent with a max_tokens within it and the upstream
 # refuses 0; a 0, once saved, read as "no cap" in some places and as "nothing allowed" in
-# others (migration 0029 turned those stored back to blank, and a constraint keeps them out).
+# others (migration 0030 turned those stored back to blank, and a constraint keeps them out).
 OUTPUT_CAP_REFUSED = "The output cap is at least 1 token: leave it blank for no cap."
 OUTPUT_CAP_AT_LEAST_ONE = MinValueValidator(1, message=OUTPUT_CAP_REFUSED)
 

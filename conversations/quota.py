@@ -578,7 +578,7 @@ ADMIT_SQL = (
 )
 """One admission in one round trip (``conversations/migrations/0009_usage_account.py``; since
 0011 a refusal names the limit that holds the longest: month, day, running replies, minute;
-since 0012 a title call holds no stream slot; since 0029 a call whose ``max_tokens`` would be
+since 0012 a title call holds no stream slot; since 0030 a call whose ``max_tokens`` would be
 below 1 is refused, ``max_tokens_below_one``, so none is sent upstream).
 
 Run it with the parameters of :func:`admission_params` on any connection, the Django one or a
@@ -752,7 +752,7 @@ def _refusal(
     if outcome == "model":
         return ModelNotAllowed(f"You may not use the model {model_name}.", param="model")
     if outcome == "max_tokens_below_one":
-        # Sent as it is, the upstream would refuse it (migration 0029: no call is admitted so).
+        # Sent as it is, the upstream would refuse it (migration 0030: no call is admitted so).
         return InvalidParameter("max_tokens must be at least 1.", param="max_tokens")
     if outcome == "max_tokens":
         return InvalidParameter(

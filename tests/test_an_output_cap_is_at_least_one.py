@@ -6,7 +6,7 @@ tokens" as if it were no cap; the user read "up to 0 output tokens" on /usage/ a
 4,096 for the reply" in the composer; every chat message was refused ("max_tokens may be at
 most 0"), and an API call without max_tokens was admitted, sent upstream with max_tokens 0
 and failed with the provider's 400, counted against the minute's requests. Now 0 is refused
-by both forms and the database, the 0s stored before are made blank (migration 0029), and no
+by both forms and the database, the 0s stored before are made blank (migration 0030), and no
 call is admitted, so none sent upstream, with a max_tokens below 1."""
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def test_the_database_refuses_0(alice: User) -> None:
 # --- the 0s stored before ----------------------------------------------------------------------
 
 BEFORE = ("conversations", "0028_a_take_back_keeps_to_the_users_models")
-AFTER = ("conversations", "0029_an_output_cap_is_at_least_one")
+AFTER = ("conversations", "0030_an_output_cap_is_at_least_one")
 
 
 def migrate_to(target: tuple[str, str]) -> Any:

@@ -22,7 +22,9 @@ from typing import Any
 import django.core.validators
 from django.db import migrations, models
 
-admit_before = import_module("conversations.migrations.0025_a_taken_back_call_holds_its_worst_case")
+admit_before = import_module(
+    "conversations.migrations.0029_a_time_zone_change_counts_the_periods_again"
+)
 
 _DEFAULT_WITHIN_CAP = """
                       CASE WHEN coalesce(l.max_output_tokens, 0) = 0 THEN l.default_max_tokens
@@ -66,7 +68,7 @@ def blank_zero_output_caps(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversations", "0028_a_take_back_keeps_to_the_users_models")]
+    dependencies = [("conversations", "0029_a_time_zone_change_counts_the_periods_again")]
 
     operations = [
         # Rolled back, a blank stays blank: it means what the 0 was taken to mean.
