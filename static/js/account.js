@@ -12,6 +12,7 @@
 // here or elsewhere, a new password set elsewhere, the account deactivated), the page says so at
 // once, as the conversation page does, rather than look signed in until something is clicked.
 import { ReconnectingSocket } from "./socket.js";
+import { markRead } from "./util.js";
 
 let socket = null;
 
@@ -81,6 +82,7 @@ export function readPageAgain() {
 async function readPage() {
   let html;
   const source = document.querySelector("[data-lists]") ? location.pathname : "/";
+  const started = performance.now(); // what is announced from now on, the read may predate
   try {
     const response = await fetch(`${source}${location.search}`, { credentials: "same-origin" });
     if (!response.ok) return;
@@ -88,6 +90,6 @@ async function readPage() {
   } catch {
     return; // offline again: the next reconnect tries again
   }
-  const read = new DOMParser().parseFromString(html, "text/html");
+  const read = markRead(new DOMParser().parseFromString(html, "text/html"), started);
   document.dispatchEvent(new CustomEvent("chat:sidebar-read", { detail: read }));
 }

@@ -4,7 +4,7 @@
 // the keyboard shortcuts.
 import { followAccount, readPageAgain } from "./account.js";
 import { describeSending, readAllowance } from "./estimate.js";
-import { copyText, el, enterSends, postJSON, sendsMessage, toast } from "./util.js";
+import { copyText, el, enterSends, postJSON, readStartedAt, sendsMessage, toast } from "./util.js";
 
 // --- theme ---------------------------------------------------------------------------------------
 
@@ -61,6 +61,40 @@ accountMenu?.addEventListener("focusout", (event) => {
   // Tabbing out of the menu closes it.
   if (event.relatedTarget && !inAccountMenu(event.relatedTarget)) setAccountMenu(false);
 });
+
+// --- what the page's socket announced, for the page read again -----------------------------------
+// The lists (the sidebar's, the team page's rows, search's hits) follow the announcements the
+// page's socket hears, and become a read of the page (chat:sidebar-read) when some may have been
+// missed (a reconnect, account.updated, the tab shown again). Such a read lists what the server
+// rendered when it answered: an announcement heard while it was on its way may be of a change
+// made after that, and taking the read's lists undid the change here for good (nothing tells the
+// tab again) — a conversation deleted elsewhere listed again, a rename lost. So each announcement
+// applied is kept a minute, with when it was heard; once a read's lists are taken, those heard
+// since the read began are applied again, in order (applying one twice changes nothing).
+
+const HEARD_FOR_MS = 60_000;
+const heard = []; // {at: performance.now(), apply, detail}, oldest first
+
+/** Apply the announcements `type` (a chat:… event) with `apply(detail)`, keeping each a while. */
+function onAnnouncement(type, apply) {
+  document.addEventListener(type, (event) => {
+    const at = performance.now();
+    while (heard.length && heard[0].at < at - HEARD_FOR_MS) heard.shift();
+    heard.push({ at, apply, detail: event.detail });
+    apply(event.detail);
+  });
+}
+
+/** Whether a read begun at `started` (performance.now()) may be brought up to date: begun within
+ * the time announcements are kept. (A read takes far less; one that did not is left.) */
+function mendable(started) {
+  return started >= performance.now() - HEARD_FOR_MS;
+}
+
+/** Apply again, in order, the announcements heard since `started` that `applies` handle. */
+function applyHeardSince(started, ...applies) {
+  for (const { at, apply, detail } of heard) if (at >= started && applies.includes(apply)) apply(detail);
+}
 
 // --- sidebar ----------------------------------------------------------------------------------------
 
@@ -248,8 +282,8 @@ function listedItem(id) {
 // page's socket hears it (conversation.listed): listed here without a reload. A new one goes
 // first, on the list's first page unfiltered (elsewhere the list holds other conversations than
 // the newest); one this tab deleted goes back to its place.
-document.addEventListener("chat:conversation-listed", (event) => {
-  const { id, title } = event.detail || {};
+function listConversation(conversation) {
+  const { id, title } = conversation || {};
   const list = ownList();
   if (!list || typeof id !== "string" || typeof title !== "string") return;
   const listed = putBack(id) || listedItem(id);
@@ -262,13 +296,14 @@ document.addEventListener("chat:conversation-listed", (event) => {
   list.querySelector("li.empty")?.remove();
   list.prepend(sidebarItem(id, title));
   if (search?.value) search.dispatchEvent(new Event("input")); // the title filter typed applies
-});
+}
+onAnnouncement("chat:conversation-listed", listConversation);
 
 // Conversations of this account deleted elsewhere (another tab, the admin): unlisted here, the
 // keyboard's place kept as after a delete made here. (The conversation page, if it shows one of
 // them, says so itself: conversation.js.)
-document.addEventListener("chat:conversation-deleted", (event) => {
-  const ids = new Set(Array.isArray(event.detail) ? event.detail : []);
+function unlistConversations(deleted) {
+  const ids = new Set(Array.isArray(deleted) ? deleted : []);
   const list = ownList();
   if (!list) return;
   for (const item of list.querySelectorAll("li[data-id]")) {
@@ -283,18 +318,26 @@ document.addEventListener("chat:conversation-deleted", (event) => {
     list.append(el("li", { class: "empty", text: new URLSearchParams(location.search).get("q") ? "No matches." : "No conversations yet." }));
   }
   if (search?.value) search.dispatchEvent(new Event("input")); // "no title here matches", maybe
-});
+}
+onAnnouncement("chat:conversation-deleted", unlistConversations);
 
 // The list as the server renders it now (`detail`: a page read again after a reconnect, when
 // announcements may have been missed): it replaces this one, unless a rename or a delete is
-// under way in it (their own frames and answers carry on).
+// under way in it (their own frames and answers carry on), then what was announced since the
+// read began is applied again (the read may predate it). A delete's Undo pending leaves the list
+// alone: its entry, kept aside, goes back to its place if undone.
 document.addEventListener("chat:sidebar-read", (event) => {
   const list = ownList();
   const read = event.detail?.querySelector?.(".sidebar .conversation-list:not(.shared-list)");
-  if (!list || !read || list.querySelector(".rename-input, li[data-deleting]") || undoable.size) return;
+  const started = readStartedAt(event.detail);
+  if (!list || !read || !mendable(started) || list.querySelector(".rename-input, li[data-deleting]") || undoable.size) {
+    return;
+  }
   const focused = list.contains(document.activeElement) ? document.activeElement.closest("li[data-id]")?.dataset.id : null;
   list.replaceChildren(...[...read.children].map((item) => document.importNode(item, true)));
   if (focused) listedItem(focused)?.querySelector("a")?.focus();
+  // After the focus is back: a delete applied again moves it on as a delete heard does.
+  applyHeardSince(started, listConversation, unlistConversations);
   if (search?.value) search.dispatchEvent(new Event("input"));
 });
 
@@ -350,8 +393,8 @@ async function readTeamPage() {
     });
 }
 
-document.addEventListener("chat:shared-listed", (event) => {
-  const { id, title } = event.detail || {};
+function listShared(conversation) {
+  const { id, title } = conversation || {};
   if (typeof id !== "string" || typeof title !== "string") return;
   const entries = sharedEntries(id);
   for (const entry of entries) {
@@ -370,10 +413,11 @@ document.addEventListener("chat:shared-listed", (event) => {
     sharedList.hidden = sharedHeading.hidden = false;
     if (search?.value) search.dispatchEvent(new Event("input"));
   }
-});
+}
+onAnnouncement("chat:shared-listed", listShared);
 
-document.addEventListener("chat:shared-unlisted", (event) => {
-  const ids = new Set(Array.isArray(event.detail) ? event.detail : []);
+function unlistShared(unlisted) {
+  const ids = new Set(Array.isArray(unlisted) ? unlisted : []);
   for (const entry of document.querySelectorAll("[data-shared-id]")) {
     if (!ids.has(entry.dataset.sharedId)) continue;
     if (entry.contains(document.activeElement)) search?.focus();
@@ -381,20 +425,26 @@ document.addEventListener("chat:shared-unlisted", (event) => {
   }
   if (sharedList && !sharedList.querySelector("li")) sharedList.hidden = sharedHeading.hidden = true;
   if (teamTable && !teamTable.querySelector("tr")) readTeamPage(); // "Nothing shared", or the next page's
-});
+}
+onAnnouncement("chat:shared-unlisted", unlistShared);
 
 // The lists as the server renders them now (after a reconnect, when announcements may have been
-// missed): those of what is shared too — the sidebar's, the team page's rows, search's hits.
+// missed): those of what is shared too — the sidebar's, the team page's rows, search's hits;
+// then what was announced since the read began, applied again (the read may predate it).
 document.addEventListener("chat:sidebar-read", (event) => {
+  const started = readStartedAt(event.detail);
+  if (!mendable(started)) return;
   const take = (mine, selector) => {
     const read = event.detail?.querySelector?.(selector);
     if (mine && read) mine.replaceChildren(...[...read.children].map((item) => document.importNode(item, true)));
   };
   take(teamTable, "table.team-list tbody");
   take(document.querySelector(".search-hits"), ".search-hits");
-  if (!sharedList) return;
-  take(sharedList, ".sidebar .shared-list");
-  sharedList.hidden = sharedHeading.hidden = !sharedList.querySelector("li");
+  if (sharedList) {
+    take(sharedList, ".sidebar .shared-list");
+    sharedList.hidden = sharedHeading.hidden = !sharedList.querySelector("li");
+  }
+  applyHeardSince(started, listShared, unlistShared);
   if (search?.value) search.dispatchEvent(new Event("input"));
 });
 

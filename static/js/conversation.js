@@ -19,7 +19,16 @@ import {
 import { ReconnectingSocket } from "./socket.js";
 import { followAccount } from "./account.js";
 import { describeSending, readAllowance } from "./estimate.js";
-import { copyText, el, estimateTokens, formatDuration, placeChildren, sendsMessage, toast } from "./util.js";
+import {
+  copyText,
+  el,
+  estimateTokens,
+  formatDuration,
+  markRead,
+  placeChildren,
+  sendsMessage,
+  toast,
+} from "./util.js";
 import { initSettings } from "./settings.js";
 
 const STATUS_TEXT = {
@@ -1128,9 +1137,10 @@ function applyToolFragments(node, fragments) {
 /** The page's data as the server would render it now (its messages, why the composer is
  * blocked): the page itself is the one endpoint that has it. */
 async function fetchPageData() {
+  const started = performance.now(); // what is announced from now on, the read may predate
   const response = await fetch(location.pathname, { credentials: "same-origin" });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  const html = new DOMParser().parseFromString(await response.text(), "text/html");
+  const html = markRead(new DOMParser().parseFromString(await response.text(), "text/html"), started);
   const data = html.getElementById("page-data");
   if (!data) throw new Error("no page data (signed out?)");
   // Its sidebar is the list as it is now (first page, unfiltered): app.js takes it; and,

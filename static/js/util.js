@@ -217,3 +217,20 @@ export function formatDuration(ms) {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(1)} s`;
 }
+
+// When each read of the page again began (account.js's readPage, conversation.js's
+// fetchPageData), kept with the Document read, for app.js: what the read lists is what the server
+// rendered, possibly before changes announced to the page while the read was on its way, which
+// app.js applies again once it has taken the read's lists.
+const readStarts = new WeakMap();
+
+/** `doc`, noted as asked for at `time` (performance.now()). */
+export function markRead(doc, time) {
+  readStarts.set(doc, time);
+  return doc;
+}
+
+/** When `doc` was asked for (performance.now()); undefined for a Document not marked so. */
+export function readStartedAt(doc) {
+  return readStarts.get(doc);
+}
