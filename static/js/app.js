@@ -377,19 +377,33 @@ function sharedEntries(id) {
   return [...document.querySelectorAll("[data-shared-id]")].filter((entry) => entry.dataset.sharedId === id);
 }
 
-/** The team page as the server renders it now (its filter and page): its rows replace these. */
+/** The team page as the server renders it now (its filter and page): its rows replace these,
+ * then what was announced since the read began is applied again (the read may predate it, as a
+ * page read again may: see onAnnouncement). Asked while a read is under way (a conversation new
+ * to the page shared meanwhile, which that read may not list), it reads once more after it. */
 let teamReading = null;
+let teamReadAgain = false;
 async function readTeamPage() {
-  if (teamReading) return;
+  if (teamReading) {
+    teamReadAgain = true;
+    return;
+  }
+  const started = performance.now();
   teamReading = fetch(location.pathname + location.search, { credentials: "same-origin" })
     .then((response) => (response.ok ? response.text() : null))
     .then((html) => {
       const read = html && new DOMParser().parseFromString(html, "text/html").querySelector("table.team-list tbody");
-      if (read) teamTable.replaceChildren(...[...read.children].map((row) => document.importNode(row, true)));
+      if (!read || !mendable(started)) return;
+      teamTable.replaceChildren(...[...read.children].map((row) => document.importNode(row, true)));
+      applyHeardSince(started, listShared, unlistShared);
     })
     .catch(() => {}) // offline: the next reconnect reads it again
     .finally(() => {
       teamReading = null;
+      if (teamReadAgain) {
+        teamReadAgain = false;
+        readTeamPage();
+      }
     });
 }
 
