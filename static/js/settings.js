@@ -80,6 +80,11 @@ export function initSettings(page, onSaved) {
 
   function collect() {
     const params = { ...(page.params || {}) };
+    for (const name of [...NUMBER_FIELDS, ...INTEGER_FIELDS]) {
+      // A number the browser cannot read ("1e", "1e400") reads as "", the same as a field left
+      // blank: saved so, it would unset what was stored without a word.
+      if (field(name).validity.badInput) return { error: [name, `${name} must be a number.`] };
+    }
     for (const name of NUMBER_FIELDS) {
       const raw = field(name).value.trim();
       if (raw === "") delete params[name];
