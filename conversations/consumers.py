@@ -295,6 +295,7 @@ _DIRECT_HANDLERS = {
     "reply.failed": "reply_failed",
     "message.created": "message_created",
     "conversation.updated": "conversation_updated",
+    "conversation.settings": "conversation_settings",
     "conversation.listed": "conversation_listed",
     "conversation.deleted": "conversation_deleted",
     "shared.listed": "shared_listed",
@@ -1097,6 +1098,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.send_frame(event)
 
     async def conversation_updated(self, event: dict[str, Any]) -> None:
+        await self.send_frame(event)
+
+    async def conversation_settings(self, event: dict[str, Any]) -> None:
+        """Its settings saved (in another tab, say): the page's copy follows. A share link's
+        socket is never sent it (``link_frame``)."""
         await self.send_frame(event)
 
     async def conversation_listed(self, event: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -64,6 +64,13 @@ def announce_access_change(*conversation_ids: uuid.UUID) -> None:
 def announce_title(conversation_id: uuid.UUID, title: str) -> None:
     """After commit: the conversation's open sockets are sent its new title (a rename)."""
     _announce({"type": "conversation.updated", "title": title}, (conversation_id,))
+
+
+def announce_settings(conversation_id: uuid.UUID, settings: Mapping[str, Any]) -> None:
+    """After commit: the conversation's open sockets (never a share link's: the system prompt
+    and parameters are not what a link shows) are sent its saved settings, so that their
+    pages' copies, and an open Settings dialog, follow."""
+    _announce({"type": "conversation.settings", **settings}, (conversation_id,))
 
 
 def announce_listed(conversation: Conversation) -> None:

@@ -6,6 +6,8 @@ edit, regenerate, ...) are not here: they go over the websocket to ``actions``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -18,7 +20,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations import actions, api_wire, generation, params, quota, sharing, text
-from conversations.errors import ChatError, InvalidParameter, ModelNotAllowed, NotFound
+from conversations.errors import ChatError, Conflict, InvalidParameter, ModelNotAllowed, NotFound
 from conversations.frames import MessageFrame, message_frame
 from conversations.models import Conversation, Message, ModelConfig, User
 
@@ -110,28 +112,92 @@ def restore_conversation(conversation: Conversation) -> None:
     sharing.announce_shared_listing([conversation.pk], {})
 
 
+class ConversationSettings(TypedDict):
+    model: str
+    model_display_name: str
+    system_prompt: str
+    params: dict[str, Any]
+    settings_version: str
+
+
+def settings_version(conversation: Conversation) -> str:
+    """What a settings save is based on: a digest of the model, system prompt and parameters
+    as stored. A digest of the settings themselves rather than ``updated_at`` (which every
+    message moves), so that only a change of the settings (in another tab, by another worker,
+    in the admin) makes a save based on the old ones stale."""
+    stored = [conversation.model_id, conversation.system_prompt, conversation.params]
+    encoded = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()[:32]
+
+
+def settings_of(conversation: Conversation) -> ConversationSettings:
+    """The settings as the page holds them (its data, a save's answer, a refused save's, the
+    ``conversation.settings`` frame)."""
+    return {
+        "model": conversation.model.name,
+        "model_display_name": conversation.model.display_name,
+        "system_prompt": conversation.system_prompt,
+        "params": conversation.params,
+        "settings_version": settings_version(conversation),
+    }
+
+
+SETTINGS_CHANGED = (
+    "These settings were changed in another tab or by another worker — they are shown as they "
+    "are now; make your change again."
+)
+
+
 def update_settings(
-    conversation: Conversation, *, model_name: Any, system_prompt: Any, new_params: Any
+    conversation: Conversation,
+    *,
+    based_on: Any,
+    model_name: Any,
+    system_prompt: Any,
+    new_params: Any,
 ) -> Conversation:
     """Model, system prompt and parameters, validated against the chosen model's abilities.
     The model is one its owner may use (:func:`quota.check_may_choose`), and ``max_tokens``
     within the owner's own cap (a higher one was saved, and refused with every message).
 
+    A save replaces all the settings, so it is made only over the settings it was based on
+    (``based_on``: their :func:`settings_version`): one based on settings changed since (in
+    another tab, say) would silently wipe that change, and is refused (:class:`Conflict`,
+    carrying the settings as they are now). A saved change is announced to the conversation's
+    open pages (``conversation.settings``), so that their copies follow.
+
     Raises :class:`InvalidParameter` (or :class:`ModelNotAllowed`) whose ``param`` names the
     offending field.
     """
-    model = quota.check_may_choose(conversation.owner, model_name)
-    text.bounded(
-        system_prompt, MAX_SYSTEM_PROMPT_CHARS, label="The system prompt", param="system_prompt"
-    )
-    if not isinstance(new_params, Mapping):
-        raise InvalidParameter("params must be an object.", param="params")
-    cap = quota.limits_for(conversation.owner).max_output_tokens
-    clean = params.check_params(new_params, model, max_tokens_cap=cap)
-    conversation.model = model
-    conversation.system_prompt = system_prompt
-    conversation.params = clean
-    conversation.save(update_fields=["model", "system_prompt", "params", "updated_at"])
+    if not isinstance(based_on, str) or not based_on:
+        raise InvalidParameter(
+            "based_on must name the settings the change was made to.", param="based_on"
+        )
+    with transaction.atomic():
+        # Locked from the check to the write: two saves based on the same settings take turns,
+        # and the second is refused.
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("model", "owner")
+            .get(pk=conversation.pk)
+        )
+        if settings_version(conversation) != based_on:
+            raise Conflict(SETTINGS_CHANGED, settings=settings_of(conversation))
+        model = quota.check_may_choose(conversation.owner, model_name)
+        text.bounded(
+            system_prompt, MAX_SYSTEM_PROMPT_CHARS, label="The system prompt", param="system_prompt"
+        )
+        if not isinstance(new_params, Mapping):
+            raise InvalidParameter("params must be an object.", param="params")
+        cap = quota.limits_for(conversation.owner).max_output_tokens
+        clean = params.check_params(new_params, model, max_tokens_cap=cap)
+        conversation.model = model
+        conversation.system_prompt = system_prompt
+        conversation.params = clean
+        conversation.save(update_fields=["model", "system_prompt", "params", "updated_at"])
+        # As stored (JSON's round trip), so that the version is the one a page read gets.
+        conversation.refresh_from_db(fields=["params"])
+        sharing.announce_settings(conversation.pk, settings_of(conversation))
     return conversation
 
 

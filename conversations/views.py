@@ -225,10 +225,8 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "conversation_id": str(conversation.id),
         "title": str(conversation),
         "user_id": request.user.pk,
-        "model": conversation.model.name,
-        "model_display_name": conversation.model.display_name,
-        "system_prompt": conversation.system_prompt,
-        "params": conversation.params,
+        # model, model_display_name, system_prompt, params, and the settings_version a save is based on
+        **ui_actions.settings_of(conversation),
         "models": _model_choices(context["models"]),
         "blocked": blocked,
         # Blocked for tokens spent or held: when to read the page again (conversation.js).
@@ -311,7 +309,9 @@ def conversation_restore(request: HttpRequest, conversation_id: uuid.UUID) -> Js
 @login_required
 @require_POST
 def conversation_settings(request: HttpRequest, conversation_id: uuid.UUID) -> JsonResponse:
-    """Save model, system prompt and params; errors name their field: {errors: {field: msg}}."""
+    """Save model, system prompt and params over the settings they were based on (``based_on``:
+    their version); errors name their field: {errors: {field: msg}}; a save based on settings
+    changed since is refused (409) with the settings as they are now (``error.settings``)."""
     conversation = _owned(request, conversation_id)
     try:
         body = _json_body(request)
@@ -319,6 +319,7 @@ def conversation_settings(request: HttpRequest, conversation_id: uuid.UUID) -> J
             raise InvalidParameter("The settings must be an object.", param="params")
         conversation = ui_actions.update_settings(
             conversation,
+            based_on=body.get("based_on"),
             model_name=body.get("model"),
             system_prompt=body.get("system_prompt", ""),
             new_params=body.get("params", {}),
@@ -328,14 +329,7 @@ def conversation_settings(request: HttpRequest, conversation_id: uuid.UUID) -> J
             {"errors": {error.param or "__all__": error.message}, "error": error.as_dict()},
             status=error.status,
         )
-    return JsonResponse(
-        {
-            "model": conversation.model.name,
-            "model_display_name": conversation.model.display_name,
-            "system_prompt": conversation.system_prompt,
-            "params": conversation.params,
-        }
-    )
+    return JsonResponse(ui_actions.settings_of(conversation))
 
 
 @login_required

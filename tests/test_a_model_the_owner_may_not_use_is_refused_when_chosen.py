@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from conversations.models import Conversation, ModelConfig, Policy, User, UserLimits
+from conversations.ui_actions import settings_version
 from tests.support import client_for
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,14 @@ pytestmark = pytest.mark.django_db
 def save_settings(client: Client, conversation: Conversation, model: Any) -> Any:
     return client.post(
         f"/c/{conversation.id}/settings/",
-        data=json.dumps({"model": model, "system_prompt": "Be brief.", "params": {}}),
+        data=json.dumps(
+            {
+                "based_on": settings_version(Conversation.objects.get(pk=conversation.pk)),
+                "model": model,
+                "system_prompt": "Be brief.",
+                "params": {},
+            }
+        ),
         content_type="application/json",
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import Conversation, User
-from conversations.ui_actions import MAX_SYSTEM_PROMPT_CHARS, update_settings
+from conversations.ui_actions import MAX_SYSTEM_PROMPT_CHARS, settings_version, update_settings
 from tests.support import admin_form, client_for
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +44,7 @@ def test_a_system_prompt_at_the_bound_is_saved_and_the_chat_keeps_working_with_i
     assert len(alice_conversation.system_prompt) == MAX_SYSTEM_PROMPT_CHARS
     update_settings(
         alice_conversation,
+        based_on=settings_version(alice_conversation),
         model_name="deepseek-chat",
         system_prompt=alice_conversation.system_prompt,
         new_params={"temperature": 0.2},

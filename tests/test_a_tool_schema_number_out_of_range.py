@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from conversations.models import Conversation, Message, ModelConfig, UsageRecord, User
+from conversations.ui_actions import settings_version
 from tests.support import client_for, open_socket
 from tests.test_api_support import assert_envelope, bearer, make_key
 
@@ -21,7 +22,11 @@ TOOLS = (
 
 @pytest.mark.django_db
 def test_the_settings_refuse_it(alice: User, alice_conversation: Conversation) -> None:
-    body = '{"model": "deepseek-chat", "system_prompt": "", "params": {"tools": ' + TOOLS + "}}"
+    based_on = settings_version(alice_conversation)
+    body = (
+        f'{{"based_on": "{based_on}", "model": "deepseek-chat", "system_prompt": "", '
+        f'"params": {{"tools": {TOOLS}}}}}'
+    )
     response = client_for(alice).post(
         f"/c/{alice_conversation.id}/settings/", data=body, content_type="application/json"
     )

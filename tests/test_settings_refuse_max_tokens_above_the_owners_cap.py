@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from conversations.models import Conversation, User, UserLimits
+from conversations.ui_actions import settings_version
 from tests.support import client_for
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,14 @@ pytestmark = pytest.mark.django_db
 def save(alice: User, conversation: Conversation, params: dict[str, Any]) -> Any:
     return client_for(alice).post(
         f"/c/{conversation.id}/settings/",
-        data=json.dumps({"model": "deepseek-chat", "system_prompt": "Be brief.", "params": params}),
+        data=json.dumps(
+            {
+                "based_on": settings_version(Conversation.objects.get(pk=conversation.pk)),
+                "model": "deepseek-chat",
+                "system_prompt": "Be brief.",
+                "params": params,
+            }
+        ),
         content_type="application/json",
     )
 

@@ -1196,6 +1196,8 @@ async function catchUp(listed, readyNumber) {
     applyBlocked(data.blocked, data.may_post, data.blocked_until);
     // Named (or renamed) while the frame saying so could not reach this tab.
     if (data.title !== page.title) handlers["conversation.updated"]({ title: data.title });
+    // Its settings, saved elsewhere while the frame saying so could not reach this tab.
+    if (data.settings_version !== page.settings_version) handlers["conversation.settings"](data);
   }
   catchingUp = false;
   sendOutbox();
@@ -1266,6 +1268,11 @@ const handlers = {
       link.closest("li").dataset.title = frame.title;
     }
     document.title = `${frame.title} — DeepSeek team chat`;
+  },
+  "conversation.settings"(frame) {
+    // Saved in another tab (or this one, or by another worker): an open dialog shows them.
+    applySettings(frame);
+    settingsChangedElsewhere(frame);
   },
   "conversation.listed"(frame) {
     // One of this account's conversations, new or renamed elsewhere: the sidebar is app.js's.
@@ -1437,7 +1444,10 @@ for (const form of document.querySelectorAll("form[data-fork]")) {
   });
 }
 
-initSettings(page, (saved) => {
+/** The settings as saved (by this tab, or announced from another): the page's copy, the model
+ * named in the header and the composer, what the replies show of them, what may be sent. */
+function applySettings(saved) {
+  if (saved.settings_version === page.settings_version) return;
   const wasJson = isJsonMode();
   settings = {
     model: saved.model,
@@ -1446,6 +1456,8 @@ initSettings(page, (saved) => {
   };
   page.params = saved.params;
   page.model = saved.model;
+  page.system_prompt = saved.system_prompt;
+  page.settings_version = saved.settings_version;
   for (const node of document.querySelectorAll("[data-model-name]")) {
     node.textContent = saved.model_display_name;
   }
@@ -1461,7 +1473,9 @@ initSettings(page, (saved) => {
     (data) => applyBlocked(data.blocked, data.may_post, data.blocked_until),
     () => {},
   );
-});
+}
+
+const settingsChangedElsewhere = initSettings(page, applySettings);
 
 // A first message typed on the "new chat" screen travels here through sessionStorage.
 const pendingKey = `pending-message:${page.conversation_id}`;

@@ -18,15 +18,27 @@ function toolChoiceValue(text) {
   return { type: "function", function: { name: text } };
 }
 
+// Said when the settings changed since the dialog was filled (another tab, another worker).
+const CHANGED_ELSEWHERE =
+  "These settings were changed in another tab or by another worker — they are shown as they are now; make your change again.";
+
+/** The Settings dialog; `onSaved(settings)` takes the settings as saved (the page's copy).
+ * Returns `changedElsewhere(settings)`, for settings saved elsewhere (`conversation.settings`),
+ * once the page's copy holds them. */
 export function initSettings(page, onSaved) {
   const dialog = document.getElementById("settings-dialog");
   const openButton = document.getElementById("settings-open");
-  if (!dialog || !openButton) return;
+  if (!dialog || !openButton) return () => {};
   const form = dialog.querySelector("form");
   const field = (name) => form.elements.namedItem(name);
+  // What the dialog was filled from: a save replaces these, and is refused by the server if
+  // they changed meanwhile (the page's copy may follow a change while the dialog is open).
+  let basedOn = { params: {}, settings_version: "" };
+  let saving = false;
 
   function fill() {
-    const params = page.params || {};
+    basedOn = { params: page.params || {}, settings_version: page.settings_version };
+    const params = basedOn.params;
     field("model").value = page.model;
     field("system_prompt").value = page.system_prompt || "";
     for (const name of [...NUMBER_FIELDS, ...INTEGER_FIELDS]) {
@@ -79,7 +91,7 @@ export function initSettings(page, onSaved) {
   }
 
   function collect() {
-    const params = { ...(page.params || {}) };
+    const params = { ...basedOn.params };
     for (const name of [...NUMBER_FIELDS, ...INTEGER_FIELDS]) {
       // A number the browser cannot read ("1e", "1e400") reads as "", the same as a field left
       // blank: saved so, it would unset what was stored without a word.
@@ -119,7 +131,12 @@ export function initSettings(page, onSaved) {
       if (typeof value === "number" && Number.isNaN(value)) return { error: [name, `${name} must be a number.`] };
     }
     return {
-      body: { model: field("model").value, system_prompt: field("system_prompt").value, params },
+      body: {
+        based_on: basedOn.settings_version,
+        model: field("model").value,
+        system_prompt: field("system_prompt").value,
+        params,
+      },
     };
   }
 
@@ -139,15 +156,31 @@ export function initSettings(page, onSaved) {
     }
     const saveButton = form.querySelector("button[type=submit]");
     saveButton.disabled = true;
+    saving = true;
     const result = await postJSON(`/c/${page.conversation_id}/settings/`, collected.body);
+    saving = false;
     saveButton.disabled = false;
     if (result.ok) {
-      page.system_prompt = result.data.system_prompt;
       onSaved(result.data);
       dialog.close();
+      return;
+    }
+    const current = result.status === 409 ? result.data?.error?.settings : null;
+    if (current) {
+      // Changed since the dialog was filled: nothing was saved; shown as it is now.
+      onSaved(current);
+      fill();
+      showError("__all__", result.data.error.message);
       return;
     }
     const errors = result.data?.errors || { __all__: result.data?.error?.message || "Could not save." };
     for (const [param, message] of Object.entries(errors)) showError(param, message);
   });
+
+  return function changedElsewhere(settings) {
+    // The tab's own save may be announced before its answer comes: that answer says.
+    if (!dialog.open || saving || settings.settings_version === basedOn.settings_version) return;
+    fill();
+    showError("__all__", CHANGED_ELSEWHERE);
+  };
 }

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from conversations.models import Conversation, Message, User
+from conversations.ui_actions import settings_version
 from tests.support import client_for
 
 pytestmark = pytest.mark.django_db
@@ -51,19 +52,34 @@ def test_delete_then_restore_brings_the_conversation_back(
 
 def test_settings_errors_name_the_field(alice: User, alice_conversation: Conversation) -> None:
     url = reverse("conversation-settings", args=[alice_conversation.id])
-    status, body = post_json(alice, url, {"model": "deepseek-chat", "params": {"top_p": 0}})
+    based_on = settings_version(alice_conversation)  # each save below but the last is refused
+    status, body = post_json(
+        alice, url, {"based_on": based_on, "model": "deepseek-chat", "params": {"top_p": 0}}
+    )
     assert status == 400
     assert body["errors"] == {"top_p": "top_p must be in (0, 1]."}
-    status, body = post_json(alice, url, {"model": "nope", "params": {}})
+    status, body = post_json(alice, url, {"based_on": based_on, "model": "nope", "params": {}})
     assert status == 403 and "model" in body["errors"]  # type: ignore[operator]
     status, body = post_json(
         alice,
         url,
-        {"model": "deepseek-reasoner", "system_prompt": "Hi", "params": {"logprobs": True}},
+        {
+            "based_on": based_on,
+            "model": "deepseek-reasoner",
+            "system_prompt": "Hi",
+            "params": {"logprobs": True},
+        },
     )
     assert status == 400 and "logprobs" in body["errors"]  # type: ignore[operator]
     status, body = post_json(
-        alice, url, {"model": "deepseek-reasoner", "system_prompt": "Hi", "params": {"stop": "END"}}
+        alice,
+        url,
+        {
+            "based_on": based_on,
+            "model": "deepseek-reasoner",
+            "system_prompt": "Hi",
+            "params": {"stop": "END"},
+        },
     )
     assert status == 200 and body["params"] == {"stop": ["END"]}
     alice_conversation.refresh_from_db()
