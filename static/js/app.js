@@ -244,12 +244,18 @@ async function deleteConversation(item) {
   });
 }
 
-/** The sidebar's entry of the account's conversation `id` (as templates/chat_layout.html writes it). */
+/** The sidebar's entry of the account's conversation `id` (as templates/chat_layout.html writes
+ * it: marked as the page's when it is the conversation shown, as a chat just started is). */
 function sidebarItem(id, title) {
   const item = el(
     "li",
     { "data-id": id },
-    el("a", { class: "conversation-link", "data-id": id, href: `/c/${encodeURIComponent(id)}/` }),
+    el("a", {
+      class: "conversation-link",
+      "data-id": id,
+      href: `/c/${encodeURIComponent(id)}/`,
+      "aria-current": id === currentId ? "page" : null,
+    }),
     el(
       "span",
       { class: "item-actions" },
