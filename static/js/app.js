@@ -155,9 +155,14 @@ function startRename(item) {
     if (finished) return;
     finished = true;
     const title = field.value.trim();
-    field.remove();
+    // Ended from the field (Enter, Escape), the focus goes back to the conversation's link
+    // rather than falling to the page with the field; left by a click or Tab, it is where that
+    // took it.
+    const hadFocus = document.activeElement === field;
     link.hidden = false;
     item.querySelector(".item-actions").hidden = false;
+    if (hadFocus) link.focus();
+    field.remove();
     if (!save || !title || title === link.textContent.trim()) return;
     const result = await postJSON(`/c/${id}/rename/`, { title });
     if (!result.ok) {
