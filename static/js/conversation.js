@@ -55,7 +55,7 @@ const confidenceToggle = document.getElementById("confidence-toggle");
 
 /** id → message (the MessageFrame shape, plus client-side bookkeeping). */
 const nodes = new Map();
-/** parent id ("" for roots) → child ids, oldest first. */
+/** parent id ("" for roots) → child ids in the server's order (see serverOrder). */
 const children = new Map();
 /** parent id → the child shown on the active branch. */
 const chosen = new Map();
@@ -101,9 +101,21 @@ function addNode(frame) {
   for (let up = node; up?.role === "tool" && up.parent_id; up = nodes.get(up.parent_id)) {
     dirty.add(up.parent_id);
   }
-  children.get(key).push(node.id);
+  const siblings = children.get(key);
+  const after = siblings.findIndex((id) => serverOrder(node, nodes.get(id)) < 0);
+  siblings.splice(after < 0 ? siblings.length : after, 0, node.id);
   structureDirty = true;
   return node;
+}
+
+/** The server's order of messages (created_at, then id): versions are numbered by it, so
+ * every tab numbers them alike, and as after a reload, whatever order their frames arrived
+ * in (each worker hands its own sockets its messages before the other workers' sockets). The
+ * times are compared as written (ISO 8601, in UTC: a time without a fraction sorts before one
+ * with the same seconds and any, as it should), as ids are (UUIDs, as PostgreSQL orders them). */
+function serverOrder(a, b) {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 for (const frame of page.messages) addNode(frame);
@@ -116,6 +128,55 @@ function chooseBranchTo(id) {
     node = node.parent_id ? nodes.get(node.parent_id) : null;
   }
   structureDirty = true;
+}
+
+/** Messages this tab made (a message sent, an edit, a reply regenerated, a tool's result): its
+ * frame's client_id came back with them. */
+const madeHere = new Set();
+
+/** Where the message a frame of this tab's asks for goes: its parent's id ("" for a root). */
+function placeOf(frame) {
+  if (frame.type === "message.send") return frame.parent_id || "";
+  const edited = frame.type === "message.edit" ? nodes.get(frame.message_id) : null;
+  const regenerated = frame.type === "reply.regenerate" ? nodes.get(frame.reply_id) : null;
+  const replaced = edited || regenerated;
+  return replaced ? replaced.parent_id || "" : null;
+}
+
+/** Whether following `node`, made elsewhere (another tab, a teammate), would take the view away
+ * from what this tab made or is making in the same place: a message of its own shown as a
+ * version of `node` or of one of its parents, or, with `waiting`, the branch a message, edit or
+ * regenerate of its own still on its way goes to. Two tabs sending at once each keep their own
+ * message; a tab with nothing of its own in the way (a teammate watching) follows. */
+function takesViewFromOwn(node, { waiting = true } = {}) {
+  const places = new Set(); // where this tab's messages on their way go
+  const above = new Set(); // the messages shown above those places
+  for (const { frame } of waiting ? outbox.values() : []) {
+    const place = placeOf(frame);
+    if (place === null) continue;
+    places.add(place);
+    for (let up = nodes.get(place); up; up = up.parent_id ? nodes.get(up.parent_id) : null) above.add(up.id);
+  }
+  for (let up = node; up; up = up.parent_id ? nodes.get(up.parent_id) : null) {
+    const place = up.parent_id || "";
+    if (places.has(place)) return true;
+    const shown = shownBefore(place, up.id);
+    if (shown && shown !== up.id && (madeHere.has(shown) || above.has(shown))) return true;
+  }
+  return false;
+}
+
+/** The message shown under `place` before `arrived` was added there (activePath's choice). */
+function shownBefore(place, arrived) {
+  const ids = children.get(place) || [];
+  const id = chosen.get(place);
+  if (id && ids.includes(id)) return id;
+  return ids.filter((other) => other !== arrived).at(-1);
+}
+
+/** Whether a message of this tab's is being sent under `place` (a parent's id, "" for a root). */
+function sendingUnder(place) {
+  return [...outbox.values()].some(({ frame }) => frame.type === "message.send" && placeOf(frame) === place);
 }
 
 function newestMessage() {
@@ -136,7 +197,11 @@ function activePath() {
   while (children.has(key)) {
     const ids = children.get(key);
     let id = chosen.get(key);
-    if (!id || !ids.includes(id)) id = ids[ids.length - 1];
+    if (!id || !ids.includes(id)) {
+      // Another's message under the place this tab's is on its way to is not shown in its stead.
+      if (sendingUnder(key)) break;
+      id = ids[ids.length - 1];
+    }
     if (seen.has(id)) break;
     seen.add(id);
     path.push(nodes.get(id));
@@ -1164,13 +1229,18 @@ function mergeMessages(frames, listed) {
       continue;
     }
     const node = addNode(frame);
-    if (node.client_id) settle(node.client_id); // it reached the server; only its answer did not
+    // It reached the server; only its answer did not.
+    if (node.client_id && settle(node.client_id)) {
+      madeHere.add(node.id);
+      chooseBranchTo(node.id);
+    }
     if (listed.has(node.id) || (node.role === "assistant" && ACTIVE.has(node.status))) {
       requestSync(node.id, node.seq || 0);
     }
     if (!newest || node.created_at > newest.created_at) newest = node;
   }
-  if (newest) chooseBranchTo(newest.id);
+  // What this tab is still sending goes after the branch shown (followBranch): not waited for.
+  if (newest && !takesViewFromOwn(newest, { waiting: false })) chooseBranchTo(newest.id);
 }
 
 /** Whether a message created at `createdAt` (ISO 8601, as in message frames) is newer than
@@ -1216,12 +1286,13 @@ const handlers = {
   "message.created"(frame) {
     const existed = nodes.has(frame.message.id);
     const node = addNode(frame.message);
-    if (frame.message.client_id) settle(frame.message.client_id);
+    const own = Boolean(frame.message.client_id && settle(frame.message.client_id));
+    if (own) madeHere.add(node.id);
     if (frame.message.client_id && frame.message.client_id === focusNewVersion) {
       focusNewVersion = null;
       node.focusVersions = "previous";
     }
-    if (!existed || !frame.duplicate) chooseBranchTo(node.id);
+    if ((!existed || !frame.duplicate) && (own || !takesViewFromOwn(node))) chooseBranchTo(node.id);
     schedule(node.id);
   },
   "reply.started"(frame) {
