@@ -158,6 +158,7 @@ export function applyDelta(node, frame, syncing, requestSync) {
 /** The reply as the server holds it: appended after what the page has, or replacing it. */
 export function applySnapshot(node, frame, syncing, requestSync) {
   syncing.delete(node.id);
+  if (frame.mode !== "append" && isOlderCopy(node, frame)) return false;
   if (frame.mode === "append") {
     if ((frame.after_seq ?? 0) !== (node.seq || 0)) {
       requestSync(node.id, 0);
@@ -180,6 +181,21 @@ export function applySnapshot(node, frame, syncing, requestSync) {
   if (frame.code) node.error_code = frame.code;
   if (frame.message) node.error_message = frame.message;
   return true;
+}
+
+/** Whether a whole snapshot of a reply still being written is an older copy of what the page
+ * shows: its row's last checkpoint, answered when the worker writing it went silent (killed,
+ * cut off) and the reaper has not yet ended it. The page keeps the longer text it was shown,
+ * rather than take back what was read under "Writing…"; the reply's end (the text kept, the
+ * reason) replaces it when it comes. */
+function isOlderCopy(node, frame) {
+  return (
+    ACTIVE.has(frame.status) &&
+    ACTIVE.has(node.status) &&
+    (frame.seq || 0) < (node.seq || 0) &&
+    (node.content || "").startsWith(frame.content || "") &&
+    (node.reasoning || "").startsWith(frame.reasoning || "")
+  );
 }
 
 export function applyCompleted(node, frame, syncing) {
