@@ -844,6 +844,12 @@ function editForm(node) {
     event.preventDefault();
     const content = area.value;
     if (!content.trim()) return;
+    // Unchanged, it would only add a copy of the message as a new version (a new answer to the
+    // same message is Regenerate's): the editor closes as Cancel closes it.
+    if (content === node.content) {
+      close({ cancelled: true });
+      return;
+    }
     const refusal = tooLong(content);
     if (refusal) {
       composerError.textContent = refusal;

@@ -65,3 +65,23 @@ def test_a_refused_edit_keeps_the_edited_text(
         "A long, carefully rewritten question"
     )
     assert Message.objects.filter(conversation=ui_conversation, role="user").count() == 1
+
+
+def test_an_edit_saved_unchanged_adds_no_version(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    """Saved as it was, an edit closes as Cancel does: it used to send a copy of the message as
+    a second version (and a second answer to it), which Regenerate is for."""
+    page = session.page
+    session.open(ui_conversation)
+    send(page, "Only try [[sim: say=Alpha answer]]")
+    wait_until_idle(page)
+    mine = page.get_by_role("article", name="You")
+    mine.get_by_role("button", name="Edit", exact=True).click()
+    mine.get_by_role("textbox", name="Edit message").press("Enter")
+    expect(mine.get_by_role("textbox", name="Edit message")).to_have_count(0)
+    expect(mine.get_by_role("button", name="Edit", exact=True)).to_be_focused()
+    expect(mine.locator(".branch-pos")).to_have_count(0)
+    page.wait_for_timeout(500)  # a message.edit sent would have made its version by now
+    assert Message.objects.filter(conversation=ui_conversation, role="user").count() == 1
+    assert not session.errors, session.errors
