@@ -790,6 +790,7 @@ function controlsFor(node) {
           onclick: (event) => {
             event.currentTarget.disabled = true;
             node.continuing = true;
+            node.stopping = false; // this run of it may be stopped again
             socket.send({ type: "reply.continue", reply_id: node.id });
           },
         }),
@@ -990,9 +991,12 @@ readAgainWhenUnblocked(page.blocked_until);
 
 function updateComposer() {
   // Stopping is posting: a reader who may not post only gets a permission error from it.
-  const stoppable = page.may_post && Boolean(activeReplyOnPath());
+  const reply = activeReplyOnPath();
+  const stoppable = page.may_post && Boolean(reply);
   const focused = document.activeElement;
   stopButton.hidden = !stoppable;
+  stopButton.disabled = Boolean(reply?.stopping);
+  stopButton.textContent = reply?.stopping ? "Stopping…" : "Stop";
   sendButton.hidden = stoppable;
   sendButton.disabled = Boolean(page.blocked) || sending() || !input.value.trim();
   // Send and Stop take turns in one place, and Send is disabled once it has sent: the button
@@ -1136,7 +1140,12 @@ function sendMessage() {
 function stopReply() {
   if (!page.may_post) return;
   const reply = activeReplyOnPath();
-  if (reply) socket.send({ type: "reply.cancel", reply_id: reply.id });
+  if (!reply) return;
+  // Said at once, though offline the stop goes out only once reconnected (the reply runs on
+  // until then): the button says it was heard until the reply ends.
+  reply.stopping = true;
+  socket.send({ type: "reply.cancel", reply_id: reply.id });
+  updateComposer();
 }
 
 composer.addEventListener("submit", (event) => {
@@ -1303,7 +1312,8 @@ const handlers = {
   },
   "reply.started"(frame) {
     const node = nodes.get(frame.reply_id);
-    if (node) node.continuing = false;
+    // A Stop pressed for an earlier run of it (a continuation runs the same reply again).
+    if (node) node.continuing = node.stopping = false;
     if (!node || !applyStarted(node, frame, syncing, requestSync)) return;
     schedule(node.id);
   },
@@ -1380,6 +1390,10 @@ const handlers = {
     // A reply the server could not catch up for this page just now: asked for again shortly.
     if (syncAgainLater(frame, nodes, syncing, requestSync)) return;
     const message = frame.message || "Something went wrong.";
+    if (frame.request_type === "reply.cancel") {
+      // Refused (nothing left to stop, or no longer allowed): Stop may be pressed again.
+      for (const node of nodes.values()) node.stopping = false;
+    }
     if (frame.request_type === "reply.continue") {
       // A refused Continue may be asked again (the error names its reply, or all are freed).
       for (const node of nodes.values()) {
