@@ -465,7 +465,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         to be sent since it heard of the change (``_handle`` began holding it) is sent only if
         it may stay."""
         try:
-            await self.recheck_access()
+            if await self.recheck_access():
+                # Still seen: whether it may post may have changed (made a collaborator, or
+                # no longer one): the tab reads that again (README "access.changed").
+                await self.send_frame({"type": "access.changed"})
         finally:
             await self._release_held()
 

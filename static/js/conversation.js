@@ -1377,6 +1377,14 @@ const handlers = {
     // No longer shared with this account (this one, maybe: its socket is closed, 4403/4404).
     document.dispatchEvent(new CustomEvent("chat:shared-unlisted", { detail: frame.ids }));
   },
+  "access.changed"() {
+    // Who may see or post here changed and this tab still sees it: made a collaborator (it
+    // may post now), or no longer one. The composer follows, as the server renders it now.
+    fetchPageData().then(
+      (data) => applyBlocked(data.blocked, data.may_post, data.blocked_until),
+      () => {}, // offline: the next reconnect reads the page again (catchUp)
+    );
+  },
   "account.updated"() {
     // Suspended or unsuspended in the admin: the composer blocked or not, as the server would
     // render it now, and what is left (a suspended account is offered none).
