@@ -134,7 +134,17 @@ search?.addEventListener("input", () => {
   // The list holds one page of titles: none of them matching says nothing of the others.
   if (noMatch) {
     noMatch.hidden = !needle || shown > 0;
-    noMatch.textContent = noMatch.hidden ? "" : "No title listed here matches. Press Enter to search all your conversations.";
+    // Enter filters the titles of all of them (the server's list); the words said in them are
+    // the search page's to find.
+    noMatch.replaceChildren(
+      ...(noMatch.hidden
+        ? []
+        : [
+            "No title listed here matches. Press Enter to search the titles of all your conversations, or ",
+            el("a", { href: `/search/?q=${encodeURIComponent(search.value.trim())}`, text: "search their messages" }),
+            ".",
+          ]),
+    );
   }
 });
 

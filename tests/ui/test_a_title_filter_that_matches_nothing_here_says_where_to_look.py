@@ -1,5 +1,6 @@
 """Typing in the sidebar's search box filters the titles listed, one page of them: when none
-matches, the sidebar says so and that Enter searches all of them. It went blank, and an older
+matches, the sidebar says so, that Enter searches the titles of all of them, and links to the
+search of their messages (Enter finds titles only). It went blank, and an older
 conversation past the first page looked gone."""
 
 from __future__ import annotations
@@ -8,6 +9,11 @@ from playwright.sync_api import expect
 
 from conversations.models import Conversation, ModelConfig, User
 from tests.ui.conftest import Session
+
+SAID = (
+    "No title listed here matches. Press Enter to search the titles of all your "
+    "conversations, or search their messages."
+)
 
 
 def test_a_filter_matching_nothing_here_points_to_the_full_search(
@@ -30,12 +36,11 @@ def test_a_filter_matching_nothing_here_points_to_the_full_search(
     box.fill("kube")
     expect(sidebar.locator(".conversation-list a:visible")).to_have_count(0)
     expect(note).to_be_visible()
-    expect(note).to_have_text(
-        "No title listed here matches. Press Enter to search all your conversations."
-    )
-    expect(box).to_have_accessible_description(
-        "No title listed here matches. Press Enter to search all your conversations."
-    )
+    expect(note).to_have_text(SAID)
+    expect(box).to_have_accessible_description(SAID)
+    # Enter searches titles; the words said in the conversations are the search page's.
+    messages = note.get_by_role("link", name="search their messages")
+    expect(messages).to_have_attribute("href", "/search/?q=kube")
 
     box.press("Enter")
     expect(sidebar.get_by_role("link", name="Kubernetes upgrade")).to_be_visible()
