@@ -133,8 +133,12 @@ export function applyStarted(node, frame, syncing, requestSync) {
   node.startedSeq = frame.seq;
   if (syncing.get(node.id)) return true; // the snapshot awaited brings the reply as it is
   const held = node.seq || 0;
-  if (held > frame.seq) requestSync(node.id, 0);
-  else if (held < frame.seq) requestSync(node.id, held);
+  if (held > frame.seq) {
+    // What the page holds past the new call's start is not the reply's: the snapshot asked
+    // for replaces it, though it is shorter (not an older copy: isOlderCopy).
+    node.replaceNext = true;
+    requestSync(node.id, 0);
+  } else if (held < frame.seq) requestSync(node.id, held);
   return true;
 }
 
@@ -158,7 +162,8 @@ export function applyDelta(node, frame, syncing, requestSync) {
 /** The reply as the server holds it: appended after what the page has, or replacing it. */
 export function applySnapshot(node, frame, syncing, requestSync) {
   syncing.delete(node.id);
-  if (frame.mode !== "append" && isOlderCopy(node, frame)) return false;
+  if (frame.mode !== "append" && !node.replaceNext && isOlderCopy(node, frame)) return false;
+  node.replaceNext = false;
   if (frame.mode === "append") {
     if ((frame.after_seq ?? 0) !== (node.seq || 0)) {
       requestSync(node.id, 0);
@@ -187,7 +192,8 @@ export function applySnapshot(node, frame, syncing, requestSync) {
  * shows: its row's last checkpoint, answered when the worker writing it went silent (killed,
  * cut off) and the reaper has not yet ended it. The page keeps the longer text it was shown,
  * rather than take back what was read under "Writing…"; the reply's end (the text kept, the
- * reason) replaces it when it comes. */
+ * reason) replaces it when it comes. Not once a new call of it began behind what the page
+ * holds (applyStarted: the text past its start is an older call's, to be replaced). */
 function isOlderCopy(node, frame) {
   return (
     ACTIVE.has(frame.status) &&

@@ -96,3 +96,33 @@ def test_a_copy_that_is_not_the_start_of_the_text_shown_is_taken(
         "Let us",
         4,
     )
+
+
+def test_a_new_call_begun_behind_the_text_shown_replaces_it(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    """A continuation that starts behind what the page holds (an older call's task streamed on
+    past what was stored) asks for the reply again, and that shorter copy replaces the text."""
+    session.open(ui_conversation)
+    page = session.page
+    module = page.locator("script[type=module]").last.get_attribute("src")
+    assert module is not None
+    url = module.rsplit("/", 1)[0] + "/replies.js"
+    result = page.evaluate(
+        """
+        async (url) => {
+          const replies = await import(url);
+          const node = { id: "r", role: "assistant", status: "interrupted",
+                         content: "kept and older text", reasoning: "", seq: 20 };
+          const asked = [];
+          const syncing = new Map();
+          replies.applyStarted(node, { seq: 8 }, syncing, (id, seq) => asked.push(seq));
+          const applied = replies.applySnapshot(
+            node, { mode: "full", content: "kept", reasoning: "", seq: 9, status: "streaming" },
+            syncing, () => {});
+          return { asked, applied, content: node.content, seq: node.seq };
+        }
+        """,
+        url,
+    )
+    assert result == {"asked": [0], "applied": True, "content": "kept", "seq": 9}
