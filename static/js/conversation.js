@@ -1327,12 +1327,14 @@ const handlers = {
   "reply.snapshot"(frame) {
     const node = nodes.get(frame.reply_id);
     if (!node || !applySnapshot(node, frame, syncing, requestSync)) return;
+    if (!ACTIVE.has(node.status)) node.stopping = false; // ended: a later run may be stopped
     schedule(node.id);
   },
   "reply.completed"(frame) {
     refreshAllowance();
     const node = nodes.get(frame.reply_id);
     if (!node || !applyCompleted(node, frame, syncing)) return;
+    node.stopping = false;
     const timing = timings.get(node.id);
     if (timing && timing.start && !timing.end) timing.end = performance.now();
     node.thinkingOpen = undefined;
@@ -1341,6 +1343,7 @@ const handlers = {
   "reply.failed"(frame) {
     const node = nodes.get(frame.reply_id);
     if (!node || !applyFailed(node, frame, syncing)) return;
+    node.stopping = false; // stopped (or ended otherwise): a later run of it may be stopped
     schedule(node.id);
   },
   "conversation.updated"(frame) {
