@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from conversations import quota
@@ -129,3 +133,59 @@ def test_a_day_that_ended_is_not_counted_again(
     UsageRecord.objects.filter(user=limited).update(created_at=yesterday + timedelta(hours=1))
     assert quota.usage_summary(limited)["today"]["used"] == 0
     _admit(limited, chat_model, max_tokens=900)  # the whole day's allowance again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counting_again_waits_for_a_settlement_under_way_and_never_deadlocks(
+    settings: object, limited: User, chat_model: ModelConfig
+) -> None:
+    """The recount locks the calls it names again before the counter, as a settlement locks
+    its call before the counter: a settlement under way is waited for. Locking the counter
+    first, the two deadlocked and PostgreSQL aborted one (the user's send, or the settlement)."""
+    old_zone, new_zone = _zones_with_midnight_later()
+    settings.TIME_ZONE = old_zone  # type: ignore[attr-defined]
+    running = _admit(limited, chat_model, max_tokens=50)
+    settings.TIME_ZONE = new_zone  # type: ignore[attr-defined]
+
+    info = connection.settings_dict
+    conninfo = psycopg.conninfo.make_conninfo(
+        dbname=info["NAME"],
+        user=info["USER"] or None,
+        password=info["PASSWORD"] or None,
+        host=info["HOST"] or None,
+        port=info["PORT"] or None,
+    )
+    call_locked = threading.Event()
+    settled: list[BaseException | None] = []
+
+    def settlement() -> None:
+        """A settlement's locks in its order, held a moment between them: its call's row,
+        then (once the admission below is under way) the user's counter."""
+        try:
+            with psycopg.connect(conninfo) as conn:
+                conn.execute(
+                    "UPDATE conversations_usagerecord SET outcome = outcome WHERE id = %s",
+                    [running.pk],
+                )
+                call_locked.set()
+                time.sleep(0.8)
+                conn.execute(
+                    "UPDATE conversations_usageaccount SET streams = streams WHERE user_id = %s",
+                    [limited.pk],
+                )
+            settled.append(None)
+        except BaseException as error:
+            settled.append(error)
+
+    worker = threading.Thread(target=settlement)
+    worker.start()
+    assert call_locked.wait(10)
+    try:
+        admitted = _admit(limited, chat_model, max_tokens=20)  # counts the day again
+    finally:
+        worker.join(20)
+    assert settled == [None]
+    assert admitted.reserved_tokens == reservation(10, 20)
+    account = UsageAccount.objects.get(user=limited)
+    assert account.day_start == _day_start(new_zone)
+    assert account.day_used == running.reserved_tokens + admitted.reserved_tokens

@@ -42,8 +42,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     c record;
 BEGIN
-    -- The user's counter, locked (a concurrent admission that saw the same change finds it
-    -- counted again once this commits, and does nothing).
+    -- The user's calls it names again, locked first, then the user's counter: in the order a
+    -- settlement or a take-back locks them (its call, then the counter), so that one running
+    -- meanwhile waits or is waited for, never deadlocks with this.
+    PERFORM 1 FROM conversations_usagerecord u
+      WHERE u.user_id = p_user_id AND u.created_at >= least(p_day, p_month)
+      ORDER BY u.id FOR UPDATE;
+    -- The counter, locked (a concurrent admission that saw the same change finds it counted
+    -- again once this commits, and does nothing).
     SELECT * INTO c FROM conversations_usageaccount a WHERE a.user_id = p_user_id FOR UPDATE;
     IF NOT FOUND OR NOT usage_periods_redefined(c.day_start, c.month_start, p_day, p_month) THEN
         RETURN;
