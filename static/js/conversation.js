@@ -1227,7 +1227,7 @@ async function fetchPageData() {
   // whatever the list, whether the account may start a conversation ("New chat").
   if (!location.search) document.dispatchEvent(new CustomEvent("chat:sidebar-read", { detail: html }));
   else document.dispatchEvent(new CustomEvent("chat:new-chat-read", { detail: html }));
-  return JSON.parse(data.textContent);
+  return { ...JSON.parse(data.textContent), readStartedAt: started };
 }
 
 /** Add the messages this tab has not seen; resume the replies among them that still run. */
@@ -1282,7 +1282,10 @@ async function catchUp(listed, readyNumber) {
     // Named (or renamed) while the frame saying so could not reach this tab.
     if (data.title !== page.title) handlers["conversation.updated"]({ title: data.title });
     // Its settings, saved elsewhere while the frame saying so could not reach this tab.
-    if (data.settings_version !== page.settings_version) handlers["conversation.settings"](data);
+    // Not settings older than those taken since the read began (a frame, a save's answer).
+    if (data.settings_version !== page.settings_version && data.readStartedAt >= settingsTakenAt) {
+      handlers["conversation.settings"](data);
+    }
   }
   catchingUp = false;
   sendOutbox();
@@ -1548,8 +1551,15 @@ for (const form of document.querySelectorAll("form[data-fork]")) {
 
 /** The settings as saved (by this tab, or announced from another): the page's copy, the model
  * named in the header and the composer, what the replies show of them, what may be sent. */
-function applySettings(saved) {
-  if (saved.settings_version === page.settings_version) return;
+/** When the page last took the conversation's settings (performance.now()): settings read or
+ * answered from before that may be older than them (a version is a digest: it has no order). */
+let settingsTakenAt = -Infinity;
+
+/** The settings as saved; `since`: when what says so was asked for (a save's answer: when it was
+ * sent), to leave it if newer ones were taken meanwhile (a frame of a later save elsewhere). */
+function applySettings(saved, since = performance.now()) {
+  if (saved.settings_version === page.settings_version || since < settingsTakenAt) return;
+  settingsTakenAt = performance.now();
   const wasJson = isJsonMode();
   settings = {
     model: saved.model,

@@ -22,7 +22,8 @@ function toolChoiceValue(text) {
 const CHANGED_ELSEWHERE =
   "These settings were changed in another tab or by another worker — they are shown as they are now; make your change again.";
 
-/** The Settings dialog; `onSaved(settings)` takes the settings as saved (the page's copy).
+/** The Settings dialog; `onSaved(settings, sent)` takes the settings as saved (the page's
+ * copy), as the server had them when it answered a save sent at `sent` (performance.now()).
  * Returns `changedElsewhere(settings)`, for settings saved elsewhere (`conversation.settings`),
  * once the page's copy holds them. */
 export function initSettings(page, onSaved) {
@@ -157,18 +158,19 @@ export function initSettings(page, onSaved) {
     const saveButton = form.querySelector("button[type=submit]");
     saveButton.disabled = true;
     saving = true;
+    const sent = performance.now(); // settings heard after this are newer than the answer's
     const result = await postJSON(`/c/${page.conversation_id}/settings/`, collected.body);
     saving = false;
     saveButton.disabled = false;
     if (result.ok) {
-      onSaved(result.data);
+      onSaved(result.data, sent);
       dialog.close();
       return;
     }
     const current = result.status === 409 ? result.data?.error?.settings : null;
     if (current) {
       // Changed since the dialog was filled: nothing was saved; shown as it is now.
-      onSaved(current);
+      onSaved(current, sent);
       fill();
       showError("__all__", result.data.error.message);
       return;

@@ -14,6 +14,7 @@ from playwright.sync_api import Locator, expect
 from conversations.models import Conversation, ModelConfig
 from conversations.ui_actions import SETTINGS_CHANGED
 from tests.ui.conftest import Session
+from tests.ui.test_a_page_read_before_a_change_does_not_undo_it import HeldRead, HeldRequest
 
 
 @pytest.fixture
@@ -100,3 +101,46 @@ def test_a_save_based_on_settings_changed_unannounced_is_refused_and_shows_them(
     assert ui_conversation.model.name == "deepseek-reasoner"
     assert ui_conversation.system_prompt == "You are a pirate."
     assert ui_conversation.params == {"temperature": 0.3}
+
+
+def test_a_read_begun_before_a_save_elsewhere_does_not_put_the_old_settings_back(
+    session: Session,
+    second_tab: Session,
+    ui_conversation: Conversation,
+    ui_chat_model: ModelConfig,
+) -> None:
+    """A tab reads its page again after a reconnect; settings saved in another tab meanwhile
+    reach it by their frame before that read's answer, which the server rendered before the
+    save: the read's older settings are left (they were taken over the frame's: the old model
+    named, the dialog refilled with them, the next save refused as stale)."""
+    page = session.page
+    session.open(ui_conversation)
+    read = HeldRead(page, f"{session.server.url}/c/{ui_conversation.id}/")
+    page.evaluate("() => window.chatSocket.drop()")  # a reconnect reads the page again
+    read.wait_held()
+    session.wait_connected()
+
+    second_tab.open(ui_conversation)
+    other = open_settings(second_tab)
+    other.get_by_label("System prompt").fill("You are a pirate.")
+    other.get_by_label("Model", exact=True).select_option("deepseek-reasoner")
+    other.get_by_role("button", name="Save settings").click()
+    expect(other).to_be_hidden()
+    composer = page.get_by_role("textbox", name="Message", exact=True)
+    expect(composer).to_have_attribute("placeholder", "Message DeepSeek Reasoner")
+
+    # (The frame's own page read, for the blocked state, may have been taken already.)
+    taken = page.evaluate("() => window.readsTaken")
+    HeldRequest.answer(read)
+    page.wait_for_function("(taken) => window.readsTaken > taken", arg=taken)
+    page.wait_for_timeout(300)  # the read's data, taken after its lists
+    expect(composer).to_have_attribute("placeholder", "Message DeepSeek Reasoner")
+    mine = open_settings(session)
+    expect(mine.get_by_label("System prompt")).to_have_value("You are a pirate.")
+    mine.get_by_label("Temperature").fill("0.4")
+    mine.get_by_role("button", name="Save settings").click()
+    expect(mine).to_be_hidden()
+    ui_conversation.refresh_from_db()
+    assert ui_conversation.system_prompt == "You are a pirate."
+    assert ui_conversation.params.get("temperature") == 0.4
+    assert not session.errors, session.errors
