@@ -846,8 +846,9 @@ function editForm(node) {
     const content = area.value;
     if (!content.trim()) return;
     // Unchanged, it would only add a copy of the message as a new version (a new answer to the
-    // same message is Regenerate's): the editor closes as Cancel closes it.
-    if (content === node.content) {
+    // same message is Regenerate's): the editor closes as Cancel closes it. Not a message left
+    // without an answer: sent again, it gets one.
+    if (content === node.content && (children.get(node.id) || []).length) {
       close({ cancelled: true });
       return;
     }
