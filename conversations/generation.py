@@ -1136,6 +1136,13 @@ class GenerationService:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled, though the layer raised something else: a Redis client's own
+                    # timeout meeting the cancellation turns it into a TimeoutError. Tried
+                    # again, the receive outlived its cancellation, and a loop being closed
+                    # (a worker's shutdown) waited for it for ever.
+                    raise asyncio.CancelledError from error
                 retrying = self.layer_down
                 self._layer_failed(error)
                 await asyncio.sleep(0.5 if retrying else 0.05)
