@@ -986,6 +986,15 @@ class _Checkpoints:
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
+def _cancelled_all_the_same(error: Exception) -> None:
+    """Raise CancelledError if the current task is being cancelled though the channel layer
+    raised ``error``: a Redis client's own timeout meeting a cancellation turns it into a
+    TimeoutError, and taken for Redis being away, the cancellation was lost."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
+
+
 class GenerationService:
     """The process's generation tasks, reachable from any worker through ``channel``, the
     process's sockets per conversation, to which events are handed directly, and the places
@@ -1108,6 +1117,7 @@ class GenerationService:
         try:
             await self.layer.group_send(group, {**event, PUBLISHER: self.channel})
         except Exception as error:
+            _cancelled_all_the_same(error)
             # Redis away: other workers' sockets miss this event (they resync from the row
             # on the next one they get, or when they reconnect); this worker's sockets, and
             # the reply itself, go on.
@@ -1136,13 +1146,9 @@ class GenerationService:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # Cancelled, though the layer raised something else: a Redis client's own
-                    # timeout meeting the cancellation turns it into a TimeoutError. Tried
-                    # again, the receive outlived its cancellation, and a loop being closed
-                    # (a worker's shutdown) waited for it for ever.
-                    raise asyncio.CancelledError from error
+                # Tried again, a receive cancelled as another error outlived its cancellation,
+                # and a loop being closed (a worker's shutdown) waited for it for ever.
+                _cancelled_all_the_same(error)
                 retrying = self.layer_down
                 self._layer_failed(error)
                 await asyncio.sleep(0.5 if retrying else 0.05)

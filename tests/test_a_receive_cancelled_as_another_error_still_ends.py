@@ -45,3 +45,32 @@ async def test_a_cancelled_receive_ends_though_the_layer_says_timeout() -> None:
     assert done == {receiving}, "the receive went on after it was cancelled"
     assert receiving.cancelled()
     assert service.layer.swallowed == 1
+
+
+class SendCancellationTurnedTimeout(InMemoryChannelLayer):
+    """Its group sends wait, and the first cancelled one raises TimeoutError."""
+
+    swallowed = 0
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed += 1
+            raise TimeoutError from None
+
+
+async def test_a_publish_cancelled_as_another_error_is_cancelled() -> None:
+    """Publishing to other workers is left when Redis is away; a cancellation the layer turned
+    into a TimeoutError is not (its task, a reply being stopped, would have run on)."""
+    service = GenerationService()
+    service.layer = SendCancellationTurnedTimeout()
+    service.single_process = False
+    publishing = asyncio.ensure_future(service.publish("test.group", {"type": "x"}))
+    await asyncio.sleep(0.05)
+    publishing.cancel()
+    done, _ = await asyncio.wait({publishing}, timeout=2)
+    assert done == {publishing}
+    assert publishing.cancelled(), "the publish took its cancellation for Redis being away"
