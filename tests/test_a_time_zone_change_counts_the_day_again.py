@@ -17,12 +17,12 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from conversations import quota
 from conversations.errors import QuotaExceeded
 from conversations.models import ModelConfig, Policy, UsageAccount, UsageRecord, User, UserLimits
+from tests import servers
 
 pytestmark = pytest.mark.django_db
 
@@ -147,14 +147,7 @@ def test_counting_again_waits_for_a_settlement_under_way_and_never_deadlocks(
     running = _admit(limited, chat_model, max_tokens=50)
     settings.TIME_ZONE = new_zone  # type: ignore[attr-defined]
 
-    info = connection.settings_dict
-    conninfo = psycopg.conninfo.make_conninfo(
-        dbname=info["NAME"],
-        user=info["USER"] or None,
-        password=info["PASSWORD"] or None,
-        host=info["HOST"] or None,
-        port=info["PORT"] or None,
-    )
+    conninfo = servers.test_database_url()
     call_locked = threading.Event()
     settled: list[BaseException | None] = []
 
