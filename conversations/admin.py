@@ -62,7 +62,7 @@ from conversations.params import (
     check_conversation_params,
     count_refused_conversations,
 )
-from conversations.ui_actions import MAX_SYSTEM_PROMPT_CHARS
+from conversations.ui_actions import MAX_SYSTEM_PROMPT_CHARS, settings_of, settings_version
 
 
 class StorableDateTimeField(forms.SplitDateTimeField):
@@ -1648,7 +1648,9 @@ class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
     delete (4404), and its replies being written stop (``generation.stop_replies``), as they do
     when "deleted at" is filled in on its page (a delete its owner can undo). Deleted,
     restored, renamed or given to another owner here, its owners' open tabs list it as it is
-    now (``sharing.announce_listing_change``; a delete for good: ``conversation.deleted``)."""
+    now (``sharing.announce_listing_change``; a delete for good: ``conversation.deleted``).
+    Its title and settings changed here reach its open pages (``conversation.updated``,
+    ``conversation.settings``)."""
 
     form = ConversationForm
     list_display = ["__str__", "owner", "model", "visibility", "updated_at", "deleted_at"]
@@ -1674,6 +1676,15 @@ class ConversationAdmin(DeletesConversationsAdmin, AnnouncingAdmin):
         before, after = getattr(request, "_listed_before", None), form.instance
         sharing.announce_listing_change(before, after)
         sharing.announce_shared_listing([after.pk], getattr(request, "_shared_before", {}))
+        if before is not None and after.title and before.title != after.title:
+            # Renamed here: its open pages (and share links' readers) show the new title, as
+            # after a rename in the chat.
+            sharing.announce_title(after.pk, after.title)
+        if before is not None and settings_version(before) != settings_version(after):
+            # Its model, system prompt or parameters changed here: its open pages follow, as
+            # after a save in the chat (their next save is based on these).
+            stored = Conversation.objects.select_related("model").get(pk=after.pk)
+            sharing.announce_settings(after.pk, settings_of(stored))
         if before is not None and before.deleted_at is None and after.deleted_at is not None:
             # Deleted here ("deleted at" filled in), as by its owner: its replies being written
             # stop, charged what they used (they ran to their end, charged in full).

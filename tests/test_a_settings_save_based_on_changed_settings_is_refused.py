@@ -16,10 +16,10 @@ from asgiref.sync import sync_to_async
 
 from conversations import sharing
 from conversations.models import Conversation, ModelConfig, User
-from conversations.ui_actions import SETTINGS_CHANGED, settings_version
+from conversations.ui_actions import SETTINGS_CHANGED, settings_of, settings_version
 from simulator.testing import running_simulator
 from tests.servers import WorkerSocket, daphne_worker, redis_url, session_cookie
-from tests.support import SIM_KEY, client_for, open_socket
+from tests.support import SIM_KEY, admin_form, client_for, open_socket
 
 
 def save(user: User, conversation: Conversation, body: dict[str, Any]) -> Any:
@@ -185,3 +185,37 @@ async def test_a_change_saved_on_one_worker_reaches_a_tab_on_the_other(
     assert refused.status_code == 409, refused.text
     assert refused.json()["error"]["settings"] == response.json()
     await other_tab.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(60)
+async def test_a_change_saved_in_the_admin_reaches_the_open_sockets(
+    alice: User, staff: User, alice_conversation: Conversation, reasoner_model: ModelConfig
+) -> None:
+    """Changed on its admin page, the title and settings reach the conversation's open tabs as
+    a rename or a save in the chat do (before, a tab kept the old settings until its next save
+    was refused, and the old title until a reload)."""
+    tab = await open_socket(alice, alice_conversation)
+    page = f"/admin/conversations/conversation/{alice_conversation.pk}/change/"
+
+    def save_in_the_admin(**changes: Any) -> None:
+        admin = client_for(staff)
+        response = admin.post(page, admin_form(admin, page, **changes))
+        assert response.status_code == 302, response.content.decode()[:2000]
+
+    # A change of the title alone leaves the settings as they were: nothing to announce but
+    # the title, which the page shows at once (before, it kept the old one until a reload).
+    await sync_to_async(save_in_the_admin)(title="Renamed in the admin")
+    renamed = await tab.until_type("conversation.updated")
+    assert renamed["title"] == "Renamed in the admin"
+    assert tab.of_type("conversation.settings") == []
+
+    await sync_to_async(save_in_the_admin)(
+        model=str(reasoner_model.pk), system_prompt="You are a pirate."
+    )
+    frame = await tab.until_type("conversation.settings")
+    stored = await Conversation.objects.select_related("model").aget(pk=alice_conversation.pk)
+    assert frame == {"type": "conversation.settings", **settings_of(stored)}
+    assert frame["model"] == "deepseek-reasoner"
+    assert frame["system_prompt"] == "You are a pirate."
+    await tab.close()
