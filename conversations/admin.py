@@ -1791,7 +1791,17 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     def export_csv(self, request: HttpRequest, queryset: Any) -> HttpResponseBase:
         return stream_csv(
             "audit.csv",
-            ["at", "actor", "action", "target_type", "target_id", "target", "before", "after"],
+            [
+                "at",
+                "actor",
+                "action",
+                "target_type",
+                "target_id",
+                "target",
+                "changes",
+                "before",
+                "after",
+            ],
             queryset,
             _audit_columns,
         )
@@ -1805,6 +1815,12 @@ def _audit_columns(entry: AuditEntry) -> list[Any]:
         entry.target_type,
         entry.target_id,
         entry.target_repr,
+        # What changed as its page says it, related rows by name (a user's groups, a policy's
+        # models): "field: before -> after", one field a line.
+        "\n".join(
+            f"{name}: {before or '-'} -> {after or '-'}"
+            for name, before, after in audit.readable_changes(entry)
+        ),
         # JSON, as stored (not Python's repr: True/None, single quotes).
         "" if entry.before is None else json.dumps(entry.before),
         "" if entry.after is None else json.dumps(entry.after),

@@ -1,5 +1,7 @@
 """The audit log's CSV export gives each entry's before and after as JSON, as the log keeps
-them, so that any tool can read them back (Python's repr wrote True, None and single quotes)."""
+them, so that any tool can read them back (Python's repr wrote True, None and single quotes),
+and what changed as the entry's page says it, related rows by name (the JSON names a user's
+groups by id only)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import io
 import json
 
 import pytest
+from django.contrib.auth.models import Group
 
 from conversations.models import AuditEntry, Policy, User
-from tests.support import client_for, downloaded
+from tests.support import admin_form, client_for, downloaded
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +37,20 @@ def test_before_and_after_are_json_in_the_export(staff: User) -> None:
     assert after == entry.after
     assert after["tokens_per_day"] == 1000 and after["tokens_per_month"] is None
     assert after["is_default"] is False
+
+
+def test_the_export_names_what_changed_as_the_entrys_page_does(staff: User, alice: User) -> None:
+    client = client_for(staff)
+    engineers = Group.objects.create(name="Engineers")
+    page = f"/admin/conversations/user/{alice.pk}/change/"
+    response = client.post(page, admin_form(client, page, groups=[str(engineers.pk)]))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = AuditEntry.objects.filter(target_type="user", target_id=str(alice.pk)).latest("at")
+
+    export = client.post(
+        "/admin/conversations/auditentry/",
+        {"action": "export_csv", "_selected_action": [str(entry.pk)]},
+    )
+    (row,) = csv.DictReader(io.StringIO(downloaded(export)))
+    assert "groups: none -> Engineers" in row["changes"].splitlines()
+    assert json.loads(row["after"])["groups"] == [engineers.pk]  # the JSON as stored
