@@ -472,21 +472,26 @@ def set_collaborators(user: User, conversation_id: Any, usernames: list[str]) ->
         people = list(
             User.objects.filter(username__in=usernames, is_active=True).exclude(pk=user.pk)
         )
-        missing = sorted(set(usernames) - {p.username for p in people} - {user.username})
-        if missing:
-            raise InvalidParameter(f"No such user: {', '.join(missing)}.", param="collaborators")
+        missing = set(usernames) - {p.username for p in people} - {user.username}
         if Team.objects.exists():
+            # Where there are teams an owner learns nothing of the accounts outside theirs: a
+            # name no one has and a stranger's are refused alike.
             mine = set(access.team_ids(user))
             named = set(conversation.collaborators.values_list("pk", flat=True))
-            strangers = [
+            strangers = {
                 p.username
                 for p in people
                 if p.pk not in named and not mine & set(access.team_ids(p))
-            ]
-            if strangers:
+            }
+            if missing | strangers:
                 raise InvalidParameter(
-                    f"Not in a team of yours: {', '.join(strangers)}.", param="collaborators"
+                    f"Not in a team of yours: {', '.join(sorted(missing | strangers))}.",
+                    param="collaborators",
                 )
+        if missing:
+            raise InvalidParameter(
+                f"No such user: {', '.join(sorted(missing))}.", param="collaborators"
+            )
         conversation.collaborators.set(people)
         audit.record(user, "collaborators", conversation, before, _sharing_state(conversation))
         announce_access_change(conversation.id)

@@ -3,7 +3,8 @@ collaborator. Taken out of the team in the admin, Bob loses it at once: its page
 and posting refuse him, and his open view of it closes (4403). Made private, it loses its
 collaborators: Bob cannot open it. Before, a collaborator kept reading and posting whatever his
 teams or the conversation's visibility became, and the owner's sharing page, which still named
-him, could no longer be saved ("Not in a team of yours: bob")."""
+him, could no longer be saved ("Not in a team of yours: bob"). A name no one has is refused as
+a stranger's is: the form tells an owner nothing of the accounts outside their teams."""
 
 from __future__ import annotations
 
@@ -84,6 +85,14 @@ async def test_a_collaborator_taken_out_of_the_team_loses_the_conversation_at_on
         response.status_code == 400 and "Not in a team of yours: dora." in response.content.decode()
     )
     assert stranger.pk
+    # A name no one has is refused alike: the owner learns nothing of who exists outside
+    # their teams (before: "No such user", so a stranger's name was told apart).
+    response = await sync_to_async(alices.post)(
+        f"/c/{alice_conversation.id}/sharing/collaborators/", {"collaborators": "bob, nosuchuser"}
+    )
+    assert response.status_code == 400
+    assert "Not in a team of yours: nosuchuser." in response.content.decode()
+    assert "No such user" not in response.content.decode()
 
 
 async def test_a_conversation_made_private_loses_its_collaborators(
