@@ -50,6 +50,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
@@ -79,6 +80,7 @@ from conversations.upstream import (
     StreamEvent,
     ToolCall,
     ToolCallDelta,
+    UpstreamClient,
     UpstreamError,
     Usage,
 )
@@ -101,6 +103,11 @@ FIRST_OUTPUT_WAIT_S = 5.0
 #: the idle timeouts of common proxies and clients (30-60 s), while the upstream's own silence
 #: may last minutes (a queue, a long pause in reasoning: UPSTREAM_IDLE_TIMEOUT is 180 s).
 KEEPALIVE_INTERVAL_S = 10.0
+#: The longest the upstream client's retries of a call may wait in all (the upstream's
+#: Retry-After, backoff): done a second before the status goes out, so that a failure our
+#: retries did not mend still has its own status (a 429 with its Retry-After, which the SDKs
+#: wait out and retry themselves), not a 200 whose body is the error.
+UPSTREAM_RETRY_BUDGET_S = FIRST_OUTPUT_WAIT_S - 1.0
 # Statuses of upstream failures as our callers see them; anything else is a bad gateway.
 UPSTREAM_STATUSES = {400: 400, 422: 400, 429: 429, 503: 503, 504: 504}
 
@@ -820,14 +827,19 @@ async def _complete(call: Call, response: _Response) -> None:
     await api_calls.answer_then_settle(call, result, answer)
 
 
+def _upstream() -> UpstreamClient:
+    """The upstream client for a call, whose retries wait no longer than
+    :data:`UPSTREAM_RETRY_BUDGET_S` in all."""
+    client = upstream_client()
+    return UpstreamClient(replace(client.config, retry_budget_s=UPSTREAM_RETRY_BUDGET_S))
+
+
 async def _answer_of(call: Call) -> ChatResult:
     """The upstream's answer to a non-streamed call, read from a stream it assembles: a call
     stopped on the way (its client left, a shutdown) knows what had been produced, and is
     charged it (a non-streamed upstream call would tell nothing until its end)."""
     request = call.request
-    events = upstream_client().stream_chat(
-        call.target, request.messages, request.params, buffered=True
-    )
+    events = _upstream().stream_chat(call.target, request.messages, request.params, buffered=True)
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, Completed):
@@ -923,7 +935,7 @@ class _SlowAnswer:
 async def _stream(call: Call, response: _Response) -> None:
     """A streamed completion: upstream events in, DeepSeek chunks out, settled exactly once."""
     request = call.request
-    events: AsyncGenerator[StreamEvent, None] = upstream_client().stream_chat(
+    events: AsyncGenerator[StreamEvent, None] = _upstream().stream_chat(
         call.target, request.messages, request.params
     )
     first = asyncio.ensure_future(_next_event(events))

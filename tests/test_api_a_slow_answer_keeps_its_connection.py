@@ -19,6 +19,10 @@ from tests.test_api_support import bearer, make_key, settled_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
+# The upstream gives up on a request still queued after 2 s, having sent keep-alives (a
+# failure it does not bill).
+SIMULATOR_OPTIONS = {"queue_timeout_s": 2, "keepalive_interval_s": 0.5}
+
 
 def _ask(base: str, alice: User, content: str) -> tuple[httpx.Response, float, list[float], str]:
     """The response, when its headers came, when each piece of its body came, and the body."""
@@ -77,13 +81,14 @@ def test_a_quick_answer_keeps_its_length_and_no_blank_lines(
 def test_a_failure_after_the_blank_lines_is_the_body_and_is_not_charged(
     base: str, alice: User, chat_model: ModelConfig
 ) -> None:
-    # The upstream client waits out Retry-After between attempts: 3 s + 3 s > the 5 s wait.
-    response, _, _, text = _ask(base, alice, "[[sim: fault=429 retry_after=3]]")
+    # Three attempts the upstream drops after 2 s in its queue (and nothing billed): past the
+    # 5 s wait.
+    response, _, _, text = _ask(base, alice, "[[sim: queue=3]]")
     assert response.status_code == 200  # went out before the failure was known
     assert text.startswith("\n")
     error = json.loads(text)["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert error["code"] == "rate_limited" and error["type"] == "rate_limit_error"
+    assert error["code"] == "upstream_queue_timeout"
     record = settled_record(user=alice)
     assert (record.state, record.outcome) == ("settled", "failed")
     assert record.total_tokens == 0 and record.reserved_tokens == 0

@@ -43,7 +43,11 @@ def worker(
     """A worker logging at INFO into a file: the request log line is checked too."""
     log = tmp_path_factory.mktemp("worker") / "stderr.log"
     with ExitStack() as stack:
-        upstream = stack.enter_context(running_simulator(api_key=SIM_KEY, tokens_per_s=0, seed=7))
+        upstream = stack.enter_context(
+            running_simulator(
+                api_key=SIM_KEY, tokens_per_s=0, seed=7, queue_timeout_s=2, keepalive_interval_s=0.5
+            )
+        )
         with log.open("ab") as sink, _stderr_to(sink):
             base = stack.enter_context(daphne_worker(upstream, SIM_KEY, LOG_LEVEL="INFO"))
         yield base, log
@@ -85,15 +89,18 @@ def test_a_refusal_after_the_keepalive_ends_the_stream_and_is_not_charged(
     worker: tuple[str, Path], alice: User, chat_model: ModelConfig
 ) -> None:
     base, log = worker
-    # The upstream client waits out Retry-After between attempts: 3 s + 3 s > the 5 s wait.
-    response = _stream(base, alice, "hi [[sim: fault=429 retry_after=3]]")
+    # Three attempts the upstream drops after 2 s in its queue (and does not bill): past the
+    # 5 s wait.
+    response = _stream(base, alice, "hi [[sim: queue=3]]")
     error = _error_event(response)
-    assert error["code"] == "rate_limited" and error["type"] == "rate_limit_error"
+    assert error["code"] == "upstream_queue_timeout"
     record = UsageRecord.objects.get(user=alice)
     assert (record.state, record.outcome) == ("settled", "failed")
     assert record.total_tokens == 0 and record.cost == 0 and record.reserved_tokens == 0
     line = _request_line(log, response.headers["x-request-id"])
-    assert " POST /v1/chat/completions 200 " in line and line.endswith(" error=rate_limited")
+    assert " POST /v1/chat/completions 200 " in line and line.endswith(
+        " error=upstream_queue_timeout"
+    )
 
 
 def test_a_billed_failure_after_the_keepalive_ends_the_stream_as_failed(
