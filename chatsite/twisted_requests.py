@@ -30,7 +30,8 @@ Refusals on the API's paths are in the API's envelope (``api_asgi.early_refusal`
 answer of the API is: the 413 above, and Twisted's own 400 for a request that is not valid
 HTTP (a malformed header or chunked body, a body declared both by ``Content-Length`` and
 ``Transfer-Encoding``, headers past 16 kB), which was a bare status line with no body, so a
-client had nothing to report but "400". Elsewhere they stay plain.
+client had nothing to report but "400"; one header line past 16 kB had no answer at all (the
+connection closed). Elsewhere they stay plain.
 
 It gives a request a deadline for its headers and body (``REQUEST_RECEIVE_TIMEOUT_SECONDS``,
 60 s, from the request's first read until its body is in). Twisted's only timer before a request
@@ -231,6 +232,11 @@ def install() -> None:
             return None
         return process(self)
 
+    def line_length_exceeded(self: Any, line: bytes) -> None:
+        # One line past 16 kB (Twisted's LineReceiver.MAX_LENGTH, the headers' whole limit
+        # too): Twisted closed the connection without an answer; refused like too many headers.
+        self._respondToBadRequestAndDisconnect()
+
     def respond_to_bad_request(self: Any) -> None:
         if not _for_the_api(getattr(self, "_path", None)):
             refuse_bad_request(self)
@@ -247,6 +253,7 @@ def install() -> None:
     HTTPChannel.allContentReceived = allContentReceived  # type: ignore[method-assign]
     HTTPChannel.connectionLost = connectionLost  # type: ignore[method-assign]
     HTTPChannel._respondToBadRequestAndDisconnect = respond_to_bad_request  # type: ignore[method-assign]
+    HTTPChannel.lineLengthExceeded = line_length_exceeded  # type: ignore[method-assign]
     HTTPChannel._send100Continue = send_100_continue_unless_refused  # type: ignore[method-assign]
     WebRequest.__init__ = __init__  # type: ignore[method-assign]
     WebRequest.gotLength = gotLength  # type: ignore[method-assign]
