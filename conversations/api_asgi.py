@@ -230,9 +230,12 @@ class _Request:
 
     def secret(self) -> str:
         """The key from exactly one of the two headers the reference allows. A header sent
-        empty is not one (a client's default header left blank beside the other)."""
+        empty is not one (a client's default header left blank beside the other), nor is a
+        ``Bearer`` with no key after it (that default header's template, its key left blank)."""
         authorization = (
-            self.authorization if self.authorization and self.authorization.strip() else None
+            self.authorization
+            if self.authorization and self.authorization.strip().lower() not in ("", "bearer")
+            else None
         )
         api_key = self.api_key if self.api_key and self.api_key.strip() else None
         if authorization is not None and api_key is not None:
