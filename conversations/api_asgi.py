@@ -95,6 +95,11 @@ logger = logging.getLogger("conversations.api")
 request_logger = logging.getLogger("chatsite.request")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+#: Past this size a body is parsed only once its key is known to be live (``_chat``): parsing
+#: 2 MB of nested objects holds the event loop for up to ~0.6 s, which no one without a key
+#: may make a worker do. A smaller body is parsed first, its key checked by the statement that
+#: admits the call (one round trip for both).
+KEY_BEFORE_PARSE_BYTES = 64 * 1024
 #: How long a call waits for the upstream's first output before its status goes out (a 200):
 #: an upstream that refuses at once still gets its own status through.
 FIRST_OUTPUT_WAIT_S = 5.0
@@ -521,6 +526,8 @@ class ApiApplication:
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 raise _TooLarge()
             raw = await _read_body(receive)
+            if len(raw) > KEY_BEFORE_PARSE_BYTES:
+                await api_calls.authorize(secret)  # InvalidKey before any parse
             call = await api_calls.start_call(secret, _parse_body(raw, request.content_encoding))
         except _TooLarge:
             await response.envelope(
