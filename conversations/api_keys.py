@@ -32,6 +32,7 @@ from conversations.models import (
     UsageRecord,
     User,
     live,
+    store_chain,
 )
 from conversations.text import storable
 from conversations.upstream import ChatResult, ModelTarget
@@ -227,13 +228,9 @@ def _save_history(call: Call, result: ChatResult) -> None:
         system_prompt=system,
         params=call.request.history_params(),
     )
-    parent: Message | None = None
-    for message in messages:
-        if message["role"] == "system":
-            continue
-        parent = Message.objects.create(
+    copied = [
+        Message(
             conversation=conversation,
-            parent=parent,
             role=message["role"],
             author_id=call.user_id if message["role"] == "user" else None,
             model_id=call.model_id if message["role"] == "assistant" else None,
@@ -242,9 +239,11 @@ def _save_history(call: Call, result: ChatResult) -> None:
             tool_calls=message.get("tool_calls") or None,
             tool_call_id=message.get("tool_call_id") or "",
         )
-    reply = Message.objects.create(
+        for message in messages
+        if message["role"] != "system"
+    ]
+    reply = Message(
         conversation=conversation,
-        parent=parent,
         role=Message.Role.ASSISTANT,
         model_id=call.model_id,
         content=storable(result.text),
@@ -254,5 +253,6 @@ def _save_history(call: Call, result: ChatResult) -> None:
         usage=result.usage,
         status=Message.Status.COMPLETE,
     )
+    store_chain([*copied, reply])  # a few statements, whatever the number of messages
     UsageRecord.objects.filter(pk=call.record_id).update(conversation=conversation, message=reply)
     sharing.announce_listed(conversation)  # the owner's open tabs list it

@@ -15,14 +15,14 @@ from datetime import timedelta
 from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations import actions, api_wire, generation, params, quota, sharing, text
 from conversations.errors import ChatError, Conflict, InvalidParameter, ModelNotAllowed, NotFound
 from conversations.frames import MessageFrame, message_frame
-from conversations.models import Conversation, Message, ModelConfig, User
+from conversations.models import Conversation, Message, ModelConfig, User, store_chain
 
 MAX_TITLE_CHARS = 200
 MAX_SYSTEM_PROMPT_CHARS = 100_000
@@ -407,39 +407,24 @@ def import_conversation(user: User, data: Any) -> Conversation:
 def _insert_chain(
     conversation: Conversation, user: User, model: ModelConfig, items: list[dict[str, Any]]
 ) -> None:
-    """The messages as one chain, each the parent of the next, in a few statements (one row at a
-    time, 2,000 took ~2 s of the request). Their ids are made here, so a row names its parent
-    before either is stored; their times are made one microsecond apart, so the newest is the
-    chain's end (what the page opens and an export takes) as when each was stored by itself."""
-    rows: list[Message] = []
-    parent: Message | None = None
-    for item in items:
-        parent = Message(
-            conversation=conversation,
-            parent=parent,
-            role=item["role"],
-            author=user if item["role"] != "assistant" else None,
-            model=model if item["role"] == "assistant" else None,
-            content=item["content"],
-            reasoning=item["reasoning"],
-            tool_calls=item["tool_calls"],
-            tool_call_id=item["tool_call_id"],
-            status=item["status"],
-            finish_reason=item["finish_reason"],
-        )
-        rows.append(parent)
-    Message.objects.bulk_create(rows, batch_size=500)
-    if not rows:
-        return
-    # created_at is set when saved (auto_now_add), the same microsecond for many rows of a batch.
-    start = rows[0].created_at
-    times = [start + timedelta(microseconds=i) for i in range(len(rows))]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE conversations_message AS m SET created_at = t.at, updated_at = t.at "
-            "FROM unnest(%s::uuid[], %s::timestamptz[]) AS t(id, at) WHERE m.id = t.id",
-            [[row.id for row in rows], times],
-        )
+    """The messages as one chain, each the parent of the next (:func:`store_chain`)."""
+    store_chain(
+        [
+            Message(
+                conversation=conversation,
+                role=item["role"],
+                author=user if item["role"] != "assistant" else None,
+                model=model if item["role"] == "assistant" else None,
+                content=item["content"],
+                reasoning=item["reasoning"],
+                tool_calls=item["tool_calls"],
+                tool_call_id=item["tool_call_id"],
+                status=item["status"],
+                finish_reason=item["finish_reason"],
+            )
+            for item in items
+        ]
+    )
 
 
 def _imported_model(user: User, name: Any) -> ModelConfig:
