@@ -170,7 +170,12 @@ _CORS_REQUEST_HEADERS = b"authorization, x-api-key, content-type, x-request-id"
 _HEADER_LIST = re.compile(
     rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*\Z"
 )
-_JSON_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
+#: No answer of the API is for a cache to keep (a balance, a completion), as DeepSeek says it.
+_JSON_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),
+]
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
