@@ -707,7 +707,14 @@ def admission_result(row: Sequence[Any], params: AdmissionParams) -> UsageRecord
             "default", _RECORD_FIELDS, [values[name] for name in _RECORD_FIELDS]
         )
     raise _refusal(
-        outcome, cap=cap, used=used, tokens=reserved, model_name=model_name, day=day, month=month
+        outcome,
+        cap=cap,
+        used=used,
+        tokens=reserved,
+        prompt=prompt_tokens,
+        model_name=model_name,
+        day=day,
+        month=month,
     )
 
 
@@ -739,6 +746,7 @@ def _refusal(
     cap: int | None,
     used: int | None,
     tokens: int | None,
+    prompt: int = 0,
     model_name: str | None,
     day: datetime,
     month: datetime,
@@ -774,9 +782,13 @@ def _refusal(
         name, resets = "daily", _midnight(day + timedelta(hours=26))
     else:
         name, resets = "monthly", _midnight((month + timedelta(days=32)).replace(day=1))
+    # What is left still holds the prompt and some answer: a smaller max_tokens would pass.
+    room = (cap or 0) - (used or 0) - (math.ceil(prompt * PROMPT_PADDING) + PROMPT_SLACK)
+    smaller = f" A max_tokens of at most {room:,} would fit what is left." if room >= 1 else ""
     return QuotaExceeded(
         f"This would exceed your {name} limit of {cap:,} tokens ({used:,} used or "
-        f"reserved; this request may need up to {tokens:,}). It resets at {describe_reset(resets)}.",
+        f"reserved; this request may need up to {tokens:,}).{smaller} It resets at "
+        f"{describe_reset(resets)}.",
         period="day" if outcome == "day" else "month",
         resets_at=resets.isoformat(),
     )
