@@ -766,11 +766,21 @@ def _refusal(
         return InvalidParameter(
             f"max_tokens may be at most {cap} under your limits.", param="max_tokens"
         )
+    # A limit of 0 allows none, ever: no wait would let the next request in.
+    if outcome == "streams" and cap == 0:
+        return TooManyStreams(
+            "Your limits allow no replies at once (0 replies running at once): ask an "
+            "administrator."
+        )
     if outcome == "streams":
         return TooManyStreams(
             f"You may have at most {cap} {'reply' if cap == 1 else 'replies'} running at once; "
             "wait for one to finish or stop it.",
             retry_after=STREAMS_RETRY_AFTER_SECONDS,
+        )
+    if outcome == "minute" and cap == 0:
+        return RateLimited(
+            "Your limits allow no requests (0 requests per minute): ask an administrator."
         )
     if outcome == "minute":
         wait = 60 - timezone.now().second
