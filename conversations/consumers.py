@@ -75,6 +75,9 @@ SESSION_STORE = import_module(settings.SESSION_ENGINE).SessionStore
 SYNC_READ_RETRIES = (0.5, 1.0)
 # How long a socket told to sync a reply again waits before it does (the frame's retry_after).
 SYNC_AGAIN_AFTER = 2
+# The close code of a socket whose process is shutting down (``_close_for_restart``): 4503, as
+# the other codes of ours follow HTTP's (autobahn sends no 1012, Service Restart).
+RESTART_CLOSE_CODE = 4503
 
 
 def _echoed(request: dict[str, Any]) -> dict[str, str]:
@@ -342,6 +345,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         failed, or the channel layer failed under the socket, or the task was cancelled)."""
         try:
             await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            await _close_for_restart(self)
+            raise
         finally:
             self.ended = True
             self._free_place()
@@ -1163,6 +1169,20 @@ def _raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+async def _close_for_restart(consumer: Any) -> None:
+    """Close a socket whose consumer was cancelled by its process's shutdown with
+    ``RESTART_CLOSE_CODE``. On SIGTERM daphne cancels every consumer at once, then the process lets
+    its replies finish for the grace period (``GenerationService.shutdown``): left open, the
+    socket would carry nothing more until the process exits, its page showing a connection
+    that looks alive over a reply that no longer moves. Closed, the page reconnects at once —
+    behind the proxy, to a worker that follows the reply still being written here."""
+    service = getattr(consumer, "service", None)
+    if service is None or service.accepting:
+        return  # not a shutdown: a socket gone, whose close there is no one to read
+    with contextlib.suppress(Exception):
+        await consumer.base_send({"type": "websocket.close", "code": RESTART_CLOSE_CODE})
+
+
 def _opening(consumer: Any) -> Any:
     """What every socket does first: its writes sent at once (``_server_send``), its log lines
     tagged and its opening logged (the path only: a link's token comes in the query string).
@@ -1191,6 +1211,9 @@ class AccountConsumer(AsyncWebsocketConsumer):
         and it leaves the account's group."""
         try:
             await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            await _close_for_restart(self)
+            raise
         finally:
             self._free_place()
             if self.session_expiry is not None:
