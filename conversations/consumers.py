@@ -1183,6 +1183,18 @@ async def _close_for_restart(consumer: Any) -> None:
         await consumer.base_send({"type": "websocket.close", "code": RESTART_CLOSE_CODE})
 
 
+class NoSuchSocket(AsyncWebsocketConsumer):
+    """A socket opened on a path that names none (``/ws/conversations/<not a UUID>/``, a typo,
+    an old client's): refused as a socket on no such conversation is, with 4404, which the page
+    reads and stops reconnecting on. Without it the router raised, daphne answered the
+    handshake with a 500 the page would retry for ever, and logged a traceback each time."""
+
+    async def connect(self) -> None:
+        _opening(self)
+        await self.accept()
+        await self.close(code=4404)
+
+
 def _opening(consumer: Any) -> Any:
     """What every socket does first: its writes sent at once (``_server_send``), its log lines
     tagged and its opening logged (the path only: a link's token comes in the query string).
