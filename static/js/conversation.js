@@ -8,6 +8,7 @@ import {
   applySnapshot,
   applyStarted,
   announcingReplies,
+  DrawPacing,
   FINISH_NOTES,
   LazyDrawing,
   placeholder,
@@ -251,8 +252,12 @@ function restoreTypingSpot(spot) {
   field.setSelectionRange(spot.start, spot.end);
 }
 
+// A reply being written is drawn no more often than its drawings' cost allows (replies.js).
+const pacing = new DrawPacing((id) => schedule(id));
+
 function flushRender() {
   frameRequested = false;
+  pacing.begin();
   const spot = typingSpot();
   const structureChanged = structureDirty;
   if (structureDirty) {
@@ -263,7 +268,10 @@ function flushRender() {
   for (const id of dirty) {
     const node = nodes.get(id);
     const article = articles.get(id);
-    if (node && article) fillArticle(article, node);
+    if (!node || !article) continue;
+    // One already drawn waits for its turn; a new one (or one drawn again empty) at once.
+    if (ACTIVE.has(node.status) && article.hasChildNodes() && !pacing.mayDraw(id)) continue;
+    fillArticle(article, node);
   }
   dirty.clear();
   if (followBottom) scrollToBottom();
@@ -271,6 +279,7 @@ function flushRender() {
   if (spot) restoreTypingSpot(spot);
   lazyDrawing.drawWhenIdle();
   updateComposer();
+  pacing.end();
 }
 
 // A long conversation's replies are drawn as they are read (replies.js).

@@ -374,3 +374,56 @@ export class LazyDrawing {
     return true;
   }
 }
+
+// A reply being written is drawn again at its frames, and each drawing renders the whole text
+// so far (markdown, formulas, code) and lays it out again: the cost grows with the text. Drawn
+// at every frame, a long answer with formulas took the whole main thread while it streamed: the
+// page froze (typing, scrolling, Stop). Its next drawing waits this many times as long as the
+// pass that drew it took, so that drawing it takes at most about a seventh of the time; a short
+// reply (a few milliseconds a pass) is still drawn at every frame, and an ended one at once.
+const DRAW_SPACING = 6;
+
+/** When the replies being written may be drawn again. A page's drawing pass calls `begin()`,
+ * `mayDraw(id)` for each reply being written it would draw, then `end()`. `redraw(id)`: asks the
+ * page for a pass drawing that reply (once its turn has come). */
+export class DrawPacing {
+  constructor(redraw) {
+    this.redraw = redraw;
+    this.nextAt = new Map(); // reply id → when it may be drawn again (performance.now())
+    this.waiting = new Set(); // reply ids with a pass asked for at their turn
+    this.drawn = [];
+    this.start = 0;
+  }
+
+  begin() {
+    this.start = performance.now();
+    this.drawn = [];
+  }
+
+  /** Whether the reply may be drawn in this pass; if not, a pass is asked for at its turn. */
+  mayDraw(id) {
+    const wait = (this.nextAt.get(id) || 0) - performance.now();
+    if (wait <= 0) {
+      this.drawn.push(id);
+      return true;
+    }
+    if (!this.waiting.has(id)) {
+      this.waiting.add(id);
+      setTimeout(() => {
+        this.waiting.delete(id);
+        this.redraw(id);
+      }, wait);
+    }
+    return false;
+  }
+
+  /** The pass's cost, with the layout its drawings need (done now: the browser would do it
+   * before painting), spaces the next drawings of the replies it drew. */
+  end() {
+    if (!this.drawn.length) return;
+    void document.body.offsetHeight;
+    const end = performance.now();
+    for (const id of this.drawn) this.nextAt.set(id, end + (end - this.start) * DRAW_SPACING);
+    this.drawn = [];
+  }
+}

@@ -11,6 +11,7 @@ import {
   applySnapshot,
   applyStarted,
   announcingReplies,
+  DrawPacing,
   FINISH_NOTES,
   LazyDrawing,
   placeholder,
@@ -132,8 +133,12 @@ function scrollToBottom() {
   document.scrollingElement.scrollTop = document.scrollingElement.scrollHeight;
 }
 
+// A reply being written is drawn no more often than its drawings' cost allows (replies.js).
+const pacing = new DrawPacing((id) => schedule(id));
+
 function flushRender() {
   frameRequested = false;
+  pacing.begin();
   const follow = live && isAtBottom();
   const structureChanged = structureDirty;
   if (structureDirty) {
@@ -156,12 +161,16 @@ function flushRender() {
   for (const id of dirty) {
     const node = nodes.get(id);
     const article = articles.get(id);
-    if (node && article) fillArticle(article, node);
+    if (!node || !article) continue;
+    // One already drawn waits for its turn; a new one (or one drawn again empty) at once.
+    if (ACTIVE.has(node.status) && article.hasChildNodes() && !pacing.mayDraw(id)) continue;
+    fillArticle(article, node);
   }
   dirty.clear();
   if (follow) scrollToBottom();
   if (lazyDrawing.size && (structureChanged || lazyDrawing.size > placed)) lazyDrawing.drawInView();
   lazyDrawing.drawWhenIdle();
+  pacing.end();
 }
 
 // A long transcript's replies are drawn as they are read (replies.js), as on the conversation page.
