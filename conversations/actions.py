@@ -106,7 +106,8 @@ def _message_in(conversation: Conversation, message_id: Any, role: str, *, param
     except (Message.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No such message in this conversation.", param=param) from None
     if message.role != role:
-        raise InvalidParameter(f"That message is not a {role} message.", param=param)
+        article = "an" if role == Message.Role.ASSISTANT else "a"
+        raise InvalidParameter(f"That message is not {article} {role} message.", param=param)
     return message
 
 
