@@ -31,6 +31,9 @@ class MessageFrame(TypedDict):
     seq: int
     client_id: str
     created_at: str
+    # Whether the reply was asked for in JSON mode (its own parameters, not the conversation's
+    # as they are now): the page shows it as JSON then, and as markdown otherwise.
+    json_mode: bool
 
 
 def author_name(message: Message) -> str:
@@ -63,7 +66,13 @@ def message_frame(message: Message, charged: ReplyCharges | None = None) -> Mess
         "seq": message.seq,
         "client_id": message.client_id,
         "created_at": message.created_at.isoformat(),
+        "json_mode": message.role == Message.Role.ASSISTANT and _json_mode(message.params),
     }
+
+
+def _json_mode(params: Any) -> bool:
+    response_format = params.get("response_format") if isinstance(params, dict) else None
+    return isinstance(response_format, dict) and response_format.get("type") == "json_object"
 
 
 # What a share link's socket is sent: what the shared page (templates/sharing/shared.html)

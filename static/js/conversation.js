@@ -382,7 +382,7 @@ function bodyKey(node) {
     node.tool_calls,
     calls,
     node.role === "assistant" && showConfidence && Boolean(node.logprobs?.length),
-    node.role === "assistant" && isJsonMode(),
+    node.role === "assistant" && Boolean(node.json_mode),
     timing ? [timing.start, timing.end] : null,
   ]);
 }
@@ -499,7 +499,7 @@ function fillAssistantBody(body, node, lazy) {
     content.append(placeholder(node.content));
   } else if (showConfidence && node.logprobs && node.logprobs.length) {
     content.append(confidenceView(node));
-  } else if (isJsonMode() && node.content) {
+  } else if (node.json_mode && node.content) {
     content.append(jsonView(node));
   } else if (node.content) {
     content.append(renderMarkdown(node.content));
@@ -516,10 +516,6 @@ function fillAssistantBody(body, node, lazy) {
   } else if (node.status === "complete" && FINISH_NOTES[node.finish_reason]) {
     body.append(el("p", { class: "message-note", role: "note", text: FINISH_NOTES[node.finish_reason] }));
   }
-}
-
-function isJsonMode() {
-  return settings.params?.response_format?.type === "json_object";
 }
 
 function jsonView(node) {
@@ -1570,7 +1566,6 @@ let settingsTakenAt = -Infinity;
 function applySettings(saved, since = performance.now()) {
   if (saved.settings_version === page.settings_version || since < settingsTakenAt) return;
   settingsTakenAt = performance.now();
-  const wasJson = isJsonMode();
   settings = {
     model: saved.model,
     modelDisplayName: saved.model_display_name,
@@ -1585,11 +1580,6 @@ function applySettings(saved, since = performance.now()) {
   }
   if (!page.blocked) input.placeholder = `Message ${saved.model_display_name}`;
   updateEstimate();
-  // Of the settings, replies show only JSON mode.
-  if (isJsonMode() !== wasJson) {
-    for (const node of nodes.values()) if (node.role === "assistant") dirty.add(node.id);
-    schedule();
-  }
   // Another model may be one this user may use ("pick another in Settings").
   fetchPageData().then(
     (data) => applyBlocked(data.blocked, data.may_post, data.blocked_until),
