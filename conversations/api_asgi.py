@@ -321,9 +321,10 @@ class _Response:
 
     async def error(self, error: ChatError) -> None:
         extra = _retry_after_header(error.extra.get("retry_after"))
-        if isinstance(error, QuotaExceeded):
-            # A spent day or month: no retry passes before it resets. The OpenAI SDKs retry a
-            # 429 unless told not to (DeepSeek's "out of balance" is a 402 they never retry).
+        if isinstance(error, QuotaExceeded) or (error.status == 429 and extra is None):
+            # A spent day or month: no retry passes before it resets; nor any, a limit of 0
+            # (a refusal naming no wait). The OpenAI SDKs retry a 429 unless told not to
+            # (DeepSeek's "out of balance" is a 402 they never retry).
             extra = [*(extra or []), (b"x-should-retry", b"false")]
         elif isinstance(error, UnsupportedContentEncoding):
             # What the API takes instead (RFC 9110 §12.5.3).

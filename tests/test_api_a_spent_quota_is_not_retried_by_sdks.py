@@ -52,3 +52,22 @@ def test_a_per_minute_limit_stays_retryable(
     assert "x-should-retry" not in refused.value.response.headers
     assert refused.value.response.headers["retry-after"]
     assert len(sent) == 2
+
+
+@pytest.mark.parametrize("limit", ["requests_per_minute", "concurrent_streams"])
+def test_a_limit_of_0_is_asked_once(
+    base: str, alice: User, chat_model: ModelConfig, limit: str
+) -> None:
+    """A limit of 0 allows no call, ever: no Retry-After, and not retried (before: the SDKs
+    asked three times, each refused alike)."""
+    UserLimits.objects.create(user=alice, **{limit: 0})
+    sent: list[str] = []
+    client = _counting_client(base, make_key(alice), sent)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert "ask an administrator" in str(refused.value.message)
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert "retry-after" not in refused.value.response.headers
+    assert sent == ["/v1/chat/completions"]
