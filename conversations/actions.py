@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -279,17 +280,42 @@ def _admit(
 ) -> UsageRecord:
     """Admit the reply's upstream call; ``effective["max_tokens"]`` is then always set to what
     was reserved, so the upstream never exceeds it."""
-    record = quota.admit(
-        user,
-        conversation.model,
-        purpose=UsageRecord.Purpose.CHAT,
-        prompt_tokens=prompt_tokens,
-        max_tokens=effective.get("max_tokens"),
-        conversation=conversation,
-        message=reply,
-    )
+    with _max_tokens_said_as_a_setting(user, conversation, effective):
+        record = quota.admit(
+            user,
+            conversation.model,
+            purpose=UsageRecord.Purpose.CHAT,
+            prompt_tokens=prompt_tokens,
+            max_tokens=effective.get("max_tokens"),
+            conversation=conversation,
+            message=reply,
+        )
     effective["max_tokens"] = quota.output_budget(record)
     return record
+
+
+@contextmanager
+def _max_tokens_said_as_a_setting(
+    user: User, conversation: Conversation, effective: dict[str, Any]
+) -> Iterator[None]:
+    """A turn refused for its ``max_tokens`` over the user's output cap, when that number is
+    the conversation's Settings' (saved within an older cap the admin has lowered since: saving
+    above the cap is refused), says so. Admission's own words ("max_tokens may be at most 1000
+    under your limits") named a parameter the chat's user never typed as such."""
+    try:
+        yield
+    except InvalidParameter as error:
+        asked = effective.get("max_tokens")
+        saved = conversation.params.get("max_tokens")
+        if error.param != "max_tokens" or not isinstance(asked, int) or asked != saved:
+            raise
+        cap = quota.limits_for(user).max_output_tokens
+        allowed = f"at most {cap:,}" if cap is not None else "less"
+        raise InvalidParameter(
+            f"This conversation's Max tokens ({asked:,}, in its Settings) is more than your "
+            f"limits allow now ({allowed}): lower it in Settings.",
+            param="max_tokens",
+        ) from None
 
 
 _ADMITTED = "(SELECT outcome FROM admission) = 'admitted'"
@@ -347,7 +373,8 @@ def _admit_and_insert(
         row = cursor.fetchone()
     if row is None:  # the message it goes under became a reply in progress meanwhile
         raise _parent_in_progress()
-    record = quota.admitted(row, admission)
+    with _max_tokens_said_as_a_setting(user, conversation, effective):
+        record = quota.admitted(row, admission)
     effective["max_tokens"] = quota.output_budget(record)
     return record
 
