@@ -187,6 +187,17 @@ class Limits:
             self.allowed_model_ids is None or model.pk in self.allowed_model_ids
         )
 
+    @property
+    def none_allowed(self) -> str:
+        """Why no request of this user's is ever admitted, whatever it asks ("" if some can
+        be): a limit of 0 requests a minute or replies at once (admission refuses each the
+        same way; a suspension is said apart)."""
+        if self.requests_per_minute == 0:
+            return "Your limits allow no requests (0 requests per minute)"
+        if self.concurrent_streams == 0:
+            return "Your limits allow no replies at once (0 replies running at once)"
+        return ""
+
 
 def _from_policy(policy: Policy, source: str) -> Limits:
     return Limits(

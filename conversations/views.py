@@ -66,6 +66,8 @@ def _new_chat_blocked(limits: quota.Limits, no_model: str) -> str:
     the account suspended (a conversation started then could not be sent in)."""
     if limits.suspended:
         return "Your account is suspended: you cannot start a conversation."
+    if limits.none_allowed:
+        return f"{limits.none_allowed}: you cannot start a conversation; ask an administrator."
     return no_model
 
 
@@ -147,10 +149,13 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 
 
 def _account_blocked(limits: quota.Limits, usage: dict[str, Any]) -> str:
-    """Why this user can send nothing at all now, whichever the conversation: suspended, or
-    the day's or the month's tokens spent, or held by replies still running ("" if none)."""
+    """Why this user can send nothing at all now, whichever the conversation: suspended, a
+    limit of 0 requests a minute or replies at once, or the day's or the month's tokens spent,
+    or held by replies still running ("" if none)."""
     if limits.suspended:
         return "Your account is suspended: you can read, but not send."
+    if limits.none_allowed:
+        return f"{limits.none_allowed}: you can read, but not send; ask an administrator."
     if usage["exhausted"]:
         which = "today's" if usage["exhausted"] == "today" else "this month's"
         figures = usage[usage["exhausted"]]
