@@ -362,6 +362,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 with contextlib.suppress(Exception):
                     await self.service.leave(self.account, self)
 
+    async def restarting(self) -> None:
+        """Its process is shutting down (``GenerationService.shutdown``): closed at once."""
+        await _close_for_restart(self)
+
     async def connect(self) -> None:
         user = _opening(self)
         self.service = get_service()
@@ -1170,8 +1174,9 @@ def _raise_if_cancelled() -> None:
 
 
 async def _close_for_restart(consumer: Any) -> None:
-    """Close a socket whose consumer was cancelled by its process's shutdown with
-    ``RESTART_CLOSE_CODE``. On SIGTERM daphne cancels every consumer at once, then the process lets
+    """Close a socket whose process is shutting down with ``RESTART_CLOSE_CODE``: told so by
+    the process (``restarting``), or its consumer cancelled by daphne. On SIGTERM daphne
+    cancels every consumer (when its own list of connections lets it), then the process lets
     its replies finish for the grace period (``GenerationService.shutdown``): left open, the
     socket would carry nothing more until the process exits, its page showing a connection
     that looks alive over a reply that no longer moves. Closed, the page reconnects at once —
@@ -1233,6 +1238,10 @@ class AccountConsumer(AsyncWebsocketConsumer):
             if self.account is not None:
                 with contextlib.suppress(Exception):
                     await self.service.leave(self.account, self)
+
+    async def restarting(self) -> None:
+        """Its process is shutting down (``GenerationService.shutdown``): closed at once."""
+        await _close_for_restart(self)
 
     async def connect(self) -> None:
         user = _opening(self)

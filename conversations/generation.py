@@ -29,7 +29,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -758,6 +758,12 @@ class LocalSocket(Protocol):
     async def deliver(self, event: dict[str, Any]) -> None: ...
 
 
+def _restarting(socket: LocalSocket) -> Awaitable[None] | None:
+    """The close of a socket whose process is shutting down (its ``restarting``), if it has one."""
+    restarting = getattr(socket, "restarting", None)
+    return restarting() if restarting is not None else None
+
+
 class _Room:
     """The sockets of one conversation in this process, and the relay channel through which
     this process hears the conversation's events from others."""
@@ -1438,6 +1444,13 @@ class GenerationService:
         interrupt the rest (an API call ends with ``server_shutting_down``, settled for what it
         used: ``api_asgi``)."""
         self.accepting = False
+        # Its sockets are closed at once (``restarting``), not left open while the replies
+        # finish: daphne cancels them, and they would carry nothing more until the process
+        # exits (and its cancel, which closes them too, may miss them).
+        for socket in {socket: None for room in self.rooms.values() for socket in room.sockets}:
+            closing = _restarting(socket)
+            if closing is not None:
+                self.spawn(closing)
         deadline = asyncio.get_running_loop().time() + grace
         if self.turns:
             await asyncio.wait(self.turns, timeout=grace)
