@@ -918,7 +918,8 @@ function autoGrow() {
   input.style.height = `${Math.min(input.scrollHeight, window.innerHeight * 0.4)}px`;
 }
 
-// What the user has left (day and month), from /usage/summary.json (refreshed after each reply).
+// What the user has left (day and month), from /usage/summary.json (read again at each reply's
+// end, however it ended).
 let allowance = null;
 
 async function refreshAllowance() {
@@ -1350,6 +1351,7 @@ const handlers = {
     schedule(node.id);
   },
   "reply.failed"(frame) {
+    refreshAllowance(); // stopped, cut off or failed: charged what it used
     const node = nodes.get(frame.reply_id);
     if (!node || !applyFailed(node, frame, syncing)) return;
     node.stopping = false; // stopped (or ended otherwise): a later run of it may be stopped
