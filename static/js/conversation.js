@@ -996,9 +996,12 @@ function readAgainWhenUnblocked(until) {
 }
 readAgainWhenUnblocked(page.blocked_until);
 
+const WAIT_FOR_THE_REPLY = "A reply is being written: send this once it ends, or Stop it first.";
+
 function updateComposer() {
   // Stopping is posting: a reader who may not post only gets a permission error from it.
   const reply = activeReplyOnPath();
+  if (!reply && composerError.textContent === WAIT_FOR_THE_REPLY) composerError.textContent = "";
   const stoppable = page.may_post && Boolean(reply);
   const focused = document.activeElement;
   stopButton.hidden = !stoppable;
@@ -1125,7 +1128,12 @@ function sendMessage() {
   }
   if (page.blocked || sending()) return;
   const content = input.value;
-  if (!content.trim() || activeReplyOnPath()) return;
+  if (!content.trim()) return;
+  if (activeReplyOnPath()) {
+    // Enter while a reply is written: said, not ignored (Send is hidden behind Stop).
+    composerError.textContent = WAIT_FOR_THE_REPLY; // the text stays in the composer
+    return;
+  }
   const refusal = tooLong(content);
   if (refusal) {
     composerError.textContent = refusal; // the text stays in the composer
