@@ -1211,6 +1211,22 @@ def _opening(consumer: Any) -> Any:
     return user
 
 
+def _why_not_a_ping(frame: Any, text_data: str | None) -> str:
+    """What is wrong with a frame the account's socket was sent (it takes only a ping): as the
+    conversation's socket says it, the frame not JSON, a field a ping has not, or another type
+    ("This socket takes only a ping" said nothing of which)."""
+    if text_data is None:
+        return "Frames are JSON text, not binary."
+    if len(text_data) > MAX_FRAME_CHARS:
+        return f"The frame is larger than {MAX_FRAME_CHARS:,} characters."
+    if not isinstance(frame, dict):
+        return 'The frame is not a JSON object: this socket takes only {"type": "ping"}.'
+    if frame.get("type") == "ping":
+        unknown = ", ".join(sorted(str(k) for k in set(frame) - {"type"}))
+        return f"A ping has no other field: {unknown}."
+    return 'This socket takes only a ping ({"type": "ping"}).'
+
+
 class AccountConsumer(AsyncWebsocketConsumer):
     """The socket of a signed-in account's page open on no conversation: the account's group
     alone (``account_group``), so that the page's list of conversations follows what its other
@@ -1321,11 +1337,13 @@ class AccountConsumer(AsyncWebsocketConsumer):
         error: dict[str, Any] = {
             "type": "error",
             "code": "invalid_parameter",
-            "message": "This socket takes only a ping.",
+            "message": _why_not_a_ping(frame, text_data),
             "param": "type",
         }
         if isinstance(frame, dict):
             error.update(_echoed(frame))
+            if frame.get("type") == "ping":
+                error["param"] = next(iter(sorted(set(frame) - {"type"})))
         await self.send_frame(error)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:

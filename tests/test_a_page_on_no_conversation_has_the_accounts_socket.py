@@ -50,8 +50,17 @@ async def test_it_answers_a_ping_and_refuses_any_other_frame(
         "invalid_parameter",
         "message.send",
     )
+    assert refused["message"] == 'This socket takes only a ping ({"type": "ping"}).'
     await welcome.send_raw("not json")
-    assert (await welcome.receive())["code"] == "invalid_parameter"
+    not_json = await welcome.receive()
+    assert not_json["code"] == "invalid_parameter"
+    # Each refusal says what is wrong (all were "This socket takes only a ping.").
+    assert not_json["message"] == (
+        'The frame is not a JSON object: this socket takes only {"type": "ping"}.'
+    )
+    await welcome.send({"type": "ping", "extra": 1})
+    extra = await welcome.receive()
+    assert (extra["message"], extra["param"]) == ("A ping has no other field: extra.", "extra")
     await welcome.close()
 
 
