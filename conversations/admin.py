@@ -1261,11 +1261,6 @@ class PolicyForm(KeepsChangesMadeMeanwhileForm):
             and self.instance.pk
             and Policy.objects.filter(pk=self.instance.pk, is_default=True).exists()
         ):
-            if self._carries_the_page and "is_default" not in self.changed_data:
-                # Made the default by another admin while this page, which read it unticked,
-                # was open; left alone here, it stays the default (as any field changed
-                # meanwhile and left alone keeps its stored value).
-                return True
             if not self.initial.get("is_default"):
                 # Moved here by another admin while this page was open.
                 raise ValidationError(
