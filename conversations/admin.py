@@ -1109,10 +1109,6 @@ class ModelConfigForm(KeepsChangesMadeMeanwhileForm):
 
 class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
-    # A row left alone on a page older than another admin's save of it keeps that save (Django
-    # saves an inline row whose posted values differ from the stored ones: the page's, read
-    # before, undid a corrected price).
-    form = KeepsChangesMadeMeanwhileForm
     extra = 0
     fields = ["effective_from", "input_cache_hit", "input_cache_miss", "output"]
 
