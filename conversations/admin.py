@@ -773,10 +773,9 @@ class SuspendedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class AccountChangeForm(KeepsChangesMadeMeanwhileForm, UserChangeForm):  # type: ignore[type-arg]
+class AccountChangeForm(StillStoredForm, UserChangeForm):  # type: ignore[type-arg]
     """Django's account form, refused once the account is deleted: saved, it brought the
-    account back, password and all; saved from a page older than another admin's save, it keeps
-    that admin's changes (a deactivation, a group left and the policy with it). Staff who do not grant rights (:mod:`rights`) cannot put
+    account back, password and all. Staff who do not grant rights (:mod:`rights`) cannot put
     the account in, or take it out of, a group that carries permissions."""
 
     #: Set by :meth:`UserAdmin.get_form` for the account editing (:func:`rights.grants_rights`).
