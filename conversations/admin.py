@@ -489,15 +489,10 @@ class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
     max_output_tokens = _override_field("max_output_tokens")
     requests_per_minute = _override_field("requests_per_minute")
     concurrent_streams = _override_field("concurrent_streams")
-    # The limits as the page read them (:meth:`_keep_changes_made_meanwhile`).
-    as_read = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = UserLimits
         fields = ["suspended", "policy", *LIMIT_FIELDS]
-
-    #: What the page sets, as :func:`audit.snapshot` names it.
-    SET_HERE = ("suspended", "policy", *LIMIT_FIELDS)
 
     def __init__(
         self,
@@ -506,8 +501,6 @@ class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
-            self.initial["as_read"] = self._as_set(audit.snapshot(self.instance))
         for name in LIMIT_FIELDS:
             self.initial[name] = self.instance.override(name)
             if inherited is not None:
@@ -518,107 +511,13 @@ class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
                 choice = field.widget.widgets[0]  # type: ignore[attr-defined]
                 choice.attrs["aria-describedby"] = f"{self[name].id_for_label}_helptext"
 
-    @classmethod
-    def _as_set(cls, snapshot: Mapping[str, Any] | None) -> str:
-        return json.dumps({name: (snapshot or {}).get(name) for name in cls.SET_HERE})
-
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         for name in LIMIT_FIELDS:
             if name in cleaned:  # absent: refused, and the form with it
                 self.instance.set_override(name, cleaned[name])
                 cleaned[name] = getattr(self.instance, name)  # what the model form saves
-        self._keep_changes_made_meanwhile(cleaned)
         return cleaned
-
-    def _keep_changes_made_meanwhile(self, cleaned: dict[str, Any]) -> None:
-        """Saved as Django saves it, the page wrote back every limit as it had read it: a
-        suspension saved by another admin meanwhile was lifted without a word by a save that
-        changed the user's tokens per day. Under the row's lock: a limit changed meanwhile and
-        left alone here keeps the stored value; one changed here too, to another value, is
-        refused naming its value now, and the page moves onto the stored limits (saving again
-        writes what it shows)."""
-        try:
-            read = json.loads(cleaned.get("as_read") or "")
-        except ValueError:
-            return  # a post without the page's reading (a script's): saved as before
-        if self.instance.pk is None or not isinstance(read, dict):
-            return
-        row = UserLimits.objects.select_for_update().filter(pk=self.instance.pk).first()
-        if row is None:
-            return
-        stored = json.loads(self._as_set(audit.snapshot(row)))
-        here = json.loads(self._as_set(audit.snapshot(self._as_saved(cleaned))))
-        moved = []
-        for name in self.SET_HERE:
-            if name not in read or stored[name] == read[name]:
-                continue
-            moved.append(name)
-            if here[name] == read[name]:  # left alone here: the other admin's value stays
-                if name in LIMIT_FIELDS:
-                    self.instance.set_override(name, row.override(name))
-                    cleaned[name] = getattr(self.instance, name)
-                else:
-                    cleaned[name] = getattr(row, name)
-            elif here[name] != stored[name]:
-                self.add_error(
-                    name,
-                    ValidationError(
-                        "Changed by someone else since this page was opened, to %(now)s; "
-                        "nothing was saved. This page now holds their other changes: save "
-                        "again to keep what is entered here, or choose their value.",
-                        code="changed_meanwhile",
-                        params={"now": _limit_as_shown(name, row)},
-                    ),
-                )
-        if moved and self.errors:
-            self._move_onto(row, moved, here, read)
-
-    def _as_saved(self, cleaned: Mapping[str, Any]) -> UserLimits:
-        """The row as this form would save it (the limits are set on the instance already)."""
-        saved = copy.copy(self.instance)
-        for name in ("suspended", "policy"):
-            if name in cleaned:
-                setattr(saved, name, cleaned[name])
-        return saved
-
-    def _move_onto(
-        self, row: UserLimits, moved: list[str], here: Mapping[str, Any], read: Mapping[str, Any]
-    ) -> None:
-        """The page shown again reads the stored limits as its own, and shows those changed
-        meanwhile that it left alone as stored."""
-        data: Any = self.data
-        data = data.copy()  # a QueryDict, made mutable
-        data[self.add_prefix("as_read")] = self._as_set(audit.snapshot(row))
-        for name in moved:
-            if here[name] != read[name]:
-                continue  # changed here: kept as entered
-            key = self.add_prefix(name)
-            if name == "suspended":
-                if row.suspended:
-                    data[key] = "on"
-                else:
-                    data.pop(key, None)
-            elif name == "policy":
-                data[key] = "" if row.policy_id is None else str(row.policy_id)
-            else:
-                value = row.override(name)
-                data[f"{key}_choice"] = (
-                    INHERIT if value is None else UNLIMITED if value == UNLIMITED else A_NUMBER
-                )
-                data[key] = "" if value in (None, UNLIMITED) else str(value)
-        self.data = data
-
-
-def _limit_as_shown(name: str, row: UserLimits) -> str:
-    if name == "suspended":
-        return "suspended" if row.suspended else "not suspended"
-    if name == "policy":
-        return f"“{row.policy}”" if row.policy is not None else "none"
-    value = row.override(name)
-    if value is None:
-        return "“Inherit from the policy”"
-    return "“Unlimited”" if value == UNLIMITED else f"{value:,}"
 
 
 def limits_below_a_reply(limits: quota.Limits, under: str) -> list[str]:
@@ -653,7 +552,6 @@ class UserLimitsInline(admin.StackedInline):
             None,
             {
                 "fields": [
-                    "as_read",
                     "suspended",
                     "policy",
                     ("tokens_per_day", "tokens_per_month"),
@@ -706,7 +604,7 @@ class UserLimitsInline(admin.StackedInline):
                 title,
                 {
                     **options,
-                    "fields": [shown(name) for name in options["fields"] if name != "as_read"],
+                    "fields": [shown(name) for name in options["fields"]],
                     "description": "Each limit is this user's own (a number, or unlimited "
                     "whatever the policy says), or inherited from the policy (the user's own "
                     "policy, else the most generous of their groups' policies, else the default "
