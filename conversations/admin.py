@@ -29,7 +29,6 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.forms.fields import InvalidJSONInput
-from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -123,121 +122,6 @@ class StillStoredForm(forms.ModelForm):  # type: ignore[type-arg]
                     code="deleted",
                 )
         return cleaned
-
-
-class KeepsChangesMadeMeanwhileForm(StillStoredForm):
-    """A change form that keeps what another admin saved while this page was open. Saved as
-    Django saves it, every field of the page was written back as the page had read it, so a
-    field this admin left alone undid the other's change without a word (a policy's tokens per
-    day cut to 4,000, put back to 100,000 by a save that changed its requests per minute).
-
-    The page carries each field as it read it (Django's hidden initial). On save, under the
-    row's lock (:class:`StillStoredForm`): a field changed by someone else meanwhile and left
-    alone here keeps their value; one changed both here and there, to another value, is
-    refused, naming it and its value now, with the page moved onto the stored values (saving
-    again then writes what it shows). Fields only this page changed are saved as ever."""
-
-    # No Meta: the admin builds the form for its model.
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        initials = self.add_initial_prefix("")
-        self._carries_the_page = (
-            self.instance.pk is not None
-            and not self.instance._state.adding
-            # A post without the page's reading (a script's) is saved as before.
-            and (not self.is_bound or any(key.startswith(initials) for key in self.data))
-        )
-        if self._carries_the_page:
-            for field in self.fields.values():
-                field.show_hidden_initial = True
-
-    def _read_on_the_page(self, name: str) -> Any:
-        bound = self[name]
-        return bound.field.hidden_widget().value_from_datadict(
-            self.data, self.files, bound.html_initial_name
-        )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()  # the row locked, or the form refused
-        row = self.instance
-        if not self._carries_the_page or row.pk is None:
-            return cleaned
-        stored = type(row)._default_manager.filter(pk=row.pk).first()
-        if stored is None:
-            return cleaned
-        now = model_to_dict(stored)
-        changed_here = set(self.changed_data)
-        taken_back: list[tuple[str, Any]] = []
-        for name, field in self.fields.items():
-            if name not in now or not field.show_hidden_initial or field.disabled:
-                continue
-            read = self._read_on_the_page(name)
-            if read is None or not field.has_changed(now[name], read):
-                continue  # not changed since the page read it
-            if name not in changed_here:
-                # Left alone here: the other admin's value stays.
-                cleaned[name] = (
-                    getattr(stored, name).all()
-                    if isinstance(field, forms.ModelMultipleChoiceField)
-                    else getattr(stored, name)
-                )
-            elif field.has_changed(now[name], self[name].data):
-                self.add_error(
-                    name,
-                    ValidationError(
-                        "Changed by someone else since this page was opened, to %(now)s; "
-                        "nothing was saved. This page now holds their other changes: save "
-                        "again to keep what is entered here, or enter their value.",
-                        code="changed_meanwhile",
-                        params={"now": _as_shown(field, now[name])},
-                    ),
-                )
-            taken_back.append((name, now[name]))
-        if self.errors and taken_back:
-            self._move_onto_the_stored(taken_back, changed_here)
-        return cleaned
-
-    def _move_onto_the_stored(self, fields: list[tuple[str, Any]], changed_here: set[str]) -> None:
-        """The page shown again reads the stored values as its own: a field left alone here
-        shows the other admin's value, and each carries it as read, so saving again writes
-        only what this admin changes from there."""
-        data: Any = self.data
-        data = data.copy()  # a QueryDict, made mutable
-        for name, value in fields:
-            field = self.fields[name]
-            keys = [self[name].html_initial_name]
-            if name not in changed_here:
-                keys.append(self[name].html_name)
-            for key in keys:
-                _put(data, key, field, value, hidden=key != self[name].html_name)
-        self.data = data
-
-
-def _as_shown(field: forms.Field, value: Any) -> str:
-    if isinstance(field, forms.ModelMultipleChoiceField):
-        return ", ".join(str(row) for row in value) or "none"
-    if isinstance(field, forms.ModelChoiceField):
-        rows = field.queryset
-        return str((value and rows is not None and rows.filter(pk=value).first()) or "none")
-    if isinstance(field, forms.BooleanField):
-        return "ticked" if value else "unticked"
-    if value is None or value == "":
-        return "blank"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _put(data: Any, key: str, field: forms.Field, value: Any, *, hidden: bool) -> None:
-    """``value`` (as :func:`model_to_dict` gives it) posted as ``field``'s widget posts it."""
-    if isinstance(field, forms.ModelMultipleChoiceField):
-        data.setlist(key, [str(getattr(row, "pk", row)) for row in value])
-    elif isinstance(field, forms.BooleanField) and not hidden:
-        if value:
-            data[key] = "on"
-        else:
-            data.pop(key, None)
-    else:
-        data[key] = "" if value is None else str(value)
 
 
 class AuditedAdmin(StorableDatesAdmin):
@@ -958,7 +842,7 @@ def describe_left_without_a_model(policies: list[Policy], by: str) -> str:
     )
 
 
-class ModelConfigForm(KeepsChangesMadeMeanwhileForm):
+class ModelConfigForm(StillStoredForm):
     """Unticking "Enabled" on the last enabled model a policy allows left that policy with no
     model, unsaid (a policy saved with none is refused): it is refused, naming the policies,
     unless "Disable it all the same" is ticked (shown when it applies,
@@ -1121,7 +1005,7 @@ def describe_uses(models_: Any) -> list[str]:
     ]
 
 
-class PolicyForm(KeepsChangesMadeMeanwhileForm):
+class PolicyForm(StillStoredForm):
     """One policy is always the default: ticking it on another policy moves it there
     (:meth:`PolicyAdmin.save_model`), and it cannot be unticked or deleted where it is. With no
     default, every user outside a policy's groups would have no limits at all."""
