@@ -401,6 +401,18 @@ class UserLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
             if name in cleaned:  # absent: refused, and the form with it
                 self.instance.set_override(name, cleaned[name])
                 cleaned[name] = getattr(self.instance, name)  # what the model form saves
+        if (
+            self.instance._state.adding
+            and UserLimits.objects.filter(user_id=self.instance.user_id).exists()
+        ):
+            # Else refused only on the inline's hidden link to the account (one row a user):
+            # "Please correct the error below." and no error below, every save again.
+            raise ValidationError(
+                "This user's own limits were set by someone else after this page was opened: "
+                "reload the page to see them, and change them there. What you entered here is "
+                "not saved.",
+                code="added_meanwhile",
+            )
         return cleaned
 
 
