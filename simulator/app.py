@@ -322,6 +322,8 @@ class SimulatorApp:
                 )
                 fault = self._forced_fault(directives, marker, key)
                 if fault is not None:
+                    if directives.fault_after:  # an upstream slow to refuse
+                        await asyncio.sleep(directives.fault_after)
                     raise fault
                 directives = self._forced_finish(directives, marker, key)
                 request = parse_chat_request(data, self.config, beta=beta)

@@ -28,6 +28,7 @@ class Directives:
     fault: int | None = None
     fault_times: int | None = None
     retry_after: int | None = None
+    fault_after: float | None = None
     drop_after: int | None = None
     stall_after: int | None = None
     keepalive: bool = False
@@ -106,7 +107,7 @@ def parse_directives(source: str) -> Directives:
             found.fault = int(normalized)
         elif key in ("fault_times", "retry_after", "drop_after", "stall_after"):
             setattr(found, key, int(_number(key, value, integer=True)))
-        elif key in ("queue", "tokens_per_s", "first_token_latency"):
+        elif key in ("queue", "tokens_per_s", "first_token_latency", "fault_after"):
             setattr(found, key, _number(key, value, integer=False))
         elif key == "keepalive":
             found.keepalive = value not in ("0", "false", "no", "")

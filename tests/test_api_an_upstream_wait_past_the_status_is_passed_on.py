@@ -34,3 +34,22 @@ def test_an_upstream_429_past_the_wait_for_the_status_is_a_429(
     assert error["code"] == "rate_limited"
     assert response.headers["retry-after"] == "4"
     assert response.elapsed.total_seconds() < 5
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_slow_to_refuse_is_passed_on_as_a_429(
+    base: str, alice: User, chat_model: ModelConfig, stream: bool
+) -> None:
+    """The retry budget counts the attempts as well as the waits: an upstream that takes 1.5 s
+    to answer a 429 asking for 2 s was retried after the wait, the second refusal coming 5 s
+    in, after the status (a 200 with the error for its body)."""
+    body = {
+        "stream": stream,
+        "messages": [
+            {"role": "user", "content": "[[sim: fault=429 retry_after=2 fault_after=1.5]]"}
+        ],
+    }
+    response = chat(base, bearer(make_key(alice)), body)
+    error = assert_envelope(response, 429, "rate_limit_error")
+    assert error["code"] == "rate_limited"
+    assert response.elapsed.total_seconds() < 5

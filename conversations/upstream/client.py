@@ -12,7 +12,8 @@ and call :func:`aclose_shared_client` when the event loop shuts down.
 
 Retries happen only before the first delta, only for retryable failures, at most
 ``max_retries`` times, with exponential backoff and jitter (or the upstream's ``Retry-After``),
-and the waits together stay within ``retry_budget_s``. Once output has started, any failure is
+and only while the next attempt, as long as the last, would end within ``retry_budget_s`` of the
+first (attempts and waits together). Once output has started, any failure is
 raised with ``error.partial`` holding what was received.
 
 Three clocks guard every call (all in :class:`UpstreamConfig`):
@@ -36,6 +37,7 @@ import json
 import logging
 import math
 import random
+import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -232,6 +234,16 @@ def _add_usage(
         else:
             added[key] = b if b is not None else a
     return added
+
+
+def _spent(began: float, attempt_began: float) -> float:
+    """The seconds a call will have spent, from its first attempt, once its next attempt
+    fails as the last one did: the attempts and waits so far, and the last attempt's length
+    again. An upstream slow to refuse spends the retry budget as its waits do: counted by
+    waits alone, an API call retried a 429 that took 1.5 s and asked for 2 s, and heard the
+    second refusal after its status had gone out."""
+    now = time.monotonic()
+    return (now - began) + (now - attempt_began)
 
 
 def _is_count(value: Any) -> bool:
@@ -482,7 +494,7 @@ class UpstreamClient:
         url = self._base_for(beta) + "/chat/completions"
         watchdog = _Watchdog(asyncio.get_running_loop(), config)
         attempts = 0
-        waited = 0.0
+        began = time.monotonic()  # the retry budget counts the attempts too (_spent)
         # What the provider billed for attempts that were answers in name only (cut short for
         # want of capacity, blank JSON) and were tried again: charged with the call's own.
         billed: dict[str, Any] | None = None
@@ -490,6 +502,7 @@ class UpstreamClient:
             while True:
                 attempts += 1
                 watchdog.new_attempt()
+                attempt_began = time.monotonic()
                 assembler = StreamAssembler(api_key=config.api_key, hold_blank_content=json_mode)
                 decoder = SSEDecoder()
                 try:
@@ -544,7 +557,9 @@ class UpstreamClient:
                     error.partial = assembler.result(attempts)
                     delay = None
                     if buffered or not assembler.output_started:
-                        delay = self._retry_delay(error, attempts, waited, watchdog)
+                        delay = self._retry_delay(
+                            error, attempts, _spent(began, attempt_began), watchdog
+                        )
                     if delay is None:
                         _fold_billed(error.partial, billed, output_started=assembler.output_started)
                         self._log_failure(error, attempts, output_started=assembler.output_started)
@@ -552,7 +567,6 @@ class UpstreamClient:
                         raise
                     billed = _add_usage(billed, error.partial.usage)  # billed, and retried
                     self._notify_retry(on_retry, RetryNotice(attempts, error, delay))
-                    waited += delay
                     await asyncio.sleep(delay)
         finally:
             watchdog.close()
@@ -673,12 +687,13 @@ class UpstreamClient:
         url = path if path.startswith("http") else self._base + path
         watchdog = _Watchdog(asyncio.get_running_loop(), self.config)
         attempts = 0
-        waited = 0.0
+        began = time.monotonic()  # the retry budget counts the attempts too (_spent)
         billed: dict[str, Any] | None = None  # as in stream_chat
         try:
             while True:
                 attempts += 1
                 watchdog.new_attempt()
+                attempt_began = time.monotonic()
                 try:
                     response = await self._send(http, method, url, payload, headers, watchdog)
                     try:
@@ -692,7 +707,9 @@ class UpstreamClient:
                         _fold_billed(parsed, billed, output_started=True)
                     return parsed, attempts
                 except UpstreamError as error:
-                    delay = self._retry_delay(error, attempts, waited, watchdog)
+                    delay = self._retry_delay(
+                        error, attempts, _spent(began, attempt_began), watchdog
+                    )
                     if delay is None:
                         if billed is not None:
                             if error.partial is None:
@@ -703,20 +720,21 @@ class UpstreamClient:
                     if error.partial is not None:
                         billed = _add_usage(billed, error.partial.usage)  # billed, and retried
                     self._notify_retry(on_retry, RetryNotice(attempts, error, delay))
-                    waited += delay
                     watchdog.output_started = False
                     await asyncio.sleep(delay)
         finally:
             watchdog.close()
 
     def _retry_delay(
-        self, error: UpstreamError, attempts: int, waited: float, watchdog: _Watchdog
+        self, error: UpstreamError, attempts: int, spent: float, watchdog: _Watchdog
     ) -> float | None:
-        """Seconds to wait before the next attempt, or None when the error must be raised."""
+        """Seconds to wait before the next attempt, or None when the error must be raised.
+        ``spent``: what the call will have spent once the next attempt fails as this one did
+        (:func:`_spent`); with the wait, it stays within the retry budget."""
         config = self.config
         if not error.retryable or attempts > config.max_retries:
             return None
-        budget_left = config.retry_budget_s - waited
+        budget_left = config.retry_budget_s - spent
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
         if retry_after is not None:
             delay = retry_after
