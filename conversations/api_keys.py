@@ -252,6 +252,8 @@ def _save_history(call: Call, result: ChatResult) -> None:
         finish_reason=result.finish_reason or "",
         usage=result.usage,
         status=Message.Status.COMPLETE,
+        # As a chat reply keeps what it was asked with (JSON mode: drawn as JSON).
+        params=call.request.history_params(),
     )
     store_chain([*copied, reply])  # a few statements, whatever the number of messages
     UsageRecord.objects.filter(pk=call.record_id).update(conversation=conversation, message=reply)

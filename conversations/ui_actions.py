@@ -421,6 +421,9 @@ def _insert_chain(
                 tool_call_id=item["tool_call_id"],
                 status=item["status"],
                 finish_reason=item["finish_reason"],
+                # An imported reply was written under the export's parameters (JSON mode:
+                # drawn as JSON), as far as the file says.
+                params=conversation.params if item["role"] == "assistant" else {},
             )
             for item in items
         ]
