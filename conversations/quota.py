@@ -803,9 +803,14 @@ def _refusal(
         name, resets = "daily", _midnight(day + timedelta(hours=26))
     else:
         name, resets = "monthly", _midnight((month + timedelta(days=32)).replace(day=1))
-    # What is left still holds the prompt and some answer: a smaller max_tokens would pass.
+    # What is left of this period still holds the prompt and some answer: a smaller max_tokens
+    # fits it. (Said of this period only: the month is checked first, so a month's refusal
+    # knows nothing of the day, which may hold less.)
     room = (cap or 0) - (used or 0) - (math.ceil(prompt * PROMPT_PADDING) + PROMPT_SLACK)
-    smaller = f" A max_tokens of at most {room:,} would fit what is left." if room >= 1 else ""
+    period = "today" if outcome == "day" else "this month"
+    smaller = (
+        f" A max_tokens of at most {room:,} would fit what is left {period}." if room >= 1 else ""
+    )
     return QuotaExceeded(
         f"This would exceed your {name} limit of {cap:,} tokens ({used:,} used or "
         f"reserved; this request may need up to {tokens:,}).{smaller} It resets at "

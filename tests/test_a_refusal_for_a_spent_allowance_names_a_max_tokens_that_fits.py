@@ -26,7 +26,7 @@ def test_the_refusal_names_a_max_tokens_that_passes(
     error = assert_envelope(refused, 429, "rate_limit_error")
     assert error["code"] == "quota_exceeded"
     found = re.search(
-        r"A max_tokens of at most ([\d,]+) would fit what is left\.", error["message"]
+        r"A max_tokens of at most ([\d,]+) would fit what is left today\.", error["message"]
     )
     assert found, error["message"]
     fits = int(found[1].replace(",", ""))
@@ -46,3 +46,15 @@ def test_no_max_tokens_is_named_when_none_would_fit(
     refused = chat(base, bearer(make_key(alice)), messages=HELLO, max_tokens=1)
     error = assert_envelope(refused, 429, "rate_limit_error")
     assert "max_tokens of at most" not in error["message"]
+
+
+def test_a_months_refusal_names_what_fits_this_month(
+    base: str, alice: User, chat_model: ModelConfig
+) -> None:
+    """The month is checked first, so its refusal knows nothing of the day: what it names is
+    said of the month only."""
+    UserLimits.objects.create(user=alice, tokens_per_day=100_000, tokens_per_month=300)
+    refused = chat(base, bearer(make_key(alice)), messages=HELLO)
+    error = assert_envelope(refused, 429, "rate_limit_error")
+    assert "monthly limit" in error["message"]
+    assert re.search(r"would fit what is left this month\.", error["message"]), error["message"]

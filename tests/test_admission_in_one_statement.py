@@ -132,7 +132,7 @@ def test_refusals_say_what_was_exceeded(
     assert day.value.message == (
         f"This would exceed your daily limit of 1,500 tokens ({taken} used or reserved; this "
         f"request may need up to {reservation(100, 1000):,}). A max_tokens of at most "
-        f"{1500 - taken - reservation(100, 0):,} would fit what is left. It resets at "
+        f"{1500 - taken - reservation(100, 0):,} would fit what is left today. It resets at "
         f"{reset:%H:%M on %d %b %Y} "
         f"({timezone.get_current_timezone_name()})."
     )
