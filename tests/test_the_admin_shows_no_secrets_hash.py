@@ -41,3 +41,15 @@ def test_a_share_links_page_shows_no_hash_and_can_still_be_revoked(
     link.refresh_from_db()
     assert link.revoked_at is not None
     assert link.hashed == hashed  # the form leaves it as it was
+
+
+def test_an_accounts_page_shows_no_password_hash(alice: User, staff: User) -> None:
+    """Django shows a password as a masked summary; no copy of the field (a hidden "initial"
+    one, say) may put the hash itself on the page."""
+    alice.set_password("correct horse battery staple")
+    alice.save(update_fields=["password"])
+    page = client_for(staff).get(f"/admin/conversations/user/{alice.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    hashed = alice.password.split("$")
+    assert hashed[-1] not in html and hashed[-2] not in html  # neither its hash nor its salt
