@@ -4,17 +4,17 @@ minute for a 50,000-message body; a few such calls stalled a worker's chat."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conversations import api_keys, api_wire
+from conversations import api_keys
 from conversations.models import Conversation, ModelConfig, User
 from conversations.upstream import ChatResult
 from tests.support import eventually
-from tests.test_api_support import bearer, chat, make_key
+from tests.test_api_support import bearer, chat, make_key, saving_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,19 +30,7 @@ def history(pairs: int) -> list[dict[str, Any]]:
 
 def test_a_long_history_is_copied_in_a_few_statements(alice: User, chat_model: ModelConfig) -> None:
     messages = history(600)
-    call = api_keys.Call(
-        record_id=0,
-        user_id=alice.pk,
-        key_id=0,
-        model_id=chat_model.pk,
-        model_name=chat_model.name,
-        fingerprint="",
-        target=cast(Any, None),
-        request=api_wire.ChatRequest(
-            model=chat_model.name, messages=messages, params={}, max_tokens=4096
-        ),
-        save_history=True,
-    )
+    call = saving_call(alice, chat_model, messages)
     with CaptureQueriesContext(connection) as queries:
         api_keys.save_to_history(call, ChatResult(text="The end.", finish_reason="stop"))
     assert len(queries) < 20, len(queries)  # before: one INSERT a message, 1,206 statements

@@ -8,12 +8,12 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
-from conversations import api_keys
-from conversations.models import Conversation, UsageRecord, User
+from conversations import api_keys, api_wire
+from conversations.models import Conversation, ModelConfig, UsageRecord, User
 from simulator.testing import running_simulator
 from tests.servers import daphne_worker
 from tests.support import SIM_KEY, eventually
@@ -132,3 +132,26 @@ def saved_conversation(owner: User) -> Conversation:
     """The one conversation a call of a key that saves history recorded: saved, as the call
     is settled, just after its answer has gone out."""
     return eventually(lambda: Conversation.objects.get(owner=owner))
+
+
+def saving_call(
+    user: User,
+    model: ModelConfig,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any] | None = None,
+) -> api_keys.Call:
+    """An admitted call of ``user``'s with a "save to history" key, as ``api_calls`` hands it
+    to ``api_keys.save_to_history`` (no ledger row: the copy links to none)."""
+    return api_keys.Call(
+        record_id=0,
+        user_id=user.pk,
+        key_id=0,
+        model_id=model.pk,
+        model_name=model.name,
+        fingerprint="",
+        target=cast(Any, None),  # not read by the copy
+        request=api_wire.ChatRequest(
+            model=model.name, messages=messages, params=dict(params or {}), max_tokens=4096
+        ),
+        save_history=True,
+    )

@@ -5,14 +5,15 @@ markdown while its conversation said JSON mode."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from conversations import api_keys, api_wire, ui_actions
+from conversations import api_keys, ui_actions
 from conversations.frames import message_frame
 from conversations.models import Conversation, ModelConfig, User
 from conversations.upstream import ChatResult
+from tests.test_api_support import saving_call
 
 pytestmark = pytest.mark.django_db
 
@@ -27,19 +28,7 @@ def test_a_json_mode_api_call_saved_to_history_is_drawn_as_json(
     alice: User, chat_model: ModelConfig
 ) -> None:
     messages = [{"role": "user", "content": "The release as json"}]
-    call = api_keys.Call(
-        record_id=0,
-        user_id=alice.pk,
-        key_id=0,
-        model_id=chat_model.pk,
-        model_name=chat_model.name,
-        fingerprint="",
-        target=cast(Any, None),
-        request=api_wire.ChatRequest(
-            model=chat_model.name, messages=messages, params=dict(JSON_MODE), max_tokens=4096
-        ),
-        save_history=True,
-    )
+    call = saving_call(alice, chat_model, messages, JSON_MODE)
     api_keys.save_to_history(call, ChatResult(text='{"name": "x"}', finish_reason="stop"))
     conversation = Conversation.objects.get(owner=alice)
     assert conversation.params == JSON_MODE
