@@ -1828,8 +1828,9 @@ def _audit_columns(entry: AuditEntry) -> list[Any]:
         entry.target_id,
         entry.target_repr,
         # What changed as its page says it, related rows by name (a user's groups, a policy's
-        # models): "field: before -> after", one field a line.
-        "\n".join(
+        # models): "field: before -> after", fields apart by "; " (one line a row: a cell of
+        # several lines breaks tools that read a CSV a line a row).
+        "; ".join(
             f"{name}: {before or '-'} -> {after or '-'}"
             for name, before, after in audit.readable_changes(entry)
         ),

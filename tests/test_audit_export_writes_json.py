@@ -52,5 +52,6 @@ def test_the_export_names_what_changed_as_the_entrys_page_does(staff: User, alic
         {"action": "export_csv", "_selected_action": [str(entry.pk)]},
     )
     (row,) = csv.DictReader(io.StringIO(downloaded(export)))
-    assert "groups: none -> Engineers" in row["changes"].splitlines()
+    assert "groups: none -> Engineers" in row["changes"].split("; ")
+    assert "\n" not in row["changes"]  # one line a row
     assert json.loads(row["after"])["groups"] == [engineers.pk]  # the JSON as stored
