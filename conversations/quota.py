@@ -229,7 +229,7 @@ def _most_generous(policies: Sequence[Policy]) -> Limits:
     return Limits(
         allowed_model_ids=models,
         api_access=any(p.api_access for p in policies),
-        source="groups: " + ", ".join(sorted(p.name for p in policies)),
+        source="group policies: " + ", ".join(sorted(p.name for p in policies)),
         **merged,
     )
 

@@ -65,7 +65,7 @@ def test_the_members_whose_policy_changes_are_named_with_before_and_after(
     assert response.status_code == 302
     after = {user.username: quota.limits_for(user).source for user in User.objects.all()}
     assert after["alice"] == "policy Default (default)"
-    assert after["bob"] == "groups: Ops"
+    assert after["bob"] == "group policies: Ops"  # policies, not groups, by name
     assert {name for name in before if before[name] != after[name]} == {"alice", "bob"}
 
 
