@@ -133,10 +133,10 @@ def test_the_audit_export_has_the_lines_it_had(staff: User) -> None:
     before = json.dumps(first.before).replace('"', '""')
     after = json.dumps(first.after).replace('"', '""')
     assert downloaded(export) == (
-        "at,actor,action,target_type,target_id,target,before,after\r\n"
-        f"{timezone.localtime(second.at).isoformat()},,delete,apikey,3,ci,,\r\n"
+        "at,actor,action,target_type,target_id,target,changes,before,after\r\n"
+        f"{timezone.localtime(second.at).isoformat()},,delete,apikey,3,ci,,,\r\n"
         f"{timezone.localtime(first.at).isoformat()},sam,change,policy,7,'=HYPERLINK(1),"
-        f'"{before}","{after}"\r\n'
+        f'"tokens_per_day: blank -> 1,000","{before}","{after}"\r\n'
     )
 
 
