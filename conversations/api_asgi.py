@@ -844,10 +844,17 @@ async def _complete(call: Call, response: _Response) -> None:
 
 
 def _upstream() -> UpstreamClient:
-    """The upstream client for a call, whose retries wait no longer than
-    :data:`UPSTREAM_RETRY_BUDGET_S` in all."""
+    """The upstream client for a call, whose retries end within
+    :data:`UPSTREAM_RETRY_BUDGET_S` of its first attempt, attempts and waits together (a retry
+    that would end past it, judged by the attempt before, is not made)."""
     client = upstream_client()
-    return UpstreamClient(replace(client.config, retry_budget_s=UPSTREAM_RETRY_BUDGET_S))
+    return UpstreamClient(
+        replace(
+            client.config,
+            retry_budget_s=UPSTREAM_RETRY_BUDGET_S,
+            retry_budget_counts_attempts=True,
+        )
+    )
 
 
 async def _answer_of(call: Call) -> ChatResult:

@@ -12,8 +12,9 @@ and call :func:`aclose_shared_client` when the event loop shuts down.
 
 Retries happen only before the first delta, only for retryable failures, at most
 ``max_retries`` times, with exponential backoff and jitter (or the upstream's ``Retry-After``),
-and only while the next attempt, as long as the last, would end within ``retry_budget_s`` of the
-first (attempts and waits together). Once output has started, any failure is
+and the waits together stay within ``retry_budget_s`` (with ``retry_budget_counts_attempts``:
+the next attempt, as long as the last, ends within it of the first, attempts and waits
+together). Once output has started, any failure is
 raised with ``error.partial`` holding what was received.
 
 Three clocks guard every call (all in :class:`UpstreamConfig`):
@@ -101,6 +102,10 @@ class UpstreamConfig:
     max_connections: int = 1000
     max_retries: int = 2
     retry_budget_s: float = 20.0
+    # Whether the budget counts the attempts as well as the waits (``_spent``): for a caller
+    # whose status goes out at a fixed time (the API's), a retry must end within it; the chat
+    # counts the waits only, so that an upstream slow to fail is still tried again.
+    retry_budget_counts_attempts: bool = False
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
 
@@ -236,12 +241,15 @@ def _add_usage(
     return added
 
 
-def _spent(began: float, attempt_began: float) -> float:
-    """The seconds a call will have spent, from its first attempt, once its next attempt
-    fails as the last one did: the attempts and waits so far, and the last attempt's length
-    again. An upstream slow to refuse spends the retry budget as its waits do: counted by
-    waits alone, an API call retried a 429 that took 1.5 s and asked for 2 s, and heard the
-    second refusal after its status had gone out."""
+def _spent(config: UpstreamConfig, waited: float, began: float, attempt_began: float) -> float:
+    """What a call has spent of its retry budget: its waits; or, where the budget counts the
+    attempts too (``retry_budget_counts_attempts``), the seconds it will have spent from its
+    first attempt once its next attempt fails as the last one did (the attempts and waits so
+    far, and the last attempt's length again). Counted by waits alone, an API call retried a
+    429 that took 1.5 s and asked for 2 s, and heard the second refusal after its status had
+    gone out."""
+    if not config.retry_budget_counts_attempts:
+        return waited
     now = time.monotonic()
     return (now - began) + (now - attempt_began)
 
@@ -494,7 +502,7 @@ class UpstreamClient:
         url = self._base_for(beta) + "/chat/completions"
         watchdog = _Watchdog(asyncio.get_running_loop(), config)
         attempts = 0
-        began = time.monotonic()  # the retry budget counts the attempts too (_spent)
+        began, waited = time.monotonic(), 0.0  # what the retry budget counts (_spent)
         # What the provider billed for attempts that were answers in name only (cut short for
         # want of capacity, blank JSON) and were tried again: charged with the call's own.
         billed: dict[str, Any] | None = None
@@ -558,7 +566,10 @@ class UpstreamClient:
                     delay = None
                     if buffered or not assembler.output_started:
                         delay = self._retry_delay(
-                            error, attempts, _spent(began, attempt_began), watchdog
+                            error,
+                            attempts,
+                            _spent(self.config, waited, began, attempt_began),
+                            watchdog,
                         )
                     if delay is None:
                         _fold_billed(error.partial, billed, output_started=assembler.output_started)
@@ -567,6 +578,7 @@ class UpstreamClient:
                         raise
                     billed = _add_usage(billed, error.partial.usage)  # billed, and retried
                     self._notify_retry(on_retry, RetryNotice(attempts, error, delay))
+                    waited += delay
                     await asyncio.sleep(delay)
         finally:
             watchdog.close()
@@ -687,7 +699,7 @@ class UpstreamClient:
         url = path if path.startswith("http") else self._base + path
         watchdog = _Watchdog(asyncio.get_running_loop(), self.config)
         attempts = 0
-        began = time.monotonic()  # the retry budget counts the attempts too (_spent)
+        began, waited = time.monotonic(), 0.0  # what the retry budget counts (_spent)
         billed: dict[str, Any] | None = None  # as in stream_chat
         try:
             while True:
@@ -708,7 +720,7 @@ class UpstreamClient:
                     return parsed, attempts
                 except UpstreamError as error:
                     delay = self._retry_delay(
-                        error, attempts, _spent(began, attempt_began), watchdog
+                        error, attempts, _spent(self.config, waited, began, attempt_began), watchdog
                     )
                     if delay is None:
                         if billed is not None:
@@ -720,6 +732,7 @@ class UpstreamClient:
                     if error.partial is not None:
                         billed = _add_usage(billed, error.partial.usage)  # billed, and retried
                     self._notify_retry(on_retry, RetryNotice(attempts, error, delay))
+                    waited += delay
                     watchdog.output_started = False
                     await asyncio.sleep(delay)
         finally:
