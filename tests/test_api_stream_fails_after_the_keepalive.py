@@ -45,7 +45,7 @@ def worker(
     with ExitStack() as stack:
         upstream = stack.enter_context(
             running_simulator(
-                api_key=SIM_KEY, tokens_per_s=0, seed=7, queue_timeout_s=2, keepalive_interval_s=0.5
+                api_key=SIM_KEY, tokens_per_s=0, seed=7, queue_timeout_s=6, keepalive_interval_s=0.5
             )
         )
         with log.open("ab") as sink, _stderr_to(sink):
@@ -89,9 +89,9 @@ def test_a_refusal_after_the_keepalive_ends_the_stream_and_is_not_charged(
     worker: tuple[str, Path], alice: User, chat_model: ModelConfig
 ) -> None:
     base, log = worker
-    # Three attempts the upstream drops after 2 s in its queue (and does not bill): past the
-    # 5 s wait.
-    response = _stream(base, alice, "hi [[sim: queue=3]]")
+    # An attempt the upstream drops after 6 s in its queue (and does not bill): past the 5 s
+    # wait, and not retried (a retry as long would end past the API's retry budget).
+    response = _stream(base, alice, "hi [[sim: queue=7]]")
     error = _error_event(response)
     assert error["code"] == "upstream_queue_timeout"
     record = UsageRecord.objects.get(user=alice)
@@ -107,8 +107,8 @@ def test_a_billed_failure_after_the_keepalive_ends_the_stream_as_failed(
     worker: tuple[str, Path], alice: User, chat_model: ModelConfig
 ) -> None:
     base, log = worker
-    # Three attempts, each cut before its first token: past the 5 s wait.
-    response = _stream(base, alice, "hi [[sim: first_token_latency=2 drop_after=0]]")
+    # An attempt cut before its first token, 6 s in: past the 5 s wait, and not retried.
+    response = _stream(base, alice, "hi [[sim: first_token_latency=6 drop_after=0]]")
     error = _error_event(response)
     assert error["code"] == "response_truncated"
     record = UsageRecord.objects.get(user=alice)
