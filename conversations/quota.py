@@ -168,6 +168,11 @@ PROMPT_PADDING = 1.1
 PROMPT_SLACK = 16
 
 
+#: What a limit of 0 allows (:attr:`Limits.none_allowed`, admission's refusals): never a request.
+NO_REQUESTS = "Your limits allow no requests (0 requests per minute)"
+NO_REPLIES_AT_ONCE = "Your limits allow no replies at once (0 replies running at once)"
+
+
 @dataclass(frozen=True)
 class Limits:
     """A user's effective limits; ``None`` is unlimited."""
@@ -193,9 +198,9 @@ class Limits:
         be): a limit of 0 requests a minute or replies at once (admission refuses each the
         same way; a suspension is said apart)."""
         if self.requests_per_minute == 0:
-            return "Your limits allow no requests (0 requests per minute)"
+            return NO_REQUESTS
         if self.concurrent_streams == 0:
-            return "Your limits allow no replies at once (0 replies running at once)"
+            return NO_REPLIES_AT_ONCE
         return ""
 
 
@@ -636,6 +641,12 @@ AdmissionParams = tuple[
 ]
 
 
+def padded_prompt(prompt_tokens: int) -> int:
+    """What admission reserves for a prompt estimated at ``prompt_tokens`` (the padding that
+    keeps the provider's count below it)."""
+    return math.ceil(prompt_tokens * PROMPT_PADDING) + PROMPT_SLACK
+
+
 def admission_params(
     user_id: int,
     model_id: int,
@@ -665,7 +676,7 @@ def admission_params(
         Int8(model_id),
         purpose,
         Int4(prompt_tokens),
-        Int4(math.ceil(prompt_tokens * PROMPT_PADDING) + PROMPT_SLACK),
+        Int4(padded_prompt(prompt_tokens)),
         None if max_tokens is None else Int4(max_tokens),
         conversation_id,
         message_id,
@@ -742,7 +753,7 @@ def admitted(row: Sequence[Any], params: AdmissionParams) -> UsageRecord:
 def output_budget(record: UsageRecord) -> int:
     """The ``max_tokens`` an admitted call was reserved for (what to send upstream when
     admission was asked with ``max_tokens=None``)."""
-    return record.reserved_tokens - math.ceil(record.prompt_tokens * PROMPT_PADDING) - PROMPT_SLACK
+    return record.reserved_tokens - padded_prompt(record.prompt_tokens)
 
 
 #: The wait a refusal for too many running replies names (the API's Retry-After, the chat's
@@ -779,10 +790,7 @@ def _refusal(
         )
     # A limit of 0 allows none, ever: no wait would let the next request in.
     if outcome == "streams" and cap == 0:
-        return TooManyStreams(
-            "Your limits allow no replies at once (0 replies running at once): ask an "
-            "administrator."
-        )
+        return TooManyStreams(f"{NO_REPLIES_AT_ONCE}: ask an administrator.")
     if outcome == "streams":
         return TooManyStreams(
             f"You may have at most {cap} {'reply' if cap == 1 else 'replies'} running at once; "
@@ -790,9 +798,7 @@ def _refusal(
             retry_after=STREAMS_RETRY_AFTER_SECONDS,
         )
     if outcome == "minute" and cap == 0:
-        return RateLimited(
-            "Your limits allow no requests (0 requests per minute): ask an administrator."
-        )
+        return RateLimited(f"{NO_REQUESTS}: ask an administrator.")
     if outcome == "minute":
         wait = 60 - timezone.now().second
         return RateLimited(
@@ -806,7 +812,7 @@ def _refusal(
     # What is left of this period still holds the prompt and some answer: a smaller max_tokens
     # fits it. (Said of this period only: the month is checked first, so a month's refusal
     # knows nothing of the day, which may hold less.)
-    room = (cap or 0) - (used or 0) - (math.ceil(prompt * PROMPT_PADDING) + PROMPT_SLACK)
+    room = (cap or 0) - (used or 0) - padded_prompt(prompt)
     period = "today" if outcome == "day" else "this month"
     smaller = (
         f" A max_tokens of at most {room:,} would fit what is left {period}." if room >= 1 else ""
