@@ -66,7 +66,10 @@ async def test_an_outage_is_told_when_it_begins_now_and_then_and_when_it_ends(
     assert first.getMessage().startswith("the database cannot be reached (connection failed")
     assert "\n" not in first.getMessage()
     # About every TOLD_EVERY_S while it lasts (its tries fail a second or so apart), never more.
-    assert 1 <= len(meanwhile) <= OUTAGE_S // TOLD_EVERY_S, [r.getMessage() for r in told]
+    # It lasts from the first line to the last: on a loaded machine the pool can take a few
+    # seconds past ``outage.end()`` to connect again, and the outage is told for those too.
+    lasted_s = back.created - first.created
+    assert 1 <= len(meanwhile) <= lasted_s // TOLD_EVERY_S, [r.getMessage() for r in told]
     for earlier, later in zip([first, *meanwhile], meanwhile, strict=False):
         assert later.created - earlier.created >= TOLD_EVERY_S
     for line in meanwhile:
@@ -78,4 +81,4 @@ async def test_an_outage_is_told_when_it_begins_now_and_then_and_when_it_ends(
         assert abs(int(so_far[1]) - (line.created - first.created)) <= 1
     assert back.levelno == logging.INFO
     assert re.fullmatch(r"the database is back, after \d+s", back.getMessage())
-    assert back.created - first.created >= OUTAGE_S
+    assert lasted_s >= OUTAGE_S
