@@ -682,12 +682,24 @@ def revoke_share_link(user: User, link_id: Any) -> ShareLink:
     return link
 
 
+# An account opening a link again within this long (a reload, "Continue in my chats", a page
+# left open and reopened) is the same visit: it is not stored again.
+REOPENING_IS_THE_SAME_VISIT = timedelta(minutes=10)
+
+
 def open_share_link(token: str, user: User | None) -> ShareLink:
-    """The link's conversation as it is now; every opening is logged (who, or anonymous)."""
+    """The link's conversation as it is now; its opening is logged: by whom (an account, at
+    most once per :data:`REOPENING_IS_THE_SAME_VISIT`), or anonymous (visitors not signed in
+    are rate-limited instead)."""
     link = access.access_shared_link(token)
-    ShareLinkOpen.objects.create(
-        link=link, user=user if user is not None and user.is_authenticated else None
-    )
+    viewer = user if user is not None and user.is_authenticated else None
+    if (
+        viewer is None
+        or not ShareLinkOpen.objects.filter(
+            link=link, user=viewer, at__gt=timezone.now() - REOPENING_IS_THE_SAME_VISIT
+        ).exists()
+    ):
+        ShareLinkOpen.objects.create(link=link, user=viewer)
     return link
 
 

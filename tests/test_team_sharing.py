@@ -140,7 +140,8 @@ def test_a_link_holder_continues_the_shared_transcript_in_their_own_chats(
     fork = Conversation.objects.get(owner=charlie)
     assert fork.messages.count() == 2 and fork.visibility == "private"
     assert fork.system_prompt == ""  # only what the link shows
-    assert ShareLinkOpen.objects.filter(link=link, user=charlie).count() == 2  # page and fork
+    # The page and "Continue in my chats" are one visit.
+    assert ShareLinkOpen.objects.filter(link=link, user=charlie).count() == 1
     # The link shows the newest branch: a message of another is not his to copy.
     older = Message.objects.create(
         conversation=shared,
@@ -155,6 +156,29 @@ def test_a_link_holder_continues_the_shared_transcript_in_their_own_chats(
     assert Conversation.objects.filter(owner=charlie).count() == 1
     sharing.revoke_share_link(alice, link.pk)
     assert client.post(f"/c/{shared.id}/fork/", {"link": token}).status_code == 404
+
+
+def test_an_account_reopening_a_link_is_one_visit_until_a_while_has_passed(
+    alice: User, charlie: User, shared: Conversation
+) -> None:
+    """Reloading a share link's page (here 30 times) stores one opening, not one a reload:
+    the owner's "opened N times" counts visits, and a signed-in account cannot grow the log
+    without bound. Opened again after ``sharing.REOPENING_IS_THE_SAME_VISIT``, it is a new
+    visit; another account's opening is its own."""
+    link, token = sharing.create_share_link(alice, shared.id)
+    client = client_for(charlie)
+    for _ in range(30):
+        assert client.get(f"/s/{token}/").status_code == 200
+    assert ShareLinkOpen.objects.filter(link=link).count() == 1
+    ShareLinkOpen.objects.filter(link=link).update(
+        at=timezone.now() - sharing.REOPENING_IS_THE_SAME_VISIT - timedelta(seconds=1)
+    )
+    assert client.get(f"/s/{token}/").status_code == 200
+    assert client_for(alice).get(f"/s/{token}/").status_code == 200
+    assert ShareLinkOpen.objects.filter(link=link, user=charlie).count() == 2
+    assert ShareLinkOpen.objects.filter(link=link, user=alice).count() == 1
+    page = client_for(alice).get(f"/c/{shared.id}/sharing/").content.decode()
+    assert "opened 3 times" in page
 
 
 def test_collaborators_post_as_themselves(
