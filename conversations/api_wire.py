@@ -605,20 +605,24 @@ def model_body(name: str) -> bytes:
     return dumps(model_object(name)).encode()
 
 
+#: The balance of a user with no token limit: the largest a limit can be (PostgreSQL's
+#: ``bigint``), so no limited user's balance is ever larger, and any client can parse it.
+UNLIMITED_BALANCE_TOKENS = 2**63 - 1
+
+
 def balance_body(*, available: bool, remaining_tokens: int | None) -> bytes:
     """DeepSeek's balance shape, counted in tokens (currency ``TOKENS``).
 
-    With no token limit there is no balance to report: ``balance_infos`` is empty.
+    Always one entry, as DeepSeek always gives: clients read ``balance_infos[0]``. With no
+    token limit (``remaining_tokens`` None) its amounts are :data:`UNLIMITED_BALANCE_TOKENS`,
+    a number every client parses (``"Infinity"`` is zero to PHP's and Ruby's conversions).
     """
-    infos = []
-    if remaining_tokens is not None:
-        amount = f"{max(0, remaining_tokens)}.00"
-        infos.append(
-            {
-                "currency": "TOKENS",
-                "total_balance": amount,
-                "granted_balance": amount,
-                "topped_up_balance": "0.00",
-            }
-        )
-    return dumps({"is_available": available, "balance_infos": infos}).encode()
+    tokens = UNLIMITED_BALANCE_TOKENS if remaining_tokens is None else max(0, remaining_tokens)
+    amount = f"{tokens}.00"
+    info = {
+        "currency": "TOKENS",
+        "total_balance": amount,
+        "granted_balance": amount,
+        "topped_up_balance": "0.00",
+    }
+    return dumps({"is_available": available, "balance_infos": [info]}).encode()

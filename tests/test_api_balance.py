@@ -72,10 +72,24 @@ def test_a_balance_read_right_after_an_answer_counts_it(
             assert balance["total_balance"] == f"{100_000 - spent}.00"
 
 
-def test_with_no_token_limit_there_is_no_balance_to_report(
+def test_with_no_token_limit_the_balance_is_the_largest_a_limit_can_be(
     base: str, alice: User, chat_model: ModelConfig
 ) -> None:
-    assert _balance(base, make_key(alice)) == {"is_available": True, "balance_infos": []}
+    # Scripts read balance_infos[0] (DeepSeek always sends an entry): an unlimited user's is
+    # there too, with an amount no limit can reach and that every client parses as a number.
+    unlimited = f"{2**63 - 1}.00"
+    assert _balance(base, make_key(alice)) == {
+        "is_available": True,
+        "balance_infos": [
+            {
+                "currency": "TOKENS",
+                "total_balance": unlimited,
+                "granted_balance": unlimited,
+                "topped_up_balance": "0.00",
+            }
+        ],
+    }
+    assert float(unlimited) > 0
 
 
 def test_an_exhausted_allowance_is_not_available(
@@ -91,7 +105,7 @@ def test_an_exhausted_allowance_is_not_available(
     assert balance["balance_infos"][0]["total_balance"] == "0.00"  # type: ignore[index]
 
 
-def test_a_user_whose_own_daily_limit_is_unlimited_has_no_balance_and_is_admitted(
+def test_a_user_whose_own_daily_limit_is_unlimited_has_no_limit_and_is_admitted(
     base: str, alice: User, bob: User, chat_model: ModelConfig
 ) -> None:
     """The policy allows 100 tokens a day; Alice's own limit lifts it, Bob inherits it."""
@@ -101,7 +115,8 @@ def test_a_user_whose_own_daily_limit_is_unlimited_has_no_balance_and_is_admitte
     UserLimits.objects.create(user=bob)
     alice_key, bob_key = make_key(alice), make_key(bob)
 
-    assert _balance(base, alice_key) == {"is_available": True, "balance_infos": []}
+    unlimited = f"{2**63 - 1}.00"
+    assert _balance(base, alice_key)["balance_infos"][0]["total_balance"] == unlimited  # type: ignore[index]
     assert _balance(base, bob_key)["balance_infos"][0]["total_balance"] == "100.00"  # type: ignore[index]
     # Admitted through the API's own statement for far more than the policy's day.
     assert chat(base, bearer(alice_key), max_tokens=8_000).status_code == 200
