@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -210,9 +211,14 @@ def access_shared_link(token: str) -> ShareLink:
         )
         .first()
     )
-    if link is None or (link.expires_at is not None and link.expires_at <= timezone.now()):
+    if link is None or link_ended(link, timezone.now()):
         raise ShareLink.DoesNotExist
     return link
+
+
+def link_ended(link: ShareLink, now: datetime) -> bool:
+    """Whether the link was revoked or has expired by ``now``: for good."""
+    return link.revoked_at is not None or (link.expires_at is not None and link.expires_at <= now)
 
 
 def conversation_gone(conversation_id: uuid.UUID | str) -> bool:

@@ -1578,6 +1578,16 @@ class ShareLinkAdmin(AnnouncingAdmin):
     exclude = ["hashed"]  # not shown, as a key's is not
     readonly_fields = ["conversation", "created_by", "created_at"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and access.link_ended(obj, timezone.now()):
+            # An ended link stays ended, as a revoked key does: cleared or moved on here, it
+            # opened again for everyone who kept it, its owner not told (their sharing page
+            # listed it as live again). A form opened before the link ended cannot bring it
+            # back either: its fields are read from the link as it is when the form is sent.
+            fields += ["expires_at", "revoked_at"]
+        return fields
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
