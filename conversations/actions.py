@@ -1371,6 +1371,10 @@ def reply_state(
     return _message_in(conversation, reply_id, Message.Role.ASSISTANT, param="reply_id")
 
 
+# The advisory lock class of :func:`title_admission`'s lock per conversation (ours, any int4).
+_TITLE_CALL_LOCK = 0x7469746C
+
+
 def title_admission(
     user_id: int,
     model: ModelConfig,
@@ -1393,9 +1397,17 @@ def title_admission(
         conversation_id=conversation_id,
     )
     with transaction.atomic():
-        untitled = Conversation.objects.select_for_update().filter(pk=conversation_id, title="")
+        # Title calls of one conversation queue on a lock of their own, not on the
+        # conversation's row: a message's admission locks the user's usage row and then
+        # touches that row, so a title's holding it while waiting for the usage row deadlocked
+        # with the user's next message sent as the first reply ended.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                [_TITLE_CALL_LOCK, str(conversation_id)],
+            )
         if (
-            not untitled.exists()
+            not Conversation.objects.filter(pk=conversation_id, title="").exists()
             or UsageRecord.objects.filter(
                 conversation_id=conversation_id,
                 purpose=UsageRecord.Purpose.TITLE,
