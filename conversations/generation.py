@@ -324,6 +324,9 @@ class GenerationTask:
             stream = self.service.client.stream_chat(
                 target_of(context.model), context.messages, context.params, beta=context.prefix
             )
+            # A chunk's logprobs come as the event right after its text: a delta waits for
+            # them, so it carries the logprobs of its own text (the first one too).
+            with_logprobs = bool(context.params.get("logprobs"))
             async with contextlib.aclosing(stream):
                 async for event in stream:
                     self._check_stopped()
@@ -332,10 +335,14 @@ class GenerationTask:
                         piece = storable(event.text)
                         self.content += piece
                         self._pending.content.append(piece)
+                        if with_logprobs:
+                            continue
                     elif isinstance(event, ReasoningDelta):
                         piece = storable(event.text)
                         self.reasoning += piece
                         self._pending.reasoning.append(piece)
+                        if with_logprobs:
+                            continue
                     elif isinstance(event, ToolCallDelta):
                         self._add_tool_fragment(event)
                     elif isinstance(event, LogprobsDelta):

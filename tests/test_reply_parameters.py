@@ -135,6 +135,33 @@ async def test_good_parameters_reach_the_reply_and_logprobs_stream(
     assert reply.logprobs and len(reply.logprobs["content"]) == len(logprobs)
 
 
+async def test_each_delta_carries_the_logprobs_of_its_own_text(
+    alice: User, alice_conversation: Conversation, simulator: str, generation_service: Any
+) -> None:
+    """The provider sends a piece of text and its logprobs in one chunk: the delta that
+    carries the text carries them too. Before, the first delta went out at once with the text
+    alone, and every later delta carried the logprobs of the text before it (one more delta,
+    logprobs only, closed the reply), so a page showing confidence as text arrived showed each
+    piece without its own, and a share link's viewer was sent a delta with nothing in it."""
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {
+            "type": "message.send",
+            "client_id": "c1",
+            "content": "[[sim: say=One two three four five six seven eight nine ten.]]",
+            "params": {"logprobs": True},
+        }
+    )
+    end = await socket.until_reply_ends()
+    await socket.close()
+    assert end["type"] == "reply.completed"
+    deltas = socket.of_type("reply.delta")
+    assert deltas
+    for delta in deltas:
+        tokens = "".join(item["token"] for item in delta.get("logprobs", []))
+        assert tokens == delta.get("content", ""), delta
+
+
 @pytest.mark.parametrize("choice", ["auto", "none"])
 async def test_a_tool_choice_on_a_model_without_tools_is_refused_by_name(
     alice: User, chat_model: ModelConfig, simulator: str, generation_service: Any, choice: str
