@@ -709,6 +709,8 @@ document.addEventListener("keydown", (event) => {
       menu.open = false;
       menu.querySelector("summary")?.focus();
     }
+  } else if (event.key === "Escape" && event.target.matches?.("input[type=search]") && event.target.value) {
+    // A search box's Escape clears what was typed in it (the browser's own); the reply goes on.
   } else if (event.key === "Escape" && !document.querySelector("dialog[open]")) {
     document.dispatchEvent(new CustomEvent("chat:stop"));
   } else if (!typing(event.target) && !mod && !event.altKey) {

@@ -55,3 +55,30 @@ def test_the_composer_says_why_it_is_disabled(
     expect(composer).to_be_disabled()
     expect(page.get_by_role("button", name="Send", exact=True)).to_be_disabled()
     expect(page.locator("#composer-blocked")).to_contain_text("DeepSeek Chat is disabled")
+
+
+def test_escape_in_the_title_search_clears_it_and_leaves_the_reply_running(
+    session: Session, ui_conversation: Conversation
+) -> None:
+    """Escape in the sidebar's "Search titles" box clears the filter, as in any search box; it
+    is not the shortcut that stops the reply being written. Before, clearing the filter while
+    an answer streamed in stopped the answer."""
+    page = session.page
+    session.open(ui_conversation)
+    send(page, "[[sim: tokens_per_s=8 say=" + "slow " * 80 + "]]")
+    reply = page.get_by_role("article", name=re.compile("^DeepSeek Chat"))
+    expect(reply.locator(".message-content")).to_contain_text("slow")
+    search = page.get_by_role("searchbox", name="Search conversations")
+    search.fill("no such title")
+    listed = page.locator(".conversation-list li[data-title]").first
+    expect(listed).to_be_hidden()
+    search.press("Escape")
+    expect(search).to_have_value("")
+    expect(listed).to_be_visible()
+    page.wait_for_timeout(1500)  # a stop would have ended the reply by now
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    expect(reply).not_to_contain_text("Stopped.")
+    # Escape elsewhere still stops it.
+    page.get_by_role("textbox", name="Message", exact=True).press("Escape")
+    wait_until_idle(page)
+    expect(reply).to_contain_text("Stopped.")
