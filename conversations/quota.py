@@ -802,7 +802,8 @@ def _refusal(
     if outcome == "minute":
         wait = 60 - timezone.now().second
         return RateLimited(
-            f"You may send at most {cap} requests per minute; try again in {wait} s.",
+            f"You may send at most {cap} {'request' if cap == 1 else 'requests'} per minute; "
+            f"try again in {wait} s.",
             retry_after=wait,
         )
     if outcome == "day":

@@ -121,7 +121,8 @@ def test_refusals_say_what_was_exceeded(
         admit(bob, chat_model)
     wait = minute.value.extra["retry_after"]
     assert 0 < wait <= 60
-    assert minute.value.message.startswith("You may send at most 1 requests per minute; try again")
+    # "1 request", as its neighbours say "1 reply" (it read "at most 1 requests per minute").
+    assert minute.value.message.startswith("You may send at most 1 request per minute; try again")
 
     UserLimits.objects.create(user=charlie, tokens_per_day=1500)
     taken = admit(charlie, chat_model, prompt_tokens=100, max_tokens=500).reserved_tokens
