@@ -781,8 +781,13 @@ function controlsFor(node) {
         el("button", { type: "button", class: "small", text: "Copy", onclick: () => copyAndTell(node.content) }),
       );
     }
-    const cut = (node.status === "complete" && node.finish_reason === "length") ||
-      ((node.status === "interrupted" || node.status === "cancelled") && node.content);
+    // Only a reply with text to go on from: one cut off while it still thought, or while it
+    // wrote a tool call, has none (the server refuses it: regenerate it instead).
+    const cut =
+      Boolean(node.content) &&
+      ((node.status === "complete" && node.finish_reason === "length") ||
+        node.status === "interrupted" ||
+        node.status === "cancelled");
     // Only the last reply of its branch: the server refuses one with messages under it.
     if (!page.blocked && !active && cut && !children.has(node.id)) {
       bar.append(
