@@ -799,6 +799,17 @@ def continue_reply(
             # Extended in place, it would change the history that what follows it was
             # written from (and a reply streaming again would have messages under it).
             raise Conflict("Only the last reply of a branch can be continued.")
+        if reply.model is not None and reply.model_id != conversation.model_id:
+            # Continued by another model, the reply would be one model's text under the
+            # other's name, its thinking shown or not by the wrong rule, and its call charged
+            # as the other's: the user picks which model answers.
+            written_by, now = reply.model.display_name, conversation.model.display_name
+            raise Conflict(
+                f"This reply was written by {written_by}, and the conversation now uses {now}: "
+                f"regenerate it to answer with {now}, or switch the conversation back to "
+                f"{written_by} to continue it.",
+                **about_it,
+            )
         # Reaped, its task may yet live (its process cut off from the database, not dead):
         # the continuation's call is newer, so nothing that task writes lands any more
         # (``CHECKPOINT_MANY_SQL``), and it is told to stop (``GenerationService.start``).
