@@ -21,7 +21,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from chatsite import twisted_requests, twisted_websockets, twisted_writes  # noqa: E402
+from chatsite import logs, twisted_requests, twisted_websockets, twisted_writes  # noqa: E402
 from chatsite.origins import TrustedOriginValidator  # noqa: E402
 from conversations.api_asgi import ApiApplication  # noqa: E402
 from conversations.api_asgi import serves as api_serves  # noqa: E402
@@ -67,7 +67,7 @@ router = ProtocolTypeRouter(
         ),
     }
 )
-application = StartServices(router)
+application = logs.untag_each_connection(StartServices(router))
 
 # daphne's sockets send each frame when it is written (see chatsite/twisted_writes.py), and
 # Twisted leaves POST bodies for the app to parse (chatsite/twisted_requests.py), and a socket

@@ -1,7 +1,11 @@
 """One log line per event, each carrying the request id and the user id.
 
 The ids live in context variables, so lines written deep in the stack (or by a websocket
-consumer, which sets them itself) are tagged without passing anything around.
+consumer, which sets them itself) are tagged without passing anything around. A line written
+by the event loop's own callbacks (daphne's timeout checks, Twisted's reads and writes: no
+task) carries no ids: such a callback runs in whatever context it was scheduled from, often
+some request's, and its lines are about other sockets. Each connection starts untagged too
+(:func:`untag_each_connection`), whatever context daphne created its task in.
 Nothing here logs headers, bodies or query strings: they may hold secrets. Nor a path's
 ``token`` (a share link's, ``/s/<token>/``: whoever reads it can open the conversation); and
 since Django writes lines of its own naming a request's path (a request its CSRF check refuses,
@@ -12,11 +16,13 @@ escapes control characters in the values formatted into a line: a path with ``%0
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
 from contextvars import ContextVar
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
@@ -29,10 +35,23 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 logger = logging.getLogger("chatsite.request")
 
 
+def _within_a_task_or_thread() -> bool:
+    """Whether the line is written by a task (a request's, a socket's, a reply's) or a thread
+    of one (a sync view's, with a copy of its task's context), not by the event loop itself."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return asyncio.current_task() is not None
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        record.user_id = user_id_var.get()
+        if _within_a_task_or_thread():
+            record.request_id = request_id_var.get()
+            record.user_id = user_id_var.get()
+        else:
+            record.request_id = record.user_id = "-"
         return True
 
 
@@ -85,6 +104,18 @@ def bind(request_id: str | None = None, user_id: object = None) -> None:
         request_id_var.set(request_id)
     if user_id is not None:
         user_id_var.set(str(user_id))
+
+
+def untag_each_connection(app: Any) -> Any:
+    """``app`` with each connection's task starting untagged: daphne creates it from whatever
+    callback took the connection, in that callback's context (maybe another request's)."""
+
+    async def untagged(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        request_id_var.set("-")
+        user_id_var.set("-")
+        return await app(scope, receive, send)
+
+    return untagged
 
 
 def new_request_id(header: str | None = None) -> str:
