@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -440,12 +443,42 @@ async def _channel_layer_state() -> str:
         return "down"
 
 
-async def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready to serve: the database is reachable and migrated, the channel layer answers."""
+# /readyz is public (the proxy passes it on) and a check costs 10-100 ms (the migration plan,
+# a channel-layer round trip): its answer is reused for a second, and requests arriving while a
+# check runs wait for that one. A failure still shows within about a second of a check.
+READINESS_FRESH_SECONDS = 1.0
+_readiness: tuple[float, dict[str, str]] | None = None
+_readiness_running: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, asyncio.Future[dict[str, str]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _check_readiness() -> dict[str, str]:
+    global _readiness
+    started = time.monotonic()
     checks = {
         "database": await sync_to_async(_database_state, thread_sensitive=False)(),
         "channel_layer": await _channel_layer_state(),
     }
+    _readiness = (started, checks)
+    return checks
+
+
+async def _readiness_checks() -> dict[str, str]:
+    if _readiness is not None and time.monotonic() - _readiness[0] < READINESS_FRESH_SECONDS:
+        return _readiness[1]
+    loop = asyncio.get_running_loop()
+    running = _readiness_running.get(loop)
+    if running is None:
+        running = _readiness_running[loop] = asyncio.ensure_future(_check_readiness())
+        running.add_done_callback(lambda _: _readiness_running.pop(loop, None))
+    return await asyncio.shield(running)  # a client gone does not cancel the others' check
+
+
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready to serve: the database is reachable and migrated, the channel layer answers (as
+    checked within the last second)."""
+    checks = await _readiness_checks()
     ready = all(state == "ok" for state in checks.values())
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
