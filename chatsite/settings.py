@@ -231,6 +231,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "conversations.signin.DeviceCookieMiddleware",
     "chatsite.logs.RequestLogMiddleware",
     "chatsite.security.RefuseNulMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

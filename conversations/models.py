@@ -571,9 +571,10 @@ class UsageAccount(models.Model):
 
 
 class SignInFailures(models.Model):
-    """Failed sign-ins counted per key (an account name from an address, or an address alone)
-    in a window that starts with the first failure: past its allowance, sign-in from there is
-    refused until the window ends (``conversations.signin``)."""
+    """Failed sign-ins counted per key (an account name from an address, an address alone, or
+    a browser that signed in to the account before) in a window that starts with the first
+    failure: past their allowances, sign-in is refused until the window ends (the rule:
+    ``conversations.signin``)."""
 
     key = models.CharField(max_length=300, primary_key=True)
     window_start = models.DateTimeField()

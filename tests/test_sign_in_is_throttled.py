@@ -44,9 +44,12 @@ def test_five_failures_lock_the_account_from_that_address_only(alice: User) -> N
 
 
 def test_one_address_guessing_many_accounts_is_stopped(alice: User) -> None:
+    """Past the address's allowance, an account guessed at from there is refused (the rule in
+    full: test_one_guesser_behind_an_address_locks_no_one_else_out)."""
     for n in range(signin.PER_ADDRESS):
         Client(REMOTE_ADDR="192.0.2.1").post(
             "/admin/login/", {"username": f"user{n}", "password": "guess"}
         )
+    assert "Please enter a correct username" in sign_in("guess", address="192.0.2.1")
     assert "Too many failed sign-ins" in sign_in(PASSWORD, address="192.0.2.1")
     assert sign_in(PASSWORD, address="192.0.2.2") == "signed in"
