@@ -1,5 +1,5 @@
-"""Content Security Policy: no inline scripts or handlers, everything from our own origin; and
-no form field or query parameter that PostgreSQL could not store."""
+"""Content Security Policy: no inline scripts or handlers, everything from our own origin; no
+form field or query parameter that PostgreSQL could not store; and no page kept by a cache."""
 
 from __future__ import annotations
 
@@ -29,6 +29,23 @@ POLICY = "; ".join(
 class ContentSecurityPolicyMiddleware(Middleware):
     def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response.headers.setdefault("Content-Security-Policy", POLICY)
+        return response
+
+
+PRIVATE = "private, no-store"
+
+
+class PrivateByDefaultMiddleware(Middleware):
+    """Every page and JSON read Django answers is for its one reader: a conversation, its
+    export, the search, the team's and usage pages, a share link's transcript. With no
+    Cache-Control, a shared cache (a proxy) could keep one and serve it again (a revoked link's
+    transcript to anyone holding the token), and the browser's back/forward cache show it after
+    signing out on a shared computer. So a response that does not say otherwise is
+    ``private, no-store``. (Static files are WhiteNoise's, answered before this with their own
+    caching; the API is not Django's, and says its own.)"""
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response.headers.setdefault("Cache-Control", PRIVATE)
         return response
 
 
