@@ -84,6 +84,7 @@ class Child:
     ) -> None:
         self.name = name
         self.stop_signal = stop_signal
+        self.log_file = log_file
         log = open(log_file, "a") if log_file else None  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
             args,
@@ -187,7 +188,8 @@ def start_embedded_postgres(supervisor: Supervisor, data_dir: Path, database: st
         if not _pid_alive(pid):
             stale.unlink()
     port = free_port()
-    supervisor.start(
+    log_file = data_dir.parent / f"{data_dir.name}.log"
+    postgres = supervisor.start(
         Child(
             "postgres",
             [
@@ -206,21 +208,29 @@ def start_embedded_postgres(supervisor: Supervisor, data_dir: Path, database: st
             os.environ.copy(),
             stop_signal=signal.SIGINT,  # "fast" shutdown: roll back clients, then stop cleanly
             user=user,
-            log_file=data_dir.parent / f"{data_dir.name}.log",
+            log_file=log_file,
         )
     )
     url = f"postgres://postgres@127.0.0.1:{port}/{database}"
-    _wait_for_postgres(port, database)
+    _wait_for_postgres(port, database, postgres)
     say(f"embedded PostgreSQL on 127.0.0.1:{port} (data in {data_dir}, log in {data_dir}.log)")
     return url
 
 
-def _cluster_in_use(data_dir: Path) -> bool:
+class StartFailed(Exception):
+    """A child the launcher needs could not be started; the message says why and what to do."""
+
+
+def _running_cluster(data_dir: Path) -> tuple[int, int] | None:
+    """The PID and port of the PostgreSQL serving ``data_dir`` now (another `make run`'s, say),
+    from its ``postmaster.pid`` (PID on the first line, port on the fourth), or None."""
     pid_file = data_dir / "postmaster.pid"
     try:
-        return _pid_alive(int(pid_file.read_text().split()[0]))
+        lines = pid_file.read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
     except (OSError, ValueError, IndexError):
-        return False
+        return None
+    return (pid, port) if _pid_alive(pid) else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -233,11 +243,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _wait_for_postgres(port: int, database: str) -> None:
+def _wait_for_postgres(port: int, database: str, postgres: Child) -> None:
     import psycopg
 
     deadline = time.monotonic() + 60
     while True:
+        if (status := postgres.process.poll()) is not None:
+            log = Path(postgres.log_file) if postgres.log_file else None
+            last = log.read_text(errors="replace").strip().splitlines()[-2:] if log else []
+            raise StartFailed(
+                f"the embedded PostgreSQL stopped at once (status {status})"
+                + (f"; its log, {log}, ends: {' '.join(last)}" if last else "")
+            )
         try:
             with psycopg.connect(
                 host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
@@ -334,13 +351,27 @@ def main(argv: list[str]) -> int:
     try:
         if not env.get("DATABASE_URL"):
             pg_dir = data_dir / ("pg-test" if command == "test" else "pg")
-            if command == "test" and _cluster_in_use(pg_dir):
+            running = _running_cluster(pg_dir)
+            if command == "test" and running:
                 # Another `make test` holds the shared test cluster: use a throwaway one.
                 pg_dir = data_dir / f"pg-test-{os.getpid()}"
                 cleanup.append(pg_dir)
-            env["DATABASE_URL"] = start_embedded_postgres(
-                supervisor, pg_dir, "chat_test" if command == "test" else "chat"
-            )
+            elif command == "manage" and running:
+                # `make run` serves from it: a command goes to the same database (a second
+                # server on the directory could not start).
+                env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{running[1]}/chat"
+                say(f"using the embedded PostgreSQL already running on 127.0.0.1:{running[1]}")
+            elif command == "run" and running:
+                say(
+                    f"the embedded PostgreSQL in {pg_dir} is already in use (PID {running[0]}), "
+                    "by another `make run` or `make manage`: stop it first, "
+                    "or give this one its own DATA_DIR"
+                )
+                return 1
+            if not env.get("DATABASE_URL"):
+                env["DATABASE_URL"] = start_embedded_postgres(
+                    supervisor, pg_dir, "chat_test" if command == "test" else "chat"
+                )
         manage: Callable[..., subprocess.CompletedProcess[bytes]] = lambda *args: subprocess.run(  # noqa: E731
             [PYTHON, "manage.py", *args], env=env, cwd=BASE_DIR, check=True
         )
@@ -369,6 +400,9 @@ def main(argv: list[str]) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except StartFailed as error:
+        say(str(error))
+        return 1
     except subprocess.CalledProcessError as error:
         say(f"a step failed: {' '.join(map(str, error.cmd))}")
         return error.returncode or 1
