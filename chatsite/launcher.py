@@ -337,6 +337,7 @@ def main(argv: list[str]) -> int:
 
     supervisor = Supervisor()
     cleanup: list[Path] = []
+    stopped_as_asked = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if not supervisor.stopping:
@@ -399,7 +400,11 @@ def main(argv: list[str]) -> int:
         say(f"daphne exited with status {code}")
         return code
     except KeyboardInterrupt:
-        return 130
+        # Ctrl-C (or SIGTERM) is how `make run` is meant to end: once everything has stopped
+        # (below) it is a success, not make's "*** [run] Error 130". An interrupted test run or
+        # command did not finish: that stays a failure.
+        stopped_as_asked = command == "run"
+        return 0 if stopped_as_asked else 130
     except StartFailed as error:
         say(str(error))
         return 1
@@ -409,9 +414,12 @@ def main(argv: list[str]) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        names = [child.name for child in supervisor.children]
         supervisor.stop_all()
         for path in cleanup:
             shutil.rmtree(path, ignore_errors=True)
+        if stopped_as_asked:
+            say(f"stopped ({', '.join(names)}); `make run` starts again where it left off")
 
 
 if __name__ == "__main__":
