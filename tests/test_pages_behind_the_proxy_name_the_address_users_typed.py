@@ -68,3 +68,47 @@ def test_links_and_the_api_address_keep_the_proxys_port(
             assert client.get(link.group(1)).status_code == 200  # it opens
         finally:
             client.close()
+
+
+def test_behind_tls_in_front_of_the_proxy_the_addresses_are_https(
+    alice: User, tmp_path: Path, transactional_db: None
+) -> None:
+    """The README's shape: TLS ends in front of the proxy, which says so to nginx with
+    X-Forwarded-Proto. nginx replaced it with its own scheme, http, so with DEBUG off (which
+    trusts the header) the keys page said http://…/v1 and new share links began http://."""
+    with (
+        running_simulator(api_key=SIM_KEY) as upstream,
+        daphne_worker(
+            upstream,
+            SIM_KEY,
+            daphne_options=["--proxy-headers"],
+            DEBUG="0",
+            SECRET_KEY="behind-tls-" + "x" * 40,
+        ) as worker,
+        nginx_proxy(worker, tmp_path) as base,
+    ):
+        public = base.replace("http://", "https://")
+        tls = {"X-Forwarded-Proto": "https"}  # what the TLS terminator in front adds
+        with httpx.Client(base_url=base, timeout=10, headers=tls) as client:
+            page = client.get("/accounts/login/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+            assert token is not None, page.text[:500]
+            csrf_cookie = page.cookies["csrftoken"]
+            answer = client.post(
+                "/accounts/login/",
+                data={
+                    "username": "alice",
+                    "password": PASSWORD,
+                    "csrfmiddlewaretoken": token.group(1),
+                },
+                # The browser's, over HTTPS (secure cookies are not sent back over plain http).
+                headers={
+                    "Referer": f"{public}/accounts/login/",
+                    "Cookie": f"csrftoken={csrf_cookie}",
+                },
+            )
+            assert answer.status_code == 302, answer.text[:500]
+            session = answer.cookies["sessionid"]
+            keys = client.get("/settings/api-keys/", headers={"Cookie": f"sessionid={session}"})
+            assert keys.status_code == 200
+            assert f"<code>{public}/v1</code>" in keys.text
