@@ -1291,6 +1291,9 @@ class PolicyAdmin(AuditedAdmin):
 
 admin.site.unregister(Group)
 
+# A group's page names at most this many of its members (and links to the list of them all).
+MEMBERS_SHOWN = 20
+
 
 @admin.register(Group)
 class GroupAdmin(AuditedAdmin, BaseGroupAdmin):
@@ -1298,13 +1301,64 @@ class GroupAdmin(AuditedAdmin, BaseGroupAdmin):
     Its permissions are granted by superusers only (:mod:`rights`): read-only to other staff,
     who could otherwise give a group of theirs any permission. A group that carries
     permissions is a superuser's to delete too: its delete takes them from every member, as
-    taking each out of it would, which is a superuser's alone."""
+    taking each out of it would, which is a superuser's alone.
+
+    Its page also says who is in it and which policies it carries, read-only, with where each
+    is chosen: neither is on the stock page (members are picked on each user's page, a
+    policy's groups on the policy's), so an admin who made a group for a policy found nothing
+    here to connect them."""
+
+    fieldsets = [
+        (None, {"fields": ["name", "its_members", "its_policies"]}),
+        (
+            "Permissions",
+            {
+                "fields": ["permissions"],
+                "description": "Rights in this admin only. Which models and how many tokens "
+                "members may use come from the policies above.",
+            },
+        ),
+    ]
+    readonly_fields = ["its_members", "its_policies"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = [*super().get_readonly_fields(request, obj)]
         if not rights.grants_rights(request.user):  # type: ignore[arg-type]
             fields.append("permissions")
         return fields
+
+    @admin.display(description="Members")
+    def its_members(self, group: Group) -> str:
+        how = "Add people on each user's page (Users → the user → Groups)."
+        names = list(
+            User.objects.filter(groups=group)
+            .order_by("username")
+            .values_list("username", flat=True)
+            if group.pk
+            else []
+        )
+        if not names:
+            return format_html("None yet. {}", how)
+        shown = ", ".join(names[:MEMBERS_SHOWN])
+        more = f" and {len(names) - MEMBERS_SHOWN} more" if len(names) > MEMBERS_SHOWN else ""
+        listed = reverse("admin:conversations_user_changelist") + f"?groups__id__exact={group.pk}"
+        return format_html('{}{} (<a href="{}">list</a>). {}', shown, more, listed, how)
+
+    @admin.display(description="Policies")
+    def its_policies(self, group: Group) -> str:
+        how = "A policy applies to the groups chosen on its page (Policies → the policy → Groups)."
+        carried = list(Policy.objects.filter(groups=group).order_by("name")) if group.pk else []
+        if not carried:
+            return format_html("None: it changes no one's limits. {}", how)
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:conversations_policy_change", args=[policy.pk]), policy.name)
+                for policy in carried
+            ),
+        )
+        return format_html("{}. {}", links, how)
 
     def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
         if (
