@@ -385,6 +385,10 @@ def main(argv: list[str]) -> int:
 
         if not env.get("DEEPSEEK_API_KEY"):
             env.update(start_simulator(supervisor, env))
+        else:
+            # Which upstream answers (never the key itself, not even in part).
+            upstream = env.get("DEEPSEEK_BASE_URL") or "https://api.deepseek.com"
+            say(f"DEEPSEEK_API_KEY is set: answers come from {upstream}")
         manage("migrate", "--noinput", "-v", "0")
         manage("ensure_admin")
         port = env.get("PORT") or "8000"

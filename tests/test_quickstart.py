@@ -147,3 +147,42 @@ def test_make_run_says_at_once_when_it_cannot_serve_on_its_port(taken: bool) -> 
     finally:
         holder.close()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+def test_make_run_with_a_key_says_which_upstream_answers_and_never_the_key() -> None:
+    """With DEEPSEEK_API_KEY set there is no simulator, and `make run` says where answers come
+    from (it said nothing: only the simulator's line told a new admin anything), without any
+    part of the key."""
+    data_dir = ROOT / ".data" / f"quickstart-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    key = "sk-quickstart-" + uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "DEBUG", "SECRET_KEY")}
+    env.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "PORT": str(port),
+            "DEEPSEEK_API_KEY": key,
+            "DEEPSEEK_BASE_URL": "http://127.0.0.1:9/upstream",
+        }
+    )
+    process = subprocess.Popen(
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        assert "DEEPSEEK_API_KEY is set: answers come from http://127.0.0.1:9/upstream" in output
+        assert "simulator" not in output.split("[make] stopped")[0].lower()
+        assert key[-4:] not in output and key[-12:] not in output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
