@@ -68,7 +68,7 @@ def _new_chat_blocked(limits: quota.Limits, no_model: str) -> str:
     """Why the sidebar's "New chat" is disabled ("" if it is not): no model to start with, or
     the account suspended (a conversation started then could not be sent in)."""
     if limits.suspended:
-        return "Your account is suspended: you cannot start a conversation."
+        return "Your account is suspended: you cannot start a conversation; ask an administrator."
     if limits.none_allowed:
         return f"{limits.none_allowed}: you cannot start a conversation; ask an administrator."
     return no_model
@@ -156,7 +156,7 @@ def _account_blocked(limits: quota.Limits, usage: dict[str, Any]) -> str:
     limit of 0 requests a minute or replies at once, or the day's or the month's tokens spent,
     or held by replies still running ("" if none)."""
     if limits.suspended:
-        return "Your account is suspended: you can read, but not send."
+        return "Your account is suspended: you can read, but not send; ask an administrator."
     if limits.none_allowed:
         return f"{limits.none_allowed}: you can read, but not send; ask an administrator."
     if usage["exhausted"]:

@@ -12,7 +12,7 @@ from tests.support import make_user
 from tests.ui.conftest import LiveServer, Session, new_session
 from tests.ui.test_a_suspension_reaches_the_pages_already_open import set_suspended
 
-WHY = "Your account is suspended: you cannot start a conversation."
+WHY = "Your account is suspended: you cannot start a conversation; ask an administrator."
 
 
 def expect_new_chat(page: Page, *, offered: bool) -> None:

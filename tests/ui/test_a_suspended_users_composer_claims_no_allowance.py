@@ -17,7 +17,7 @@ def test_the_estimate_names_the_model_only(
     session.open(ui_conversation)
     page = session.page
     expect(page.locator("#composer-blocked")).to_have_text(
-        "Your account is suspended: you can read, but not send."
+        "Your account is suspended: you can read, but not send; ask an administrator."
     )
     page.wait_for_load_state("networkidle")  # the allowance is read after the page opens
     expect(page.locator("#composer-estimate")).to_have_text("DeepSeek Chat")

@@ -12,7 +12,7 @@ from conversations.models import Conversation, User, UserLimits
 from tests.support import make_user
 from tests.ui.conftest import LiveServer, Session, new_session
 
-SUSPENDED = "Your account is suspended: you can read, but not send."
+SUSPENDED = "Your account is suspended: you can read, but not send; ask an administrator."
 
 
 def test_the_welcome_page_and_the_composer_follow_the_admins_choice(

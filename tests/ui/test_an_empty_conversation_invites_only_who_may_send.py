@@ -25,7 +25,7 @@ def test_a_suspended_user_is_not_invited_to_send(
     UserLimits.objects.create(user=ui_user, suspended=True)
     session.open(ui_conversation)
     expect(page.locator("#composer-blocked")).to_have_text(
-        "Your account is suspended: you can read, but not send."
+        "Your account is suspended: you can read, but not send; ask an administrator."
     )
     assert empty_text(page) == '"No messages yet."'
     assert not session.errors, session.errors

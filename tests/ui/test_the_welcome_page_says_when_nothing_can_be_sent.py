@@ -21,7 +21,7 @@ def test_a_suspended_user_is_told_before_typing(
     page = session.page
     page.goto(f"{session.server.url}/")
     expect(page.get_by_role("alert")).to_have_text(
-        "Your account is suspended: you can read, but not send. Nor can you start a conversation."
+        "Your account is suspended: you can read, but not send; ask an administrator. Nor can you start a conversation."
     )
     expect(page.get_by_role("button", name="Start chat")).to_have_count(0)
     assert not session.errors, session.errors
