@@ -43,6 +43,16 @@ def _in_process_channel_layer(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _readiness_checked_afresh() -> None:
+    """Each test's first /readyz makes its own check: the process reuses an answer for a
+    second (``views.READINESS_FRESH_SECONDS``), and one left by the test before, of another
+    database's state, would stand for this one's."""
+    from conversations import views
+
+    views._readiness = None
+
+
+@pytest.fixture(autouse=True)
 def _api_calls_settled_before_the_flush(request: pytest.FixtureRequest) -> Iterator[None]:
     """An API call is settled just after its answer's last byte (and, for a key that saves
     history, copied to a conversation just after that), so a test may end (and its database be
