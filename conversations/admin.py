@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminIntegerFieldWidget, AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
@@ -103,17 +104,41 @@ class StillStoredForm(forms.ModelForm):  # type: ignore[type-arg]
     (model, team, ...) came back without a word, and its deletion with it undone in part only
     (its links to users, groups and prices stayed gone). Such a save is refused, naming why.
 
+    Or changed by another admin since (a row whose saves are counted, ``version``: a policy, a
+    model with its dated prices, an account with its limits): saved, the page wrote back every
+    field as it had read it, undoing the other's change without a word (both told "changed
+    successfully"). The page carries the count it was opened at (:data:`VERSION`, with the
+    moment, :data:`OPENED_AT`, to name from the audit log who changed what since), and a save
+    from an older count is refused, saying so; the page comes back with what was entered.
+    A post without the count (a script's) is saved as before.
+
     The row is locked from this check to the save (the admin validates and saves in one
-    transaction): a delete that comes after the check waits for the save, and then deletes."""
+    transaction), and the save counts itself (:func:`count_the_save`) before it commits: a
+    delete or another save that comes after the check waits for this one, and is then
+    checked against it."""
 
     # No Meta: the admin builds the form for its model.
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        row = self.instance
+        self.versioned = counts_saves(type(row)) and row.pk is not None and not row._state.adding
+        if self.versioned:
+            # Rendered by templates/admin/change_form.html (no fieldset lists them).
+            self.fields[VERSION] = PageStampField(initial=row.version)
+            self.fields[OPENED_AT] = PageStampField(initial=timezone.now().isoformat())
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         row = self.instance
         if row.pk is not None and not row._state.adding:
             rows = type(row)._default_manager.select_for_update().filter(pk=row.pk)
-            if not rows.exists():
+            if self.versioned:
+                version = rows.values_list(VERSION, flat=True).first()
+                gone = version is None
+            else:
+                gone = not rows.exists()
+            if gone:
                 name = row._meta.verbose_name
                 raise ValidationError(
                     f"This {name} was deleted by someone else after this page was opened: "
@@ -121,7 +146,115 @@ class StillStoredForm(forms.ModelForm):  # type: ignore[type-arg]
                     f"(what you entered is below).",
                     code="deleted",
                 )
+            if self.versioned:
+                opened = _read_stamp(cleaned.get(VERSION), cleaned.get(OPENED_AT))
+                if opened is not None and opened[0] != version:
+                    raise ValidationError(
+                        describe_changed_meanwhile(row, opened[1]), code="changed_meanwhile"
+                    )
+                # As locked: the save writes back the count it was checked against.
+                row.version = version
         return cleaned
+
+
+class PageStampField(forms.CharField):
+    """What a page says of itself (when it was opened, at which count of saves), hidden: never
+    a change of the row (Django's history would say "Changed version", and a save that changed
+    nothing would count)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(widget=forms.HiddenInput, required=False, **kwargs)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return False
+
+
+#: The hidden fields of a change form whose row counts its saves: the count the page was
+#: opened at, and when (:class:`StillStoredForm`).
+VERSION, OPENED_AT = "version", "opened_at"
+
+
+def counts_saves(model: type[models.Model]) -> bool:
+    """Whether the admin counts the saves of ``model``'s rows (``models.saves_counter``)."""
+    return any(field.name == VERSION for field in model._meta.concrete_fields)
+
+
+def _read_stamp(version: Any, opened_at: Any) -> tuple[int, datetime | None] | None:
+    """The count a page was opened at, and when; None when it carries none to read."""
+    try:
+        count = int(version)
+    except (TypeError, ValueError):
+        return None
+    try:
+        at: datetime | None = datetime.fromisoformat(opened_at)
+    except (TypeError, ValueError):
+        at = None
+    if at is not None and timezone.is_naive(at):
+        at = None
+    return count, at
+
+
+def count_the_save(form: Any, formsets: Any) -> None:
+    """A change form's save that changed its row, or the rows of its inlines, counts as one
+    (``version``): every page opened before it is refused (:class:`StillStoredForm`). A save
+    that changed nothing refuses no one."""
+    row = form.instance
+    if not getattr(form, "versioned", False) or row.pk is None:
+        return
+    if form.has_changed() or any(formset.has_changed() for formset in formsets):
+        type(row)._default_manager.filter(pk=row.pk).update(version=models.F(VERSION) + 1)
+
+
+def _edited_with(model: type[models.Model]) -> list[tuple[type[models.Model], str]]:
+    """The rows edited on the admin page of ``model``'s rows (its inlines'), each model with
+    its field naming the row (a model's dated prices: ``ModelPrice.model``)."""
+    try:
+        inlines = admin.site.get_model_admin(model).inlines
+    except NotRegistered:
+        return []
+    return [
+        (inline.model, field.name)
+        for inline in inlines
+        for field in inline.model._meta.concrete_fields
+        if field.is_relation and field.related_model is model
+    ]
+
+
+#: Changes named by the refusal of a save from an older page; it counts the others.
+CHANGES_NAMED = 5
+
+
+def describe_changed_meanwhile(row: models.Model, since: datetime | None) -> str:
+    """Why a save from a page opened before another admin's save is refused, and what to do:
+    who changed what and when since the page was opened, as the audit log says (the row's
+    entries and its inlines' rows'), and a link to the page as it is now (HTML)."""
+    name = row._meta.verbose_name
+    entries = audit.changes_since(row, since, _edited_with(type(row))) if since else []
+    said = [
+        format_html(
+            "{} at {}{}",
+            entry.actor_name or "someone",
+            f"{timezone.localtime(entry.at):%Y-%m-%d %H:%M:%S}",
+            format_html(" ({})", what) if what else "",
+        )
+        for entry, what in entries[:CHANGES_NAMED]
+    ]
+    if len(entries) > CHANGES_NAMED:
+        more = len(entries) - CHANGES_NAMED
+        said.append(format_html("{} more change{}", more, "" if more == 1 else "s"))
+    by = format_html(": {}", format_html_join("; ", "{}", ((one,) for one in said))) if said else ""
+    opts = row._meta
+    page = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
+    return format_html(
+        "Someone else changed this {} after this page was opened{}. Nothing was saved, so "
+        "that their changes are not undone. What you entered is still below: "
+        '<a href="{}" target="_blank" rel="noopener">open this {} as it is now</a> (a new '
+        "tab) to see their changes, and make yours there.",
+        name,
+        by,
+        page,
+        name,
+    )
 
 
 class AuditedAdmin(StorableDatesAdmin):
@@ -143,6 +276,7 @@ class AuditedAdmin(StorableDatesAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
+        count_the_save(form, formsets)
         obj = form.instance
         before = getattr(request, "_audit_before", None)
         audit.record(request.user, "change" if change else "create", obj, before, audit.stored(obj))  # type: ignore[arg-type]
@@ -738,6 +872,7 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
+        count_the_save(form, formsets)  # its limits with it
         user = form.instance
         before, after = getattr(request, "_account_before", None), audit.account(user)
         if not change:
@@ -1253,7 +1388,10 @@ class PolicyAdmin(AuditedAdmin):
                 for previous in Policy.objects.select_for_update().filter(is_default=True):
                     if previous.pk != obj.pk:
                         before = audit.snapshot(previous)
-                        Policy.objects.filter(pk=previous.pk).update(is_default=False)
+                        # A change of its page too: a save from one opened before is refused.
+                        Policy.objects.filter(pk=previous.pk).update(
+                            is_default=False, version=models.F(VERSION) + 1
+                        )
                         audit.record(
                             request.user, "change", previous, before, audit.stored(previous)
                         )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -12,6 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.db.models.signals import post_save
 from django.forms.models import model_to_dict
 
@@ -163,6 +165,41 @@ def accounts_saved() -> Iterator[list[tuple[User, bool]]]:
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
     keys = set(before or {}) | set(after or {})
     return sorted(k for k in keys if (before or {}).get(k) != (after or {}).get(k))
+
+
+def changes_since(
+    row: models.Model,
+    since: datetime,
+    edited_with: Iterable[tuple[type[models.Model], str]] = (),
+) -> list[tuple[AuditEntry, str]]:
+    """The entries of the changes made to ``row`` after ``since``, and to the rows edited with
+    it (``edited_with``: each model and its field naming ``row``, as a model's dated prices
+    are), oldest first, each with what it changed in words ("tokens per day, groups"; "limits:
+    suspended"; "added model price"). Passwords set are left out: no page changes them."""
+    target = Q(target_type=row._meta.model_name, target_id=str(row.pk))
+    for model, field in edited_with:
+        naming = Q(**{f"before__{field}": row.pk}) | Q(**{f"after__{field}": row.pk})
+        target |= Q(target_type=model._meta.model_name) & naming
+    entries = (
+        AuditEntry.objects.filter(target, at__gt=since)
+        .exclude(action="password")
+        .order_by("at", "pk")
+    )
+    main = row._meta.model_name
+    return [(entry, _what_changed(entry, entry.target_type != main)) for entry in entries]
+
+
+def _what_changed(entry: AuditEntry, edited_with: bool) -> str:
+    fields = ", ".join(name.replace("_", " ") for name in changed_fields(entry.before, entry.after))
+    if not edited_with:
+        return fields
+    model = _target_model(entry.target_type)
+    name = str(model._meta.verbose_name) if model is not None else entry.target_type
+    if entry.before is None:
+        return f"added {name}"
+    if entry.after is None:
+        return f"deleted {name}"
+    return f"{name}: {fields}"
 
 
 def _target_model(target_type: str) -> type[models.Model] | None:

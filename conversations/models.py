@@ -35,6 +35,17 @@ OUTPUT_CAP_AT_LEAST_ONE = MinValueValidator(1, message=OUTPUT_CAP_REFUSED)
 _Revocable = TypeVar("_Revocable", bound=models.Model)
 
 
+def saves_counter() -> models.PositiveIntegerField:  # type: ignore[type-arg]
+    """``version`` of a row the admin edits on a page of its own (an account with its limits,
+    a model with its dated prices, a policy): how many saves of that page changed it. The page
+    carries the count it was opened at, and a save from a page opened before another one's
+    is refused (``admin.StillStoredForm``) instead of writing back, as Django's admin did,
+    every field as that page had read it. Not a form field, nor in the audit log."""
+    # A default in the database too: a process of the previous release inserts rows without
+    # it while a deployment rolls.
+    return models.PositiveIntegerField(default=0, db_default=0, editable=False)
+
+
 def live(rows: models.QuerySet[_Revocable]) -> models.QuerySet[_Revocable]:
     """Those of ``rows`` (share links, API keys: rows with ``expires_at`` and ``revoked_at``)
     neither revoked nor expired now."""
@@ -45,6 +56,8 @@ def live(rows: models.QuerySet[_Revocable]) -> models.QuerySet[_Revocable]:
 
 class User(AbstractUser):
     """Our own user model from the first migration, so later fields need no swap."""
+
+    version = saves_counter()
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
@@ -92,6 +105,7 @@ class ModelConfig(models.Model):
     sort_order = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    version = saves_counter()
 
     class Meta:
         ordering = ["sort_order", "name"]
@@ -431,6 +445,7 @@ class Policy(models.Model):
     concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
     api_access = models.BooleanField(default=True, help_text="May use the DeepSeek-compatible API.")
     updated_at = models.DateTimeField(auto_now=True)
+    version = saves_counter()
 
     class Meta:
         verbose_name_plural = "policies"
