@@ -97,10 +97,28 @@ def record(
         action=action,
         target_type=instance._meta.model_name or "",
         target_id=str(instance.pk),
-        target_repr=str(instance)[:200],
+        target_repr=named(instance)[:200],
         before=before,
         after=after,
     )
+
+
+def named(instance: models.Model) -> str:
+    """How an entry names its target (``target_repr``, which the log is searched by): as the
+    row names itself, but an account, and its limits, by the name it signs in with as well
+    as its full name. Named by the full name alone (``User.__str__``), the log searched for
+    "dave" found nothing of David Smith's suspension, nor of any change made once his name
+    was set."""
+    if isinstance(instance, User):
+        return _account_named(instance)
+    if isinstance(instance, UserLimits):
+        return f"Limits of {_account_named(instance.user)}"
+    return str(instance)
+
+
+def _account_named(user: User) -> str:
+    full = user.get_full_name()
+    return f"{user.username} ({full})" if full and full != user.username else user.username
 
 
 def account(user: User | None) -> dict[str, Any] | None:
