@@ -136,7 +136,8 @@ class ModelConfig(models.Model):
             errors["context_window"] = "The context window is at least 1 token."
         elif context is not None and output is not None and output >= 1 and context < output:
             errors["context_window"] = (
-                f"The context window ({context:,} tokens) is smaller than the output limit "
+                f"The context window ({context:,} token{'' if context == 1 else 's'}) is "
+                f"smaller than the output limit "
                 f"({output:,}): a reply is part of the context, so enter at least {output:,} "
                 "here, or lower the output limit."
             )

@@ -39,6 +39,8 @@ def errors_on_saving(staff: User, model: ModelConfig, **changes: str) -> dict[st
         ({"max_output_tokens": "0", "default_max_tokens": "0"}, "max_output_tokens", "at least 1"),
         ({"context_window": "0"}, "context_window", "at least 1"),
         ({"context_window": "4096", "max_output_tokens": "8192"}, "context_window", "8,192"),
+        # One token, not "1 tokens".
+        ({"context_window": "1"}, "context_window", "The context window (1 token) is smaller"),
     ],
 )
 def test_a_wrong_limit_is_refused_on_its_own_field(
