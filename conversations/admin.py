@@ -1401,10 +1401,33 @@ class PolicyAdmin(AuditedAdmin):
         governed_before: set[int] = getattr(request, "_governed_before", set())
         super().save_related(request, form, formsets, change)
         self._warn_of_limits_below_a_reply(request, form.instance)
+        self._warn_of_no_enabled_model(request, form.instance)
         if change:
             # Its limits, its models or its groups changed: the open pages of whoever it
             # governed, or governs now, say what they may send now.
             sharing.announce_limits_change_of(governed_before | governed_by(form.instance))
+
+    def _warn_of_no_enabled_model(self, request: HttpRequest, policy: Policy) -> None:
+        """Saved all the same (a model may be enabled again, and disabling a policy's last
+        one "all the same" left it so knowingly), but said: a policy allowing only disabled
+        models was saved without a word, its users left with no model, as a policy allowing
+        none (refused) would leave them."""
+        if quota.usable_models(quota.policy_limits(policy)):
+            return
+        disabled = [] if policy.all_models else [m.name for m in policy.allowed_models.all()]
+        which = (
+            f"the model{'' if len(disabled) == 1 else 's'} it allows "
+            f"({', '.join(disabled)}) {'is' if len(disabled) == 1 else 'are'} disabled"
+            if disabled
+            else "no model is enabled"
+        )
+        self.message_user(
+            request,
+            f"This policy leaves its users with no model to use: {which}. They (but those "
+            "whose other groups' policies allow one) can no longer chat or call the API, and "
+            "are told why. Enable a model it allows, or allow an enabled one.",
+            messages.WARNING,
+        )
 
     def _warn_of_limits_below_a_reply(self, request: HttpRequest, policy: Policy) -> None:
         for warning in limits_below_a_reply(quota.policy_limits(policy), "under this policy"):
