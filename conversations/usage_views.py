@@ -254,7 +254,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": "Usage",
         "chosen": chosen,
-        "query": request.GET.urlencode(),
         # Each under its title, shown (the SVG's own title is only a tooltip): three blank
         # charts at first sight, told apart by their legends at best.
         "charts": [
