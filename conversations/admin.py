@@ -330,11 +330,29 @@ def _record_changed_by_deletion(
     request: HttpRequest, others: list[tuple[models.Model, dict[str, Any] | None]]
 ) -> None:
     """An entry for each row of :func:`_before_deletion` once the deletion is done: a
-    ``change`` for one still stored, a ``delete`` for one gone with it."""
+    ``change`` for one still stored, a ``delete`` for one gone with it. A row still stored
+    that it changed counts it as a save of the row's page (:func:`count_a_change_of`)."""
     for row, before in others:
         after = _audited(type(row)._default_manager.filter(pk=row.pk).first())
         action = "change" if after is not None else "delete"
-        audit.record(request.user, action, row, before, after)  # type: ignore[arg-type]
+        if audit.record(request.user, action, row, before, after) and after is not None:
+            count_a_change_of(row)
+
+
+def count_a_change_of(row: models.Model) -> None:
+    """A change made to ``row`` other than by its page's save (a group, a model or a policy
+    deleted takes itself out of it), counted as one on the page it is edited on (its own, or
+    for a user's limits the account's): a save from a page opened before is refused, naming
+    the change, instead of being refused on a choice no longer there, unsaid why ("Select a
+    valid choice. 7 is not one of the available choices.")."""
+    page_row: tuple[type[models.Model], Any] | None = None
+    if counts_saves(type(row)):
+        page_row = (type(row), row.pk)
+    elif isinstance(row, UserLimits):
+        page_row = (User, row.user_id)
+    if page_row is not None:
+        model, pk = page_row
+        model._default_manager.filter(pk=pk).update(version=models.F(VERSION) + 1)
 
 
 class DeletesConversationsAdmin(admin.ModelAdmin):

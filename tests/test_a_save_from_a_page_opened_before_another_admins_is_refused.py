@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection, connections
 from django.test import Client
 
@@ -229,3 +230,39 @@ def test_two_saves_from_pages_opened_alike_at_the_same_moment_one_is_refused(
     assert statuses == [200, 302], statuses
     team.refresh_from_db()
     assert (team.tokens_per_day, team.requests_per_minute) in ((4000, 5), (100_000, 6))
+
+
+def test_a_group_deleted_meanwhile_refuses_its_members_older_page_naming_it(
+    root: User, ann: User
+) -> None:
+    """Its page posts the deleted group: refused on "Select a valid choice. 7 is not one of
+    the available choices." alone, unsaid why; now the refusal says who deleted it, when."""
+    interns = Group.objects.create(name="interns")
+    carol = make_user("carol")
+    carol.groups.add(interns)
+    first, second = client_for(root), client_for(ann)
+    anns_page = admin_form(second, page_of(carol), email="carol@example.com")
+
+    assert first.post(f"/admin/auth/group/{interns.pk}/delete/", {"post": "yes"}).status_code == 302
+
+    said = refusal(second.post(page_of(carol), anns_page))
+    assert "Someone else changed this user after this page was opened: root at " in said
+    assert "(groups)" in said, said
+
+
+def test_a_users_own_policy_deleted_meanwhile_refuses_the_users_older_page_naming_it(
+    root: User, ann: User
+) -> None:
+    strict = Policy.objects.create(name="strict", tokens_per_day=1000)
+    carol = make_user("carol")
+    UserLimits.objects.create(user=carol, policy=strict)
+    first, second = client_for(root), client_for(ann)
+    anns_page = admin_form(second, page_of(carol), email="carol@example.com")
+
+    assert (
+        first.post(f"{page_of(strict)[: -len('change/')]}delete/", {"post": "yes"}).status_code
+        == 302
+    )
+
+    said = refusal(second.post(page_of(carol), anns_page))
+    assert "root at " in said and "(limits: policy)" in said, said
