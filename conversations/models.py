@@ -40,7 +40,11 @@ def saves_counter() -> models.PositiveIntegerField:  # type: ignore[type-arg]
     a model with its dated prices, a policy): how many saves of that page changed it. The page
     carries the count it was opened at, and a save from a page opened before another one's
     is refused (``admin.StillStoredForm``) instead of writing back, as Django's admin did,
-    every field as that page had read it. Not a form field, nor in the audit log."""
+    every field as that page had read it. Not a form field, nor in the audit log.
+
+    Tolerated: a full save elsewhere of a copy read before an admin's save (a password
+    changed by its user writes the whole account row, read when the request began) writes the
+    count back as read, as it writes back every other column; the window is that request's."""
     # A default in the database too: a process of the previous release inserts rows without
     # it while a deployment rolls.
     return models.PositiveIntegerField(default=0, db_default=0, editable=False)
