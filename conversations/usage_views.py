@@ -201,6 +201,17 @@ def _chart(
     }
 
 
+def _gone(chosen: dict[str, Any]) -> dict[str, int]:
+    """The filters that name a user, group or model no longer there (a bookmark's, after a
+    delete): the page filtered by it showed "all" in its select, over no usage at all."""
+    rows = {"user": User.objects, "group": Group.objects, "model": ModelConfig.objects}
+    return {
+        name: chosen[name]
+        for name, manager in rows.items()
+        if chosen[name] and not manager.filter(pk=chosen[name]).exists()
+    }
+
+
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Staff only (wrapped by admin_view in urls): charts, tables, filters."""
     filtered, chosen = _filtered(request)
@@ -283,6 +294,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "all_users": User.objects.order_by("username").only("id", "username"),
         "all_groups": Group.objects.order_by("name"),
         "all_models": ModelConfig.objects.order_by("name"),
+        "gone": _gone(chosen),
         "purposes": UsageRecord.Purpose.choices,
     }
     return render(request, "usage/dashboard.html", context)
