@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -265,37 +264,6 @@ def _run_action(
 _ENDS = ("reply.completed", "reply.failed")
 
 
-class FrameBudget:
-    """How many frames a socket may have answered: at most ``burst`` at once, given back at
-    ``per_second`` (a token bucket, in memory: nothing is asked of the database to keep it).
-    A frame past it is answered ``rate_limited`` without being read further: one socket
-    sending frames in a loop cannot make its worker query the database for each (a share
-    link's frames re-check the link, a sync reads the reply)."""
-
-    __slots__ = ("at", "left")
-
-    def __init__(self, burst: float) -> None:
-        self.left = burst
-        self.at = time.monotonic()
-
-    def take(self, burst: float, per_second: float) -> float:
-        """0 if a frame may be answered now (and it is counted), else the seconds until one
-        may."""
-        now = time.monotonic()
-        self.left = min(burst, self.left + (now - self.at) * per_second)
-        self.at = now
-        if self.left >= 1:
-            self.left -= 1
-            return 0.0
-        return (1 - self.left) / per_second
-
-
-# A page sends a frame when its user acts, a sync when a reply it shows was missed, a ping each
-# half minute: far below either budget. A share link's viewer only reads.
-FRAMES_AT_ONCE, FRAMES_PER_SECOND = 30, 5.0
-LINK_FRAMES_AT_ONCE, LINK_FRAMES_PER_SECOND = 10, 1.0
-
-
 class ClientFrame(NamedTuple):
     handler: str  # the consumer's method that answers it
     fields: tuple[str, ...]
@@ -371,7 +339,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     rechecks_pending: int = 0
     ended: bool = False  # the socket is gone: its resyncs stop trying
     session_expiry: SessionExpiry | None = None  # a signed-in socket's
-    frame_budget: FrameBudget  # how many frames it may still send at once
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Channels' consumer, whose every end frees the socket's place and leaves its room:
@@ -403,7 +370,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = _opening(self)
         self.service = get_service()
-        self.frame_budget = FrameBudget(FRAMES_AT_ONCE)
         place = _place_of(user, self.scope)
         if not self.service.places.take(place.holder, place.limit):
             # Told why, and nothing else done: no query, no group.
@@ -705,13 +671,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # A link's viewer acts rarely (it only reads): each time, its link is checked anew.
         if self.link_only and kind.rechecks_link:
             try:
-                if not self._signed_in():
-                    # Counted as a request to a share link, as its handshake was.
-                    await in_db_thread(link_limits.count_request)(scope_address(self.scope))
                 allowed = await self.recheck_access()
-            except RateLimited as error:
-                await self._leave(4429, error.code, error.message, **error.extra)
-                return
             except (DatabaseError, psycopg.Error):
                 await self._link_unchecked(frame)
                 return
@@ -725,24 +685,27 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             logger.exception("frame %s failed", frame["type"][:40])
             await self.send_error(InternalError(), frame)
 
-    def _signed_in(self) -> bool:
-        return bool(getattr(self.scope.get("user"), "is_authenticated", False))
-
     async def _within_frame_budget(self, frame: dict[str, Any]) -> bool:
-        """Whether the frame may be answered (:class:`FrameBudget`); if not, the sender is
-        told how long to wait."""
-        if self.link_only:
-            wait = self.frame_budget.take(LINK_FRAMES_AT_ONCE, LINK_FRAMES_PER_SECOND)
-        else:
-            wait = self.frame_budget.take(FRAMES_AT_ONCE, FRAMES_PER_SECOND)
+        """Whether the frame may be answered: its holder's sockets in this process share one
+        :class:`~conversations.generation.FrameBudget`. If not, the sender is told how long to
+        wait (a ``reply.sync`` names its reply: the page asks for it again then)."""
+        if self.place is None:
+            return True
+        wait = self.service.places.frames_wait(self.place)
         if not wait:
             return True
         seconds = max(1, math.ceil(wait))
+        whose = "your account" if self.place.startswith("account:") else "your address"
+        about: dict[str, Any] = {}
+        reply_id = frame.get("reply_id")
+        if frame["type"] == "reply.sync" and isinstance(reply_id, str) and len(reply_id) <= 64:
+            about["reply_id"] = reply_id
         await self.send_error(
             RateLimited(
-                f"Too many frames on this connection: wait {seconds} second"
+                f"Too many frames from {whose}: wait {seconds} second"
                 f"{'s' if seconds != 1 else ''} before sending another.",
                 retry_after=seconds,
+                **about,
             ),
             frame,
         )

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import re
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -784,6 +785,41 @@ class _Room:
         self.relay: asyncio.Task[None] | None = None
 
 
+class FrameBudget:
+    """How many frames a holder's sockets may have answered: at most ``burst`` at once, given
+    back at ``per_second`` (a token bucket, in memory: nothing is asked of the database to keep
+    it). One per holder and process, shared by all its sockets: opening more sockets gives no
+    more frames."""
+
+    __slots__ = ("at", "burst", "left", "per_second")
+
+    def __init__(self, burst: float, per_second: float) -> None:
+        self.burst, self.per_second = burst, per_second
+        self.left = burst
+        self.at = time.monotonic()
+
+    def take(self) -> float:
+        """0 if a frame may be answered now (and it is counted), else the seconds until one
+        may."""
+        now = time.monotonic()
+        self.left = min(self.burst, self.left + (now - self.at) * self.per_second)
+        self.at = now
+        if self.left >= 1:
+            self.left -= 1
+            return 0.0
+        return (1 - self.left) / self.per_second
+
+    def full(self) -> bool:
+        return self.left + (time.monotonic() - self.at) * self.per_second >= self.burst
+
+
+# A page sends a frame when its user acts, a sync when a reply it shows was missed (after a
+# reconnect, one per reply then running), a ping each half minute (pings are not counted): far
+# below either budget. An anonymous viewer of a public link only reads.
+ACCOUNT_FRAMES_AT_ONCE, ACCOUNT_FRAMES_PER_SECOND = 30, 5.0
+ADDRESS_FRAMES_AT_ONCE, ADDRESS_FRAMES_PER_SECOND = 10, 1.0
+
+
 class SocketPlaces:
     """How many sockets each holder (an account, or an anonymous client's address) has open in
     this process, up to a limit per holder: each socket holds memory and a channel group, and
@@ -793,6 +829,21 @@ class SocketPlaces:
 
     def __init__(self) -> None:
         self.held: dict[str, int] = {}
+        # Each holder's frames (kept past its last socket while not full again: closing and
+        # opening sockets gives no fresh budget).
+        self.frames: dict[str, FrameBudget] = {}
+
+    def frames_wait(self, holder: str) -> float:
+        """0 if a frame of ``holder`` may be answered now (counted), else the seconds until
+        one may (:class:`FrameBudget`)."""
+        budget = self.frames.get(holder)
+        if budget is None:
+            if holder.startswith("account:"):
+                budget = FrameBudget(ACCOUNT_FRAMES_AT_ONCE, ACCOUNT_FRAMES_PER_SECOND)
+            else:
+                budget = FrameBudget(ADDRESS_FRAMES_AT_ONCE, ADDRESS_FRAMES_PER_SECOND)
+            self.frames[holder] = budget
+        return budget.take()
 
     def take(self, holder: str, limit: int) -> bool:
         """A place for one more socket of ``holder``; False when it holds ``limit`` already."""
@@ -808,6 +859,9 @@ class SocketPlaces:
             self.held[holder] = held
         else:
             self.held.pop(holder, None)
+            if len(self.frames) > len(self.held) + 1000:  # those of holders gone, once full
+                for gone in [h for h, b in self.frames.items() if h not in self.held and b.full()]:
+                    del self.frames[gone]
 
 
 async def _final_write(sql: str, params: list[Any]) -> tuple[Any, ...] | None:

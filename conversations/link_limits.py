@@ -1,8 +1,8 @@
 """The rate limit on share links for visitors who are not signed in.
 
 Each client address (``chatsite.addresses``; an IPv6 address's /64 network) may make ``ANONYMOUS_LINK_REQUESTS_PER_MINUTE``
-requests a minute to share links: a link's page, its ``messages.json``, its socket's
-handshake and each frame that socket sends but pings each count one, whether the token leads anywhere or not (unknown, revoked and
+requests a minute to share links: a link's page, its ``messages.json`` and its socket's
+handshake each count one, whether the token leads anywhere or not (unknown, revoked and
 expired tokens too: guessing is slowed as much as reading a transcript again and again).
 Signed-in accounts are not counted. Past the limit a request is refused until the minute
 ends, before its token is even looked up.

@@ -225,11 +225,13 @@ export function applyFailed(node, frame, syncing) {
 }
 
 /** An `error` frame saying the server could not read a reply it was syncing for this page (its
- * database out of reach): the server holds nothing of the reply for the page any more, so the
- * page stops waiting for the snapshot and asks again, from the sequence it holds, once the
- * frame's `retry_after` has passed (a reconnect meanwhile asks anyway). True if it was one. */
+ * database out of reach), or did not (too many frames from this account or address just now):
+ * the server holds nothing of the reply for the page any more, so the page stops waiting for
+ * the snapshot and asks again, from the sequence it holds, once the frame's `retry_after` has
+ * passed (a reconnect meanwhile asks anyway). True if it was one. */
 export function syncAgainLater(frame, nodes, syncing, requestSync) {
-  if (frame.code !== "database_unavailable" || frame.request_type !== "reply.sync" || !frame.reply_id) {
+  const later = frame.code === "database_unavailable" || frame.code === "rate_limited";
+  if (!later || frame.request_type !== "reply.sync" || !frame.reply_id) {
     return false;
   }
   const id = frame.reply_id;
