@@ -788,8 +788,10 @@ function controlsFor(node) {
       ((node.status === "complete" && node.finish_reason === "length") ||
         node.status === "interrupted" ||
         node.status === "cancelled");
-    // Only the last reply of its branch: the server refuses one with messages under it.
-    if (!page.blocked && !active && cut && !children.has(node.id)) {
+    // Only the last reply of its branch: the server refuses one with messages under it; and
+    // only by the model that wrote it (the conversation switched since: regenerate it instead).
+    const sameModel = !node.model || node.model === settings.model;
+    if (!page.blocked && !active && cut && sameModel && !children.has(node.id)) {
       bar.append(
         el("button", {
           type: "button",
