@@ -1821,6 +1821,16 @@ class ShareLinkAdmin(AnnouncingAdmin):
             fields += ["expires_at", "revoked_at"]
         return fields
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            # Ended since the form was read (its owner revoked it meanwhile): the form's dates,
+            # read while it lived, are not written back over the end. Locked until the save
+            # commits, so a revocation cannot come between this look and the write either.
+            stored = ShareLink.objects.select_for_update().filter(pk=obj.pk).first()
+            if stored is not None and access.link_ended(stored, timezone.now()):
+                obj.revoked_at, obj.expires_at = stored.revoked_at, stored.expires_at
+        super().save_model(request, obj, form, change)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -7,11 +7,13 @@ is still revoked, or given a new expiry, in the admin."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
 
 from conversations import sharing
+from conversations.admin import ShareLinkForm
 from conversations.models import Conversation, ShareLink, User
 from tests.support import admin_form, client_for
 
@@ -74,3 +76,25 @@ def test_a_live_links_expiry_is_still_changed_in_the_admin(
     link.refresh_from_db()
     assert link.expires_at is not None and link.expires_at > timezone.now() + timedelta(days=29)
     assert client_for(charlie).get(f"/s/{token}/").status_code == 200
+
+
+def test_a_link_revoked_while_its_admin_form_is_being_saved_stays_revoked(
+    staff: User, alice: User, charlie: User, alice_conversation: Conversation, monkeypatch: Any
+) -> None:
+    """The owner revokes the link after the admin's save read it (live: its dates editable)
+    and before it writes: the save keeps the revocation."""
+    link, token = sharing.create_share_link(alice, alice_conversation.id)
+    admin = client_for(staff)
+    form = admin_form(admin, page(link))
+    checked = ShareLinkForm.clean
+
+    def owner_revokes_meanwhile(self: ShareLinkForm) -> Any:
+        cleaned = checked(self)
+        sharing.revoke_share_link(alice, link.pk)
+        return cleaned
+
+    monkeypatch.setattr(ShareLinkForm, "clean", owner_revokes_meanwhile)
+    assert admin.post(page(link), form).status_code == 302
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    assert client_for(charlie).get(f"/s/{token}/").status_code == 404
