@@ -246,10 +246,10 @@ def describe_changed_meanwhile(row: models.Model, since: datetime | None) -> str
     opts = row._meta
     page = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
     return format_html(
-        "Someone else changed this {} after this page was opened{}. Nothing was saved, so "
-        "that their changes are not undone. What you entered is still below: "
+        "This {} was changed after this page was opened{}. Nothing was saved, so that "
+        "those changes are not undone. What you entered is still below: "
         '<a href="{}" target="_blank" rel="noopener">open this {} as it is now</a> (a new '
-        "tab) to see their changes, and make yours there.",
+        "tab) to see them, and make yours there.",
         name,
         by,
         page,

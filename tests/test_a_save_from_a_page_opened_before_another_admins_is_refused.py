@@ -64,10 +64,8 @@ def test_a_policy_saved_from_an_older_page_is_refused_naming_who_changed_what(
 
     response = second.post(page, anns_page)
     said = refusal(response)
-    assert said.startswith(
-        "Someone else changed this policy after this page was opened: root at "
-    ), said
-    assert "(tokens per day). Nothing was saved, so that their changes are not undone." in said
+    assert said.startswith("This policy was changed after this page was opened: root at "), said
+    assert "(tokens per day). Nothing was saved, so that those changes are not undone." in said
     assert "open this policy as it is now" in said
     team.refresh_from_db()
     assert (team.tokens_per_day, team.requests_per_minute) == (4000, 5)
@@ -129,7 +127,7 @@ def test_a_models_dated_price_changed_meanwhile_refuses_the_models_older_page(
     assert first.post(page, roots_page).status_code == 302
 
     said = refusal(second.post(page, anns_page))
-    assert "Someone else changed this model after this page was opened: root at " in said
+    assert "This model was changed after this page was opened: root at " in said
     assert "(model price: output)" in said, said
     assert ModelConfig.objects.get(pk=chat_model.pk).display_name != "Chat (renamed)"
     assert ModelPrice.objects.get(pk=price.pk).output == Decimal("2.20")
@@ -154,7 +152,7 @@ def test_an_accounts_limits_changed_meanwhile_refuse_its_older_page(root: User, 
 
     response = second.post(page, anns_page)
     said = refusal(response)
-    assert "Someone else changed this user after this page was opened: root at " in said
+    assert "This user was changed after this page was opened: root at " in said
     assert "(limits: suspended)" in said, said
     assert 'value="carol@example.com"' in response.content.decode()
     carol.refresh_from_db()
@@ -183,9 +181,9 @@ def test_an_account_changed_without_an_audit_entry_still_refuses_the_older_page(
     assert first.post(page, roots_page).status_code == 302
 
     said = refusal(second.post(page, anns_page))
-    assert said.startswith(
-        "Someone else changed this user after this page was opened. Nothing was saved"
-    ), said
+    assert said.startswith("This user was changed after this page was opened. Nothing was saved"), (
+        said
+    )
     carol.refresh_from_db()
     assert (carol.email, carol.first_name) == ("carol@example.com", "")
 
@@ -246,7 +244,7 @@ def test_a_group_deleted_meanwhile_refuses_its_members_older_page_naming_it(
     assert first.post(f"/admin/auth/group/{interns.pk}/delete/", {"post": "yes"}).status_code == 302
 
     said = refusal(second.post(page_of(carol), anns_page))
-    assert "Someone else changed this user after this page was opened: root at " in said
+    assert "This user was changed after this page was opened: root at " in said
     assert "(groups)" in said, said
 
 

@@ -35,7 +35,7 @@ def test_the_second_admins_save_is_refused_saying_who_and_keeps_what_she_typed(
         ann.get_by_role("button", name="Save and continue editing").click()
         refusal = ann.locator(".errorlist.nonfield")
         expect(refusal).to_contain_text(
-            "Someone else changed this user after this page was opened: root at "
+            "This user was changed after this page was opened: root at "
         )
         expect(refusal).to_contain_text("(limits: suspended). Nothing was saved")
         expect(ann.locator("#id_limits-0-tokens_per_day_1")).to_have_value("6000")
