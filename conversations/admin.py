@@ -573,10 +573,20 @@ def limits_below_a_reply(limits: quota.Limits, under: str) -> list[str]:
     limits"). Saved all the same (an API call may ask for fewer output tokens), but said: a day
     or month limit below what one chat reply reserves refuses every reply in the chat, its
     users reading "700 left today" beside each refusal."""
+    said = []
+    day, month = limits.tokens_per_day, limits.tokens_per_month
+    if day is not None and month is not None and month < day and not limits.suspended:
+        # Saved all the same (a month with a lower cap may be meant), but said: the day's
+        # number reads as what a user may spend in a day, and never can be.
+        said.append(
+            f"Tokens per month ({month:,}) is below tokens per day ({day:,}): {under}, a day "
+            f"can never use more than the month's {month:,}. Raise the month's limit, or "
+            "lower the day's to what you mean."
+        )
     reply = quota.smallest_reply_output(limits)
     if reply is None or limits.suspended:
-        return []
-    return [
+        return said
+    return said + [
         f"{name} ({limit:,}) is below what one chat reply reserves: its prompt "
         f"and up to {reply:,} output tokens (“Max output tokens”, or the models' "
         f"default output). No reply can be sent in the chat {under}; only "

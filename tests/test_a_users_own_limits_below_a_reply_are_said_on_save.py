@@ -43,3 +43,26 @@ def test_a_users_day_below_a_reply_is_said_and_saved(staff: User, alice: User) -
     )
     assert response.status_code == 302
     assert _warnings(response) == []
+
+
+def test_a_month_below_the_day_is_said_and_saved(staff: User, alice: User) -> None:
+    """A month's limit below the day's reads as if a day could spend the day's number, which it
+    never can: saved (a lower cap may be meant), but said."""
+    UserLimits.objects.create(user=alice)
+    client = client_for(staff)
+    response = client.post(
+        page(alice),
+        admin_form(
+            client,
+            page(alice),
+            **chosen(tokens_per_day=("number", "200000"), tokens_per_month=("number", "100000")),
+        ),
+    )
+    assert response.status_code == 302
+    own = UserLimits.objects.get(user=alice)
+    assert (own.tokens_per_day, own.tokens_per_month) == (200000, 100000)
+    assert _warnings(response) == [
+        "Tokens per month (100,000) is below tokens per day (200,000): with these limits, a day "
+        "can never use more than the month's 100,000. Raise the month's limit, or lower the "
+        "day's to what you mean."
+    ]
