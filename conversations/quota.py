@@ -304,7 +304,7 @@ def _resolve(
         limits = _most_generous(policies)
     elif policies:
         (policy,) = policies
-        how = "assigned to the user" if reached_by == "assigned" else "default"
+        how = "assigned to this account" if reached_by == "assigned" else "default"
         limits = _from_policy(policy, f"policy {policy.name} ({how})")
     else:
         limits = Limits()
@@ -320,7 +320,7 @@ def _resolve(
             said.append(name.replace("_", " ") + (" (unlimited)" if value == UNLIMITED else ""))
     source = limits.source
     if said:  # said, or the policy named would seem to set what the user's own limits do
-        source += "; the user's own: " + ", ".join(said)
+        source += "; set for this account: " + ", ".join(said)
     return replace(limits, suspended=own.suspended, source=source, **overrides)
 
 

@@ -20,15 +20,15 @@ def test_overridden_fields_are_named_beside_the_policy(staff: User, alice: User)
 
     source = quota.limits_for(alice).source
     assert source == (
-        "policy Default (default); the user's own: tokens per day, concurrent streams"
+        "policy Default (default); set for this account: tokens per day, concurrent streams"
     )
     assert quota.usage_summaries([alice])[alice.pk]["source"] == source
 
     dashboard = client_for(staff).get(f"/admin/usage/?user={alice.pk}").content.decode()
     row = re.search(r"<tr><td>alice</td>.*?</tr>", dashboard, re.S)
-    assert row and "the user&#x27;s own: tokens per day, concurrent streams" in row.group(0)
+    assert row and "set for this account: tokens per day, concurrent streams" in row.group(0)
     assert (
-        "the user&#x27;s own: tokens per day" in client_for(alice).get("/usage/").content.decode()
+        "set for this account: tokens per day" in client_for(alice).get("/usage/").content.decode()
     )
 
 
@@ -40,5 +40,5 @@ def test_a_user_without_overrides_gets_the_policy_alone(alice: User) -> None:
 def test_a_field_the_user_has_no_limit_on_is_named_unlimited(alice: User) -> None:
     UserLimits.objects.create(user=alice, tokens_per_day_unlimited=True, concurrent_streams=1)
     assert quota.limits_for(alice).source == (
-        "policy Default (default); the user's own: tokens per day (unlimited), concurrent streams"
+        "policy Default (default); set for this account: tokens per day (unlimited), concurrent streams"
     )
