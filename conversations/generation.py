@@ -325,8 +325,11 @@ class GenerationTask:
             stream = self.service.client.stream_chat(
                 target_of(context.model), context.messages, context.params, beta=context.prefix
             )
-            # A chunk's logprobs come as the event right after its text: a delta waits for
-            # them, so it carries the logprobs of its own text (the first one too).
+            # A chunk's logprobs come as the event right after its text (handed over with no
+            # wait between them): a delta waits for them, so it carries the logprobs of its
+            # own text (the first one too). Only until the loop next turns, though: a
+            # provider may send none (one that ignores the parameter, or empty lists), and
+            # the text then goes out on its own, as promptly, and is checkpointed.
             with_logprobs = bool(context.params.get("logprobs"))
             async with contextlib.aclosing(stream):
                 async for event in stream:
@@ -337,12 +340,14 @@ class GenerationTask:
                         self.content += piece
                         self._pending.content.append(piece)
                         if with_logprobs:
+                            self._flush_soon()
                             continue
                     elif isinstance(event, ReasoningDelta):
                         piece = storable(event.text)
                         self.reasoning += piece
                         self._pending.reasoning.append(piece)
                         if with_logprobs:
+                            self._flush_soon()
                             continue
                     elif isinstance(event, ToolCallDelta):
                         self._add_tool_fragment(event)
@@ -579,12 +584,17 @@ class GenerationTask:
         ]
 
     async def _delta_arrived(self) -> None:
-        now = self._loop.time()
-        if now - self._last_flush >= FLUSH_INTERVAL:
+        if self._loop.time() - self._last_flush >= FLUSH_INTERVAL:
             await self.flush()
-        elif self._flush_handle is None:
-            delay = FLUSH_INTERVAL - (now - self._last_flush)
-            self._flush_handle = self._loop.call_later(delay, self._flush_later)
+        else:
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Flush when the interval since the last flush is over, and not before the loop
+        turns (at its next turn if it is over already)."""
+        if self._flush_handle is None:
+            delay = FLUSH_INTERVAL - (self._loop.time() - self._last_flush)
+            self._flush_handle = self._loop.call_later(max(delay, 0.0), self._flush_later)
 
     def _flush_later(self) -> None:
         self._flush_handle = None

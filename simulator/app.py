@@ -456,6 +456,7 @@ class SimulatorApp:
             chunk_tokens=self.config.chunk_tokens,
             usage_placement=directives.usage or self.config.usage_placement,
             logprob_rng=random.Random(envelope.id),
+            logprobs_as=directives.logprobs,
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -503,6 +504,7 @@ class SimulatorApp:
             reply,
             None if directives.usage == "none" else usage,
             random.Random(envelope.id),
+            directives.logprobs,
         )
         faulty = directives.drop_after is not None or directives.stall_after is not None
         if pace.queue_s <= 0 and not faulty:

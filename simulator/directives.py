@@ -39,6 +39,7 @@ class Directives:
     tool: str | None = None
     json: str | None = None
     usage: str | None = None
+    logprobs: str | None = None
 
     def merge(self, other: Directives) -> None:
         """Copy every field `other` sets; later sources win."""
@@ -125,6 +126,10 @@ def parse_directives(source: str) -> Directives:
             if value not in ("finish", "trailing", "none"):
                 raise bad_request("simulator: usage must be finish, trailing or none")
             found.usage = value
+        elif key == "logprobs":
+            if value not in ("none", "empty"):
+                raise bad_request("simulator: logprobs must be none or empty")
+            found.logprobs = value
         else:
             raise bad_request(f"simulator: unknown directive {key!r}")
     return found

@@ -69,9 +69,11 @@ def completion_body(
     reply: Reply,
     usage: Usage | None,
     logprob_rng: random.Random,
+    logprobs_as: str | None = None,
 ) -> bytes:
     """The non-streamed answer (§4); without ``usage`` (the ``usage=none`` directive) the
-    object has no usage field."""
+    object has no usage field. ``logprobs_as`` (the ``logprobs`` directive): ``"none"`` answers
+    logprobs asked for with null, ``"empty"`` with empty lists."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content_text}
     if request.thinking:
         message["reasoning_content"] = reply.reasoning_text
@@ -86,11 +88,13 @@ def completion_body(
             for call in reply.tool_calls
         ]
     logprobs: dict[str, Any] | None = None
-    if request.logprobs:
-        logprobs = {"content": token_logprobs(reply.content, request.top_logprobs, logprob_rng)}
+    if request.logprobs and logprobs_as != "none":
+        empty = logprobs_as == "empty"
+        top = request.top_logprobs
+        logprobs = {"content": [] if empty else token_logprobs(reply.content, top, logprob_rng)}
         if request.thinking:
-            logprobs["reasoning_content"] = token_logprobs(
-                reply.reasoning, request.top_logprobs, logprob_rng
+            logprobs["reasoning_content"] = (
+                [] if empty else token_logprobs(reply.reasoning, top, logprob_rng)
             )
     body = {
         "id": envelope.id,
@@ -131,8 +135,12 @@ def stream_events(
     chunk_tokens: int,
     usage_placement: str,
     logprob_rng: random.Random,
+    logprobs_as: str | None = None,
 ) -> Iterator[StreamEvent]:
-    """Every `data:` event of the stream except `[DONE]`, in wire order (§5.3, §5.4)."""
+    """Every `data:` event of the stream except `[DONE]`, in wire order (§5.3, §5.4).
+    ``logprobs_as`` (the ``logprobs`` directive): ``"none"`` sends every chunk's logprobs as
+    null though they were asked for (a provider that ignores the parameter), ``"empty"`` as
+    empty lists."""
     head = (
         'data: {"id":'
         + dumps(envelope.id)
@@ -148,8 +156,11 @@ def stream_events(
     pending_usage = ',"usage":null' if request.include_usage else ""
     tail = ',"logprobs":null,"finish_reason":null}]' + pending_usage + "}\n\n"
     thinking = request.thinking
-    want_logprobs = request.logprobs
+    want_logprobs = request.logprobs and logprobs_as != "none"
     top = request.top_logprobs
+
+    def entries_for(group: list[str]) -> str:
+        return "[]" if logprobs_as == "empty" else dumps(token_logprobs(group, top, logprob_rng))
 
     def chunk(delta: str, tokens: int, logprobs: str | None = None) -> StreamEvent:
         if logprobs is None:
@@ -166,8 +177,7 @@ def stream_events(
         group = reply.reasoning[start : start + chunk_tokens]
         lp = None
         if want_logprobs:
-            entries = dumps(token_logprobs(group, top, logprob_rng))
-            lp = '{"content":null,"reasoning_content":' + entries + "}"
+            lp = '{"content":null,"reasoning_content":' + entries_for(group) + "}"
         delta = '{"content":null,"reasoning_content":' + dumps("".join(group)) + "}"
         yield chunk(delta, len(group), lp)
 
@@ -176,7 +186,7 @@ def stream_events(
         group = reply.content[start : start + chunk_tokens]
         lp = None
         if want_logprobs:
-            lp = '{"content":' + dumps(token_logprobs(group, top, logprob_rng)) + "}"
+            lp = '{"content":' + entries_for(group) + "}"
         yield chunk('{"content":' + dumps("".join(group)) + content_suffix, len(group), lp)
 
     for call in reply.tool_calls:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -160,6 +161,53 @@ async def test_each_delta_carries_the_logprobs_of_its_own_text(
     for delta in deltas:
         tokens = "".join(item["token"] for item in delta.get("logprobs", []))
         assert tokens == delta.get("content", ""), delta
+
+
+@pytest.mark.parametrize("withheld", ["none", "empty"])
+async def test_a_reply_whose_logprobs_never_come_still_streams_and_is_checkpointed(
+    alice: User,
+    alice_conversation: Conversation,
+    simulator: str,
+    generation_service: Any,
+    withheld: str,
+) -> None:
+    """A delta waits for the logprobs of its text, which come in the same chunk; an upstream
+    may send none though they were asked for (an OpenAI-compatible provider that ignores the
+    parameter, or one sending empty lists). Before, nothing was then published until the
+    reply's end ("Waiting for the model..." all along), and with no delta no checkpoint was
+    written, so a worker lost mid-reply lost all of its text. Its text now streams as any
+    reply's does, and is checkpointed."""
+    words = " ".join(f"w{i}" for i in range(120))
+    socket = await open_socket(alice, alice_conversation)
+    await socket.send(
+        {
+            "type": "message.send",
+            "client_id": "c1",
+            "content": f"[[sim: logprobs={withheld} tokens_per_s=40 say={words}]]",
+            "params": {"logprobs": True},
+        }
+    )
+    reply_id = (await socket.until_type("reply.started"))["reply_id"]
+    first = await socket.until_type("reply.delta")
+    assert 0 < len(first.get("content", "")) < len(words) / 4, first
+    reading = asyncio.ensure_future(socket.until_reply_ends())
+    checkpointed: set[str] = set()
+    while not reading.done():
+        row = await Message.objects.only("status", "content").aget(pk=reply_id)
+        if row.status == Message.Status.STREAMING and row.content:
+            checkpointed.add(row.content)
+        await asyncio.sleep(0.05)
+    end = await reading
+    await socket.close()
+    assert end["type"] == "reply.completed"
+    assert all(words.startswith(text) for text in checkpointed), checkpointed
+    assert checkpointed - {words}, "no checkpoint before the end of the text"
+    deltas = socket.of_type("reply.delta")
+    assert "".join(delta.get("content", "") for delta in deltas) == words
+    assert len([delta for delta in deltas if delta.get("content")]) > 3
+    assert not any(delta.get("logprobs") for delta in deltas)
+    reply = await Message.objects.aget(pk=reply_id)
+    assert reply.content == words
 
 
 @pytest.mark.parametrize("choice", ["auto", "none"])

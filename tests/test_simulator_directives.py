@@ -245,6 +245,21 @@ def test_usage_directive_moves_usage_to_a_trailing_chunk(url: str) -> None:
     assert chunks[-1]["usage"]["completion_tokens"] == 1
 
 
+@pytest.mark.parametrize(("value", "sent"), [("none", None), ("empty", {"content": []})])
+def test_logprobs_directive_withholds_the_logprobs_asked_for(
+    url: str, value: str, sent: dict[str, Any] | None
+) -> None:
+    """A provider that ignores `logprobs` (or sends empty lists): asked for, never given."""
+    text = f"[[sim: logprobs={value} say=one two three four five six]]"
+    chunks = sse_chunks(post(url, text, stream=True, logprobs=True).text)
+    with_text = [c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]
+    assert len(with_text) > 1
+    assert all(c["choices"][0]["logprobs"] == sent for c in with_text)
+    body = post(url, text, logprobs=True).json()
+    assert body["choices"][0]["logprobs"] == sent
+    assert post(url, "[[sim: logprobs=some]]").status_code == 400
+
+
 def test_directives_only_count_in_the_last_user_message(url: str) -> None:
     payload = {
         "model": "deepseek-flash",
