@@ -710,7 +710,11 @@ document.addEventListener("keydown", (event) => {
       menu.querySelector("summary")?.focus();
     }
   } else if (event.key === "Escape" && event.target.matches?.("input[type=search]") && event.target.value) {
-    // A search box's Escape clears what was typed in it (the browser's own); the reply goes on.
+    // A search box's Escape clears what was typed in it, here rather than left to the browser
+    // (not every one does it), and its list shows everything again; the reply goes on.
+    event.preventDefault();
+    event.target.value = "";
+    event.target.dispatchEvent(new Event("input", { bubbles: true }));
   } else if (event.key === "Escape" && !document.querySelector("dialog[open]")) {
     document.dispatchEvent(new CustomEvent("chat:stop"));
   } else if (!typing(event.target) && !mod && !event.altKey) {
