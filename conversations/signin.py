@@ -1,28 +1,46 @@
 """Sign-in throttling: guessing passwords is slowed to a handful of tries per window, without
 one guesser locking out the others behind the same address (an office's NAT) or the account
-they guess at, from the browser its owner signs in with.
+they guess at, from a browser its owner signed in with.
 
 Failures are counted, in the database (shared by every worker), in a window that starts with
 the first failure, under keys:
 
-- ``account:<name> from <address>``: an account's failures from one address. ``PER_ACCOUNT``
-  of them and the account is refused from there.
+- ``account:<name> from <address>``: an account's failures from one address (the name
+  casefolded: ``alice`` and ``ALICE`` share it). ``PER_ACCOUNT`` of them and the account is
+  refused from there.
 - ``address:<address>``: every failure from the address. Past ``PER_ADDRESS`` of them, an
   account with a failure of its own from there is refused (it had one try, not five); an
   account with none is still checked, and a right password signs it in. Past
-  ``ADDRESS_CEILING``, every account is refused from there: an address cannot try names
-  without end.
-- ``device:<nonce>``: a browser that signed in to the account before carries a signed cookie
-  naming it (``DEVICE_COOKIE``, set on each success: the last account signed in there). Its
-  tries at that account are counted under the cookie's own key alone, ``PER_ACCOUNT`` of them,
-  and the address's counts neither refuse nor grow from them: a guesser at the same address
-  cannot lock the owner out of her own browser, and the cookie gives no more tries than an
-  address has.
+  ``ADDRESS_CEILING``, every try from there without the cookie below is refused until the
+  address's window ends: a new browser, a private window, a shared computer where someone else
+  signed in last, right password or not.
+- ``device:<account id>``: a browser that signed in to the account before, with its current
+  password, carries a cookie (``DEVICE_COOKIE``, set on each success and on a change of one's
+  own password; one account, the last signed in there). It holds no name, only a keyed hash of
+  the account and its password hash (signed, with the time, to end after
+  ``DEVICE_LIFETIME``), checked against the account the typed username names, exactly as
+  Django's sign-in looks it up. Its tries at that account are counted under this key alone,
+  ``PER_ACCOUNT`` a window for all the account's browsers together, and the address's counts
+  neither refuse nor grow from them: a guesser at the same address cannot lock the owner out
+  of her own browsers (whoever holds one of their cookies can, for a window). A new password
+  (changed or reset) ends every cookie of the account; signing out does not (it is what makes
+  the browser known), so on a shared computer whoever comes next gets those tries too, until
+  someone else signs in there.
+
+What one address gets, a window: ``PER_ACCOUNT`` wrong passwords at an account, and
+``ADDRESS_CEILING`` in all, spread as it likes: ``PER_ADDRESS`` of them at most ``PER_ACCOUNT``
+an account, then one for each account (or made-up name) not yet tried from there. That is
+about one guess at every account of the site, up to ``ADDRESS_CEILING``; it was
+``PER_ADDRESS`` while a guesser locked the office out, and lowering it again means refusing
+the office's new browsers sooner (a lower ceiling). Tries in flight at once may each pass the
+check before any is counted: a few more. An IPv6 client is counted by its /64 network; many
+addresses are many allowances.
 
 A refusal says for how long, and comes before the password is even checked. Nothing here asks
 whether the account exists: an unknown name is counted and refused as a real one (Django checks
-a password against a made-up hash for it, taking as long as for a real one). A success clears
-the count of the key it was counted under.
+a password against a made-up hash for it, taking as long as for a real one), and a cookie tried
+at any other name, real or made up, is looked up and hashed alike, and counts as no cookie. A
+success clears the count of the key it was counted under.
 
 Changing one's password asks for the current one: another place to guess it, for whoever has
 a session of the account (a tab left signed in), and a right guess there takes the account
@@ -34,7 +52,6 @@ is refused the same way (``ThrottledPasswordChange``; the site's page and the ad
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +59,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.views import LoginView
 from django.core import signing
@@ -49,6 +67,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from chatsite.addresses import counted_as, request_address
 from chatsite.middleware import Middleware
@@ -83,11 +102,11 @@ def _name(username: str) -> str:
 @dataclass(frozen=True)
 class Attempt:
     """A try at an account's password: from an address, and maybe from a browser that signed
-    in to that account before (``device``: its cookie's nonce)."""
+    in to that account before (``device``: the account's id, its cookie checked)."""
 
     username: str
     address: str
-    device: str | None = None
+    device: int | None = None
 
     @property
     def account_key(self) -> str:
@@ -148,19 +167,32 @@ def clear(attempt: Attempt) -> None:
     SignInFailures.objects.filter(pk=key).delete()
 
 
-def _device_of(request: HttpRequest | None, username: str) -> str | None:
-    """The nonce of the request's browser cookie if it names ``username``'s account."""
+def _device_tag(user: Any) -> str:
+    """What a browser that signed in to ``user`` holds: good for that account, and only while
+    its password (hash) is the one it signed in with."""
+    return salted_hmac(_DEVICE_SALT, f"{user.pk}:{user.password}", algorithm="sha256").hexdigest()
+
+
+def _device_of(request: HttpRequest | None, username: str) -> int | None:
+    """The id of ``username``'s account if the request's browser holds its cookie."""
     value = request.COOKIES.get(DEVICE_COOKIE) if request is not None else None
     if not value:
         return None
     try:
-        device = signing.loads(value, salt=_DEVICE_SALT, max_age=DEVICE_LIFETIME)
+        tag = signing.loads(value, salt=_DEVICE_SALT, max_age=DEVICE_LIFETIME)
     except signing.BadSignature:
         return None
-    if not isinstance(device, dict) or device.get("account") != _name(username):
+    if not isinstance(tag, str):
         return None
-    nonce = device.get("nonce")
-    return nonce if isinstance(nonce, str) else None
+    # As Django's ModelBackend finds the account (exactly, case and all); a name of no account
+    # is hashed too, so that a cookie says no more about which names exist than its absence.
+    user_model = get_user_model()
+    try:
+        user = user_model._default_manager.get_by_natural_key(username)
+    except user_model.DoesNotExist:
+        _device_tag(user_model())
+        return None
+    return user.pk if constant_time_compare(tag, _device_tag(user)) else None
 
 
 def _refusal(wait: timedelta) -> ValidationError:
@@ -188,7 +220,8 @@ def _throttled(attempt: Attempt, check: Callable[[], Any], wrong: str) -> Any:
 
 
 class DeviceCookieMiddleware(Middleware):
-    """Sets the cookie of a browser that just signed in (``request._signin_device``)."""
+    """Sets the cookie of a browser that just signed in, or changed its account's password
+    (``request._signin_device``)."""
 
     def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         device = getattr(request, "_signin_device", None)
@@ -216,11 +249,9 @@ class ThrottledSignIn:
         device = _device_of(self.request, username)
         attempt = Attempt(username, request_address(self.request), device)
         cleaned: dict[str, Any] = _throttled(attempt, check, "invalid_login")
-        if self.request is not None:  # this browser signs in to the account: it is known now
-            self.request._signin_device = {  # type: ignore[attr-defined]
-                "account": _name(username),
-                "nonce": secrets.token_urlsafe(16),
-            }
+        user = self.get_user()  # type: ignore[attr-defined]
+        if self.request is not None and user is not None:  # this browser signs in: known now
+            self.request._signin_device = _device_tag(user)  # type: ignore[attr-defined]
         return cleaned
 
 
@@ -246,6 +277,14 @@ class ThrottledPasswordChange:
         attempt = Attempt(self.user.get_username(), request_address(self.request))
         old_password: str = _throttled(attempt, check, "password_incorrect")
         return old_password
+
+    def save(self, commit: bool = True) -> Any:
+        """The new password ends the account's cookies; this browser, which knew the old one,
+        gets the new one's."""
+        user = super().save(commit)  # type: ignore[misc]
+        if self.request is not None and self.request.user.pk == user.pk:  # one's own, always
+            self.request._signin_device = _device_tag(user)  # type: ignore[attr-defined]
+        return user
 
 
 class PasswordChangeThrottledForm(ThrottledPasswordChange, PasswordChangeForm):
