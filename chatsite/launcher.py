@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -217,20 +218,39 @@ def start_embedded_postgres(supervisor: Supervisor, data_dir: Path, database: st
     return url
 
 
+def _shown_url(env: dict[str, str]) -> str:
+    """The upstream's address as said at start: scheme, host, port and path, never a user,
+    password or query string (which may carry a credential)."""
+    parts = urlsplit(env.get("DEEPSEEK_BASE_URL") or "https://api.deepseek.com")
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 class StartFailed(Exception):
     """A child the launcher needs could not be started; the message says why and what to do."""
 
 
 def _running_cluster(data_dir: Path) -> tuple[int, int] | None:
     """The PID and port of the PostgreSQL serving ``data_dir`` now (another `make run`'s, say),
-    from its ``postmaster.pid`` (PID on the first line, port on the fourth), or None."""
+    from its ``postmaster.pid`` (PID on the first line, port on the fourth), or None. A file
+    left by an unclean stop (a reboot, a killed container) can name a PID now another
+    process's, this one's even: the cluster counts as running only if its port answers."""
     pid_file = data_dir / "postmaster.pid"
     try:
         lines = pid_file.read_text().splitlines()
         pid, port = int(lines[0]), int(lines[3])
     except (OSError, ValueError, IndexError):
         return None
-    return (pid, port) if _pid_alive(pid) else None
+    if pid in (os.getpid(), os.getppid()) or not _pid_alive(pid):
+        return None
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return pid, port
+    except OSError:
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -387,8 +407,7 @@ def main(argv: list[str]) -> int:
             env.update(start_simulator(supervisor, env))
         else:
             # Which upstream answers (never the key itself, not even in part).
-            upstream = env.get("DEEPSEEK_BASE_URL") or "https://api.deepseek.com"
-            say(f"DEEPSEEK_API_KEY is set: answers come from {upstream}")
+            say(f"DEEPSEEK_API_KEY is set: answers come from {_shown_url(env)}")
         manage("migrate", "--noinput", "-v", "0")
         manage("ensure_admin")
         port = env.get("PORT") or "8000"

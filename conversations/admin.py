@@ -23,7 +23,11 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminIntegerFieldWidget, AdminSplitDateTime
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import ReadOnlyPasswordHashWidget, UserChangeForm
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    ReadOnlyPasswordHashWidget,
+    UserChangeForm,
+)
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -36,7 +40,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from conversations import access, api_keys, audit, generation, quota, rights, sharing, text
+from conversations import (
+    access,
+    api_keys,
+    audit,
+    generation,
+    quota,
+    rights,
+    sharing,
+    signin,
+    text,
+)
 from conversations.csv_export import stream_csv
 from conversations.errors import InvalidParameter
 from conversations.models import (
@@ -784,9 +798,14 @@ class PasswordSummaryWidget(ReadOnlyPasswordHashWidget):
         )
 
 
+class SetAccountPasswordForm(signin.WritesOnlyThePassword, AdminPasswordChangeForm):
+    """The admin's "Set password" of an account: only the password is written."""
+
+
 @admin.register(User)
 class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     form = AccountChangeForm
+    change_password_form = SetAccountPasswordForm
     inlines = [UserLimitsInline]
     list_display = [
         "username",
@@ -838,7 +857,10 @@ class UserAdmin(DeletesConversationsAdmin, StorableDatesAdmin, BaseUserAdmin):
     # (``rights.SIGN_IN_FIELDS``, read-only).
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = [*super().get_readonly_fields(request, obj)]
+        # The last sign-in is the account's to record: editable, a sign-in between the page's
+        # opening and its save made an unchanged save a change (written back as it was read,
+        # and another admin's later save refused for it).
+        fields = [*super().get_readonly_fields(request, obj), "last_login"]
         if not rights.grants_rights(request.user):  # type: ignore[arg-type]
             fields += ["is_superuser", "user_permissions"]
         if (
@@ -1813,6 +1835,23 @@ class ShareLinkForm(StillStoredForm):
             )
         return revoked_at
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()  # the row locked, if stored
+        stored = ShareLink.objects.filter(pk=self.instance.pk).first()
+        dates = ("revoked_at", "expires_at")
+        if (
+            stored is not None
+            and access.link_ended(stored, timezone.now())
+            and any(d in self.fields and cleaned.get(d) != getattr(stored, d) for d in dates)
+        ):
+            # It ended after this page was read (its fields were editable then): an end stays,
+            # and a change of its dates is not said to be saved when it cannot be.
+            raise ValidationError(
+                "This link ended (revoked or expired) after this page was opened, and an ended "
+                "link stays ended: nothing was saved. Its owner can make a new link."
+            )
+        return cleaned
+
 
 @admin.register(ShareLink)
 class ShareLinkAdmin(AnnouncingAdmin):
@@ -1823,7 +1862,10 @@ class ShareLinkAdmin(AnnouncingAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and access.link_ended(obj, timezone.now()):
+        # A page opened while the link lived sends its dates: read, so that a change of them
+        # is refused saying why (``ShareLinkForm.clean``) rather than dropped unsaid.
+        sent_dates = request.method == "POST" and "expires_at_0" in request.POST
+        if obj is not None and access.link_ended(obj, timezone.now()) and not sent_dates:
             # An ended link stays ended, as a revoked key does: cleared or moved on here, it
             # opened again for everyone who kept it, its owner not told (their sharing page
             # listed it as live again). A form opened before the link ended cannot bring it

@@ -263,7 +263,22 @@ class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
     pass
 
 
-class ThrottledPasswordChange:
+class WritesOnlyThePassword:
+    """For Django's password forms: only the password column is written. Django saves the whole
+    row, as read when the request began (a second of hashing before): an admin's deactivation,
+    or a staff flag taken off, committed meanwhile was written back over, the account active
+    again."""
+
+    def set_password_and_save(
+        self, user: Any, *args: Any, commit: bool = True, **kwargs: Any
+    ) -> Any:
+        user = super().set_password_and_save(user, *args, commit=False, **kwargs)  # type: ignore[misc]
+        if commit:
+            user.save(update_fields=["password"])
+        return user
+
+
+class ThrottledPasswordChange(WritesOnlyThePassword):
     """For Django's password-change forms (``user`` and ``cleaned_data`` are theirs; the view
     sets ``request``): a wrong current password is a failed sign-in of the account from the
     request's address, and past the allowance the current password is not even checked."""

@@ -91,6 +91,23 @@ def test_a_save_that_changed_nothing_refuses_no_one(root: User, ann: User) -> No
     assert Policy.objects.get(pk=team.pk).tokens_per_day == 5000
 
 
+def test_a_sign_in_of_the_account_meanwhile_is_no_change_of_its_page(
+    root: User, ann: User, alice: User
+) -> None:
+    """The account signs in between the pages' opening and the saves: its last sign-in is not
+    a field of the page (read-only), so root's unchanged save changes nothing and ann's saves."""
+    first, second = client_for(root), client_for(ann)
+    page = page_of(alice)
+    roots_page = admin_form(first, page)
+    anns_page = admin_form(second, page, first_name="Alicia")
+    assert "last_login_0" not in roots_page
+    client_for(alice)  # signs in: last_login moves
+    assert first.post(page, roots_page).status_code == 302
+    assert second.post(page, anns_page).status_code == 302
+    stored = User.objects.get(pk=alice.pk)
+    assert stored.first_name == "Alicia" and stored.last_login is not None
+
+
 def test_the_default_moved_away_meanwhile_is_not_taken_back_by_an_older_page(
     root: User, ann: User
 ) -> None:

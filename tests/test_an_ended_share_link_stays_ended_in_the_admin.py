@@ -34,7 +34,8 @@ def test_a_revoked_link_is_not_opened_again_by_clearing_its_revocation(
     # Sent as it was opened (no revocation), then cleared outright.
     for form in (opened_before, {**opened_before, "revoked_at_0": "", "revoked_at_1": ""}):
         response = admin.post(page(link), form)
-        assert response.status_code == 302, response.content.decode()[:2000]
+        assert response.status_code == 200  # the form again, saying why nothing was saved
+        assert "an ended link stays ended: nothing was saved" in response.content.decode()
         link.refresh_from_db()
         assert link.revoked_at is not None
         assert client_for(charlie).get(f"/s/{token}/").status_code == 404
@@ -57,7 +58,8 @@ def test_an_expired_link_is_not_opened_again_by_moving_its_expiry(
             "expires_at_1": f"{later:%H:%M:%S}",
         },
     )
-    assert response.status_code == 302, response.content.decode()[:2000]
+    assert response.status_code == 200
+    assert "an ended link stays ended: nothing was saved" in response.content.decode()
     link.refresh_from_db()
     assert link.expires_at is not None and link.expires_at < timezone.now()
     assert client_for(charlie).get(f"/s/{token}/").status_code == 404
@@ -97,4 +99,25 @@ def test_a_link_revoked_while_its_admin_form_is_being_saved_stays_revoked(
     assert admin.post(page(link), form).status_code == 302
     link.refresh_from_db()
     assert link.revoked_at is not None
+    assert client_for(charlie).get(f"/s/{token}/").status_code == 404
+
+
+def test_a_new_expiry_for_a_link_that_ended_meanwhile_is_refused_not_dropped(
+    staff: User, alice: User, charlie: User, alice_conversation: Conversation
+) -> None:
+    """The page was opened while the link lived (its dates editable); it expired before the
+    admin saved a new expiry: the save says so, rather than "changed successfully" over a
+    change it dropped."""
+    link, token = sharing.create_share_link(alice, alice_conversation.id, expires_in_days=1)
+    admin = client_for(staff)
+    later = timezone.localtime(timezone.now() + timedelta(days=30))
+    form = admin_form(
+        admin, page(link), expires_at_0=f"{later:%Y-%m-%d}", expires_at_1=f"{later:%H:%M:%S}"
+    )
+    ShareLink.objects.filter(pk=link.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    response = admin.post(page(link), form)
+    assert response.status_code == 200  # the form again, with the refusal
+    assert "an ended link stays ended: nothing was saved" in response.content.decode()
+    link.refresh_from_db()
+    assert link.expires_at is not None and link.expires_at < timezone.now()
     assert client_for(charlie).get(f"/s/{token}/").status_code == 404

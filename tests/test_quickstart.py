@@ -153,7 +153,7 @@ def test_make_run_says_at_once_when_it_cannot_serve_on_its_port(taken: bool) -> 
 def test_make_run_with_a_key_says_which_upstream_answers_and_never_the_key() -> None:
     """With DEEPSEEK_API_KEY set there is no simulator, and `make run` says where answers come
     from (it said nothing: only the simulator's line told a new admin anything), without any
-    part of the key."""
+    part of the key, nor a credential the address carries (a user and password, a query)."""
     data_dir = ROOT / ".data" / f"quickstart-{uuid.uuid4().hex[:8]}"
     port = free_port()
     key = "sk-quickstart-" + uuid.uuid4().hex
@@ -163,7 +163,7 @@ def test_make_run_with_a_key_says_which_upstream_answers_and_never_the_key() -> 
             "DATA_DIR": str(data_dir),
             "PORT": str(port),
             "DEEPSEEK_API_KEY": key,
-            "DEEPSEEK_BASE_URL": "http://127.0.0.1:9/upstream",
+            "DEEPSEEK_BASE_URL": f"http://gateway:{key[-8:]}@127.0.0.1:9/upstream?token={key[-6:]}",
         }
     )
     process = subprocess.Popen(
@@ -181,7 +181,7 @@ def test_make_run_with_a_key_says_which_upstream_answers_and_never_the_key() -> 
         output, _ = process.communicate(timeout=60)
         assert "DEEPSEEK_API_KEY is set: answers come from http://127.0.0.1:9/upstream" in output
         assert "simulator" not in output.split("[make] stopped")[0].lower()
-        assert key[-4:] not in output and key[-12:] not in output
+        assert key[-4:] not in output and key[-6:] not in output and key[-8:] not in output
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
