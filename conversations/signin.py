@@ -14,18 +14,19 @@ the first failure, under keys:
   ``ADDRESS_CEILING``, every try from there without the cookie below is refused until the
   address's window ends: a new browser, a private window, a shared computer where someone else
   signed in last, right password or not.
-- ``device:<account id>``: a browser that signed in to the account before, with its current
-  password, carries a cookie (``DEVICE_COOKIE``, set on each success and on a change of one's
-  own password; one account, the last signed in there). It holds no name, only a keyed hash of
-  the account and its password hash (signed, with the time, to end after
-  ``DEVICE_LIFETIME``), checked against the account the typed username names, exactly as
-  Django's sign-in looks it up. Its tries at that account are counted under this key alone,
-  ``PER_ACCOUNT`` a window for all the account's browsers together, and the address's counts
-  neither refuse nor grow from them: a guesser at the same address cannot lock the owner out
-  of her own browsers (whoever holds one of their cookies can, for a window). A new password
-  (changed or reset) ends every cookie of the account; signing out does not (it is what makes
-  the browser known), so on a shared computer whoever comes next gets those tries too, until
-  someone else signs in there.
+- ``device:<account id>:<nonce>``: a browser that signed in to the account before, with its
+  current password, carries a cookie (``DEVICE_COOKIE``, set on each success and on a change
+  of one's own password; one account, the last signed in there). It holds no name, only a
+  keyed hash of the account and its password hash and a random nonce of its own (signed, with
+  the time, to end after ``DEVICE_LIFETIME``), checked against the account the typed username
+  names, exactly as Django's sign-in looks it up. Its tries at that account are counted under
+  this key alone, ``PER_ACCOUNT`` a window for each browser, and the address's counts neither
+  refuse nor grow from them: a guesser at the same address cannot lock the owner out of her
+  own browsers, nor can whoever holds one of their cookies lock her out of the others. More
+  cookies give no more guesses to anyone without the password: a cookie is minted only by a
+  success, and a new password (changed or reset) ends every cookie of the account. Signing out
+  does not (it is what makes the browser known), so on a shared computer whoever comes next
+  gets that browser's tries too, until someone else signs in there.
 
 What one address gets, a window: ``PER_ACCOUNT`` wrong passwords at an account, and
 ``ADDRESS_CEILING`` in all, spread as it likes: ``PER_ADDRESS`` of them at most ``PER_ACCOUNT``
@@ -52,6 +53,7 @@ is refused the same way (``ThrottledPasswordChange``; the site's page and the ad
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -102,11 +104,11 @@ def _name(username: str) -> str:
 @dataclass(frozen=True)
 class Attempt:
     """A try at an account's password: from an address, and maybe from a browser that signed
-    in to that account before (``device``: the account's id, its cookie checked)."""
+    in to that account before (``device``: the account's id and the cookie's nonce, checked)."""
 
     username: str
     address: str
-    device: int | None = None
+    device: tuple[int, str] | None = None
 
     @property
     def account_key(self) -> str:
@@ -118,7 +120,9 @@ class Attempt:
 
     @property
     def device_key(self) -> str:
-        return f"device:{self.device}"
+        assert self.device is not None
+        account, nonce = self.device
+        return f"device:{account}:{nonce}"
 
     def counted_under(self) -> list[str]:
         if self.device is not None:
@@ -173,16 +177,27 @@ def _device_tag(user: Any) -> str:
     return salted_hmac(_DEVICE_SALT, f"{user.pk}:{user.password}", algorithm="sha256").hexdigest()
 
 
-def _device_of(request: HttpRequest | None, username: str) -> int | None:
-    """The id of ``username``'s account if the request's browser holds its cookie."""
+def _device_cookie(user: Any) -> dict[str, str]:
+    """A new cookie's content for a browser that signed in to ``user``: its tag, and a nonce
+    that gives the browser a count of its own."""
+    return {"t": _device_tag(user), "n": secrets.token_urlsafe(16)}
+
+
+def _device_of(request: HttpRequest | None, username: str) -> tuple[int, str] | None:
+    """The id of ``username``'s account and the cookie's nonce if the request's browser holds
+    a cookie of that account."""
     value = request.COOKIES.get(DEVICE_COOKIE) if request is not None else None
     if not value:
         return None
     try:
-        tag = signing.loads(value, salt=_DEVICE_SALT, max_age=DEVICE_LIFETIME)
+        device = signing.loads(value, salt=_DEVICE_SALT, max_age=DEVICE_LIFETIME)
     except signing.BadSignature:
         return None
-    if not isinstance(tag, str):
+    # Cookies of an older form (a name and a nonce; a tag alone) are no cookie.
+    if not isinstance(device, dict):
+        return None
+    tag, nonce = device.get("t"), device.get("n")
+    if not isinstance(tag, str) or not isinstance(nonce, str) or not 0 < len(nonce) <= 64:
         return None
     # As Django's ModelBackend finds the account (exactly, case and all); a name of no account
     # is hashed too, so that a cookie says no more about which names exist than its absence.
@@ -192,7 +207,7 @@ def _device_of(request: HttpRequest | None, username: str) -> int | None:
     except user_model.DoesNotExist:
         _device_tag(user_model())
         return None
-    return user.pk if constant_time_compare(tag, _device_tag(user)) else None
+    return (user.pk, nonce) if constant_time_compare(tag, _device_tag(user)) else None
 
 
 def _refusal(wait: timedelta) -> ValidationError:
@@ -251,7 +266,7 @@ class ThrottledSignIn:
         cleaned: dict[str, Any] = _throttled(attempt, check, "invalid_login")
         user = self.get_user()  # type: ignore[attr-defined]
         if self.request is not None and user is not None:  # this browser signs in: known now
-            self.request._signin_device = _device_tag(user)  # type: ignore[attr-defined]
+            self.request._signin_device = _device_cookie(user)  # type: ignore[attr-defined]
         return cleaned
 
 
@@ -298,7 +313,7 @@ class ThrottledPasswordChange(WritesOnlyThePassword):
         gets the new one's."""
         user = super().save(commit)  # type: ignore[misc]
         if self.request is not None and self.request.user.pk == user.pk:  # one's own, always
-            self.request._signin_device = _device_tag(user)  # type: ignore[attr-defined]
+            self.request._signin_device = _device_cookie(user)  # type: ignore[attr-defined]
         return user
 
 

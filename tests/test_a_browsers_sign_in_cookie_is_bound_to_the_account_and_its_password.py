@@ -6,15 +6,17 @@ guesses a window, unseen by the address's counts. It was good at any account who
 differed only in case (Django's usernames are case-sensitive), so cookies minted at one's own
 ``alice`` gave tries without end at ``ALICE``; and it showed, to anyone who read the cookie
 store of a shared computer, who signed in there last. Now the cookie holds no name, only a keyed
-hash of the account and its current password: every browser of the account shares one count,
-a new password (changed or reset) ends every cookie of the account, and a cookie tried at any
-other name, real or made up, is no cookie at all."""
+hash of the account and its current password, and a nonce of its own: each browser has its own
+count (whoever holds one browser's cookie, say on a shared computer, cannot lock the owner out
+of her others), a new password (changed or reset) ends every cookie of the account, and a
+cookie tried at any other name, real or made up, or of an older form, is no cookie at all."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
+from django.core import signing
 from django.test import Client
 
 from conversations import signin
@@ -61,13 +63,33 @@ def wrong_answers_before_refusal(username: str, browsers: list[Client]) -> int:
     return wrong
 
 
-def test_many_browsers_of_an_account_share_one_count(alice: User) -> None:
-    browsers = [a_browser_she_signed_in_on(alice) for _ in range(3)]
-    assert wrong_answers_before_refusal("alice", browsers) == signin.PER_ACCOUNT
-    # The address's own allowance for her is untouched by them.
+def test_one_browsers_cookie_used_up_leaves_her_other_browsers_in(alice: User) -> None:
+    # She signed in once on the kiosk, and signed out; a colleague there guesses at her.
+    kiosk = a_browser_she_signed_in_on(alice)
+    laptop, phone = a_browser_she_signed_in_on(alice), a_browser_she_signed_in_on(alice)
+    assert wrong_answers_before_refusal("alice", [kiosk]) == signin.PER_ACCOUNT
+    assert sign_in("alice", PASSWORD, kiosk) == "refused"
+    # Her own browsers still sign in, and a wrong answer there is one of their own five.
+    assert sign_in("alice", "typo", phone) == "wrong"
+    assert sign_in("alice", PASSWORD, laptop) == "signed in"
+    assert sign_in("alice", PASSWORD, phone) == "signed in"
+    # The address's own allowance for her is untouched by the kiosk's guesses.
     assert wrong_answers_before_refusal("alice", [Client(REMOTE_ADDR=OFFICE)]) == (
         signin.PER_ACCOUNT
     )
+
+
+@pytest.mark.parametrize("form", ["a name and a nonce", "a tag alone"])
+def test_a_cookie_of_an_older_form_is_no_cookie(alice: User, form: str) -> None:
+    if form == "a name and a nonce":
+        content: object = {"account": "alice", "nonce": "x"}
+    else:
+        content = signin._device_tag(alice)
+    old = Client(REMOTE_ADDR=OFFICE)
+    old.cookies[signin.DEVICE_COOKIE] = signing.dumps(content, salt=signin._DEVICE_SALT)
+    for _ in range(signin.PER_ACCOUNT):
+        assert sign_in("alice", "guess", Client(REMOTE_ADDR=OFFICE)) == "wrong"
+    assert sign_in("alice", PASSWORD, old) == "refused"
 
 
 @pytest.mark.parametrize("how", ["changed", "reset"])
