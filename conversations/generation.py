@@ -825,8 +825,10 @@ class FrameBudget:
 
 # A page sends a frame when its user acts, a sync when a reply it shows was missed (after a
 # reconnect, one per reply then running), a ping each half minute (pings are not counted): far
-# below either budget. An anonymous viewer of a public link only reads.
-ACCOUNT_FRAMES_AT_ONCE, ACCOUNT_FRAMES_PER_SECOND = 30, 5.0
+# below either budget. An account may hold WEBSOCKETS_PER_ACCOUNT (100) sockets in a process
+# and send on each at once (a script's concurrent requests, which the limits then judge): its
+# burst is twice that. An anonymous viewer of a public link only reads.
+ACCOUNT_FRAMES_AT_ONCE, ACCOUNT_FRAMES_PER_SECOND = 200, 10.0
 ADDRESS_FRAMES_AT_ONCE, ADDRESS_FRAMES_PER_SECOND = 10, 1.0
 
 

@@ -1,5 +1,5 @@
 """A holder's frames are answered within a budget (``generation.FrameBudget``), shared by all
-its sockets in a worker: an account's 30 at once, then 5 a second; an address's anonymous
+its sockets in a worker: an account's 200 at once, then 10 a second; an address's anonymous
 viewers of public links 10 at once, then 1 a second. A frame past it is answered
 ``rate_limited`` with ``retry_after`` (a ``reply.sync`` naming its reply, which the page asks
 for again then) and nothing else is done for it. Pings are not counted.

@@ -4,7 +4,7 @@ catches up with the whole reply. Before, the page kept waiting for a snapshot th
 come: every later frame of the reply was dropped while it "synced", and it stopped moving until
 a reconnect.
 
-The budget is spent for real: as the page's sync goes to the server, 60 syncs of an unknown
+The budget is spent for real: as the page's sync goes to the server, 250 syncs of an unknown
 reply go first on the same socket (Playwright routes it; their answers are not passed to the
 page)."""
 
@@ -17,11 +17,12 @@ from typing import Any
 
 from playwright.sync_api import Browser, WebSocketRoute, expect
 
+from conversations import generation
 from conversations.models import Conversation
 from tests.ui.conftest import LiveServer, send, sign_in, words
 
 ANSWER = words(60, "tok")
-SPENDING = 60
+SPENDING = generation.ACCOUNT_FRAMES_AT_ONCE + 50
 
 
 class SpendOnSync:
